@@ -1,0 +1,88 @@
+"""Shared fixtures: one toolchain and one compile per test model per session.
+
+Compiling a Stan model costs tens of seconds here, so every compiled model is a
+session-scoped fixture and the executables come from stanbhm's content cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stanbhm import toolchain
+
+TESTS = Path(__file__).resolve().parent
+STAN_DIR = TESTS / "stan"
+SHARED_DATA = TESTS.parent.parent / "shared" / "data"
+
+
+def _shared_data_dir() -> Path:
+    """``../shared/data`` beside the checkout (CI clones next to shared/)."""
+    for cand in (SHARED_DATA, TESTS.parent / "shared" / "data", Path("/work/shared/data")):
+        if (cand / "eight_schools.csv").exists():
+            return cand
+    pytest.skip("../shared/data/eight_schools.csv not found")
+    raise AssertionError  # unreachable
+
+
+@pytest.fixture(scope="session")
+def cmdstan() -> Path:
+    return toolchain.ensure_cmdstan()
+
+
+@pytest.fixture(scope="session")
+def eight_schools_df() -> pd.DataFrame:
+    return pd.read_csv(_shared_data_dir() / "eight_schools.csv")
+
+
+@pytest.fixture(scope="session")
+def eight_schools_data(eight_schools_df: pd.DataFrame) -> dict:
+    return {
+        "J": len(eight_schools_df),
+        "y": eight_schools_df["y"].tolist(),
+        "sigma": eight_schools_df["sigma"].tolist(),
+    }
+
+
+@pytest.fixture(scope="session")
+def normal_model(cmdstan: Path):
+    code = (STAN_DIR / "normal_mean.stan").read_text()
+    return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
+
+
+@pytest.fixture(scope="session")
+def eight_schools_model(cmdstan: Path):
+    code = (STAN_DIR / "eight_schools_nc.stan").read_text()
+    return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
+
+
+class NormalProblem:
+    """Data and the closed-form posterior of ``normal_mean.stan``."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(20261123)
+        self.sigma, self.m0, self.s0 = 2.0, 1.0, 3.0
+        self.y = rng.normal(0.7, self.sigma, size=25)
+        n = len(self.y)
+        prec = 1 / self.s0**2 + n / self.sigma**2
+        self.post_sd = prec**-0.5
+        self.post_mean = (self.m0 / self.s0**2 + self.y.sum() / self.sigma**2) / prec
+
+    @property
+    def data(self) -> dict:
+        return {"N": len(self.y), "y": self.y.tolist(), "sigma": self.sigma,
+                "m0": self.m0, "s0": self.s0}
+
+    def lp(self, mu: float, tau: float, jacobian: bool) -> float:
+        """Log density up to the constant Stan drops (``~`` statements)."""
+        val = (-0.5 * ((mu - self.m0) / self.s0) ** 2
+               - 0.5 * np.sum(((self.y - mu) / self.sigma) ** 2) - tau)
+        return val + (np.log(tau) if jacobian else 0.0)
+
+
+@pytest.fixture(scope="session")
+def normal_problem() -> NormalProblem:
+    return NormalProblem()

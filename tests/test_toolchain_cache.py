@@ -1,0 +1,167 @@
+"""The compile cache, concurrent builds, compiler errors and toolchain lookup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stanbhm import toolchain
+from stanbhm.toolchain import cache, locate, opencl
+
+
+def test_cache_hit_starts_no_compiler_process(normal_model, monkeypatch):
+    """A second request for the same program must not run make, stanc or g++."""
+    code = Path(normal_model.stan_file).read_text()
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class Recorder(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args, *a, **kw):
+            started.append(list(args) if not isinstance(args, str) else [args])
+            super().__init__(args, *a, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    again = toolchain.compile_model(code, cpp_options={"STAN_THREADS": "true"})
+    assert again.exe_file == normal_model.exe_file
+    tools = {Path(cmd[0]).name for cmd in started}
+    assert not tools & {"make", "stanc", "g++", "c++", "cc1plus"}, started
+
+
+def test_cache_key_depends_on_code_and_options(cmdstan):
+    base = cache.cache_key("model {}", {}, {}, cmdstan)
+    assert base == cache.cache_key("model {}", {}, {}, cmdstan)
+    assert base != cache.cache_key("model { }", {}, {}, cmdstan)
+    assert base != cache.cache_key("model {}", {"STAN_THREADS": "TRUE"}, {}, cmdstan)
+    assert base != cache.cache_key("model {}", {}, {"O1": True}, cmdstan)
+    assert cache.normalize_cpp_options({"STAN_THREADS": True}) == cache.normalize_cpp_options(
+        {"STAN_THREADS": "TRUE"})
+    assert cache.normalize_cpp_options({"STAN_THREADS": False}) == {}
+
+
+def test_stanc_error_carries_message_and_line(cmdstan):
+    code = "parameters {\n  real mu;\n}\nmodel {\n  mu ~ normal(0, 1)\n}\n"
+    with pytest.raises(toolchain.StanCompileError) as err:
+        toolchain.compile_model(code)
+    msg = str(err.value)
+    assert err.value.stage == "stanc"
+    assert "Syntax error" in msg
+    assert "line 5" in msg or "line 6" in msg
+    assert "mu ~ normal(0, 1)" in msg  # stanc quotes the offending code
+
+
+def test_type_error_is_reported_by_stanc(cmdstan):
+    code = "parameters {\n  real mu;\n}\nmodel {\n  mu ~ normal(0, undefined_name);\n}\n"
+    with pytest.raises(toolchain.StanCompileError, match="undefined_name"):
+        toolchain.compile_model(code)
+
+
+@pytest.mark.slow
+def test_concurrent_compiles_of_one_program_both_succeed(cmdstan, tmp_path):
+    """Two processes compile the same new program at once: one exe, both usable."""
+    nonce = os.urandom(4).hex()
+    code = f"// concurrency test {nonce}\nparameters {{ real x; }}\nmodel {{ x ~ normal(0, 1); }}\n"
+    script = textwrap.dedent(f"""
+        import json, sys
+        from stanbhm import toolchain
+        m = toolchain.compile_model({code!r})
+        print(json.dumps({{"exe": m.exe_file}}))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    exes = {json.loads(out.strip().splitlines()[-1])["exe"] for out, _ in outs}
+    assert len(exes) == 1
+    exe = Path(exes.pop())
+    folder = exe.parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["model", "model.hpp", "model.stan", "options.json"])
+    siblings = [p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.")]
+    assert siblings == []  # no staging folder left behind
+    info = subprocess.run([str(exe), "info"], capture_output=True, text=True, check=True)
+    assert "stan_version_minor = 39" in info.stdout
+
+
+def test_find_installation_prefers_argument_then_env(cmdstan, monkeypatch, tmp_path):
+    assert toolchain.find_installation(cmdstan).source == "argument"
+    monkeypatch.setenv("CMDSTAN", str(cmdstan))
+    inst = toolchain.find_installation()
+    assert inst.source == "CMDSTAN" and inst.path == cmdstan
+    monkeypatch.setenv("CMDSTAN", str(tmp_path / "nope"))
+    with pytest.raises(toolchain.ToolchainError, match="does not exist"):
+        toolchain.find_installation()
+
+
+def test_offline_installation_looks_like_cmdstan(cmdstan):
+    import cmdstanpy
+
+    assert locate.read_version(cmdstan) == "2.39.0"
+    assert cmdstanpy.cmdstan_version() == (2, 39)
+    out = subprocess.run([str(cmdstan / "bin" / "stanc"), "--version"], capture_output=True,
+                         text=True, check=True)
+    assert "v2.39.0" in out.stdout
+
+
+def test_cmdstanmodel_compiles_through_make_directly(cmdstan, tmp_path):
+    """CmdStanPy's own compile path works against the folder, as with real CmdStan."""
+    import cmdstanpy
+
+    stan = tmp_path / "tiny.stan"
+    stan.write_text("parameters { real x; } model { x ~ normal(1, 2); }\n")
+    model = cmdstanpy.CmdStanModel(stan_file=str(stan), stanc_options={"O1": True})
+    assert Path(model.exe_file).exists()
+    assert model.exe_info()["stan_version_minor"] == "39"
+    fit = model.optimize(seed=1)
+    assert fit.stan_variable("x") == pytest.approx(1.0, abs=1e-4)
+
+
+def test_opencl_request_without_opencl_names_the_missing_piece(cmdstan, monkeypatch):
+    monkeypatch.setattr(opencl, "header_path", lambda: None)
+    with pytest.raises(toolchain.ToolchainError, match=r"CL/opencl\.hpp is missing"):
+        toolchain.compile_model("model {}", cpp_options={"STAN_OPENCL": True})
+    monkeypatch.setattr(opencl, "header_path", lambda: Path("/usr/include/CL/opencl.hpp"))
+    monkeypatch.setattr(opencl, "_library", lambda: None)
+    with pytest.raises(toolchain.ToolchainError, match=r"libOpenCL\.so is missing"):
+        toolchain.compile_model("model {}", cpp_options={"STAN_OPENCL": True})
+
+
+GLM = """
+data { int<lower=0> N; int<lower=0> K; matrix[N, K] X; vector[N] y; }
+parameters { real alpha; vector[K] beta; real<lower=0> sigma; }
+model {
+  alpha ~ normal(0, 2); beta ~ normal(0, 2); sigma ~ exponential(1);
+  y ~ normal_id_glm(X, alpha, beta, sigma);
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.opencl
+@pytest.mark.skipif(opencl.opencl_missing() is not None, reason="no OpenCL here")
+def test_opencl_build_runs_glm_on_an_opencl_device(cmdstan):
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n, k = 200, 3
+    x = rng.normal(size=(n, k))
+    y = 0.5 + x @ np.array([1.0, -0.5, 0.25]) + rng.normal(scale=0.7, size=n)
+    data = {"N": n, "K": k, "X": x.tolist(), "y": y.tolist()}
+    params = {"alpha": 0.4, "beta": [0.9, -0.4, 0.2], "sigma": 0.8}
+    dev = opencl.devices()[0]
+    gpu = toolchain.compile_model(GLM, cpp_options={"STAN_OPENCL": True})
+    assert gpu.exe_info()["STAN_OPENCL"] == "true"
+    cpu = toolchain.compile_model(GLM)
+    lp_cpu = cpu.log_prob(params, data=data)
+    lp_gpu = gpu.log_prob(params, data=data)
+    np.testing.assert_allclose(lp_gpu.to_numpy(), lp_cpu.to_numpy(), rtol=1e-8)
+    fit = gpu.optimize(data=data, seed=1)
+    assert fit.stan_variable("alpha") == pytest.approx(0.5, abs=0.2)
+    assert dev.platform_id >= 0
