@@ -182,33 +182,39 @@ void emit_config(const config& cfg, std::vector<writer_t>& files) {
 // The keys each method implements; anything else is refused before any work.
 std::set<std::string> method_keys(const std::string& method) {
   if (method == "sample")
-    return with_common({"num_samples", "num_warmup", "save_warmup", "thin", "adapt.engaged",
-       "gamma", "delta", "kappa", "t0", "init_buffer", "term_buffer", "window",
-       "save_metric", "algorithm", "engine", "max_depth", "metric",
-       "metric_file", "stepsize", "stepsize_jitter", "num_chains"});
+    return with_common(
+        {"num_samples", "num_warmup", "save_warmup", "thin", "adapt.engaged",
+         "gamma", "delta", "kappa", "t0", "init_buffer", "term_buffer",
+         "window", "save_metric", "algorithm", "engine", "max_depth", "metric",
+         "metric_file", "stepsize", "stepsize_jitter", "num_chains"});
   if (method == "optimize")
-    return with_common({"algorithm", "init_alpha", "tol_obj",
-                            "tol_rel_obj", "tol_grad", "tol_rel_grad",
-                            "tol_param", "history_size", "jacobian", "iter",
-                            "save_iterations"});
+    return with_common(
+        {"algorithm", "init_alpha", "tol_obj", "tol_rel_obj", "tol_grad",
+         "tol_rel_grad", "tol_param", "history_size", "jacobian", "iter",
+         "save_iterations"});
   if (method == "variational")
-    return with_common({"algorithm", "iter", "grad_samples",
-                            "elbo_samples", "eta", "adapt.engaged",
-                            "adapt.iter", "tol_rel_obj", "eval_elbo",
-                            "output_samples"});
+    return with_common(
+        {"algorithm", "iter", "grad_samples", "elbo_samples", "eta",
+         "adapt.engaged", "adapt.iter", "tol_rel_obj", "eval_elbo",
+         "output_samples"});
   if (method == "pathfinder")
-    return with_common({"init_alpha", "tol_obj", "tol_rel_obj", "tol_grad", "tol_rel_grad",
-       "tol_param", "history_size", "num_psis_draws", "num_paths",
-       "save_single_paths", "psis_resample", "calculate_lp", "max_lbfgs_iters",
-       "num_draws", "num_elbo_draws"});
+    return with_common(
+        {"init_alpha", "tol_obj", "tol_rel_obj", "tol_grad", "tol_rel_grad",
+         "tol_param", "history_size", "num_psis_draws", "num_paths",
+         "save_single_paths", "psis_resample", "calculate_lp",
+         "max_lbfgs_iters", "num_draws", "num_elbo_draws"});
   if (method == "laplace")
-    return with_common({"mode", "jacobian", "draws", "calculate_lp"});
+    return with_common(
+        {"mode", "jacobian", "draws", "calculate_lp"});
   if (method == "generate_quantities")
-    return with_common({"fitted_params", "num_chains"});
+    return with_common(
+        {"fitted_params", "num_chains"});
   if (method == "log_prob")
-    return with_common({"unconstrained_params", "constrained_params", "jacobian"});
+    return with_common(
+        {"unconstrained_params", "constrained_params", "jacobian"});
   if (method == "diagnose")
-    return with_common({"test", "epsilon", "error"});
+    return with_common(
+        {"test", "epsilon", "error"});
   return common_keys;
 }
 
