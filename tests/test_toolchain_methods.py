@@ -270,3 +270,14 @@ def test_unsupported_argument_fails_with_a_clear_error(normal_model, normal_prob
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "argument 'bogus_key' is not supported with method=sample" in proc.stderr
+
+
+def test_sample_diagnostic_file(normal_model, normal_problem):
+    fit = normal_model.sample(data=normal_problem.data, chains=2, seed=1, iter_warmup=100,
+                              iter_sampling=20, save_latent_dynamics=True, show_progress=False)
+    for path in fit.runset.diagnostic_files:
+        lines = [ln for ln in Path(path).read_text().splitlines() if not ln.startswith("#")]
+        header = lines[0].split(",")
+        # Unconstrained position, momentum and gradient of each parameter, per iteration.
+        assert header[-6:] == ["mu", "tau", "p_mu", "p_tau", "g_mu", "g_tau"]
+        assert len(lines) == 1 + 20
