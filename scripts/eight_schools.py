@@ -1,7 +1,8 @@
-"""Eight schools end to end: Stan program -> compile -> 4 chains -> ArviZ summary and trace plot.
+"""Eight schools end to end: formula -> generated .stan -> compile -> 4 chains -> ArviZ.
 
-Runs on the toolchain stanbhm finds or builds (``stanbhm.toolchain.ensure_cmdstan``),
-so it works on a machine where CmdStan itself cannot be downloaded.
+Prints the program's path, the ArviZ summary and the sampler diagnostics, and saves a
+trace plot. Runs on the toolchain stanbhm finds or builds, so it works where CmdStan
+itself cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -13,34 +14,13 @@ import arviz as az
 import matplotlib
 import pandas as pd
 
-from stanbhm import toolchain
+import stanbhm as sb
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAM = """\
-// Eight schools (Rubin 1981), non-centered: y_j ~ normal(mu + tau * z_j, sigma_j).
-data {
-  int<lower=1> J;
-  vector[J] y;
-  vector<lower=0>[J] sigma;
-}
-parameters {
-  real mu;
-  real<lower=0> tau;
-  vector[J] z;
-}
-transformed parameters {
-  vector[J] theta = mu + tau * z;
-}
-model {
-  mu ~ normal(0, 5);
-  tau ~ cauchy(0, 5);
-  z ~ std_normal();
-  y ~ normal(theta, sigma);
-}
-"""
+FORMULA = "y | se(sigma) ~ 1 + (1 | school)"
 
 
 def find_data() -> Path:
@@ -55,22 +35,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/eight_schools"))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
 
     df = pd.read_csv(find_data())
-    stan_file = args.out / "eight_schools.stan"
-    stan_file.write_text(PROGRAM)
+    model = sb.Model(FORMULA, df, parameterization="noncentered")
+    stan_file = model.write(args.out / "eight_schools.stan")
     print(f"wrote {stan_file}")
 
-    toolchain.ensure_cmdstan(progress=print)
-    model = toolchain.compile_model(PROGRAM, cpp_options={"STAN_THREADS": True})
-    data = {"J": len(df), "y": df["y"].tolist(), "sigma": df["sigma"].tolist()}
-    fit = model.sample(data=data, chains=4, parallel_chains=4, seed=args.seed,
-                       show_progress=False)
-    idata = az.from_cmdstanpy(fit, coords={"school": df["school"].tolist()},
-                              dims={"theta": ["school"], "z": ["school"]})
-    print(az.summary(idata, var_names=["mu", "tau", "theta"]).to_string())
-    az.plot_trace(idata, var_names=["mu", "tau"])
+    sb.toolchain.ensure_cmdstan(progress=print)
+    fit = model.fit(chains=4, parallel_chains=4, seed=args.seed)
+    idata = fit.to_arviz()
+    print(az.summary(idata, var_names=["Intercept", "sd_school", "r_school"]).to_string())
+    for key, value in fit.diagnostics().items():
+        print(f"{key}: {value}")
+    az.plot_trace(idata, var_names=["Intercept", "sd_school"])
     plot = args.out / "trace.png"
     plt.tight_layout()
     plt.savefig(plot, dpi=90)

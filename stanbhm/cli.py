@@ -42,6 +42,55 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameterization(text: str) -> object:
+    """'centered' | 'noncentered' | 'auto' | a float | 'school=centered,store=noncentered'."""
+    if "=" in text:
+        return dict(part.split("=", 1) for part in text.split(","))
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _model(args: argparse.Namespace):
+    import pandas as pd
+
+    from .model import Model
+
+    data = pd.read_csv(args.data)
+    return Model(args.formula, data, family=args.family,
+                 parameterization=_parameterization(args.parameterization))
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    print(_model(args).stan_code(), end="")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import arviz as az
+
+    model = _model(args)
+    fit = model.fit(method=args.method, seed=args.seed, **({"chains": args.chains}
+                                                           if args.method == "sample" else {}))
+    idata = fit.to_arviz()
+    names = [v for v in idata.posterior.data_vars if not v.startswith(("z_", "L_"))]
+    print(az.summary(idata, var_names=names, kind="stats" if args.method != "sample" else "all")
+          .to_string())
+    if args.method == "sample":
+        for key, value in fit.diagnostics().items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("formula", help="e.g. 'y | se(sigma) ~ 1 + (1 | school)'")
+    p.add_argument("--data", required=True, help="CSV file with the columns the formula uses")
+    p.add_argument("--family", default="gaussian")
+    p.add_argument("--parameterization", default="auto",
+                   help="centered, noncentered, auto, or factor=choice,...")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stanbhm", description="Hierarchical Bayesian models as readable Stan programs."
@@ -52,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--build", action="store_true", help="build the offline toolchain if needed")
     tc.add_argument("--rebuild", action="store_true", help="rebuild the offline toolchain")
     tc.set_defaults(func=cmd_toolchain)
+    code = sub.add_parser("code", help="print the Stan program for a formula and data")
+    _add_model_args(code)
+    code.set_defaults(func=cmd_code)
+    fit = sub.add_parser("fit", help="fit a formula to data and print a summary")
+    _add_model_args(fit)
+    fit.add_argument("--method", default="sample",
+                     choices=["sample", "pathfinder", "variational", "laplace", "optimize"])
+    fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument("--seed", type=int, default=1)
+    fit.set_defaults(func=cmd_fit)
     return parser
 
 

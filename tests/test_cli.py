@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stanbhm import cli, toolchain
 
 
@@ -22,3 +24,33 @@ def test_toolchain_command_reports_installation(cmdstan, capsys):
 def test_toolchain_command_fails_clearly_on_a_bad_path(tmp_path, capsys):
     assert cli.main(["toolchain", "--path", str(tmp_path)]) == 1
     assert "has no executable bin/stanc" in capsys.readouterr().err
+
+
+def test_code_command_prints_the_program(eight_schools_df, tmp_path, capsys):
+    import stanbhm as sb
+
+    csv = tmp_path / "es.csv"
+    eight_schools_df.to_csv(csv, index=False)
+    formula = "y | se(sigma) ~ 1 + (1 | school)"
+    assert cli.main(["code", formula, "--data", str(csv), "--parameterization", "centered"]) == 0
+    out = capsys.readouterr().out
+    want = sb.Model(formula, eight_schools_df, parameterization="centered").stan_code()
+    assert out == want
+
+
+def test_code_command_accepts_per_factor_parameterization(eight_schools_df, tmp_path, capsys):
+    csv = tmp_path / "es.csv"
+    eight_schools_df.to_csv(csv, index=False)
+    assert cli.main(["code", "y | se(sigma) ~ 1 + (1 | school)", "--data", str(csv),
+                     "--parameterization", "school=centered"]) == 0
+    assert "school: centered" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fit_command_prints_a_summary(eight_schools_df, tmp_path, capsys):
+    csv = tmp_path / "es.csv"
+    eight_schools_df.to_csv(csv, index=False)
+    assert cli.main(["fit", "y | se(sigma) ~ 1 + (1 | school)", "--data", str(csv),
+                     "--parameterization", "noncentered", "--chains", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sd_school" in out and "r_school[A]" in out and "rhat_max:" in out

@@ -110,9 +110,13 @@ def test_offline_installation_looks_like_cmdstan(cmdstan):
     assert "v2.39.0" in out.stdout
 
 
-def test_cmdstanmodel_compiles_through_make_directly(cmdstan, tmp_path):
+def test_cmdstanmodel_compiles_through_make_directly(cmdstan, tmp_path, monkeypatch):
     """CmdStanPy's own compile path works against the folder, as with real CmdStan."""
     import cmdstanpy
+
+    # CmdStanPy leaves STAN_NUM_THREADS set after threaded runs; a model built
+    # without threads must still run (on one thread).
+    monkeypatch.setenv("STAN_NUM_THREADS", "4")
 
     stan = tmp_path / "tiny.stan"
     stan.write_text("parameters { real x; } model { x ~ normal(1, 2); }\n")

@@ -110,7 +110,6 @@ def compile_model(
             if not exe.exists():
                 _build(code, cpp, stanc, toolchain, final)
     return cmdstanpy.CmdStanModel(
-        model_name=MODEL_NAME,
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
     )
@@ -124,7 +123,6 @@ def _build(code: str, cpp: dict[str, str], stanc: dict[str, Any], toolchain: Pat
         check_syntax(stan_file, toolchain / "bin" / "stanc", stanc)
         try:
             cmdstanpy.CmdStanModel(
-                model_name=MODEL_NAME,
                 stan_file=str(stan_file),
                 cpp_options=dict(cpp) or None,
                 stanc_options=stanc or None,

@@ -809,7 +809,9 @@ int threads_from(const args& a) {
   if (a.given("num_threads")) {
     n = a.integer("num_threads", 1);
   } else if (const char* env = std::getenv("STAN_NUM_THREADS")) {
-    n = std::atol(env);
+    // The environment is shared by every model a session runs (CmdStanPy sets
+    // it for threaded ones); a model built without threads runs on one.
+    n = threads_on ? std::atol(env) : 1;
   } else {
     n = 1;
   }

@@ -1,0 +1,845 @@
+"""Bind a parsed `Formula` to data, a family and priors: the ``spec`` stage.
+
+``build_spec(formula, data, family, priors)`` returns a `ModelSpec`: plain arrays and
+names, no Stan code and no decisions about how to write the model (that is the plan
+stage's job). This is the only stage that looks at the user's DataFrame, so it is also
+where every data problem must be caught, with a message that names the column, term,
+family or prior at fault. A problem that slips through here surfaces later as a Stan
+initialization failure or a silently wrong posterior, both far harder to trace back.
+
+Decisions worth knowing:
+
+* **Fixed effects go through formulaic** (``na_action="ignore"``, so no row is dropped
+  behind our back; we report missing values ourselves). The formulaic ``ModelSpec`` is
+  kept, so new data for prediction gets exactly the same encoding (contrasts, the mean
+  and scale that ``scale(x)`` learned, ...). The intercept column is split off because
+  Stan code treats the intercept separately from the slopes (its own prior, centering).
+* **Group membership is an integer index per row** (1-based, as Stan indexes), never a
+  dense rows-by-groups matrix: the index costs O(N) memory whatever the number of groups.
+  Levels keep their original labels as strings, which become ArviZ coordinates.
+* **Rows with a missing outcome are kept** (``observed`` is False for them): they are to
+  be predicted, so every *predictor* must still be present in them.
+* **Every array is read-only**, so a `ModelSpec` really is the immutable value its frozen
+  dataclass promises, and later stages cannot corrupt each other's input.
+* **Priors are checked character by character.** The strings are pasted into Stan code
+  later, so only a distribution call from an allow-list with numeric arguments passes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import formulaic
+import numpy as np
+import pandas as pd
+from formulaic.transforms import TRANSFORMS
+from formulaic.utils.variables import Variable, get_required_variables
+
+from .formula import INTERCEPT, Formula, GroupTerm
+from .names import stan_identifier
+
+__all__ = [
+    "COUNT_FAMILIES",
+    "DISTRIBUTIONS",
+    "FAMILIES",
+    "FixedEffects",
+    "GroupEffects",
+    "ModelSpec",
+    "SpecError",
+    "build_spec",
+]
+
+#: Supported response families (log link for counts, logit for bernoulli/binomial).
+FAMILIES = ("gaussian", "student_t", "bernoulli", "binomial", "poisson", "negbinomial")
+
+#: Families whose response is a non-negative integer count.
+COUNT_FAMILIES = ("binomial", "poisson", "negbinomial")
+
+#: Families with a residual scale ``sigma`` (absent when ``se()`` fixes the error).
+_SIGMA_FAMILIES = ("gaussian", "student_t")
+
+#: Distributions a prior may use, with their number of arguments. ``None`` marks
+#: horseshoe, which takes keyword arguments (see `HORSESHOE_ARGUMENTS`).
+DISTRIBUTIONS: dict[str, int | None] = {
+    "normal": 2,
+    "student_t": 3,
+    "cauchy": 2,
+    "exponential": 1,
+    "gamma": 2,
+    "inv_gamma": 2,
+    "lognormal": 2,
+    "uniform": 2,
+    "double_exponential": 2,
+    "logistic": 2,
+    "beta": 2,
+    "lkj_corr_cholesky": 1,
+    "std_normal": 0,
+    "weibull": 2,
+    "horseshoe": None,
+}
+
+#: Keyword arguments of the (regularized) horseshoe prior on ``b``.
+HORSESHOE_ARGUMENTS = ("df", "scale_global", "df_slab", "scale_slab")
+
+# Prior classes, in the order valid keys are listed in error messages.
+_PRIOR_CLASSES = ("b", "Intercept", "sd", "cor", "sigma", "nu", "phi")
+
+# A prior string may contain nothing else: no quotes, semicolons, braces or newlines,
+# whatever the rest of the validation decides.
+_PRIOR_CHARS = re.compile(r"[A-Za-z0-9_.,()=+\- ]")
+_PRIOR_CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*")
+_NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER_RE = re.compile(_NUMBER)
+_KEYWORD_ARG = re.compile(rf"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*({_NUMBER})")
+
+# A formulaic expression that is just one column: ``y`` or ``\`my y\```.
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+# Names a formulaic expression may use without them being data columns.
+_KNOWN_NAMES = frozenset(TRANSFORMS) | frozenset(dir(builtins))
+
+# Passed to formulaic explicitly: by default it would evaluate names in the *caller's*
+# frame, i.e. this module, so a formula could silently pick up our private globals.
+_EVAL_CONTEXT: dict[str, Any] = {}
+
+# How many column names an error message lists before eliding the rest.
+_MAX_LISTED = 20
+
+
+class SpecError(ValueError):
+    """The data, family or priors do not fit the formula.
+
+    The message always names what is at fault (a column, term, grouping factor, family
+    or prior key) so the user can fix it without reading stanbhm's source. Subclasses
+    `ValueError` so generic callers that catch bad arguments still catch it.
+    """
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+@dataclass(frozen=True, eq=False)
+class FixedEffects:
+    """The population-level design, without the intercept column.
+
+    ``eq=False`` (identity equality) because elementwise array comparison has no
+    single truth value; the same holds for the other array-carrying classes here.
+
+    Attributes:
+        names: formulaic column names of the slopes, e.g. ``("x", "C(g)[T.b]", "x:z")``.
+        stan_names: ``"b_"`` + the sanitized name, unique, in the same order.
+        X: ``(N_all, P)`` float64 design matrix of the slopes.
+        intercept: whether the model has a population-level intercept.
+        model_spec: the formulaic ``ModelSpec``; `design` reuses it on new data.
+    """
+
+    names: tuple[str, ...]
+    stan_names: tuple[str, ...]
+    X: np.ndarray
+    intercept: bool
+    model_spec: Any = field(repr=False)
+
+    @property
+    def p(self) -> int:
+        """Number of slopes (columns of `X`)."""
+        return len(self.names)
+
+    def design(self, data: pd.DataFrame) -> np.ndarray:
+        """Encode new data exactly as the training data was (same columns, same order).
+
+        Raises SpecError when the new data lacks a column or yields different columns
+        (for example a factor level never seen in training).
+        """
+        try:
+            with np.errstate(all="ignore"):
+                matrix = self.model_spec.get_model_matrix(data, na_action="ignore")
+        except Exception as exc:
+            raise SpecError(f"cannot encode new data for the fixed effects: {exc}") from exc
+        names = tuple(matrix.model_spec.column_names)
+        expected = ((INTERCEPT,) if self.intercept else ()) + self.names
+        if names != expected:
+            raise SpecError(
+                f"new data gives fixed-effect columns {list(names)}, expected {list(expected)}"
+            )
+        values = np.asarray(matrix, dtype=np.float64)
+        return values[:, 1:] if self.intercept else values
+
+
+@dataclass(frozen=True, eq=False)
+class GroupEffects:
+    """One group-level term bound to data, e.g. ``(1 + x | school)``.
+
+    Attributes:
+        term: the parsed term.
+        name: the grouping factor's display name, ``"school"`` or ``"a:b"``.
+        stan_name: its sanitized, unique Stan identifier, ``"school"`` or ``"a_b"``.
+        levels: level labels as strings, in pandas Categorical order (sorted, or the
+            declared category order for a categorical column, unused categories
+            dropped). For ``a:b`` only combinations present in the data are levels,
+            labelled ``"a_level:b_level"`` and ordered by ``a`` then ``b``.
+        index: ``(N_all,)`` int64, 1-based level of each row (Stan indexing).
+        effect_names: formulaic names of the varying effects, ``("Intercept", "x")``.
+        effect_stan_names: their sanitized Stan identifiers, unique within the term.
+        Z: ``(N_all, K)`` float64 values of the varying effects per row; the intercept
+            column is all ones. Rows times effects, never rows times groups.
+        correlated: whether the effects are correlated (``|``) or not (``||``).
+        model_spec: the formulaic ``ModelSpec`` that produced `Z`, for new data.
+    """
+
+    term: GroupTerm
+    name: str
+    stan_name: str
+    levels: tuple[str, ...]
+    index: np.ndarray
+    effect_names: tuple[str, ...]
+    effect_stan_names: tuple[str, ...]
+    Z: np.ndarray
+    correlated: bool
+    model_spec: Any = field(default=None, repr=False)
+
+    @property
+    def n_levels(self) -> int:
+        """Number of groups."""
+        return len(self.levels)
+
+    @property
+    def k(self) -> int:
+        """Number of varying effects per group (columns of `Z`)."""
+        return len(self.effect_names)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """Everything the later stages need to know about the model and its data.
+
+    Attributes:
+        formula: the parsed formula.
+        family: one of `FAMILIES`.
+        response: the response column (backticks removed) or expression.
+        y: ``(N_all,)`` float64 outcome, NaN where missing.
+        observed: ``(N_all,)`` bool, True where `y` is observed.
+        fixed: the population-level design.
+        groups: the group-level terms, in formula order.
+        se: known standard errors from ``se()``, else None.
+        trials: int64 numbers of trials from ``trials()``, else None.
+        offset: the offset from ``offset()``, else None.
+        priors: the user's prior overrides, exactly as given (already validated).
+        data_summary: ``{"mean", "sd"}`` of the observed outcome, for scaling default
+            priors the way brms and rstanarm do (sd is 0.0 with fewer than two rows).
+    """
+
+    formula: Formula
+    family: str
+    response: str
+    y: np.ndarray
+    observed: np.ndarray
+    fixed: FixedEffects
+    groups: tuple[GroupEffects, ...]
+    se: np.ndarray | None
+    trials: np.ndarray | None
+    offset: np.ndarray | None
+    priors: dict[str, str]
+    data_summary: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        """All rows, including those with a missing outcome."""
+        return len(self.y)
+
+    @property
+    def n_obs(self) -> int:
+        """Rows with an observed outcome."""
+        return int(self.observed.sum())
+
+    def prior(self, cls: str, target: str | None = None) -> str | None:
+        """The user's prior for a parameter, or None to use the default.
+
+        The most specific key wins: for ``prior("b", "x")`` a ``"b_x"`` key beats
+        ``"b"``. `target` is a fixed-effect or grouping-factor name, in its formula
+        spelling (``"a:b"``) or its Stan spelling (``"a_b"``).
+        """
+        table = _prior_table(self.fixed, self.groups, self.family, self.se is not None)
+        if target is not None:
+            resolved = table.get(f"{cls}_{target}")
+            if resolved is None and cls == "b":
+                resolved = table.get(target)  # a Stan name already carries the "b_"
+            if resolved is not None and resolved[0] == cls:
+                for key, value in self.priors.items():
+                    if table.get(key) == resolved:
+                        return value
+        return self.priors.get(cls)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _display(expr: str) -> str:
+    """An expression as users think of it: a lone backticked column loses its backticks."""
+    match = _BACKTICKED.fullmatch(expr)
+    return match.group(1) if match else expr
+
+
+def _bare_column(expr: str) -> str | None:
+    """The column name if `expr` is just one column, else None."""
+    if expr.isidentifier():
+        return expr
+    match = _BACKTICKED.fullmatch(expr)
+    return match.group(1) if match else None
+
+
+def _listing(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        shown += f", ... ({len(names) - _MAX_LISTED} more)"
+    return shown
+
+
+def _missing_column(name: str, role: str, data: pd.DataFrame) -> SpecError:
+    return SpecError(
+        f"column '{name}' (used in {role}) is not in the data; "
+        f"available columns: {_listing(data.columns)}"
+    )
+
+
+def _require_columns(names: Iterable[str], data: pd.DataFrame, role: str) -> None:
+    for name in names:
+        if name not in data.columns:
+            raise _missing_column(name, role, data)
+
+
+def _columns_used(rhs: str, data: pd.DataFrame, role: str) -> list[str]:
+    """Data columns that the formulaic right-hand side `rhs` reads, without duplicates.
+
+    Raises SpecError for a value name found neither in the data nor among formulaic's
+    transforms and Python's builtins. Checking before evaluation gives a clean message;
+    formulaic's own error for a missing name quotes a mangled one (``a_b`` for
+    ``\\`a b\\```) and sometimes no name at all.
+    """
+    columns = set(data.columns)
+    used: dict[str, None] = {}
+    for term in formulaic.Formula(rhs):
+        for factor in term.factors:
+            method = factor.eval_method.value
+            if method == "literal":
+                continue
+            if method == "lookup":
+                if factor.expr not in columns:
+                    raise _missing_column(factor.expr, role, data)
+                used[factor.expr] = None
+                continue
+            try:
+                variables: set[Variable] = get_required_variables(factor.expr, {})
+            except SyntaxError:
+                continue  # formulaic's evaluation reports it, wrapped by _model_matrix
+            for variable in sorted(variables):
+                if str(variable) in columns:
+                    used[str(variable)] = None
+                elif variable.root in columns:
+                    used[str(variable.root)] = None
+                elif variable.root in _KNOWN_NAMES:
+                    continue
+                elif Variable.Role.VALUE in variable.roles:
+                    raise _missing_column(str(variable.root), role, data)
+    return list(used)
+
+
+def _model_matrix(rhs: str, data: pd.DataFrame, role: str) -> Any:
+    """Evaluate `rhs` with formulaic, keeping every row (NaN included)."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # log(0) and friends warn; the non-finite check afterwards reports them
+            # with the column name, which the warning does not give.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return formulaic.model_matrix(rhs, data, na_action="ignore", context=_EVAL_CONTEXT)
+    except Exception as exc:
+        # formulaic signals evaluation failures with several exception types; all mean
+        # "this expression does not work on this data".
+        detail = str(exc).strip().splitlines()
+        raise SpecError(
+            f"cannot evaluate {role} '{rhs}': {detail[0] if detail else type(exc).__name__}"
+        ) from exc
+
+
+def _bad_mask(series: pd.Series) -> np.ndarray:
+    """Rows that are missing, or infinite for a numeric column."""
+    mask = np.array(series.isna(), dtype=bool)  # a copy: pandas may hand out read-only views
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        mask |= np.isinf(values)
+    return mask
+
+
+def _nonfinite_error(label: str, count: int) -> SpecError:
+    return SpecError(
+        f"{label} has {_rows(count)} with NaN or infinite values; remove or impute them"
+    )
+
+
+def _check_columns_finite(names: Iterable[str], data: pd.DataFrame) -> None:
+    for name in names:
+        count = int(_bad_mask(data[name]).sum())
+        if count:
+            raise _nonfinite_error(f"column '{name}'", count)
+
+
+def _check_matrix_finite(values: np.ndarray, names: Iterable[str]) -> None:
+    """Catch non-finite values that transforms create (``log(0)``) in finite columns."""
+    bad = ~np.isfinite(values)
+    for j, name in enumerate(names):
+        count = int(bad[:, j].sum())
+        if count:
+            raise _nonfinite_error(f"column '{name}'", count)
+
+
+def _is_categorical_kind(model_spec: Any, expr: str) -> bool:
+    kind = model_spec.encoder_state.get(expr, (None,))[0]
+    return getattr(kind, "value", None) == "categorical"
+
+
+def _vector(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
+    """Evaluate a one-column expression (response, se, trials, offset) as float64.
+
+    A lone column is read directly, so the dtype message can name it; anything else goes
+    through formulaic as ``I(expr)``, the way the formula parser validated it.
+    """
+    column = _bare_column(expr)
+    if column is not None:
+        _require_columns([column], data, role)
+        series = data[column]
+        if not pd.api.types.is_numeric_dtype(series.dtype):
+            raise SpecError(
+                f"{what} '{column}' must be numeric, but column '{column}' has dtype {series.dtype}"
+            )
+        # A copy, so the spec never shares memory with (and changes with) the user's frame.
+        return series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    rhs = f"0 + I({expr})"
+    _columns_used(rhs, data, role)
+    matrix = _model_matrix(rhs, data, role)
+    spec = matrix.model_spec
+    if matrix.shape[1] != 1 or any(_is_categorical_kind(spec, key) for key in spec.encoder_state):
+        raise SpecError(f"{what} '{expr}' must be numeric, but it evaluates to categories")
+    return np.array(matrix, dtype=np.float64)[:, 0]
+
+
+def _predictor(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
+    """Like `_vector`, for inputs that must be present in every row (se, trials, offset)."""
+    column = _bare_column(expr)
+    if column is not None:
+        _require_columns([column], data, role)
+        if pd.api.types.is_numeric_dtype(data[column].dtype):
+            _check_columns_finite([column], data)
+    else:
+        _check_columns_finite(_columns_used(f"0 + I({expr})", data, role), data)
+    values = _vector(expr, data, what, role)
+    count = int((~np.isfinite(values)).sum())
+    if count:
+        raise _nonfinite_error(f"{what} '{_display(expr)}'", count)
+    return values
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def _fixed_effects(formula: Formula, data: pd.DataFrame) -> FixedEffects:
+    role = "fixed effects"
+    _check_columns_finite(_columns_used(formula.fixed, data, role), data)
+    matrix = _model_matrix(formula.fixed, data, role)
+    names = tuple(matrix.model_spec.column_names)
+    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(names))
+    _check_matrix_finite(values, names)
+    if formula.intercept:
+        # formulaic always puts the intercept first; anything else would be a bug there.
+        if not names or names[0] != INTERCEPT:
+            raise SpecError(f"formulaic did not produce an intercept column for '{formula.fixed}'")
+        names, values = names[1:], values[:, 1:]
+    taken: set[str] = set()
+    stan_names = []
+    for name in names:
+        stan_names.append(stan_identifier(name, prefix="b_", taken=taken))
+        taken.add(stan_names[-1])
+    return FixedEffects(
+        names=names,
+        stan_names=tuple(stan_names),
+        X=_readonly(np.ascontiguousarray(values)),
+        intercept=formula.intercept,
+        model_spec=matrix.model_spec,
+    )
+
+
+def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]]:
+    """0-based codes and string labels of one grouping column, in Categorical order."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categorical = series.cat.remove_unused_categories().array
+    else:
+        categorical = pd.Categorical(series)
+    labels = [str(level) for level in categorical.categories]
+    if len(set(labels)) != len(labels):
+        duplicate = next(label for label in labels if labels.count(label) > 1)
+        raise SpecError(
+            f"grouping factor '{column}' has distinct levels that print the same "
+            f"('{duplicate}'); give them distinct labels"
+        )
+    return np.asarray(categorical.codes, dtype=np.int64), labels
+
+
+def _group_levels(term: GroupTerm, data: pd.DataFrame) -> tuple[tuple[str, ...], np.ndarray]:
+    coded = [_factor_codes(data[column], column) for column in term.factors]
+    if len(coded) == 1:
+        codes, labels = coded[0]
+        return tuple(labels), codes + 1
+    stacked = np.column_stack([codes for codes, _ in coded])
+    combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    levels = tuple(
+        ":".join(labels[code] for (_, labels), code in zip(coded, row, strict=True))
+        for row in combos
+    )
+    if len(set(levels)) != len(levels):
+        duplicate = next(level for level in levels if levels.count(level) > 1)
+        raise SpecError(
+            f"grouping factor '{term.name}' has distinct level combinations that print "
+            f"the same ('{duplicate}'); remove ':' from the level labels"
+        )
+    return levels, np.asarray(inverse, dtype=np.int64).reshape(-1) + 1
+
+
+def _check_numeric_slopes(term: GroupTerm, model_spec: Any, data: pd.DataFrame) -> None:
+    """A text column in ``(1 + x | g)`` is almost always a mistake, so refuse it.
+
+    formulaic would silently turn it into dummy columns, multiplying the number of
+    varying effects. An explicit ``C(x)`` states that a categorical slope is meant.
+    """
+    for formula_term in model_spec.formula:
+        for factor in formula_term.factors:
+            if not _is_categorical_kind(model_spec, factor.expr):
+                continue
+            if re.match(r"\s*C\s*\(", factor.expr):
+                continue
+            if factor.eval_method.value == "lookup":
+                raise SpecError(
+                    f"column '{factor.expr}' is used as a numeric slope in {term} but has "
+                    f"dtype {data[factor.expr].dtype}; write C({factor.expr}) for a "
+                    f"categorical slope"
+                )
+            raise SpecError(
+                f"'{factor.expr}' is used as a numeric slope in {term} but is not numeric; "
+                f"write C(...) around it for a categorical slope"
+            )
+
+
+def _group_effects(term: GroupTerm, data: pd.DataFrame, taken: set[str]) -> GroupEffects:
+    role = f"group term {term}"
+    _require_columns(term.factors, data, role)
+    _check_columns_finite(term.factors, data)
+    slopes = [effect for effect in term.effects if effect != INTERCEPT]
+    rhs = " + ".join(["1" if term.intercept else "0", *slopes])
+    _check_columns_finite(_columns_used(rhs, data, role), data)
+    matrix = _model_matrix(rhs, data, role)
+    _check_numeric_slopes(term, matrix.model_spec, data)
+    effect_names = tuple(matrix.model_spec.column_names)
+    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(effect_names))
+    _check_matrix_finite(values, effect_names)
+    levels, index = _group_levels(term, data)
+    effect_taken: set[str] = set()
+    effect_stan_names = []
+    for effect in effect_names:
+        effect_stan_names.append(stan_identifier(effect, taken=effect_taken))
+        effect_taken.add(effect_stan_names[-1])
+    return GroupEffects(
+        term=term,
+        name=term.name,
+        stan_name=stan_identifier(term.name, taken=taken),
+        levels=levels,
+        index=_readonly(index),
+        effect_names=effect_names,
+        effect_stan_names=tuple(effect_stan_names),
+        Z=_readonly(np.ascontiguousarray(values)),
+        correlated=term.correlated,
+        model_spec=matrix.model_spec,
+    )
+
+
+def _check_family_response(family: str, response: str, y: np.ndarray) -> None:
+    observed = y[~np.isnan(y)]
+    if family in COUNT_FAMILIES:
+        count = int(((observed < 0) | (observed != np.round(observed))).sum())
+        if count:
+            raise SpecError(
+                f"response '{response}' must hold non-negative integer counts for the "
+                f"{family} family, but {_rows(count)} do not"
+            )
+    elif family == "bernoulli":
+        count = int(((observed != 0) & (observed != 1)).sum())
+        if count:
+            raise SpecError(
+                f"response '{response}' must be 0 or 1 for the bernoulli family, but "
+                f"{_rows(count)} are not"
+            )
+
+
+def _trials(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.ndarray:
+    name = _display(expr)
+    values = _predictor(expr, data, "trials", "trials()")
+    count = int(((values < 0) | (values != np.round(values))).sum())
+    if count:
+        raise SpecError(
+            f"trials '{name}' must hold non-negative integers, but {_rows(count)} do not"
+        )
+    observed = ~np.isnan(y)
+    count = int((y[observed] > values[observed]).sum())
+    if count:
+        raise SpecError(
+            f"response '{response}' is larger than trials '{name}' in {_rows(count)}; "
+            f"successes cannot exceed trials"
+        )
+    return values.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- priors
+
+
+def _prior_table(
+    fixed: FixedEffects, groups: tuple[GroupEffects, ...], family: str, has_se: bool
+) -> dict[str, tuple[str, str | None]]:
+    """Valid prior keys for this model, each mapped to (class, target or None).
+
+    Canonical keys come first in listing order; Stan-spelled aliases (``b_x_z`` for
+    ``b_x:z``, ``sd_a_b`` for ``sd_a:b``) follow and map to the same target.
+    """
+    canonical: dict[str, tuple[str, str | None]] = {}
+    aliases: dict[str, tuple[str, str | None]] = {}
+    correlated = [g for g in groups if g.correlated and g.k > 1]
+    available = {
+        "b": fixed.p > 0,
+        "Intercept": fixed.intercept,
+        "sd": bool(groups),
+        "cor": bool(correlated),
+        "sigma": family in _SIGMA_FAMILIES and not has_se,
+        "nu": family == "student_t",
+        "phi": family == "negbinomial",
+    }
+    for cls in _PRIOR_CLASSES:
+        if not available[cls]:
+            continue
+        canonical[cls] = (cls, None)
+        if cls == "b":
+            for name, stan_name in zip(fixed.names, fixed.stan_names, strict=True):
+                canonical[f"b_{name}"] = ("b", name)
+                aliases[stan_name] = ("b", name)
+        elif cls in ("sd", "cor"):
+            for group in groups if cls == "sd" else correlated:
+                canonical[f"{cls}_{group.name}"] = (cls, group.name)
+                aliases[f"{cls}_{group.stan_name}"] = (cls, group.name)
+    return canonical | {k: v for k, v in aliases.items() if k not in canonical}
+
+
+def _check_prior_value(key: str, value: Any, cls: str) -> None:
+    if not isinstance(value, str):
+        raise SpecError(
+            f"prior '{key}' must be a string such as 'normal(0, 2.5)', not {type(value).__name__}"
+        )
+    where = f"prior '{key}' = '{value}'"
+    for char in value:
+        if not _PRIOR_CHARS.fullmatch(char):
+            raise SpecError(f"{where}: character {char!r} is not allowed")
+    call = _PRIOR_CALL.fullmatch(value)
+    if call is None:
+        raise SpecError(f"{where}: expected a distribution call such as 'normal(0, 2.5)'")
+    name, inner = call.group(1), call.group(2).strip()
+    if name not in DISTRIBUTIONS:
+        raise SpecError(f"{where}: unknown distribution '{name}'")
+    args = [arg.strip() for arg in inner.split(",")] if inner else []
+    if (cls == "cor") != (name == "lkj_corr_cholesky"):
+        if cls == "cor":
+            raise SpecError(f"{where}: a correlation prior must be lkj_corr_cholesky(eta)")
+        raise SpecError(f"{where}: lkj_corr_cholesky() is only for correlation priors ('cor')")
+    if name == "horseshoe":
+        if key != "b":
+            raise SpecError(f"{where}: horseshoe() is only allowed for the whole class 'b'")
+        seen: set[str] = set()
+        for arg in args:
+            match = _KEYWORD_ARG.fullmatch(arg)
+            if match is None:
+                raise SpecError(f"{where}: argument '{arg}' is not of the form name=number")
+            if match.group(1) not in HORSESHOE_ARGUMENTS:
+                raise SpecError(
+                    f"{where}: unknown horseshoe argument '{match.group(1)}'; "
+                    f"use {', '.join(HORSESHOE_ARGUMENTS)}"
+                )
+            if match.group(1) in seen:
+                raise SpecError(f"{where}: horseshoe argument '{match.group(1)}' given twice")
+            seen.add(match.group(1))
+        return
+    for arg in args:
+        if not _NUMBER_RE.fullmatch(arg):
+            raise SpecError(f"{where}: argument '{arg}' is not a number")
+    arity = DISTRIBUTIONS[name]
+    if len(args) != arity:
+        plural = "argument" if arity == 1 else "arguments"
+        raise SpecError(f"{where}: {name}() takes {arity} {plural}, got {len(args)}")
+
+
+def _canonical_keys(table: dict[str, tuple[str, str | None]]) -> list[str]:
+    """The keys in their formula spelling (``b_x:z``), without the Stan-spelled aliases."""
+    return [
+        key
+        for key, (cls, target) in table.items()
+        if key == (cls if target is None else f"{cls}_{target}")
+    ]
+
+
+def _check_priors(
+    priors: Mapping[str, str], table: dict[str, tuple[str, str | None]]
+) -> dict[str, str]:
+    targets: dict[tuple[str, str | None], str] = {}
+    for key, value in priors.items():
+        if key not in table:
+            raise SpecError(
+                f"unknown prior '{key}'; valid keys for this model: "
+                f"{', '.join(_canonical_keys(table))}"
+            )
+        if table[key] in targets:
+            raise SpecError(
+                f"priors '{targets[table[key]]}' and '{key}' set the same parameter; keep one"
+            )
+        targets[table[key]] = key
+        _check_prior_value(key, value, table[key][0])
+    return dict(priors)
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _prepare_data(data: Any) -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise SpecError("data has no rows")
+    if not all(isinstance(column, str) for column in data.columns):
+        # formulaic and the formula parser only know string names.
+        data = data.rename(columns=str)
+    duplicated = data.columns[data.columns.duplicated()]
+    if len(duplicated):
+        raise SpecError(f"data has duplicate column names: {_listing(dict.fromkeys(duplicated))}")
+    # A fresh positional index: formulaic aligns on the index, and duplicate labels in
+    # the user's index would otherwise break that alignment.
+    return data.reset_index(drop=True)
+
+
+def build_spec(
+    formula: Formula | str,
+    data: pd.DataFrame,
+    family: str = "gaussian",
+    priors: Mapping[str, str] | None = None,
+) -> ModelSpec:
+    """Bind `formula` to `data`, `family` and `priors`, validating all of them.
+
+    Raises FormulaError for an unparsable formula string, SpecError (a ValueError) for
+    data, family or priors that do not fit, and TypeError for arguments of the wrong
+    type. Warns (UserWarning) for a grouping factor with a single level and for a
+    fixed-effect column that is zero in every row: both are legal, but leave a parameter
+    to its prior alone.
+    """
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise SpecError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    if priors is not None and not isinstance(priors, Mapping):
+        raise TypeError(f"priors must be a dict, not {type(priors).__name__}")
+    if not isinstance(formula, Formula):
+        formula = Formula(formula)
+    data = _prepare_data(data)
+
+    if formula.se is not None and family != "gaussian":
+        raise SpecError(f"se() can only be used with the gaussian family, not '{family}'")
+    if formula.trials is not None and family != "binomial":
+        raise SpecError(f"trials() can only be used with the binomial family, not '{family}'")
+    if family == "binomial" and formula.trials is None:
+        raise SpecError(
+            "the binomial family needs the number of trials: write the response as "
+            f"'{formula.response} | trials(n)' with n the column of trial counts"
+        )
+
+    response = _display(formula.response)
+    y = _vector(formula.response, data, "response", "the response")
+    infinite = int(np.isinf(y).sum())
+    if infinite:
+        raise SpecError(
+            f"response '{response}' has {_rows(infinite)} with infinite values; "
+            f"use NaN for outcomes to be predicted"
+        )
+    observed = ~np.isnan(y)
+    if not observed.any():
+        raise SpecError(f"response '{response}' has no observed (non-NaN) values")
+    _check_family_response(family, response, y)
+
+    se = trials = offset = None
+    if formula.se is not None:
+        se = _predictor(formula.se, data, "se", "se()")
+        count = int((se <= 0).sum())
+        if count:
+            raise SpecError(
+                f"se '{_display(formula.se)}' has {_rows(count)} with values <= 0; "
+                f"standard errors must be positive"
+            )
+    if formula.trials is not None:
+        trials = _trials(formula.trials, data, response, y)
+    if formula.offset is not None:
+        offset = _predictor(formula.offset, data, "offset", "offset()")
+
+    fixed = _fixed_effects(formula, data)
+    for j, name in enumerate(fixed.names):
+        if not fixed.X[:, j].any():
+            # Typically an unused category of a pandas Categorical, which formulaic
+            # still codes. Legal, but the data say nothing about that coefficient.
+            warnings.warn(
+                f"fixed-effect column '{name}' is zero in every row (an unused factor "
+                f"level?); its coefficient is informed by the prior alone",
+                UserWarning,
+                stacklevel=2,
+            )
+    taken: set[str] = set()
+    groups: list[GroupEffects] = []
+    for term in formula.groups:
+        group = _group_effects(term, data, taken)
+        taken.add(group.stan_name)
+        groups.append(group)
+        if group.n_levels == 1:
+            warnings.warn(
+                f"grouping factor '{group.name}' has only one level ('{group.levels[0]}'); "
+                f"its standard deviation is informed by the prior alone",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    table = _prior_table(fixed, tuple(groups), family, se is not None)
+    checked = _check_priors(priors or {}, table)
+
+    values = y[observed]
+    summary = {
+        "mean": float(values.mean()),
+        "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    }
+    return ModelSpec(
+        formula=formula,
+        family=family,
+        response=response,
+        y=_readonly(y),
+        observed=_readonly(observed),
+        fixed=fixed,
+        groups=tuple(groups),
+        se=None if se is None else _readonly(se),
+        trials=None if trials is None else _readonly(trials),
+        offset=None if offset is None else _readonly(offset),
+        priors=checked,
+        data_summary=summary,
+    )

@@ -1,0 +1,95 @@
+"""The public Model path on eight schools: formula -> program -> fit -> ArviZ."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import stanbhm as sb
+
+FORMULA = "y | se(sigma) ~ 1 + (1 | school)"
+
+
+@pytest.fixture(scope="module")
+def nc_model(eight_schools_df):
+    return sb.Model(FORMULA, eight_schools_df, parameterization="noncentered")
+
+
+@pytest.fixture(scope="module")
+def c_model(eight_schools_df):
+    return sb.Model(FORMULA, eight_schools_df, parameterization="centered")
+
+
+def test_stan_code_is_deterministic_and_named(nc_model, eight_schools_df):
+    code = nc_model.stan_code()
+    again = sb.Model(FORMULA, eight_schools_df, parameterization="noncentered").stan_code()
+    assert code == again
+    assert "// formula: y | se(sigma) ~ 1 + (1 | school)" in code
+    assert "//   school: non-centered (parameterization=\"noncentered\" requested)" in code
+    for name in ("sd_school", "z_school", "r_school", "J_school", "N_school"):
+        assert name in code
+    assert "sigma" not in code.split("data {")[1].split("model {")[0].replace(
+        "standard errors", "")  # known se: no sigma parameter
+
+
+def test_stan_data_matches_the_program(nc_model):
+    data = nc_model.stan_data()
+    assert data["N"] == 8 and data["N_obs"] == 8
+    assert data["J_school"] == list(range(1, 9))
+    assert data["se"] == [15, 10, 16, 11, 9, 11, 10, 18]
+
+
+def test_write_is_atomic_and_complete(nc_model, tmp_path):
+    path = nc_model.write(tmp_path / "sub" / "es.stan")
+    assert path.read_text() == nc_model.stan_code()
+    assert [p.name for p in path.parent.iterdir()] == ["es.stan"]
+
+
+@pytest.mark.slow
+def test_centered_and_noncentered_sample_and_agree_on_tau(nc_model, c_model):
+    nc = nc_model.fit(chains=4, seed=1, iter_sampling=2000)
+    ref = nc_model.fit(chains=4, seed=99, iter_sampling=25000, parallel_chains=4)
+    c = c_model.fit(chains=4, seed=1, iter_sampling=1000, adapt_delta=0.95)
+
+    def mean_and_mcse(fit):
+        import arviz as az
+
+        draws = fit.cmdstan.draws_xr("sd_school")["sd_school"].values
+        return draws.mean(), float(az.mcse(draws))
+
+    m, se = mean_and_mcse(nc)
+    m_ref, se_ref = mean_and_mcse(ref)
+    assert abs(m - m_ref) < 4 * math.hypot(se, se_ref), (m, m_ref, se, se_ref)
+    diag = nc.diagnostics()
+    assert diag["divergences"] < 20 and diag["rhat_max"] < 1.02
+    c_draws = c.cmdstan.stan_variable("sd_school")
+    assert c_draws.mean() > 0  # the centered program runs (it may diverge: the funnel)
+
+
+@pytest.mark.slow
+def test_to_arviz_is_labelled_by_school(nc_model):
+    fit = nc_model.fit(chains=2, seed=3, iter_sampling=200)
+    idata = fit.to_arviz()
+    for group in ("posterior", "sample_stats", "posterior_predictive", "log_likelihood",
+                  "observed_data"):
+        assert group in idata.groups()
+    r = idata.posterior["r_school"]
+    assert r.dims == ("chain", "draw", "school")
+    assert list(r.coords["school"].values) == list("ABCDEFGH")
+    assert idata.posterior_predictive["y_rep"].shape == (2, 200, 8)
+    np.testing.assert_array_equal(idata.observed_data["y"].values,
+                                  [28, 8, -3, 7, -1, 1, 18, 12])
+    assert set(fit.diagnostics()) == {"divergences", "treedepth_hits", "ebfmi_min", "rhat_max",
+                                      "ess_bulk_min", "ess_tail_min"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["pathfinder", "variational", "laplace", "optimize"])
+def test_other_methods_return_labelled_arviz(nc_model, method):
+    kw = {"require_converged": False} if method == "variational" else {}
+    fit = nc_model.fit(method=method, seed=2, **kw)
+    idata = fit.to_arviz()
+    assert "Intercept" in idata.posterior
+    assert idata.posterior["r_school"].dims[-1] == "school"

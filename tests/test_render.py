@@ -1,0 +1,148 @@
+"""Generated programs as text (golden files) and as programs (stanc accepts them).
+
+Set STANBHM_UPDATE_GOLDEN=1 to rewrite tests/golden/ after an intended change, and
+explain the change in the commit message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stanbhm as sb
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+HOSTILE = ["x; target += 1e9", "for", "ñame", "1x"]
+
+
+def catalogue_data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 60
+    df = pd.DataFrame({
+        "x": rng.normal(size=n),
+        "z": rng.normal(size=n),
+        "pos": rng.uniform(0.5, 3, size=n),
+        "cat": rng.choice(["lo", "mid", "hi"], size=n),
+        "g": rng.choice([f"g{i}" for i in range(5)], size=n),
+        "h": rng.choice([f"h{i}" for i in range(4)], size=n),
+        "a": rng.choice(["a1", "a2", "a3"], size=n),
+        "b": rng.choice(["b1", "b2"], size=n),
+        "n": rng.integers(5, 15, size=n),
+        "expo": rng.uniform(1, 4, size=n),
+    })
+    df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=n)
+    df["yb"] = (rng.uniform(size=n) < 0.4).astype(int)
+    df["ys"] = rng.binomial(df["n"], 0.3)
+    df["yc"] = rng.poisson(2.0, size=n)
+    df["y_missing"] = df["y"].where(np.arange(n) % 10 != 3)
+    for i, name in enumerate(HOSTILE):
+        df[name] = rng.normal(size=n) + i
+    df["for"] = rng.choice(["if", "while", "1 x"], size=n)  # hostile level names too
+    return df
+
+
+CATALOGUE = {
+    "eight_schools_noncentered": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "noncentered"),
+    "eight_schools_centered": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "centered"),
+    "fixed_only": ("y ~ x + z", "gaussian", "auto"),
+    "interaction_star": ("y ~ x*z", "gaussian", "auto"),
+    "interaction_colon_no_intercept": ("y ~ 0 + x:z + x", "gaussian", "auto"),
+    "minus_one": ("y ~ x - 1", "gaussian", "auto"),
+    "categorical_and_transforms": ("y ~ C(cat) + log(pos) + scale(z)", "gaussian", "auto"),
+    "correlated_slopes_noncentered": ("y ~ x + (1 + x | g)", "gaussian", "noncentered"),
+    "correlated_slopes_centered": ("y ~ x + (1 + x | g)", "gaussian", "centered"),
+    "uncorrelated_slopes": ("y ~ x + (1 + x || g)", "gaussian", "noncentered"),
+    "slope_without_intercept": ("y ~ x + (x - 1 | g) + (0 + z | h)", "gaussian", "centered"),
+    "nested": ("y ~ 1 + (1 | a/b)", "gaussian", "noncentered"),
+    "interaction_grouping": ("y ~ x + (1 | a:b)", "gaussian", "centered"),
+    "crossed_per_factor": ("y ~ x + (1 | g) + (1 + x | h)", "gaussian",
+                           {"g": "centered", "h": "noncentered"}),
+    "student_t": ("y ~ x + (1 | g)", "student_t", "noncentered"),
+    "bernoulli": ("yb ~ x + (1 | g)", "bernoulli", "noncentered"),
+    "binomial": ("ys | trials(n) ~ x + (1 | g)", "binomial", "noncentered"),
+    "poisson_offset": ("yc ~ x + offset(log(expo)) + (1 | g)", "poisson", "noncentered"),
+    "negbinomial": ("yc ~ x + (1 + x | g)", "negbinomial", "centered"),
+    "missing_outcome": ("y_missing ~ x + (1 | g)", "gaussian", "noncentered"),
+    "hostile_names": ("y ~ `x; target += 1e9` + `ñame` + `1x` + (1 | `for`)", "gaussian",
+                      "noncentered"),
+}
+PRIORS = {"user_priors": ("y ~ x + z + (1 + x | g)", "gaussian", "noncentered",
+                          {"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)",
+                           "sd_g": "exponential(1)", "cor": "lkj_corr_cholesky(4)",
+                           "sigma": "exponential(0.5)", "Intercept": "normal(0, 10)"})}
+
+
+def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
+    if name in PRIORS:
+        formula, family, param, priors = PRIORS[name]
+    else:
+        (formula, family, param), priors = CATALOGUE[name], None
+    data = eight_schools_df if name.startswith("eight_schools") else catalogue_data()
+    return sb.Model(formula, data, family=family, parameterization=param, priors=priors)
+
+
+ALL = sorted([*CATALOGUE, *PRIORS])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_golden_program(name, eight_schools_df):
+    code = build(name, eight_schools_df).stan_code()
+    path = GOLDEN / f"{name}.stan"
+    if os.environ.get("STANBHM_UPDATE_GOLDEN"):
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(code)
+    assert path.exists(), f"no golden file {path.name}; run with STANBHM_UPDATE_GOLDEN=1"
+    assert code == path.read_text()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_golden_program_passes_stanc_and_is_formatted(name, cmdstan, tmp_path):
+    src = GOLDEN / f"{name}.stan"
+    stanc = str(cmdstan / "bin" / "stanc")
+    proc = subprocess.run([stanc, f"--o={tmp_path / 'm.hpp'}", str(src)], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    fmt = subprocess.run([stanc, "--auto-format", str(src)], capture_output=True, text=True,
+                         check=True)
+    assert fmt.stdout.rstrip("\n") == src.read_text().rstrip("\n")
+
+
+def _strip_comments(code: str) -> str:
+    return "\n".join(line.split("//", 1)[0] for line in code.splitlines())
+
+
+def test_hostile_names_never_reach_the_program(eight_schools_df):
+    code = build("hostile_names", eight_schools_df).stan_code()
+    statements = _strip_comments(code)
+    for raw in ("target += 1e9", "ñame", "1x", "1 x", ";  "):
+        assert raw not in statements
+    assert not re.search(r"\bfor\b(?! \()", statements)  # only as a loop keyword
+    assert "N_for_" in statements and "b_x_target_1e9" in code
+
+
+def test_line_breaks_in_names_cannot_escape_comments(tmp_path):
+    df = catalogue_data()
+    df["evil\ntarget += 1e9;\n//"] = df["x"]
+    code = sb.Model("y ~ `evil\ntarget += 1e9;\n//` + (1 | g)", df).stan_code()
+    assert "target += 1e9" not in _strip_comments(code)
+    header = code.split("data {", 1)[0].splitlines()
+    assert all(line.startswith("//") for line in header)
+
+
+def test_program_is_deterministic(eight_schools_df):
+    a = build("crossed_per_factor", eight_schools_df).stan_code()
+    b = build("crossed_per_factor", eight_schools_df).stan_code()
+    assert a == b
+
+
+def test_catalogue_covers_every_family():
+    families = {v[1] for v in CATALOGUE.values()}
+    assert families == {"gaussian", "student_t", "bernoulli", "binomial", "poisson",
+                        "negbinomial"}
+    assert len(ALL) >= 15
