@@ -40,6 +40,21 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Horseshoe:
+    """Regularized horseshoe on the coefficients (Piironen & Vehtari 2017), non-centered.
+
+    b = z .* tau * lambda ./ sqrt(1 + (tau * lambda)^2 / c^2), c^2 = scale_slab^2 * slab,
+    slab ~ inv_gamma(df_slab / 2, df_slab / 2); the prior statements are kept as text.
+    """
+
+    settings: str  # e.g. "df=1, scale_global=0.01, df_slab=4, scale_slab=2"
+    local_prior: str  # hs_local (lambda), half
+    global_prior: str  # hs_global (tau), half
+    slab_prior: str  # hs_slab (c^2 / scale_slab^2)
+    slab_scale2: str  # scale_slab^2
+
+
+@dataclass(frozen=True)
 class GroupPlan:
     """One grouping factor's effects as they appear in the program."""
 
@@ -81,6 +96,7 @@ class Plan:
     decisions: tuple[Decision, ...]
     log_lik: bool = True
     y_rep: bool = True
+    horseshoe: Horseshoe | None = None
 
     @property
     def integer_outcome(self) -> bool:
@@ -147,8 +163,7 @@ def _parameterization_for(name: str, requested: object) -> tuple[bool, str]:
         )
     if choice not in PARAMETERIZATIONS:
         raise PlanError(
-            f"parameterization {choice!r} for '{name}' is not one of "
-            f"{', '.join(PARAMETERIZATIONS)}"
+            f"parameterization {choice!r} for '{name}' is not one of {', '.join(PARAMETERIZATIONS)}"
         )
     if choice == "centered":
         return True, 'parameterization="centered" requested'
@@ -174,10 +189,8 @@ def make_plan(
                 f"grouping factor of this model (grouping factors: {', '.join(sorted(known))})"
             )
     priors = default_priors(spec)
-    if (spec.priors.get("b") or "").startswith("horseshoe"):
-        raise PlanError(
-            "prior 'b' = horseshoe(...): the regularized horseshoe is not implemented yet"
-        )
+    b_class = spec.priors.get("b") or ""
+    horseshoe = _horseshoe(b_class, spec) if b_class.startswith("horseshoe") else None
     for key in ("Intercept", "sigma", "nu", "phi"):
         priors[key] = spec.prior(key) or priors[key]
     decisions: list[Decision] = []
@@ -200,7 +213,7 @@ def make_plan(
         )
     resolved = {k: v for k, v in priors.items() if _applies(k, spec, groups)}
     fixed_priors = tuple(
-        spec.prior("b", name) or _scaled_b_prior(spec, j)
+        "regularized horseshoe" if horseshoe else spec.prior("b", name) or _scaled_b_prior(spec, j)
         for j, name in enumerate(spec.fixed.names)
     )
     return Plan(
@@ -221,6 +234,7 @@ def make_plan(
         decisions=tuple(decisions),
         log_lik=log_lik,
         y_rep=y_rep,
+        horseshoe=horseshoe,
     )
 
 
@@ -234,3 +248,29 @@ def _applies(key: str, spec: ModelSpec, groups: list[GroupPlan]) -> bool:
         "nu": spec.family == "student_t",
         "phi": spec.family == "negbinomial",
     }[key]
+
+
+def _horseshoe(text: str, spec: ModelSpec) -> Horseshoe:
+    """Settings with brms's defaults (df=1, scale_global=1, df_slab=4, scale_slab=2).
+
+    As in brms, the global scale is multiplied by sigma for gaussian and student_t
+    models, so scale_global is relative to the residual scale.
+    """
+    if not spec.fixed.names:
+        raise PlanError("prior 'b' = horseshoe(...): the model has no coefficients")
+    values = {"df": 1.0, "scale_global": 1.0, "df_slab": 4.0, "scale_slab": 2.0}
+    inner = text[text.index("(") + 1 : text.rindex(")")]
+    for part in filter(None, (p.strip() for p in inner.split(","))):
+        key, _, value = part.partition("=")
+        values[key.strip()] = float(value)
+    if min(values.values()) <= 0:
+        raise PlanError(f"prior 'b' = {text}: every horseshoe setting must be positive")
+    per_sigma = " * sigma" if spec.family in ("gaussian", "student_t") and spec.se is None else ""
+    half_df = _fmt(values["df_slab"] / 2)
+    return Horseshoe(
+        settings=", ".join(f"{k}={_fmt(v)}" for k, v in values.items()),
+        local_prior=f"student_t({_fmt(values['df'])}, 0, 1)",
+        global_prior=f"student_t(1, 0, {_fmt(values['scale_global'])}{per_sigma})",
+        slab_prior=f"inv_gamma({half_df}, {half_df})",
+        slab_scale2=_fmt(values["scale_slab"] ** 2),
+    )

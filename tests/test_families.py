@@ -74,3 +74,25 @@ def test_truth_inside_90_percent_intervals(family):
     k = int(stats.binom.ppf(1e-3, total, 0.9))
     assert inside >= k, f"{family}: {inside} of {total} true values inside (need {k})"
     assert fit.diagnostics()["rhat_max"] < 1.05
+
+
+def test_horseshoe_on_a_wide_regression():
+    """100 rows x 500 predictors, 3 of them non-zero: the signals stand out, the rest shrink."""
+    rng = np.random.default_rng(3)
+    n, p = 100, 500
+    x = rng.normal(size=(n, p))
+    beta = np.zeros(p)
+    beta[[0, 1, 2]] = [3.0, -3.0, 2.5]
+    df = pd.DataFrame(x, columns=[f"x{j}" for j in range(p)])
+    df["y"] = 1.0 + x @ beta + rng.normal(size=n)
+    formula = "y ~ " + " + ".join(df.columns[:p])
+    model = sb.Model(formula, df, priors={"b": "horseshoe(df=1, scale_global=0.0025)"})
+    assert "regularized horseshoe(df=1, scale_global=0.0025" in model.stan_code()
+    fit = model.fit(chains=2, parallel_chains=2, seed=11, iter_warmup=500, iter_sampling=500,
+                    adapt_delta=0.95)
+    b = fit.cmdstan.stan_variable("b")
+    lo, hi = np.quantile(b, [0.05, 0.95], axis=0)
+    for j in (0, 1, 2):
+        assert lo[j] <= beta[j] <= hi[j] and not lo[j] <= 0 <= hi[j]
+    null = np.abs(np.median(b[:, 3:], axis=0))
+    assert np.median(null) < 0.02 and null.max() < 0.5

@@ -75,7 +75,11 @@ CATALOGUE = {
 PRIORS = {"user_priors": ("y ~ x + z + (1 + x | g)", "gaussian", "noncentered",
                           {"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)",
                            "sd_g": "exponential(1)", "cor": "lkj_corr_cholesky(4)",
-                           "sigma": "exponential(0.5)", "Intercept": "normal(0, 10)"})}
+                           "sigma": "exponential(0.5)", "Intercept": "normal(0, 10)"}),
+          "horseshoe": ("y ~ x + z + pos + (1 | g)", "gaussian", "noncentered",
+                        {"b": "horseshoe(df=1, scale_global=0.1)"}),
+          "horseshoe_bernoulli": ("yb ~ x + z + pos", "bernoulli", "auto",
+                                  {"b": "horseshoe(df=3, scale_global=0.05, df_slab=6)"})}
 
 
 def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
