@@ -241,7 +241,6 @@ def make_plan(
 def _applies(key: str, spec: ModelSpec, groups: list[GroupPlan]) -> bool:
     return {
         "Intercept": spec.fixed.intercept,
-        "b": False,  # stated per coefficient (Plan.fixed_priors)
         "sd": False,  # stated per grouping factor (GroupPlan.sd_prior)
         "cor": False,  # stated per grouping factor (GroupPlan.cor_prior)
         "sigma": spec.family in ("gaussian", "student_t") and spec.se is None,
