@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from shared_data import shared_data_dir
 
 from stanbhm import toolchain
 
@@ -35,9 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     toolchain.ensure_cmdstan(progress=print)
-    data_path = next(p for p in (ROOT.parent / "shared" / "data" / "eight_schools.csv",
-                                 ROOT / "shared" / "data" / "eight_schools.csv") if p.exists())
-    df = pd.read_csv(data_path)
+    df = pd.read_csv(shared_data_dir() / "eight_schools.csv")
     data = {"J": len(df), "y": df["y"].tolist(), "sigma": df["sigma"].tolist()}
 
     cold, cached, sample = [], [], []

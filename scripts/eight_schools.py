@@ -13,21 +13,14 @@ from pathlib import Path
 import arviz as az
 import matplotlib
 import pandas as pd
+from shared_data import shared_data_dir
 
 import stanbhm as sb
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ROOT = Path(__file__).resolve().parents[1]
 FORMULA = "y | se(sigma) ~ 1 + (1 | school)"
-
-
-def find_data() -> Path:
-    for cand in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data"):
-        if (cand / "eight_schools.csv").exists():
-            return cand / "eight_schools.csv"
-    raise SystemExit("eight_schools.csv not found in ../shared/data")
 
 
 def main() -> None:
@@ -36,7 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    df = pd.read_csv(find_data())
+    df = pd.read_csv(shared_data_dir() / "eight_schools.csv")
     model = sb.Model(FORMULA, df, parameterization="noncentered")
     stan_file = model.write(args.out / "eight_schools.stan")
     print(f"wrote {stan_file}")

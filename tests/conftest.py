@@ -6,6 +6,7 @@ session-scoped fixture and the executables come from stanbhm's content cache.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,8 @@ from stanbhm import toolchain
 
 TESTS = Path(__file__).resolve().parent
 STAN_DIR = TESTS / "stan"
-SHARED_DATA = TESTS.parent.parent / "shared" / "data"
-
-
-def _shared_data_dir() -> Path:
-    """``../shared/data`` beside the checkout (CI clones next to shared/)."""
-    for cand in (SHARED_DATA, TESTS.parent / "shared" / "data", Path("/work/shared/data")):
-        if (cand / "eight_schools.csv").exists():
-            return cand
-    pytest.skip("../shared/data/eight_schools.csv not found")
-    raise AssertionError  # unreachable
+sys.path.insert(0, str(TESTS.parent / "scripts"))
+from shared_data import shared_data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +28,10 @@ def cmdstan() -> Path:
 
 @pytest.fixture(scope="session")
 def eight_schools_df() -> pd.DataFrame:
-    return pd.read_csv(_shared_data_dir() / "eight_schools.csv")
+    try:
+        return pd.read_csv(shared_data_dir() / "eight_schools.csv")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
