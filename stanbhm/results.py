@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,11 @@ class Fit:
     def to_arviz(self):
         """InferenceData: posterior, sample_stats, posterior_predictive, log_likelihood,
         observed_data (for ``sample``); a posterior group for the other methods."""
+        return self._idata
+
+    @cached_property
+    def _idata(self):
+        """Converted once: reading the CSVs is the slow part, and diagnostics() needs it too."""
         import arviz as az
 
         coords, dims = self.coords_and_dims()
@@ -83,7 +89,7 @@ class Fit:
 
         if self.method != "sample":
             raise ValueError("diagnostics() needs method='sample'")
-        idata = self.to_arviz()
+        idata = self._idata
         stats = idata.sample_stats
         max_depth = int(self._result.metadata.cmdstan_config["max_depth"])
         summary = az.summary(idata, kind="diagnostics")
