@@ -37,6 +37,8 @@ from typing import Any
 
 import formulaic
 
+from .errors import StanbhmError
+
 __all__ = ["INTERCEPT", "Formula", "FormulaError", "GroupTerm", "parse_formula"]
 
 #: How the intercept is written in `GroupTerm.effects`.
@@ -60,7 +62,7 @@ _QUOTES = "'\"`"
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 
 
-class FormulaError(ValueError):
+class FormulaError(StanbhmError, ValueError):
     """A formula that cannot be parsed.
 
     Subclasses `ValueError` so callers that treat bad arguments generically still catch

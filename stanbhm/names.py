@@ -19,8 +19,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 
-__all__ = ["STAN_FUNCTION_NAMES", "STAN_RESERVED", "is_stan_identifier", "stan_identifier"]
+__all__ = [
+    "STAN_FUNCTION_NAMES",
+    "STAN_RESERVED",
+    "Namespace",
+    "is_stan_identifier",
+    "stan_identifier",
+]
 
 #: Words stanc rejects as identifiers. Besides the language keywords this includes the
 #: C++ words stanc 2.39 still refuses (checked against its error "clashes with reserved
@@ -129,3 +136,24 @@ def stan_identifier(raw: str, *, taken: set[str] | None = None, prefix: str = ""
             k += 1
         text = f"{stem}_{k}"
     return text
+
+
+class Namespace:
+    """The identifiers of one program: template names are reserved first, then each user
+    term claims a stem whose every derived name (``N_g``, ``J_g``, ``r_g``...) is free.
+
+    This is what keeps a factor called ``obs`` from producing ``N_obs`` next to the
+    template's own ``N_obs``: the factor becomes ``obs_2`` and the header says so.
+    """
+
+    def __init__(self, reserved: Iterable[str]) -> None:
+        self.taken: set[str] = set(reserved)
+
+    def claim(self, raw: str, derived: Callable[[str], Iterable[str]]) -> str:
+        """A readable stem for `raw` whose derived names are all free; claims them."""
+        base = stan_identifier(raw)
+        stem, k = base, 2
+        while any(name in self.taken for name in derived(stem)):
+            stem, k = f"{base.rstrip('_')}_{k}", k + 1
+        self.taken.update(derived(stem))
+        return stem

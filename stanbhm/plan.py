@@ -1,275 +1,236 @@
 """Every modelling decision, made once, with the reason it was made.
 
-The plan stage turns a ``ModelSpec`` into a ``Plan``: which parameterization each
-grouping factor gets, which priors apply (user overrides or data-scaled
-defaults), what the generated quantities hold. Templates only loop and branch on
-these fields; each decision's one-line reason is printed in the program header.
+``make_plan(spec, options)`` validates the options, builds the program's parts from the
+spec (fixed effects, one part per group term, the family's auxiliary parameters, the
+offset) and the likelihood, picks every identifier clear of the names the templates
+use, then runs the passes (`stanbhm.passes`), each recording a `Decision`. Templates
+only loop and branch on the plan's fields; each decision is a line of the header.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .spec import ModelSpec
+from .errors import NotImplementedYet, PlanError
+from .families import Family
+from .likelihood import Likelihood
+from .names import Namespace
+from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart, Part, Rows
+from .passes import Decision, default_passes, run_passes
+from .passes.parameterization import CHOICES
+from .priors import VectorPrior, resolve
+from .spec import ModelSpec
 
-PARAMETERIZATIONS = ("centered", "noncentered", "auto")
-LINKS = {
-    "gaussian": "identity",
-    "student_t": "identity",
-    "bernoulli": "logit",
-    "binomial": "logit",
-    "poisson": "log",
-    "negbinomial": "log",
-}
-COUNT_FAMILIES = ("bernoulli", "binomial", "poisson", "negbinomial")
+__all__ = ["RESERVED", "Decision", "Options", "Plan", "PlanError", "make_plan"]
 
-
-class PlanError(ValueError):
-    """A requested option cannot be honoured for this model."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    subject: str
-    choice: str
-    reason: str
+#: Every name the templates use outside a group term's own names; user terms never get
+#: these (or anything derived from them), whatever the data's column and level names.
+RESERVED = frozenset(
+    {
+        "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
+        "K", "X", "X_obs", "Xc", "means_X", "sds_X", "Intercept", "b", "b_Intercept",
+        "b_prior", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
+        "phi", "shape", "eta", "log_lik", "y_rep", "prior_only", "i", "k", "lp",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
-class Horseshoe:
-    """Regularized horseshoe on the coefficients (Piironen & Vehtari 2017), non-centered.
+class Options:
+    """The user's requests, validated: what `Model` accepts besides formula, data, priors."""
 
-    b = z .* tau * lambda ./ sqrt(1 + (tau * lambda)^2 / c^2), c^2 = scale_slab^2 * slab,
-    slab ~ inv_gamma(df_slab / 2, df_slab / 2); the prior statements are kept as text.
-    """
+    parameterization: Any = "auto"
+    rewrites: Any = "auto"
+    glm: Any = "auto"
+    threads: int | None = None
+    opencl: Any = False
+    log_lik: Any = "auto"
+    y_rep: Any = "auto"
 
-    settings: str  # e.g. "df=1, scale_global=0.01, df_slab=4, scale_slab=2"
-    local_prior: str  # hs_local (lambda), half
-    global_prior: str  # hs_global (tau), half
-    slab_prior: str  # hs_slab (c^2 / scale_slab^2)
-    slab_scale2: str  # scale_slab^2
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """One grouping factor's effects as they appear in the program."""
-
-    name: str  # as in the formula, e.g. "a:b"
-    ident: str  # Stan identifier, e.g. "a_b"
-    n_levels: int
-    effects: tuple[str, ...]  # formula names, e.g. ("Intercept", "x")
-    effect_idents: tuple[str, ...]
-    correlated: bool
-    centered: bool
-    sd_prior: str
-    cor_prior: str
-
-    @property
-    def k(self) -> int:
-        return len(self.effects)
-
-    @property
-    def intercept_only(self) -> bool:
-        return self.effects == ("Intercept",)
+    def validate(self, spec: ModelSpec) -> None:
+        """PlanError for a malformed request, NotImplementedYet for a valid one not built."""
+        _check_parameterization(self.parameterization, spec)
+        for name in ("log_lik", "y_rep"):
+            if getattr(self, name) not in (True, False, "auto"):
+                raise PlanError(f"{name}={getattr(self, name)!r}: use True, False or 'auto'")
+        if self.rewrites not in ("auto", "none"):
+            raise NotImplementedYet(
+                f"rewrites={self.rewrites!r}: naming rewrites is not implemented yet; "
+                "use 'auto' or 'none'"
+            )
+        if self.glm not in ("auto", "never"):
+            raise NotImplementedYet(f"glm={self.glm!r} is not implemented yet; use 'auto'")
+        threads = self.threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise PlanError(f"threads={threads!r}: use None or a positive number of threads")
+        if threads not in (None, 1):
+            raise NotImplementedYet("threads (reduce_sum) is not implemented yet; use None")
+        if self.opencl is not False:
+            raise NotImplementedYet("opencl for generated models is not implemented yet")
 
 
-@dataclass(frozen=True)
+def _check_parameterization(value: Any, spec: ModelSpec) -> None:
+    terms = [g.term_name for g in spec.groups]
+    entries = value.items() if isinstance(value, dict) else [(None, value)]
+    for term, choice in entries:
+        where = f" for '{term}'" if term is not None else ""
+        if term is not None and term not in terms:
+            raise PlanError(
+                f"parameterization given for '{term}', which is not a group term of this "
+                f"model (group terms: {', '.join(terms) or 'none'})"
+            )
+        if isinstance(choice, bool) or not isinstance(choice, str | float | int):
+            raise PlanError(f"parameterization {choice!r}{where} is not one of "
+                            f"{', '.join(CHOICES)} or a fraction in [0, 1]")
+        if isinstance(choice, float | int):
+            if not 0 <= choice <= 1:
+                raise PlanError(f"parameterization {choice!r}{where}: a fraction of "
+                                "centering must be in [0, 1]")
+            raise NotImplementedYet(
+                f"parameterization {choice!r}{where}: partial centering is not implemented "
+                "yet; use 'centered', 'noncentered' or 'auto'"
+            )
+        if choice not in CHOICES:
+            raise PlanError(f"parameterization {choice!r}{where} is not one of "
+                            f"{', '.join(CHOICES)}")
+
+
+@dataclass(frozen=True, eq=False)
 class Plan:
+    """The program to write: its parts, its likelihood and the decisions behind them."""
+
     formula: str
-    family: str
-    link: str
+    family: Family
     n: int
     n_obs: int
-    fixed_names: tuple[str, ...]
-    fixed_idents: tuple[str, ...]
-    fixed_priors: tuple[str, ...]  # one per column of X
-    intercept: bool
-    groups: tuple[GroupPlan, ...]
-    has_se: bool
-    has_trials: bool
-    has_offset: bool
-    priors: dict[str, str]  # parameter name -> prior statement right-hand side
-    decisions: tuple[Decision, ...]
-    log_lik: bool = True
-    y_rep: bool = True
-    horseshoe: Horseshoe | None = None
+    fixed: FixedPart
+    aux: AuxPart
+    groups: tuple[GroupPart, ...]
+    offset: OffsetPart | None
+    likelihood: Likelihood
+    options: Options
+    decisions: tuple[Decision, ...] = ()
+    notes: tuple[str, ...] = field(default=())
 
     @property
-    def integer_outcome(self) -> bool:
-        return self.family in COUNT_FAMILIES
+    def missing(self) -> bool:
+        """Whether some rows have no observed outcome (they are predicted, not fitted)."""
+        return self.n_obs < self.n
 
     @property
-    def one_fixed_prior(self) -> bool:
-        """True when every coefficient shares one prior (a single vectorized statement)."""
-        return len(set(self.fixed_priors)) <= 1
+    def parts(self) -> tuple[Part, ...]:
+        """Every part, likelihood first, in the order the data block declares them."""
+        offset = (self.offset,) if self.offset else ()
+        return (self.likelihood, self.fixed, *offset, *self.groups, self.aux)
 
     @property
-    def has_sigma(self) -> bool:
-        return self.family in ("gaussian", "student_t") and not self.has_se
+    def eta_parts(self) -> tuple[Part, ...]:
+        """Parts that add to the linear predictor, in order (the first one starts it)."""
+        offset = (self.offset,) if self.offset else ()
+        fixed = (self.fixed,) if self.fixed.intercept or self.fixed.k else ()
+        parts = (*fixed, *self.groups, *offset)
+        return parts or (self.fixed,)
+
+    @property
+    def fit_rows(self) -> Rows:
+        return Rows("N_obs", "_obs", True) if self.missing else Rows("N", "", True)
+
+    @property
+    def all_rows(self) -> Rows:
+        """Rows for generated quantities: every row (the fitted ones when all observed)."""
+        return Rows("N", "", False) if self.missing else self.fit_rows
+
+    @property
+    def vector_priors(self) -> tuple[VectorPrior, ...]:
+        """Vector priors written as functions (the program's functions block)."""
+        found = [self.fixed.b_prior] + [g.sd_prior for g in self.groups if g.k > 1]
+        return tuple(v for v in found if v is not None and v.rhs is None)
+
+    @property
+    def cpp_options(self) -> dict[str, Any]:
+        """Compiler flags: threads let CmdStanPy run all chains in one process."""
+        return {"STAN_THREADS": True}
+
+    def data(self) -> dict[str, Any]:
+        """The data dictionary, derived from the parts."""
+        out: dict[str, Any] = {}
+        for part in self.parts:
+            out.update(part.data())
+        return out
 
 
-def _fmt(x: float) -> str:
-    """Short, exact-enough numbers for prior statements (deterministic)."""
-    return f"{x:.3g}"
+def _population(spec: ModelSpec, effect: str, centered_x: bool) -> str:
+    """The population coefficient an effect deviates from, for total effects."""
+    if effect == "Intercept":
+        if not spec.fixed.intercept:
+            return "0"
+        return "b_Intercept" if centered_x else "Intercept"
+    if effect in spec.fixed.names:
+        return f"b[{spec.fixed.names.index(effect) + 1}]"
+    return "0"
 
 
-def default_priors(spec: ModelSpec) -> dict[str, str]:
-    """Weakly informative priors scaled to the data (documented in the README).
-
-    Identity-link families use the outcome's location and spread; link-scale
-    families use unit scales, since their coefficients live on the log/logit scale.
-    """
-    y = spec.y[spec.observed]
-    identity = spec.family in ("gaussian", "student_t")
-    loc = float(np.median(y)) if identity and len(y) else 0.0
-    scale = 2.5 * _outcome_scale(spec)
-    return {
-        "Intercept": f"student_t(3, {_fmt(loc)}, {_fmt(scale)})",
-        "sd": f"student_t(3, 0, {_fmt(scale)})",
-        "sigma": f"student_t(3, 0, {_fmt(scale)})",
-        "cor": "lkj_corr_cholesky(2)",
-        "nu": "gamma(2, 0.1)",
-        "phi": "gamma(0.01, 0.01)",
-    }
-
-
-def _scaled_b_prior(spec: ModelSpec, j: int) -> str:
-    """normal(0, 2.5 * s_y / s_x): a change of one sd in x moves the outcome by at most
-    a few outcome sds (identity links; s_y = 1 on link scales), as rstanarm does."""
-    sx = float(np.std(spec.fixed.X[:, j], ddof=1)) if spec.n > 1 else 1.0
-    sy = _outcome_scale(spec)
-    return f"normal(0, {_fmt(2.5 * sy / sx if sx > 0 else 2.5 * sy)})"
-
-
-def _outcome_scale(spec: ModelSpec) -> float:
-    if spec.family not in ("gaussian", "student_t"):
-        return 1.0
-    y = spec.y[spec.observed]
-    sd = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
-    return sd if sd > 0 else 1.0
-
-
-def _parameterization_for(name: str, requested: object) -> tuple[bool, str]:
-    """(centered?, reason) for one grouping factor."""
-    choice = requested.get(name, "auto") if isinstance(requested, dict) else requested
-    if isinstance(choice, float | int) and not isinstance(choice, bool):
-        raise PlanError(
-            f"parameterization {choice!r} for '{name}': fractional centering is not "
-            "implemented yet; use 'centered', 'noncentered' or 'auto'"
-        )
-    if choice not in PARAMETERIZATIONS:
-        raise PlanError(
-            f"parameterization {choice!r} for '{name}' is not one of {', '.join(PARAMETERIZATIONS)}"
-        )
-    if choice == "centered":
-        return True, 'parameterization="centered" requested'
-    if choice == "noncentered":
-        return False, 'parameterization="noncentered" requested'
-    return False, '"auto": non-centered (the data-driven choice is not implemented yet)'
-
-
-def make_plan(
-    spec: ModelSpec,
-    parameterization: object = "auto",
-    *,
-    log_lik: bool = True,
-    y_rep: bool = True,
-) -> Plan:
+def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
     """Decide everything the program needs, with reasons."""
-    if isinstance(parameterization, dict):
-        known = {g.name for g in spec.groups}
-        unknown = sorted(set(parameterization) - known)
-        if unknown:
-            raise PlanError(
-                f"parameterization given for {', '.join(map(repr, unknown))}, which is not a "
-                f"grouping factor of this model (grouping factors: {', '.join(sorted(known))})"
-            )
-    priors = default_priors(spec)
-    b_class = spec.priors.get("b") or ""
-    horseshoe = _horseshoe(b_class, spec) if b_class.startswith("horseshoe") else None
-    for key in ("Intercept", "sigma", "nu", "phi"):
-        priors[key] = spec.prior(key) or priors[key]
-    decisions: list[Decision] = []
+    options = options or Options()
+    options.validate(spec)
+    fam = spec.family_row
+    book = resolve(spec)
+    missing = spec.n_obs < spec.n
+    fixed = FixedPart(
+        names=spec.fixed.names, idents=spec.fixed.stan_names, X=spec.fixed.X,
+        intercept=spec.fixed.intercept, missing=missing, intercept_prior=book.intercept,
+        intercept_bounds=book.intercept_bounds, b_priors=book.b, horseshoe=book.horseshoe,
+    )
+    if book.horseshoe is not None:
+        _check_horseshoe_columns(spec)
+    names = Namespace(RESERVED)
+    notes: list[str] = []
     groups = []
     for g in spec.groups:
-        centered, reason = _parameterization_for(g.name, parameterization)
-        decisions.append(Decision(g.name, "centered" if centered else "non-centered", reason))
-        groups.append(
-            GroupPlan(
-                name=g.name,
-                ident=g.stan_name,
-                n_levels=len(g.levels),
-                effects=g.effect_names,
-                effect_idents=g.effect_stan_names,
-                correlated=g.correlated and len(g.effect_names) > 1,
-                centered=centered,
-                sd_prior=spec.prior("sd", g.name) or priors["sd"],
-                cor_prior=spec.prior("cor", g.name) or priors["cor"],
+        ident = names.claim(g.term_name, lambda s: GroupPart.derived_names(s, missing))
+        if ident != g.stan_name:
+            notes.append(f"{g.term_name} is written {ident} in the program, clear of the "
+                         "names the program itself uses")
+        groups.append(GroupPart(
+            name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
+            effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
+            centered=False, missing=missing, sd_priors=book.sd[g.term_name],
+            sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
+            population=tuple(_population(spec, e, fixed.centered) for e in g.effect_names),
+        ))
+    aux = AuxPart(tuple(
+        AuxParam(a.name, book.aux_bounds[a.name], a.comment, book.aux[a.name])
+        for a in fam.aux if a.name in book.aux
+    ))
+    offset = None
+    if spec.offset is not None:
+        offset = OffsetPart(spec.formula.offset or "", spec.offset, missing)
+    obs = np.flatnonzero(spec.observed)
+    likelihood = Likelihood(
+        family=fam, strategy="rowwise", response=spec.response, y=spec.y[obs], n=spec.n,
+        obs=obs, se=spec.se, trials=spec.trials, log_lik=False, y_rep=False,
+        se_expr=spec.formula.se or "", trials_expr=spec.formula.trials or "",
+    )
+    plan = Plan(
+        formula=spec.formula.text, family=fam, n=spec.n, n_obs=spec.n_obs, fixed=fixed,
+        aux=aux, groups=tuple(groups), offset=offset, likelihood=likelihood, options=options,
+        notes=tuple(notes),
+    )
+    return run_passes(spec, plan, default_passes(spec, options))
+
+
+def _check_horseshoe_columns(spec: ModelSpec) -> None:
+    """The horseshoe standardizes columns, so a constant column has no scale."""
+    X = spec.fixed.X[spec.observed]
+    for j, name in enumerate(spec.fixed.names):
+        if len(X) < 2 or np.std(X[:, j]) == 0:
+            raise PlanError(
+                f"prior 'b' = horseshoe(...): column '{name}' is constant over the observed "
+                "rows, so it cannot be standardized; drop it from the formula"
             )
-        )
-    resolved = {k: v for k, v in priors.items() if _applies(k, spec, groups)}
-    fixed_priors = tuple(
-        "regularized horseshoe" if horseshoe else spec.prior("b", name) or _scaled_b_prior(spec, j)
-        for j, name in enumerate(spec.fixed.names)
-    )
-    return Plan(
-        formula=spec.formula.text,
-        family=spec.family,
-        link=LINKS[spec.family],
-        n=spec.n,
-        n_obs=spec.n_obs,
-        fixed_names=spec.fixed.names,
-        fixed_idents=spec.fixed.stan_names,
-        fixed_priors=fixed_priors,
-        intercept=spec.fixed.intercept,
-        groups=tuple(groups),
-        has_se=spec.se is not None,
-        has_trials=spec.trials is not None,
-        has_offset=spec.offset is not None,
-        priors=resolved,
-        decisions=tuple(decisions),
-        log_lik=log_lik,
-        y_rep=y_rep,
-        horseshoe=horseshoe,
-    )
 
-
-def _applies(key: str, spec: ModelSpec, groups: list[GroupPlan]) -> bool:
-    return {
-        "Intercept": spec.fixed.intercept,
-        "sd": False,  # stated per grouping factor (GroupPlan.sd_prior)
-        "cor": False,  # stated per grouping factor (GroupPlan.cor_prior)
-        "sigma": spec.family in ("gaussian", "student_t") and spec.se is None,
-        "nu": spec.family == "student_t",
-        "phi": spec.family == "negbinomial",
-    }[key]
-
-
-def _horseshoe(text: str, spec: ModelSpec) -> Horseshoe:
-    """Settings with brms's defaults (df=1, scale_global=1, df_slab=4, scale_slab=2).
-
-    As in brms, the global scale is multiplied by sigma for gaussian and student_t
-    models, so scale_global is relative to the residual scale.
-    """
-    if not spec.fixed.names:
-        raise PlanError("prior 'b' = horseshoe(...): the model has no coefficients")
-    values = {"df": 1.0, "scale_global": 1.0, "df_slab": 4.0, "scale_slab": 2.0}
-    inner = text[text.index("(") + 1 : text.rindex(")")]
-    for part in filter(None, (p.strip() for p in inner.split(","))):
-        key, _, value = part.partition("=")
-        values[key.strip()] = float(value)
-    if min(values.values()) <= 0:
-        raise PlanError(f"prior 'b' = {text}: every horseshoe setting must be positive")
-    per_sigma = " * sigma" if spec.family in ("gaussian", "student_t") and spec.se is None else ""
-    half_df = _fmt(values["df_slab"] / 2)
-    return Horseshoe(
-        settings=", ".join(f"{k}={_fmt(v)}" for k, v in values.items()),
-        local_prior=f"student_t({_fmt(values['df'])}, 0, 1)",
-        global_prior=f"student_t(1, 0, {_fmt(values['scale_global'])}{per_sigma})",
-        slab_prior=f"inv_gamma({half_df}, {half_df})",
-        slab_scale2=_fmt(values["scale_slab"] ** 2),
-    )

@@ -1,7 +1,8 @@
-"""Plan -> Stan program text, through the Jinja templates in ``stan_templates/``.
+"""Plan -> Program: the Stan text (through the Jinja templates), its data and schema.
 
-Templates loop and branch on Plan fields and compute nothing, so every choice
-visible in the program can be traced to a Plan decision.
+Templates loop and branch on Plan fields and compute nothing, so every choice visible
+in the program can be traced to a Plan decision. The data dictionary and the output
+schema come from the same parts that wrote the program, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import jinja2
 
 from . import __version__
 from .plan import Plan
+from .program import OutputSchema, Program
+
+#: Dims that stanbhm itself names; a grouping factor with one of these names keeps its
+#: own name and the internal dim gets a trailing "_".
+INTERNAL_DIMS = ("coef", "row", "obs_id")
 
 
 def template_dir() -> Path:
     """The templates: shipped as ``stanbhm.stan_templates`` or, in a checkout, at the top."""
     try:
         shipped = Path(str(importlib.resources.files("stanbhm.stan_templates")))
-        if (shipped / "model.stan.j2").exists():
+        if (shipped / "program.stan.j2").exists():
             return shipped
     except ModuleNotFoundError:
         pass
@@ -48,7 +54,38 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(plan: Plan) -> str:
+def render_code(plan: Plan) -> str:
     """The Stan program for ``plan`` (deterministic: same plan, same text)."""
-    text = environment().get_template("model.stan.j2").render(p=plan, version=__version__)
+    text = environment().get_template("program.stan.j2").render(p=plan, version=__version__)
     return text.strip() + "\n"
+
+
+def schema(plan: Plan) -> OutputSchema:
+    """Dims and coords of every output, from the parts."""
+    factors = {g.name for g in plan.groups}
+    rename = {}
+    for dim in INTERNAL_DIMS:
+        new = dim
+        while new in factors:
+            new += "_"
+        rename[dim] = new
+    dims: dict[str, list[str]] = {}
+    coords: dict[str, list[str]] = {}
+    for part in plan.parts:
+        for out in part.outputs():
+            if out.dims:
+                dims[out.name] = [rename.get(d, d) for d in out.dims]
+        for dim, values in part.coords().items():
+            coords[rename.get(dim, dim)] = values
+    dims["y"] = [rename["obs_id"]]
+    lik = plan.likelihood
+    return OutputSchema(
+        dims=dims, coords=coords, log_lik="log_lik" if lik.log_lik else None,
+        y_rep="y_rep" if lik.y_rep else None, y_observed=lik.y,
+    )
+
+
+def render(plan: Plan) -> Program:
+    """The program, its data dictionary and its output schema."""
+    return Program(code=render_code(plan), data=plan.data(), schema=schema(plan),
+                   cpp_options=plan.cpp_options)

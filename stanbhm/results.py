@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .program import OutputSchema
 
 
 class Fit:
-    """A CmdStanPy result plus what is needed to label it."""
+    """A CmdStanPy result plus the output schema that labels it."""
 
-    def __init__(self, model: Model, result: Any, method: str) -> None:
-        self.model = model
+    def __init__(self, schema: OutputSchema, result: Any, method: str) -> None:
+        self.schema = schema
         self.method = method
         self._result = result
 
@@ -23,33 +23,6 @@ class Fit:
     def cmdstan(self) -> Any:
         """The CmdStanPy result object."""
         return self._result
-
-    def coords_and_dims(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-        """ArviZ coords from factor levels and fixed-effect names; dims per variable."""
-        spec, plan = self.model.spec, self.model.plan
-        coords: dict[str, list[str]] = {"obs_id": [str(i) for i in np.flatnonzero(spec.observed)],
-                                        "row": [str(i) for i in range(spec.n)]}
-        dims: dict[str, list[str]] = {"log_lik": ["obs_id"], "y_rep": ["row"], "y": ["obs_id"]}
-        if plan.fixed_names:
-            coords["coef"] = list(plan.fixed_names)
-            dims["b"] = ["coef"]
-        for g, gp in zip(spec.groups, plan.groups, strict=True):
-            coords[g.name] = list(g.levels)
-            if gp.k == 1:
-                dims[f"r_{gp.ident}"] = [g.name]
-                if not gp.centered:
-                    dims[f"z_{gp.ident}"] = [g.name]
-            else:
-                eff = f"{g.name}_effect"
-                coords[eff] = list(gp.effects)
-                dims[f"sd_{gp.ident}"] = [eff]
-                dims[f"r_{gp.ident}"] = [g.name, eff]
-                if not gp.centered:
-                    dims[f"z_{gp.ident}"] = [eff, g.name]
-                if gp.correlated:
-                    dims[f"L_{gp.ident}"] = [eff, f"{eff}_bis"]
-                    coords[f"{eff}_bis"] = list(gp.effects)
-        return coords, dims
 
     def to_arviz(self):
         """InferenceData: posterior, sample_stats, posterior_predictive, log_likelihood,
@@ -61,14 +34,14 @@ class Fit:
         """Converted once: reading the CSVs is the slow part, and diagnostics() needs it too."""
         import arviz as az
 
-        coords, dims = self.coords_and_dims()
-        y_obs = self.model.spec.y[self.model.spec.observed]
+        schema = self.schema
+        coords, dims = schema.coords, schema.dims
+        y_obs = schema.y_observed
         if self.method == "sample":
-            plan = self.model.plan
             return az.from_cmdstanpy(
                 posterior=self._result,
-                posterior_predictive="y_rep" if plan.y_rep else None,
-                log_likelihood="log_lik" if plan.log_lik else None,
+                posterior_predictive=schema.y_rep,
+                log_likelihood=schema.log_lik,
                 observed_data={"y": y_obs},
                 coords=coords,
                 dims=dims,

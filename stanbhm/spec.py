@@ -40,62 +40,20 @@ import pandas as pd
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
 
+from .errors import SpecError
+from .families import FAMILIES, Family
+from .families import family as family_row
 from .formula import INTERCEPT, Formula, GroupTerm
 from .names import stan_identifier
+from .priors import Prior, check_user_priors, prior_keys
 
 __all__ = [
-    "COUNT_FAMILIES",
-    "DISTRIBUTIONS",
-    "FAMILIES",
     "FixedEffects",
     "GroupEffects",
     "ModelSpec",
     "SpecError",
     "build_spec",
 ]
-
-#: Supported response families (log link for counts, logit for bernoulli/binomial).
-FAMILIES = ("gaussian", "student_t", "bernoulli", "binomial", "poisson", "negbinomial")
-
-#: Families whose response is a non-negative integer count.
-COUNT_FAMILIES = ("binomial", "poisson", "negbinomial")
-
-#: Families with a residual scale ``sigma`` (absent when ``se()`` fixes the error).
-_SIGMA_FAMILIES = ("gaussian", "student_t")
-
-#: Distributions a prior may use, with their number of arguments. ``None`` marks
-#: horseshoe, which takes keyword arguments (see `HORSESHOE_ARGUMENTS`).
-DISTRIBUTIONS: dict[str, int | None] = {
-    "normal": 2,
-    "student_t": 3,
-    "cauchy": 2,
-    "exponential": 1,
-    "gamma": 2,
-    "inv_gamma": 2,
-    "lognormal": 2,
-    "uniform": 2,
-    "double_exponential": 2,
-    "logistic": 2,
-    "beta": 2,
-    "lkj_corr_cholesky": 1,
-    "std_normal": 0,
-    "weibull": 2,
-    "horseshoe": None,
-}
-
-#: Keyword arguments of the (regularized) horseshoe prior on ``b``.
-HORSESHOE_ARGUMENTS = ("df", "scale_global", "df_slab", "scale_slab")
-
-# Prior classes, in the order valid keys are listed in error messages.
-_PRIOR_CLASSES = ("b", "Intercept", "sd", "cor", "sigma", "nu", "phi")
-
-# A prior string may contain nothing else: no quotes, semicolons, braces or newlines,
-# whatever the rest of the validation decides.
-_PRIOR_CHARS = re.compile(r"[A-Za-z0-9_.,()=+\- ]")
-_PRIOR_CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*")
-_NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_NUMBER_RE = re.compile(_NUMBER)
-_KEYWORD_ARG = re.compile(rf"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*({_NUMBER})")
 
 # A formulaic expression that is just one column: ``y`` or ``\`my y\```.
 _BACKTICKED = re.compile(r"`([^`]+)`")
@@ -109,15 +67,6 @@ _EVAL_CONTEXT: dict[str, Any] = {}
 
 # How many column names an error message lists before eliding the rest.
 _MAX_LISTED = 20
-
-
-class SpecError(ValueError):
-    """The data, family or priors do not fit the formula.
-
-    The message always names what is at fault (a column, term, grouping factor, family
-    or prior key) so the user can fix it without reading stanbhm's source. Subclasses
-    `ValueError` so generic callers that catch bad arguments still catch it.
-    """
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -183,7 +132,12 @@ class GroupEffects:
     Attributes:
         term: the parsed term.
         name: the grouping factor's display name, ``"school"`` or ``"a:b"``.
-        stan_name: its sanitized, unique Stan identifier, ``"school"`` or ``"a_b"``.
+        term_name: the term's own name, which prior and parameterization keys use: the
+            factor's name, unless several terms share the factor; then a term without
+            the intercept is named after its effects too (``state_age`` for
+            ``(age - 1 | state)`` next to ``(1 | state)``).
+        stan_name: the term name sanitized (``"a_b"``), accepted as a prior-key alias;
+            the plan picks the program's identifiers, clear of every reserved name.
         levels: level labels as strings, in pandas Categorical order (sorted, or the
             declared category order for a categorical column, unused categories
             dropped). For ``a:b`` only combinations present in the data are levels,
@@ -199,6 +153,7 @@ class GroupEffects:
 
     term: GroupTerm
     name: str
+    term_name: str
     stan_name: str
     levels: tuple[str, ...]
     index: np.ndarray
@@ -225,7 +180,7 @@ class ModelSpec:
 
     Attributes:
         formula: the parsed formula.
-        family: one of `FAMILIES`.
+        family: the family's name; `family_row` is its row of the family table.
         response: the response column (backticks removed) or expression.
         y: ``(N_all,)`` float64 outcome, NaN where missing.
         observed: ``(N_all,)`` bool, True where `y` is observed.
@@ -234,7 +189,7 @@ class ModelSpec:
         se: known standard errors from ``se()``, else None.
         trials: int64 numbers of trials from ``trials()``, else None.
         offset: the offset from ``offset()``, else None.
-        priors: the user's prior overrides, exactly as given (already validated).
+        priors: the user's priors, parsed: ``{(class, target): (key as given, Prior)}``.
         data_summary: ``{"mean", "sd"}`` of the observed outcome, for scaling default
             priors the way brms and rstanarm do (sd is 0.0 with fewer than two rows).
     """
@@ -249,7 +204,7 @@ class ModelSpec:
     se: np.ndarray | None
     trials: np.ndarray | None
     offset: np.ndarray | None
-    priors: dict[str, str]
+    priors: dict[tuple[str, str | None], tuple[str, Prior]]
     data_summary: dict[str, float]
 
     @property
@@ -262,23 +217,24 @@ class ModelSpec:
         """Rows with an observed outcome."""
         return int(self.observed.sum())
 
-    def prior(self, cls: str, target: str | None = None) -> str | None:
+    @property
+    def family_row(self) -> Family:
+        return family_row(self.family)
+
+    def prior(self, cls: str, target: str | None = None) -> Prior | None:
         """The user's prior for a parameter, or None to use the default.
 
         The most specific key wins: for ``prior("b", "x")`` a ``"b_x"`` key beats
-        ``"b"``. `target` is a fixed-effect or grouping-factor name, in its formula
-        spelling (``"a:b"``) or its Stan spelling (``"a_b"``).
+        ``"b"``. `target` is a fixed-effect column or group term name, in its formula
+        spelling (``"a:b"``) or its Stan spelling (``"a_b"``, ``"b_x"``).
         """
-        table = _prior_table(self.fixed, self.groups, self.family, self.se is not None)
         if target is not None:
-            resolved = table.get(f"{cls}_{target}")
-            if resolved is None and cls == "b":
-                resolved = table.get(target)  # a Stan name already carries the "b_"
-            if resolved is not None and resolved[0] == cls:
-                for key, value in self.priors.items():
-                    if table.get(key) == resolved:
-                        return value
-        return self.priors.get(cls)
+            table = prior_keys(self.fixed, self.groups, self.family_row, self.se is not None)
+            hit = table.get(f"{cls}_{target}") or (table.get(target) if cls == "b" else None)
+            if hit is not None and hit[0] == cls:
+                target = hit[1]
+        given = self.priors.get((cls, target)) or self.priors.get((cls, None))
+        return None if given is None else given[1]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -538,7 +494,28 @@ def _check_numeric_slopes(term: GroupTerm, model_spec: Any, data: pd.DataFrame) 
             )
 
 
-def _group_effects(term: GroupTerm, data: pd.DataFrame, taken: set[str]) -> GroupEffects:
+def _term_names(terms: tuple[GroupTerm, ...]) -> list[str]:
+    """Key names for the group terms: the factor's name, unless several terms share the
+    factor; then a term without the intercept is named after its effects as well
+    (``(1 | state) + (age - 1 | state)`` gives ``state`` and ``state_age``)."""
+    per_factor: dict[str, int] = {}
+    for term in terms:
+        per_factor[term.name] = per_factor.get(term.name, 0) + 1
+    names: list[str] = []
+    for term in terms:
+        name = term.name
+        if per_factor[name] > 1 and not term.intercept:
+            name += "_" + "_".join(stan_identifier(e) for e in term.effects)
+        stem, k = name, 2
+        while name in names:
+            name, k = f"{stem}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _group_effects(
+    term: GroupTerm, term_name: str, data: pd.DataFrame, taken: set[str]
+) -> GroupEffects:
     role = f"group term {term}"
     _require_columns(term.factors, data, role)
     _check_columns_finite(term.factors, data)
@@ -559,7 +536,8 @@ def _group_effects(term: GroupTerm, data: pd.DataFrame, taken: set[str]) -> Grou
     return GroupEffects(
         term=term,
         name=term.name,
-        stan_name=stan_identifier(term.name, taken=taken),
+        term_name=term_name,
+        stan_name=stan_identifier(term_name, taken=taken),
         levels=levels,
         index=_readonly(index),
         effect_names=effect_names,
@@ -568,24 +546,6 @@ def _group_effects(term: GroupTerm, data: pd.DataFrame, taken: set[str]) -> Grou
         correlated=term.correlated,
         model_spec=matrix.model_spec,
     )
-
-
-def _check_family_response(family: str, response: str, y: np.ndarray) -> None:
-    observed = y[~np.isnan(y)]
-    if family in COUNT_FAMILIES:
-        count = int(((observed < 0) | (observed != np.round(observed))).sum())
-        if count:
-            raise SpecError(
-                f"response '{response}' must hold non-negative integer counts for the "
-                f"{family} family, but {_rows(count)} do not"
-            )
-    elif family == "bernoulli":
-        count = int(((observed != 0) & (observed != 1)).sum())
-        if count:
-            raise SpecError(
-                f"response '{response}' must be 0 or 1 for the bernoulli family, but "
-                f"{_rows(count)} are not"
-            )
 
 
 def _trials(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.ndarray:
@@ -606,119 +566,11 @@ def _trials(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.n
     return values.astype(np.int64)
 
 
-# --------------------------------------------------------------------------- priors
-
-
-def _prior_table(
-    fixed: FixedEffects, groups: tuple[GroupEffects, ...], family: str, has_se: bool
-) -> dict[str, tuple[str, str | None]]:
-    """Valid prior keys for this model, each mapped to (class, target or None).
-
-    Canonical keys come first in listing order; Stan-spelled aliases (``b_x_z`` for
-    ``b_x:z``, ``sd_a_b`` for ``sd_a:b``) follow and map to the same target.
-    """
-    canonical: dict[str, tuple[str, str | None]] = {}
-    aliases: dict[str, tuple[str, str | None]] = {}
-    correlated = [g for g in groups if g.correlated and g.k > 1]
-    available = {
-        "b": fixed.p > 0,
-        "Intercept": fixed.intercept,
-        "sd": bool(groups),
-        "cor": bool(correlated),
-        "sigma": family in _SIGMA_FAMILIES and not has_se,
-        "nu": family == "student_t",
-        "phi": family == "negbinomial",
-    }
-    for cls in _PRIOR_CLASSES:
-        if not available[cls]:
-            continue
-        canonical[cls] = (cls, None)
-        if cls == "b":
-            for name, stan_name in zip(fixed.names, fixed.stan_names, strict=True):
-                canonical[f"b_{name}"] = ("b", name)
-                aliases[stan_name] = ("b", name)
-        elif cls in ("sd", "cor"):
-            for group in groups if cls == "sd" else correlated:
-                canonical[f"{cls}_{group.name}"] = (cls, group.name)
-                aliases[f"{cls}_{group.stan_name}"] = (cls, group.name)
-    return canonical | {k: v for k, v in aliases.items() if k not in canonical}
-
-
-def _check_prior_value(key: str, value: Any, cls: str) -> None:
-    if not isinstance(value, str):
-        raise SpecError(
-            f"prior '{key}' must be a string such as 'normal(0, 2.5)', not {type(value).__name__}"
-        )
-    where = f"prior '{key}' = '{value}'"
-    for char in value:
-        if not _PRIOR_CHARS.fullmatch(char):
-            raise SpecError(f"{where}: character {char!r} is not allowed")
-    call = _PRIOR_CALL.fullmatch(value)
-    if call is None:
-        raise SpecError(f"{where}: expected a distribution call such as 'normal(0, 2.5)'")
-    name, inner = call.group(1), call.group(2).strip()
-    if name not in DISTRIBUTIONS:
-        raise SpecError(f"{where}: unknown distribution '{name}'")
-    args = [arg.strip() for arg in inner.split(",")] if inner else []
-    if (cls == "cor") != (name == "lkj_corr_cholesky"):
-        if cls == "cor":
-            raise SpecError(f"{where}: a correlation prior must be lkj_corr_cholesky(eta)")
-        raise SpecError(f"{where}: lkj_corr_cholesky() is only for correlation priors ('cor')")
-    if name == "horseshoe":
-        if key != "b":
-            raise SpecError(f"{where}: horseshoe() is only allowed for the whole class 'b'")
-        seen: set[str] = set()
-        for arg in args:
-            match = _KEYWORD_ARG.fullmatch(arg)
-            if match is None:
-                raise SpecError(f"{where}: argument '{arg}' is not of the form name=number")
-            if match.group(1) not in HORSESHOE_ARGUMENTS:
-                raise SpecError(
-                    f"{where}: unknown horseshoe argument '{match.group(1)}'; "
-                    f"use {', '.join(HORSESHOE_ARGUMENTS)}"
-                )
-            if match.group(1) in seen:
-                raise SpecError(f"{where}: horseshoe argument '{match.group(1)}' given twice")
-            seen.add(match.group(1))
-        return
-    for arg in args:
-        if not _NUMBER_RE.fullmatch(arg):
-            raise SpecError(f"{where}: argument '{arg}' is not a number")
-    arity = DISTRIBUTIONS[name]
-    if len(args) != arity:
-        plural = "argument" if arity == 1 else "arguments"
-        raise SpecError(f"{where}: {name}() takes {arity} {plural}, got {len(args)}")
-
-
-def _canonical_keys(table: dict[str, tuple[str, str | None]]) -> list[str]:
-    """The keys in their formula spelling (``b_x:z``), without the Stan-spelled aliases."""
-    return [
-        key
-        for key, (cls, target) in table.items()
-        if key == (cls if target is None else f"{cls}_{target}")
-    ]
-
-
-def _check_priors(
-    priors: Mapping[str, str], table: dict[str, tuple[str, str | None]]
-) -> dict[str, str]:
-    targets: dict[tuple[str, str | None], str] = {}
-    for key, value in priors.items():
-        if key not in table:
-            raise SpecError(
-                f"unknown prior '{key}'; valid keys for this model: "
-                f"{', '.join(_canonical_keys(table))}"
-            )
-        if table[key] in targets:
-            raise SpecError(
-                f"priors '{targets[table[key]]}' and '{key}' set the same parameter; keep one"
-            )
-        targets[table[key]] = key
-        _check_prior_value(key, value, table[key][0])
-    return dict(priors)
-
-
 # --------------------------------------------------------------------------- entry
+
+
+def _families_with(flag: str) -> str:
+    return " or ".join(f.name for f in FAMILIES.values() if getattr(f, flag))
 
 
 def _prepare_data(data: Any) -> pd.DataFrame:
@@ -751,21 +603,22 @@ def build_spec(
     fixed-effect column that is zero in every row: both are legal, but leave a parameter
     to its prior alone.
     """
-    if not isinstance(family, str) or family not in FAMILIES:
-        raise SpecError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    fam = family_row(family)
     if priors is not None and not isinstance(priors, Mapping):
         raise TypeError(f"priors must be a dict, not {type(priors).__name__}")
     if not isinstance(formula, Formula):
         formula = Formula(formula)
     data = _prepare_data(data)
 
-    if formula.se is not None and family != "gaussian":
-        raise SpecError(f"se() can only be used with the gaussian family, not '{family}'")
-    if formula.trials is not None and family != "binomial":
-        raise SpecError(f"trials() can only be used with the binomial family, not '{family}'")
-    if family == "binomial" and formula.trials is None:
+    if formula.se is not None and not fam.allows_se:
+        raise SpecError(f"se() can only be used with the {_families_with('allows_se')} "
+                        f"family, not '{family}'")
+    if formula.trials is not None and not fam.needs_trials:
+        raise SpecError(f"trials() can only be used with the {_families_with('needs_trials')} "
+                        f"family, not '{family}'")
+    if fam.needs_trials and formula.trials is None:
         raise SpecError(
-            "the binomial family needs the number of trials: write the response as "
+            f"the {family} family needs the number of trials: write the response as "
             f"'{formula.response} | trials(n)' with n the column of trial counts"
         )
 
@@ -780,7 +633,12 @@ def build_spec(
     observed = ~np.isnan(y)
     if not observed.any():
         raise SpecError(f"response '{response}' has no observed (non-NaN) values")
-    _check_family_response(family, response, y)
+    problem = fam.check_outcome(y[observed])
+    if problem:
+        raise SpecError(
+            f"response '{response}' must hold {problem[0]} for the {family} family, but "
+            f"{_rows(problem[1])} do not"
+        )
 
     se = trials = offset = None
     if formula.se is not None:
@@ -809,8 +667,8 @@ def build_spec(
             )
     taken: set[str] = set()
     groups: list[GroupEffects] = []
-    for term in formula.groups:
-        group = _group_effects(term, data, taken)
+    for term, term_name in zip(formula.groups, _term_names(formula.groups), strict=True):
+        group = _group_effects(term, term_name, data, taken)
         taken.add(group.stan_name)
         groups.append(group)
         if group.n_levels == 1:
@@ -821,8 +679,8 @@ def build_spec(
                 stacklevel=2,
             )
 
-    table = _prior_table(fixed, tuple(groups), family, se is not None)
-    checked = _check_priors(priors or {}, table)
+    table = prior_keys(fixed, groups, fam, se is not None)
+    checked = check_user_priors(priors or {}, table)
 
     values = y[observed]
     summary = {

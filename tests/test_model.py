@@ -27,18 +27,20 @@ def test_stan_code_is_deterministic_and_named(nc_model, eight_schools_df):
     again = sb.Model(FORMULA, eight_schools_df, parameterization="noncentered").stan_code()
     assert code == again
     assert "// formula: y | se(sigma) ~ 1 + (1 | school)" in code
-    assert "//   school: non-centered (parameterization=\"noncentered\" requested)" in code
+    assert ('//   parameterization of school: non-centered; parameterization="noncentered" '
+            "requested") in code
     for name in ("sd_school", "z_school", "r_school", "J_school", "N_school"):
         assert name in code
-    assert "sigma" not in code.split("data {")[1].split("model {")[0].replace(
-        "standard errors", "")  # known se: no sigma parameter
+    params = code.split("parameters {")[1].split("}")[0]
+    assert "sigma" not in params  # known se: no sigma parameter
 
 
 def test_stan_data_matches_the_program(nc_model):
     data = nc_model.stan_data()
-    assert data["N"] == 8 and data["N_obs"] == 8
-    assert data["J_school"] == list(range(1, 9))
-    assert data["se"] == [15, 10, 16, 11, 9, 11, 10, 18]
+    assert data["N"] == 8 and "N_obs" not in data  # every row observed: no index
+    assert list(data["J_school"]) == list(range(1, 9))
+    assert list(data["se"]) == [15, 10, 16, 11, 9, 11, 10, 18]
+    assert data["prior_only"] == 0 and nc_model.stan_data(prior_only=True)["prior_only"] == 1
 
 
 def test_write_is_atomic_and_complete(nc_model, tmp_path):

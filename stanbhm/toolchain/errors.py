@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from ..errors import StanbhmError
 
-class ToolchainError(RuntimeError):
+
+class ToolchainError(StanbhmError, RuntimeError):
     """The Stan toolchain is missing, incomplete, or cannot be built here."""
 
 
-class StanCompileError(ValueError):
+class StanCompileError(StanbhmError, ValueError):
     """stanc or the C++ compiler rejected a program.
 
     Carries the compiler's own message, which already quotes the offending line.

@@ -1,0 +1,36 @@
+"""What rendering produces: the program text, its data and its output schema.
+
+`Fit` receives the `OutputSchema` rather than the model, so results are labelled by
+exactly the parts that wrote the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OutputSchema", "Program"]
+
+
+@dataclass(frozen=True, eq=False)
+class OutputSchema:
+    """How to label a fit: dims per output, coords per dim, and which outputs are
+    pointwise log likelihood or posterior predictive draws."""
+
+    dims: dict[str, list[str]]
+    coords: dict[str, list[str]]
+    log_lik: str | None
+    y_rep: str | None
+    y_observed: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A Stan program with the data it reads and the schema of what it writes."""
+
+    code: str
+    data: dict[str, Any]
+    schema: OutputSchema
+    cpp_options: dict[str, Any] = field(default_factory=dict)

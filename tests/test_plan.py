@@ -1,0 +1,144 @@
+"""The plan stage and its passes, tested without compiling anything."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stanbhm as sb
+from stanbhm.errors import NotImplementedYet, PlanError, StanbhmError
+from stanbhm.passes import Decision, OutputPass, Parameterize, run_passes
+from stanbhm.passes.outputs import MAX_ROWS
+from stanbhm.plan import RESERVED, Options, make_plan
+from stanbhm.spec import build_spec
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    n = 60
+    return pd.DataFrame({
+        "y": rng.normal(size=n), "x": rng.normal(size=n), "age": rng.normal(40, 9, size=n),
+        "state": rng.choice(list("abcd"), size=n), "g": rng.choice(list("pqr"), size=n),
+    })
+
+
+def test_errors_share_one_base_and_not_implemented_is_its_own_type(df) -> None:
+    with pytest.raises(NotImplementedYet) as err:
+        sb.Model("y ~ x + (1 | g)", df, parameterization=0.5)
+    assert isinstance(err.value, NotImplementedError) and isinstance(err.value, StanbhmError)
+    assert not isinstance(err.value, ValueError)
+    assert str(err.value) == ("parameterization 0.5: partial centering is not implemented "
+                              "yet; use 'centered', 'noncentered' or 'auto'")
+    with pytest.raises(PlanError) as bad:
+        sb.Model("y ~ x + (1 | g)", df, parameterization=1.5)
+    assert isinstance(bad.value, ValueError) and isinstance(bad.value, StanbhmError)
+    assert str(bad.value) == "parameterization 1.5: a fraction of centering must be in [0, 1]"
+    assert issubclass(sb.SpecError, StanbhmError) and issubclass(sb.FormulaError, StanbhmError)
+    assert issubclass(sb.toolchain.ToolchainError, StanbhmError)
+
+
+@pytest.mark.parametrize(("options", "kind", "message"), [
+    ({"threads": 0}, PlanError, "threads=0: use None or a positive number of threads"),
+    ({"threads": 4}, NotImplementedYet, "threads (reduce_sum) is not implemented yet; use None"),
+    ({"glm": "always"}, NotImplementedYet, "glm='always' is not implemented yet; use 'auto'"),
+    ({"opencl": True}, NotImplementedYet, "opencl for generated models is not implemented yet"),
+    ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False or 'auto'"),
+    ({"parameterization": "center"}, PlanError,
+     "parameterization 'center' is not one of centered, noncentered, auto"),
+])
+def test_options_are_validated_in_the_plan(df, options, kind, message) -> None:
+    spec = build_spec("y ~ x + (1 | g)", df)
+    with pytest.raises(kind) as err:
+        make_plan(spec, Options(**options))
+    assert str(err.value) == message
+
+
+def test_parameterization_keys_are_term_names(df) -> None:
+    formula = "y ~ age + (1 | state) + (age - 1 | state)"
+    plan = sb.Model(formula, df, parameterization={"state_age": "centered"}).plan
+    assert [(g.term_name, g.centered) for g in plan.groups] == [("state", False),
+                                                                ("state_age", True)]
+    with pytest.raises(PlanError) as err:
+        sb.Model(formula, df, parameterization={"state_2": "centered"})
+    assert str(err.value) == ("parameterization given for 'state_2', which is not a group term "
+                              "of this model (group terms: state, state_age)")
+
+
+def test_parameterization_is_the_first_pass_and_records_reasons(df) -> None:
+    plan = sb.Model("y ~ x + (1 | g) + (1 | state)", df,
+                    parameterization={"g": "centered"}).plan
+    assert [str(d) for d in plan.decisions[:2]] == [
+        "parameterization of g: centered; parameterization['g']=\"centered\" requested",
+        'parameterization of state: non-centered; "auto" chooses non-centered until the '
+        "data-driven rule exists",
+    ]
+
+
+def test_a_pass_is_testable_on_its_own(df) -> None:
+    spec = build_spec("y ~ x + (1 | g)", df)
+    plan = make_plan(spec)
+    centered = Parameterize("g", "centered")
+    assert centered.applies(spec, plan) == Decision(
+        "parameterization of g", "centered", 'parameterization="centered" requested')
+    assert centered.apply(spec, plan).groups[0].centered
+    assert not plan.groups[0].centered  # plans are frozen: the pass built a new one
+
+
+def test_skipped_decisions_are_recorded_too(df) -> None:
+    spec = build_spec("y ~ x", df)
+    plan = make_plan(spec, Options(log_lik=False))
+    assert not plan.likelihood.log_lik and plan.likelihood.y_rep
+    assert "log_lik: off; log_lik=False requested" in [str(d) for d in plan.decisions]
+    again = run_passes(spec, plan, [OutputPass("log_lik", True)])
+    assert again.likelihood.log_lik and str(again.decisions[-1]) == (
+        "log_lik: on; log_lik=True requested")
+
+
+def test_per_row_outputs_are_off_by_default_for_large_data() -> None:
+    n = MAX_ROWS + 1
+    big = pd.DataFrame({"y": np.arange(n, dtype=float), "x": np.ones(n) * np.arange(n) % 7})
+    model = sb.Model("y ~ x", big)
+    text = model.stan_code()
+    gq = text.split("generated quantities {")[1]
+    assert "log_lik" not in gq and "y_rep" not in gq
+    assert f"//   log_lik: off; {n} observed rows, over {MAX_ROWS}; pass log_lik=True to " \
+           "write it\n" in text
+    assert f"//   y_rep: off; {n} rows, over {MAX_ROWS}; pass y_rep=True to write it\n" in text
+    assert "generated quantities" in text  # b_Intercept is still reported
+    gq = sb.Model("y ~ x", big, log_lik=True).stan_code().split("generated quantities {")[1]
+    assert "vector[N] log_lik;" in gq and "y_rep" not in gq
+
+
+@pytest.mark.parametrize(("factor", "ident"), [
+    ("obs", "obs_2"), ("Sigma", "Sigma"), ("b", "b"), ("eta", "eta"), ("X", "X"),
+    ("Lcov", "Lcov"),
+])
+def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
+    data = df.assign(y=df["y"].where(np.arange(len(df)) != 3), **{factor: df["g"]})
+    plan = sb.Model(f"y ~ x + (1 + x | {factor})", data, priors={"b": "horseshoe()"},
+                    parameterization="centered").plan
+    assert plan.groups[0].ident == ident
+    names = plan.groups[0].derived_names(ident, True)
+    assert not set(names) & RESERVED
+    if ident != factor:
+        assert any(f"{factor} is written {ident} in the program" in n for n in plan.notes)
+
+
+def test_data_comes_from_the_parts(df) -> None:
+    plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df).plan
+    assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g"]
+    assert [p.kind for p in plan.eta_parts] == ["fixed", "group", "offset"]
+    assert plan.fit_rows == plan.all_rows and plan.fit_rows.n == "N"
+
+
+def test_missing_rows_are_fitted_from_transformed_data(df) -> None:
+    data = df.assign(y=df["y"].where(np.arange(len(df)) % 5 != 0))
+    plan = sb.Model("y ~ x + (1 | g)", data).plan
+    assert plan.missing and plan.fit_rows.n == "N_obs" and plan.all_rows.n == "N"
+    text = sb.Model("y ~ x + (1 | g)", data).stan_code()
+    model_block = text.split("model {")[1].split("generated quantities")[0]
+    assert "vector[N_obs] eta = Intercept + Xc * b; // linear predictor" in model_block
+    assert "eta += r_g[J_g_obs];" in model_block and "[obs]" not in model_block
+    assert "  array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows\n" in text

@@ -1,0 +1,143 @@
+"""Priors: parsed objects, bounds against the parameter, data-scaled defaults, statements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stanbhm as sb
+from stanbhm.errors import SpecError
+from stanbhm.priors import Bounds, Prior, parse_prior, vector_prior
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 40
+    return pd.DataFrame({
+        "y": rng.normal(5, 2, size=n),
+        "x": rng.normal(10, 3, size=n),
+        "z": rng.normal(0, 0.5, size=n),
+        "c": rng.poisson(3, size=n),
+        "g": rng.choice(list("abcd"), size=n),
+    })
+
+
+def code(formula: str, data: pd.DataFrame, **kw) -> str:
+    return sb.Model(formula, data, **kw).stan_code()
+
+
+def test_parsed_prior_keeps_the_users_numbers_and_knows_its_support() -> None:
+    prior = parse_prior("sd", " uniform( 0 , 10 ) ", "sd")
+    assert prior == Prior("uniform", ("0", "10"))
+    assert str(prior) == "uniform(0, 10)" and prior.support == (0.0, 10.0)
+    assert parse_prior("b", "lognormal(0, 1)", "b").support == (0.0, np.inf)
+    assert str(Bounds(0.0, 10.0)) == "<lower=0, upper=10>" and str(Bounds()) == ""
+
+
+def test_uniform_prior_on_sd_gives_matching_bounds(df) -> None:
+    text = code("y ~ x + (1 | g)", df, priors={"sd": "uniform(0, 10)"})
+    assert "  real<lower=0, upper=10> sd_g; // sd of the effects of g\n" in text
+    assert "  sd_g ~ uniform(0, 10);\n" in text
+    text = code("y ~ x + (1 + x | g)", df, priors={"sd_g": "uniform(0, 10)"})
+    assert "  vector<lower=0, upper=10>[2] sd_g; // sds of the effects of g\n" in text
+
+
+def test_positive_prior_on_intercept_declares_the_bound(df) -> None:
+    text = code("y ~ x", df, priors={"Intercept": "lognormal(0, 1)"})
+    assert "  real<lower=0> Intercept; // intercept at the means of the predictors\n" in text
+
+
+def test_bounded_prior_on_a_coefficient_is_refused(df) -> None:
+    with pytest.raises(SpecError) as err:
+        sb.Model("y ~ x", df, priors={"b_x": "lognormal(0, 1)"})
+    assert str(err.value) == (
+        "prior 'b_x' = 'lognormal(0, 1)' has support [0, inf], but a coefficient is unbounded "
+        "and stanbhm does not bound it; use a prior on the whole real line such as normal()"
+    )
+
+
+def test_prior_outside_the_parameters_support_is_refused(df) -> None:
+    with pytest.raises(SpecError) as err:
+        sb.Model("y ~ x", df, family="student_t", priors={"nu": "uniform(0, 0.5)"})
+    assert str(err.value) == (
+        "prior 'nu' = 'uniform(0, 0.5)' puts no mass where nu can be (at or above 1)"
+    )
+
+
+def test_horseshoe_with_a_coefficient_prior_is_refused(df) -> None:
+    with pytest.raises(SpecError) as err:
+        sb.Model("y ~ x + z", df, priors={"b": "horseshoe()", "b_x": "normal(0, 1)"})
+    assert str(err.value) == (
+        "prior 'b_x' cannot be combined with the horseshoe on 'b', which sets every "
+        "coefficient's prior; drop 'b_x' or the horseshoe"
+    )
+
+
+def test_slope_sd_is_scaled_like_its_coefficient(df) -> None:
+    # sd(y) ~ 2, sd(x) ~ 3: b_x and the slope's sd share the scale 2.5 sd(y) / sd(x).
+    text = code("y ~ x + (1 + x | g)", df)
+    sy, sx = df["y"].std(), df["x"].std()
+    assert f"  b ~ normal(0, {2.5 * sy / sx:.3g});\n" in text
+    assert f"  sd_g ~ student_t(3, 0, [{2.5 * sy:.3g}, {2.5 * sy / sx:.3g}]');\n" in text
+
+
+def test_count_intercept_prior_sits_at_the_link_of_the_mean(df) -> None:
+    text = code("c ~ z", df, family="poisson")
+    assert f"  Intercept ~ student_t(3, {np.log(df['c'].mean()):.3g}, 2.5);\n" in text
+    yb = (df["c"] > 2).astype(int)
+    p = yb.mean()
+    text = code("yb ~ z", df.assign(yb=yb), family="bernoulli")
+    assert f"  Intercept ~ student_t(3, {np.log(p / (1 - p)):.3g}, 2.5);\n" in text
+
+
+def test_default_aux_priors_are_not_flat_gammas(df) -> None:
+    text = code("c ~ z", df, family="negbinomial")
+    assert "  phi ~ gamma(2, 0.1);\n" in text and "0.01" not in text
+
+
+def test_coefficient_priors_are_one_vectorized_statement(df) -> None:
+    text = code("y ~ x + z", df)
+    sy = df["y"].std()
+    scales = [2.5 * sy / df[c].std() for c in ("x", "z")]
+    assert f"  b ~ normal(0, [{scales[0]:.3g}, {scales[1]:.3g}]');\n" in text
+    assert "b[1] ~" not in text and "b[2] ~" not in text
+
+
+def test_mixed_distributions_make_one_prior_function(df) -> None:
+    text = code("y ~ x + z", df, priors={"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)"})
+    assert (
+        "functions {\n"
+        "  // The prior of b, one line per element: their priors differ.\n"
+        "  real b_prior_lpdf(vector b) {\n"
+        "    real lp = normal_lpdf(b[1] | 0, 2); // b_x\n"
+        "    lp += student_t_lpdf(b[2] | 3, 0, 1); // b_z\n"
+        "    return lp;\n"
+        "  }\n"
+        "}\n"
+    ) in text
+    assert "  b ~ b_prior();\n" in text
+
+
+def test_long_vector_literal_becomes_a_function() -> None:
+    priors = [Prior("normal", ("0", f"{1.2345 + k:.5g}")) for k in range(10)]
+    statement = vector_prior("b", priors, [f"b_x{k}" for k in range(10)])
+    assert statement.rhs is None and len(statement.lines) == 10
+    short = vector_prior("b", priors[:2], ["b_x0", "b_x1"])
+    assert short.rhs == "normal(0, [1.2345, 2.2345]')"
+
+
+def test_two_terms_on_one_factor_have_their_own_prior_keys() -> None:
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"y": rng.normal(size=50), "age": rng.normal(40, 10, size=50),
+                         "state": rng.choice(list("abcde"), size=50)})
+    model = sb.Model("y ~ age + (1 | state) + (age - 1 | state)", data,
+                     priors={"sd_state_age": "exponential(3)"})
+    text = model.stan_code()
+    assert "  sd_state_age ~ exponential(3);\n" in text
+    assert "  sd_state ~ student_t(3, 0, " in text
+    with pytest.raises(SpecError, match="valid keys for this model: b, b_age, Intercept, sd, "
+                                        "sd_state, sd_state_age, sigma"):
+        sb.Model("y ~ age + (1 | state) + (age - 1 | state)", data,
+                 priors={"sd_state_2": "exponential(3)"})
