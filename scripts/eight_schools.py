@@ -37,7 +37,7 @@ def main() -> None:
     sb.toolchain.ensure_cmdstan(progress=print)
     fit = model.fit(chains=4, parallel_chains=4, seed=args.seed)
     idata = fit.to_arviz()
-    print(az.summary(idata, var_names=["Intercept", "sd_school", "r_school"]).to_string())
+    print(az.summary(idata, var_names=["Intercept", "sd_school", "coef_school"]).to_string())
     for key, value in fit.diagnostics().items():
         print(f"{key}: {value}")
     az.plot_trace(idata, var_names=["Intercept", "sd_school"])

@@ -43,7 +43,7 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
 
 
 def _parameterization(text: str) -> object:
-    """'centered' | 'noncentered' | 'auto' | a float | 'school=centered,store=noncentered'."""
+    """'centered' | 'noncentered' | 'auto' | a float | 'school=centered,store_x=noncentered'."""
     if "=" in text:
         return dict(part.split("=", 1) for part in text.split(","))
     try:
@@ -88,7 +88,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CSV file with the columns the formula uses")
     p.add_argument("--family", default="gaussian")
     p.add_argument("--parameterization", default="auto",
-                   help="centered, noncentered, auto, or factor=choice,...")
+                   help="centered, noncentered, auto, or term=choice,... "
+                        "(term names as in the program header)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,6 +79,9 @@ def test_to_arviz_is_labelled_by_school(nc_model):
         assert group in idata.groups()
     r = idata.posterior["r_school"]
     assert r.dims == ("chain", "draw", "school")
+    theta = idata.posterior["coef_school"]  # each school's effect: Intercept + r_school
+    np.testing.assert_allclose(theta.values, (idata.posterior["Intercept"] + r).values,
+                               atol=1e-3)  # the CSV keeps 6 significant digits
     assert list(r.coords["school"].values) == list("ABCDEFGH")
     assert idata.posterior_predictive["y_rep"].shape == (2, 200, 8)
     np.testing.assert_array_equal(idata.observed_data["y"].values,
@@ -95,3 +98,21 @@ def test_other_methods_return_labelled_arviz(nc_model, method):
     idata = fit.to_arviz()
     assert "Intercept" in idata.posterior
     assert idata.posterior["r_school"].dims[-1] == "school"
+
+
+@pytest.mark.slow
+def test_prior_only_samples_the_prior(nc_model):
+    """With prior_only=1 sd_school follows its half-t prior: median 26.1 * t_3(0.75)."""
+    import arviz as az
+    from scipy import stats
+
+    fit = nc_model.fit(chains=4, seed=7, iter_sampling=2000, prior_only=True)
+    sd = fit.cmdstan.draws_xr("sd_school")["sd_school"].values  # (chain, draw)
+    median = 26.1 * stats.t.ppf(0.75, 3)
+    below = (sd < median).astype(float)
+    se = np.sqrt(0.25 / float(az.ess(below)))
+    assert abs(below.mean() - 0.5) < 4 * se, (below.mean(), se)
+    idata = fit.to_arviz()
+    assert idata.posterior["coef_school"].dims == ("chain", "draw", "school")
+    # The prior predictive spread is far wider than the data's.
+    assert float(idata.posterior_predictive["y_rep"].std()) > 30

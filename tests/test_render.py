@@ -223,7 +223,7 @@ def test_program_reads_well(name):
     for line in code.splitlines():
         if line.startswith("//   ") and ("parameterization of" in line or "log_lik:" in line):
             assert not re.search(r"\([^)]*\(", line), line
-    assert "rep_vector(0, " not in code or name == "no_predictors"
+    assert "rep_vector(0, " not in code  # a model without intercept starts eta at a term
     assert decisions
 
 
@@ -251,3 +251,27 @@ def test_reserved_names_as_columns_and_factors_compile(column, factor, second, c
     path.write_text(model.stan_code())
     proc = _stanc(cmdstan, f"--o={path.with_suffix('.hpp')}", str(path))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_reviewed_defects_stay_fixed(eight_schools_df):
+    """One assertion per reviewed defect that a golden file alone would not explain."""
+    corr = build("correlated_slopes_centered", eight_schools_df).stan_code()
+    # 5: one vectorized statement for the centered correlated effects, no loop over levels
+    assert "  r_g ~ multi_normal_cholesky(rep_row_vector(0, 2), Lcov_g);\n" in corr
+    assert "for (j in" not in corr
+    # 9: correlations, a prior-only switch and each level's total coefficients
+    assert "  corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g);" in corr
+    assert "  int<lower=0, upper=1> prior_only; // 1: sample the prior alone\n" in corr
+    assert "  if (!prior_only) {\n" in corr and "  coef_g[ : , 2] += b[1];\n" in corr
+    # 4: X centered in transformed data, the x = 0 intercept reported
+    assert "    Xc[ : , k] = X[ : , k] - means_X[k];\n" in corr
+    assert "  real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0\n" \
+        in corr
+    assert "// Intercept: the intercept at the predictors' means, as X is centered;\n" in corr
+    # 11: the offset's data comment names its expression; no rep_vector(0, N)
+    offset = build("poisson_offset", eight_schools_df).stan_code()
+    assert "  vector[N] offs; // offset: log(expo)\n" in offset
+    no_intercept = build("interaction_colon_no_intercept", eight_schools_df).stan_code()
+    assert "    vector[N] eta = X * b; // linear predictor\n" in no_intercept
+    # 11: the header says which priors are half-distributions
+    assert "on sd_* and sigma a prior\n// centered at 0 is a half-distribution." in corr
