@@ -49,6 +49,10 @@ class Family:
         args: argument templates of ``dist`` after the outcome.
         rng: the posterior predictive draw for all rows, as a template.
         glm: the name of Stan's GLM kernel with this likelihood, or None.
+        pooled_variance: Var(y) at a pooled fit, from (y, mean, d mean / d eta), with
+            the family's own parameter estimated by moments; None when the canonical
+            link makes it d mean / d eta (bernoulli, binomial, poisson). Used by the
+            "auto" parameterization rule (`stanbhm.passes.information`).
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
@@ -68,6 +72,7 @@ class Family:
     allows_se: bool = False
     needs_trials: bool = False
     log_outcome: bool = False
+    pooled_variance: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
 
     @property
     def integer(self) -> bool:
@@ -155,6 +160,17 @@ _LOCATIONS = {
     "logit": _logit_location,
 }
 
+def _nb2_variance(y: np.ndarray, mu: np.ndarray, dmu: np.ndarray) -> np.ndarray:
+    excess = float(np.sum((y - mu) ** 2 - mu))
+    phi = float(np.sum(mu**2)) / excess if excess > 0 else np.inf
+    return mu + mu**2 / phi
+
+
+def _gamma_variance(y: np.ndarray, mu: np.ndarray, dmu: np.ndarray) -> np.ndarray:
+    shape = 1 / max(float(np.mean(((y - mu) / mu) ** 2)), 1e-12)
+    return mu**2 / shape
+
+
 _SIGMA = AuxParam("sigma", 0.0, "residual standard deviation", "student_t(3, 0, {scale})")
 
 #: One row per family; the order is the order error messages list them in.
@@ -194,6 +210,7 @@ FAMILIES: dict[str, Family] = {
             dist="neg_binomial_2_log", args=("{eta}", "phi"),
             rng="neg_binomial_2_log_rng({eta}, phi)",
             glm="neg_binomial_2_log_glm", collapse="negative binomial sum",
+            pooled_variance=_nb2_variance,
         ),
         Family(
             name="lognormal", link="identity", outcome="positive", aux=(_SIGMA,),
@@ -204,7 +221,7 @@ FAMILIES: dict[str, Family] = {
             name="gamma", link="log", outcome="positive",
             aux=(AuxParam("shape", 0.0, "gamma shape", "gamma(2, 0.1)"),),
             dist="gamma", args=("shape", "shape * exp(-{eta})"),
-            rng="gamma_rng(shape, shape * exp(-{eta}))",
+            rng="gamma_rng(shape, shape * exp(-{eta}))", pooled_variance=_gamma_variance,
         ),
     )
 }  # fmt: skip

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import toolchain
@@ -82,13 +83,24 @@ class Model:
         """The compiled program (from stanbhm's cache when already built)."""
         return toolchain.compile_model(self.stan_code(), cpp_options=self.program.cpp_options)
 
-    def fit(self, method: str = "sample", *, prior_only: bool = False, **kwargs: Any) -> Fit:
+    def fit(self, method: str = "sample", *, prior_only: bool = False,
+            warm_start: Fit | None = None, **kwargs: Any) -> Fit:
         """Run CmdStanPy's ``method``; keyword arguments pass straight through.
 
-        ``prior_only=True`` samples the prior (and the prior predictive ``y_rep``).
+        The geometry controls of NUTS are CmdStanPy's: ``metric="dense_e"`` (or
+        ``"diag_e"``), ``max_treedepth``, ``adapt_delta``, ``step_size``.
+        ``warm_start=previous_fit`` starts each chain where that fit's chain ended, with
+        its adapted inverse metric and step size, and skips warmup and adaptation (pass
+        ``iter_warmup``/``adapt_engaged`` to override): a refit of the same model with
+        new seeds or more draws starts sampling at once. ``prior_only=True`` samples the
+        prior (and the prior predictive).
         """
         if method not in METHODS:
             raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
+        if warm_start is not None:
+            if method != "sample":
+                raise ValueError("warm_start works with method='sample'")
+            kwargs = {**warm_start_arguments(warm_start, kwargs.get("chains", 4)), **kwargs}
         exe = self.compile()
         data = self.stan_data(prior_only=prior_only)
         if method == "sample":
@@ -99,3 +111,23 @@ class Model:
         else:
             result = getattr(exe, method)(data=data, **kwargs)
         return Fit(self.program.schema, result, method)
+
+
+def warm_start_arguments(previous: Fit, chains: int) -> dict[str, Any]:
+    """CmdStanPy arguments that continue `previous`: each chain's last draw as its
+    initial values, its inverse metric and step size, no warmup and no adaptation."""
+    result = previous.cmdstan
+    if previous.method != "sample" or getattr(result, "inv_metric", None) is None:
+        raise ValueError("warm_start needs a fit from method='sample' with an adapted metric")
+    n = result.num_draws_sampling
+    before = result.chains
+    draws = {name: result.stan_variable(name) for name in result.metadata.stan_vars}
+    inits, inv_metric, step = [], [], []
+    for c in range(chains):
+        source = c % before
+        last = (source + 1) * n - 1
+        inits.append({name: np.asarray(value[last]).tolist() for name, value in draws.items()})
+        inv_metric.append(np.asarray(result.inv_metric[source]))
+        step.append(float(result.step_size[source]))
+    return {"inits": inits, "inv_metric": inv_metric, "step_size": step,
+            "metric": result.metric_type, "iter_warmup": 0, "adapt_engaged": False}

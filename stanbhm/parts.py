@@ -84,6 +84,8 @@ class FixedPart(Part):
     intercept_bounds: Bounds
     b_priors: tuple[Prior, ...]
     horseshoe: Horseshoe | None
+    absorbed_intercept: bool = False
+    absorbed: tuple[int, ...] = ()  # 0-based columns a centered group term took over
     kind: str = "fixed"
 
     @property
@@ -101,6 +103,42 @@ class FixedPart(Part):
         if not self.k or self.horseshoe:
             return None
         return vector_prior("b", self.b_priors, self.idents)
+
+    @property
+    def free(self) -> tuple[int, ...]:
+        """1-based columns whose coefficients stay in the likelihood's X * b."""
+        return tuple(j + 1 for j in range(self.k) if j not in self.absorbed)
+
+    @property
+    def split(self) -> bool:
+        """Whether some but not all columns were taken over (``Xc_free`` is needed)."""
+        return 0 < len(self.absorbed) < self.k
+
+    def eta(self, rows: Rows) -> str | None:
+        """The fixed part of the linear predictor, or None when nothing is left of it.
+
+        Fitted rows leave out what centered group terms took over; generated quantities
+        (``rows.fitted`` False) use the whole population part, as the deviations do.
+        """
+        if not rows.fitted:
+            if self.centered:
+                return "b_Intercept + X * b" if rows.n == "N" and self.missing else \
+                    "Intercept + Xc * b"
+            if self.intercept:
+                return f"rep_vector(Intercept, {rows.n})"
+            return "X * b" if self.k else f"rep_vector(0, {rows.n})"
+        terms = []
+        if self.intercept and not self.absorbed_intercept:
+            terms.append("Intercept")
+        if self.free:
+            x = "Xc" if self.centered else f"X{rows.suffix}"
+            if self.split:
+                terms.append(f"Xc_free * b[{{{', '.join(map(str, self.free))}}}]")
+            else:
+                terms.append(f"{x} * b")
+        if terms == ["Intercept"]:
+            return f"rep_vector(Intercept, {rows.n})"
+        return " + ".join(terms) or None
 
     def data(self) -> dict[str, Any]:
         return {"K": self.k, "X": self.X} if self.k else {}
@@ -136,10 +174,25 @@ class FixedPart(Part):
 class GroupPart(Part):
     """One group term, e.g. ``(1 + x | g)``: its sds, correlations and level effects.
 
-    ``r_<g>`` holds each level's deviations from the population coefficients and
-    ``coef_<g>`` the level's total coefficients (population plus deviation) for every
-    effect of the term, as lme4's ``coef()`` gives them (eight schools: each school's
-    theta). Non-centered terms sample standardized ``z_<g>``; centered ones ``r_<g>``.
+    How the level effects are parameterized is the fraction ``c`` of centering
+    (Papaspiliopoulos, Roberts & Skold 2007), per term or per level (``c_levels``):
+
+    - ``c = 0``, non-centered: ``z_<g> ~ std_normal()``, ``r_<g> = sd * z``, and the
+      population coefficients stay in the likelihood.
+    - ``c = 1``, hierarchically centered (Gelfand, Sahu & Carlin 1995): each level's
+      coefficient ``coef_<g> ~ normal(mu, sd)`` around the population coefficient
+      ``mu`` it took over (``location``), which then leaves the likelihood; an effect
+      with no population coefficient (or one another term took) is centered at 0 and
+      declared as the deviation ``r_<g>``.
+    - ``0 < c < 1``: the centered declaration with Stan's affine transform
+      ``<offset=(1 - c) * mu, multiplier=sd^(1 - c)>``; ``c_levels`` gives each level its
+      own fraction (a data vector ``c_<g>``).
+
+    Slopes with a population coefficient use their covariate centered like X's column
+    (``Zc_<g>``), so the population and the level coefficients multiply the same
+    variable and every parameterization describes the same model. Outputs: ``r_<g>``
+    (deviations) and, where an effect has a population coefficient, ``coef_<g>``
+    (population plus deviation; its intercept is at the predictors' means).
     """
 
     name: str  # the factor, as in the formula: "a:b"
@@ -150,12 +203,15 @@ class GroupPart(Part):
     index: np.ndarray
     Z: np.ndarray
     correlated: bool
-    centered: bool
     missing: bool
     sd_priors: tuple[Prior, ...]
     sd_bounds: Bounds
     cor_prior: Prior | None
     population: tuple[str, ...]  # per effect: the population coefficient or "0"
+    shift: tuple[str, ...]  # per effect: "means_X[j]" when its covariate is centered
+    c: float = 0.0
+    c_levels: np.ndarray | None = None
+    location: tuple[str, ...] = ()  # per effect, when centered: what it is centered at
     kind: str = "group"
 
     @property
@@ -181,6 +237,63 @@ class GroupPart(Part):
         return any(p != "0" for p in self.population)
 
     @property
+    def noncentered(self) -> bool:
+        return self.c == 0 and self.c_levels is None
+
+    @property
+    def centered(self) -> bool:
+        """Fully centered (c = 1 for every level)."""
+        return self.c == 1 and self.c_levels is None
+
+    @property
+    def absorbs(self) -> bool:
+        """Whether the term took over a population coefficient (its levels are then
+        declared as total coefficients ``coef_<g>``)."""
+        return not self.noncentered and any(m != "0" for m in self.location)
+
+    @property
+    def level_param(self) -> str:
+        """The declared level parameter: z_, coef_ or r_."""
+        if self.noncentered:
+            return f"z_{self.ident}"
+        return f"{'coef' if self.absorbs else 'r'}_{self.ident}"
+
+    @property
+    def shifted(self) -> bool:
+        return any(self.shift)
+
+    @property
+    def z_name(self) -> str:
+        """The covariate data the linear predictor multiplies (centered when shifted)."""
+        return f"{'Zc' if self.shifted else 'Z'}_{self.ident}"
+
+    @property
+    def mu(self) -> str:
+        """The location of a single-effect term's levels."""
+        return self.location[0] if self.location else "0"
+
+    @property
+    def mu_row(self) -> str:
+        """The location row of a multi-effect term's levels."""
+        if all(m == "0" for m in self.location):
+            return f"rep_row_vector(0, {self.k})"
+        return f"[{', '.join(self.location)}]"
+
+    @property
+    def affine(self) -> str:
+        """``<offset=..., multiplier=...>`` of a partially centered single-effect term."""
+        if self.centered or self.noncentered:
+            return ""
+        g = self.ident
+        if self.c_levels is not None:
+            off = power = f"nc_{g}"
+        else:
+            off = power = _fmt_c(1 - self.c)
+        parts = [f"offset={off} * {self.mu}"] if self.mu != "0" else []
+        parts.append(f"multiplier=pow(sd_{g}, {power})")
+        return f"<{', '.join(parts)}>"
+
+    @property
     def sd_prior(self) -> VectorPrior:
         return vector_prior(f"sd_{self.ident}", self.sd_priors, self.effects)
 
@@ -191,31 +304,52 @@ class GroupPart(Part):
     @staticmethod
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
-        prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "Cor", "coef")
+        prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc")
         names = [f"{p}_{ident}" for p in prefixes]
         names.append(f"sd_{ident}_prior")
         if missing:
-            names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
+            names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
         return tuple(names)
+
+    def eta(self, rows: Rows) -> str:
+        """This term's part of the linear predictor: level coefficients in the model
+        block (fitted rows), deviations in generated quantities."""
+        g = self.ident
+        J = f"J_{g}{rows.suffix}"
+        Z = f"{self.z_name}{rows.suffix}"
+        if rows.fitted and not self.noncentered:
+            effects = self.level_param
+            matrix = f"to_matrix({effects})"
+        else:
+            effects = f"r_{g}"
+            centered_r = self.centered and not self.absorbs
+            matrix = f"to_matrix(r_{g})" if centered_r and self.k > 1 else f"r_{g}"
+        if self.intercept_only:
+            return f"{effects}[{J}]"
+        if self.k == 1:
+            return f"{effects}[{J}] .* {Z}"
+        return f"rows_dot_product({matrix}[{J}], {Z})"
 
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"N_{self.ident}": self.n_levels, f"J_{self.ident}": self.index}
         if self.has_z:
             out[f"Z_{self.ident}"] = self.Z[:, 0] if self.k == 1 else self.Z
+        if self.c_levels is not None:
+            out[f"c_{self.ident}"] = self.c_levels
         return out
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
         if self.k == 1:
             out = [Output(f"sd_{g}"), Output(f"r_{g}", (level,))]
-            if not self.centered:
+            if self.noncentered:
                 out.append(Output(f"z_{g}", (level,)))
             if self.has_coef:
                 out.append(Output(f"coef_{g}", (level,)))
             return tuple(out)
         eff = self.effect_dim
         out = [Output(f"sd_{g}", (eff,)), Output(f"r_{g}", (level, eff))]
-        if not self.centered:
+        if self.noncentered:
             out.append(Output(f"z_{g}", (eff, level)))
         if self.correlated:
             out += [Output(f"L_{g}", (eff, f"{eff}_bis")), Output(f"Cor_{g}", (eff, f"{eff}_bis"))]
@@ -241,6 +375,10 @@ class GroupPart(Part):
         if self.correlated:
             lines.append(f"L_{g} ~ {self.cor_prior}")
         return tuple(lines)
+
+
+def _fmt_c(x: float) -> str:
+    return f"{x:.3g}"
 
 
 @dataclass(frozen=True)

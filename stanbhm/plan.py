@@ -32,7 +32,7 @@ RESERVED = frozenset(
     {
         "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
         "K", "X", "X_obs", "Xc", "means_X", "sds_X", "Intercept", "b", "b_Intercept",
-        "b_prior", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
+        "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
         "phi", "shape", "eta", "log_lik", "y_rep", "prior_only", "i", "k", "lp",
     }
 )  # fmt: skip
@@ -90,10 +90,15 @@ def _check_parameterization(value: Any, spec: ModelSpec) -> None:
             if not 0 <= choice <= 1:
                 raise PlanError(f"parameterization {choice!r}{where}: a fraction of "
                                 "centering must be in [0, 1]")
-            raise NotImplementedYet(
-                f"parameterization {choice!r}{where}: partial centering is not implemented "
-                "yet; use 'centered', 'noncentered' or 'auto'"
-            )
+            wide = [g for g in spec.groups if g.k > 1 and choice not in (0, 1)
+                    and (term is None or g.term_name == term)]
+            if wide:
+                raise PlanError(
+                    f"parameterization {choice!r}{where}: partial centering applies to "
+                    f"single-effect terms, and {wide[0].term} has {wide[0].k} effects; use "
+                    f"0 or 1 for it, or split it into single-effect terms"
+                )
+            continue
         if choice not in CHOICES:
             raise PlanError(f"parameterization {choice!r}{where} is not one of "
                             f"{', '.join(CHOICES)}")
@@ -115,6 +120,7 @@ class Plan:
     options: Options
     decisions: tuple[Decision, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
 
     @property
     def missing(self) -> bool:
@@ -127,11 +133,11 @@ class Plan:
         offset = (self.offset,) if self.offset else ()
         return (self.likelihood, self.fixed, *offset, *self.groups, self.aux)
 
-    @property
-    def eta_parts(self) -> tuple[Part, ...]:
-        """Parts that add to the linear predictor, in order (the first one starts it)."""
+    def eta_parts(self, rows: Rows) -> tuple[Part, ...]:
+        """Parts that add to the linear predictor over `rows`, in order (the first one
+        starts it); the fixed part drops out when centered terms took all of it over."""
         offset = (self.offset,) if self.offset else ()
-        fixed = (self.fixed,) if self.fixed.intercept or self.fixed.k else ()
+        fixed = (self.fixed,) if self.fixed.eta(rows) is not None else ()
         parts = (*fixed, *self.groups, *offset)
         return parts or (self.fixed,)
 
@@ -141,8 +147,8 @@ class Plan:
 
     @property
     def all_rows(self) -> Rows:
-        """Rows for generated quantities: every row (the fitted ones when all observed)."""
-        return Rows("N", "", False) if self.missing else self.fit_rows
+        """Rows for generated quantities: every row, population part plus deviations."""
+        return Rows("N", "", False)
 
     @property
     def vector_priors(self) -> tuple[VectorPrior, ...]:
@@ -163,15 +169,22 @@ class Plan:
         return out
 
 
-def _population(spec: ModelSpec, effect: str, centered_x: bool) -> str:
-    """The population coefficient an effect deviates from, for total effects."""
+def _population(spec: ModelSpec, effect: str) -> str:
+    """The population coefficient an effect deviates from (its intercept is at the
+    predictors' means, like ``Intercept``), or "0"."""
     if effect == "Intercept":
-        if not spec.fixed.intercept:
-            return "0"
-        return "b_Intercept" if centered_x else "Intercept"
+        return "Intercept" if spec.fixed.intercept else "0"
     if effect in spec.fixed.names:
         return f"b[{spec.fixed.names.index(effect) + 1}]"
     return "0"
+
+
+def _shift(spec: ModelSpec, effect: str, centered_x: bool) -> str:
+    """A slope's covariate is centered like its column of X, so population and level
+    coefficients multiply the same variable whatever the parameterization."""
+    if centered_x and effect != "Intercept" and effect in spec.fixed.names:
+        return f"means_X[{spec.fixed.names.index(effect) + 1}]"
+    return ""
 
 
 def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
@@ -199,9 +212,11 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         groups.append(GroupPart(
             name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
             effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
-            centered=False, missing=missing, sd_priors=book.sd[g.term_name],
+            missing=missing, sd_priors=book.sd[g.term_name],
             sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
-            population=tuple(_population(spec, e, fixed.centered) for e in g.effect_names),
+            population=tuple(_population(spec, e) for e in g.effect_names),
+            shift=tuple(_shift(spec, e, fixed.centered) for e in g.effect_names),
+            location=("0",) * g.k,
         ))
     aux = AuxPart(tuple(
         AuxParam(a.name, book.aux_bounds[a.name], a.comment, book.aux[a.name])

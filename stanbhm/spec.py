@@ -328,6 +328,17 @@ def _model_matrix(rhs: str, data: pd.DataFrame, role: str) -> Any:
         ) from exc
 
 
+def _check_distinct_columns(names: tuple[str, ...], role: str) -> None:
+    """formulaic names the intercept column "Intercept" too, so a data column of that
+    name collides with it; say so instead of failing on the matrix's shape."""
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise SpecError(
+            f"two columns of the {role} are named '{duplicate}': a data column called "
+            f"'{duplicate}' clashes with the intercept's name; rename the column"
+        )
+
+
 def _bad_mask(series: pd.Series) -> np.ndarray:
     """Rows that are missing, or infinite for a numeric column."""
     mask = np.array(series.isna(), dtype=bool)  # a copy: pandas may hand out read-only views
@@ -413,6 +424,7 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame) -> FixedEffects:
     _check_columns_finite(_columns_used(formula.fixed, data, role), data)
     matrix = _model_matrix(formula.fixed, data, role)
     names = tuple(matrix.model_spec.column_names)
+    _check_distinct_columns(names, role)
     values = np.array(matrix, dtype=np.float64).reshape(len(data), len(names))
     _check_matrix_finite(values, names)
     if formula.intercept:
@@ -525,6 +537,7 @@ def _group_effects(
     matrix = _model_matrix(rhs, data, role)
     _check_numeric_slopes(term, matrix.model_spec, data)
     effect_names = tuple(matrix.model_spec.column_names)
+    _check_distinct_columns(effect_names, role)
     values = np.array(matrix, dtype=np.float64).reshape(len(data), len(effect_names))
     _check_matrix_finite(values, effect_names)
     levels, index = _group_levels(term, data)

@@ -777,3 +777,14 @@ def test_any_column_name_gives_safe_stan_names(name: str) -> None:
     for stan_name in (*spec.fixed.stan_names, *spec.groups[0].effect_stan_names):
         assert IDENTIFIER.fullmatch(stan_name), stan_name
         assert not stan_name.endswith("__")
+
+
+def test_column_called_intercept_is_refused_clearly() -> None:
+    data = pd.DataFrame({"y": np.arange(6.0), "Intercept": np.arange(6.0) ** 2,
+                         "g": list("aabbcc")})
+    assert error("y ~ `Intercept` + (1 | g)", data) == (
+        "two columns of the fixed effects are named 'Intercept': a data column called "
+        "'Intercept' clashes with the intercept's name; rename the column"
+    )
+    assert error("y ~ (1 + `Intercept` | g)", data).startswith(
+        "two columns of the group term (1 + `Intercept` | g) are named 'Intercept'")

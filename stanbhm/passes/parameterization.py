@@ -1,26 +1,38 @@
-"""How each group term's effects are parameterized: centered or non-centered.
+"""How each group term's level effects are parameterized: the fraction c of centering.
 
-Non-centered (``r = sd * z`` with ``z ~ std_normal()``) suits terms whose data say
-little about each level (the eight-schools funnel); centered (``r ~ normal(0, sd)``)
-suits terms whose levels are well informed. The data-driven choice under ``"auto"``
-and fractional (partial) centering come with the parameterization issue; until then
-``"auto"`` means non-centered and says so in the header.
+``"centered"`` is c = 1 (hierarchical centering: the levels' coefficients around the
+population coefficient), ``"noncentered"`` c = 0, a number in [0, 1] partial centering
+(single-effect terms only; a multi-effect term is centered or not as a whole), and
+``"auto"`` decides from the data before sampling (`information` gives the rule):
+
+- every level well informed (weight w_j >= `CENTER_ABOVE`): centered;
+- every level weakly informed (w_j <= `NONCENTER_BELOW`): non-centered;
+- levels that disagree (a few large and many tiny groups): a single-effect term is
+  partially centered per level, c_j = w_j, through a data vector; a multi-effect term is
+  centered when the median level's weight of its least informed effect is at least 1/2.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .base import Decision
+from .information import LevelInformation, level_information
 
 if TYPE_CHECKING:
     from ..plan import Plan
     from ..spec import ModelSpec
 
-#: The choices a term accepts (a float in [0, 1] is validated by the plan's options).
+#: The choices a term accepts besides a fraction in [0, 1].
 CHOICES = ("centered", "noncentered", "auto")
+#: Under "auto", a term whose levels all have weights at least this is centered...
+CENTER_ABOVE = 0.9
+#: ...and one whose levels all have weights at most this is non-centered.
+NONCENTER_BELOW = 0.1
 
 
 def choice_for(term: str, requested: Any) -> Any:
@@ -31,28 +43,72 @@ def choice_for(term: str, requested: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """What a term gets: a fraction of centering, per term or per level."""
+
+    c: float
+    c_levels: np.ndarray | None
+    label: str
+    reason: str
+    information: tuple[LevelInformation, ...] = ()
+
+
+@dataclass(frozen=True)
 class Parameterize:
-    """Sets one group term's parameterization from the user's request."""
+    """Sets one group term's fraction of centering, from the request or the data."""
 
     term: str
     requested: Any
+    _made: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+    def choose(self, spec: ModelSpec) -> Choice:
+        """The choice, made once per spec (applies and apply both ask)."""
+        if id(spec) not in self._made:
+            self._made[id(spec)] = self._choose(spec)
+        return self._made[id(spec)]
+
+    def _choose(self, spec: ModelSpec) -> Choice:
+        group = next(g for g in spec.groups if g.term_name == self.term)
         choice = choice_for(self.term, self.requested)
-        subject = f"parameterization of {self.term}"
         where = f"[{self.term!r}]" if isinstance(self.requested, dict) else ""
         if choice == "centered":
-            return Decision(subject, "centered", f'parameterization{where}="centered" requested')
+            return Choice(1.0, None, "centered", f'parameterization{where}="centered" requested')
         if choice == "noncentered":
-            return Decision(subject, "non-centered",
-                            f'parameterization{where}="noncentered" requested')
-        return Decision(subject, "non-centered",
-                        '"auto" chooses non-centered until the data-driven rule exists')
+            return Choice(0.0, None, "non-centered",
+                          f'parameterization{where}="noncentered" requested')
+        if choice != "auto":
+            c = float(choice)
+            label = {0.0: "non-centered", 1.0: "centered"}.get(c, f"partially centered, c = {c:g}")
+            return Choice(c, None, label, f"parameterization{where}={c:g} requested")
+        info = level_information(spec, group)
+        numbers = "; ".join(i.describe() for i in info)
+        weights = [i.weights for i in info]
+        if all(w.min() >= CENTER_ABOVE for w in weights):
+            return Choice(1.0, None, "centered", f'"auto": every level is well informed, '
+                          f"{numbers}", info)
+        if all(w.max() <= NONCENTER_BELOW for w in weights):
+            return Choice(0.0, None, "non-centered", f'"auto": every level is weakly '
+                          f"informed, {numbers}", info)
+        if group.k == 1:
+            return Choice(float(np.mean(weights[0])), weights[0], "partially centered per level",
+                          f'"auto": levels differ, each centered by its weight, {numbers}', info)
+        median = min(float(np.median(w)) for w in weights)
+        if median >= 0.5:
+            return Choice(1.0, None, "centered", f'"auto": the median level is well informed, '
+                          f"{numbers}", info)
+        return Choice(0.0, None, "non-centered", f'"auto": the median level is weakly '
+                      f"informed, {numbers}", info)
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        choice = self.choose(spec)
+        return Decision(f"parameterization of {self.term}", choice.label, choice.reason)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        centered = self.applies(spec, plan).choice == "centered"
+        choice = self.choose(spec)
         groups = tuple(
-            dataclasses.replace(g, centered=centered) if g.term_name == self.term else g
+            dataclasses.replace(g, c=choice.c, c_levels=choice.c_levels)
+            if g.term_name == self.term else g
             for g in plan.groups
         )
-        return dataclasses.replace(plan, groups=groups)
+        information = {**plan.information, self.term: choice.information}
+        return dataclasses.replace(plan, groups=groups, information=information)

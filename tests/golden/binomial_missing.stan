@@ -14,6 +14,8 @@
 //   L_g ~ lkj_corr_cholesky(2)
 // decisions:
 //   parameterization of g: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
+//   b_x: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -39,8 +41,10 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   vector[N_obs] offs_obs = offs[obs]; // offset of the observed rows
+  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
+  Zc_g[ : , 2] -= means_X[1];
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
-  matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
+  matrix[N_obs, 2] Zc_g_obs = Zc_g[obs]; // their covariates
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -60,7 +64,7 @@ model {
   to_vector(z_g) ~ std_normal();
   if (!prior_only) {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g_obs], Z_g_obs);
+    eta += rows_dot_product(r_g[J_g_obs], Zc_g_obs);
     eta += offs_obs;
     y ~ binomial_logit(trials_obs, eta);
   }
@@ -69,13 +73,13 @@ generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
   matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += b_Intercept;
+  coef_g[ : , 1] += Intercept;
   coef_g[ : , 2] += b[1];
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Z_g);
+    eta += rows_dot_product(r_g[J_g], Zc_g);
     eta += offs;
     for (i in 1 : N_obs) {
       log_lik[i] = binomial_logit_lpmf(y[i] | trials[obs[i]], eta[obs[i]]);

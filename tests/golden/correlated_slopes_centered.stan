@@ -15,6 +15,8 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   parameterization of g: centered; parameterization="centered" requested
+//   Intercept: taken over by g; g is centered
+//   b_x: taken over by g; g is centered
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -34,13 +36,15 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
+  Zc_g[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
   vector<lower=0>[2] sd_g; // sds of the effects of g
   cholesky_factor_corr[2] L_g; // Cholesky factor of their correlations
-  array[N_g] row_vector[2] r_g; // effects of each level
+  array[N_g] row_vector[2] coef_g; // coefficients of each level
   real<lower=0> sigma; // residual standard deviation
 }
 model {
@@ -49,25 +53,24 @@ model {
   sd_g ~ student_t(3, 0, [2.6, 2.92]');
   L_g ~ lkj_corr_cholesky(2);
   matrix[2, 2] Lcov_g = diag_pre_multiply(sd_g, L_g); // covariance, Cholesky factor
-  r_g ~ multi_normal_cholesky(rep_row_vector(0, 2), Lcov_g);
+  coef_g ~ multi_normal_cholesky([Intercept, b[1]], Lcov_g);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(to_matrix(r_g)[J_g], Z_g);
+    vector[N] eta = rows_dot_product(to_matrix(coef_g)[J_g], Zc_g); // linear predictor
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
-  matrix[N_g, 2] coef_g = to_matrix(r_g); // total effects of each level
-  coef_g[ : , 1] += b_Intercept;
-  coef_g[ : , 2] += b[1];
+  matrix[N_g, 2] r_g = to_matrix(coef_g); // deviations of each level
+  r_g[ : , 1] -= Intercept;
+  r_g[ : , 2] -= b[1];
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(to_matrix(r_g)[J_g], Z_g);
+    eta += rows_dot_product(r_g[J_g], Zc_g);
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

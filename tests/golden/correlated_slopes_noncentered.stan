@@ -15,6 +15,8 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   parameterization of g: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
+//   b_x: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -34,6 +36,8 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
+  Zc_g[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -55,7 +59,7 @@ model {
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Z_g);
+    eta += rows_dot_product(r_g[J_g], Zc_g);
     y ~ normal(eta, sigma);
   }
 }
@@ -63,13 +67,13 @@ generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
   matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += b_Intercept;
+  coef_g[ : , 1] += Intercept;
   coef_g[ : , 2] += b[1];
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Z_g);
+    eta += rows_dot_product(r_g[J_g], Zc_g);
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

@@ -18,6 +18,8 @@
 // decisions:
 //   parameterization of g: centered; parameterization['g']="centered" requested
 //   parameterization of h: non-centered; parameterization['h']="noncentered" requested
+//   Intercept: taken over by g; g is centered
+//   b_x: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -39,12 +41,14 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  matrix[N, 2] Zc_h = Z_h; // slopes centered like X's columns
+  Zc_h[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
-  vector[N_g] r_g; // effect of each level
+  vector[N_g] coef_g; // coefficient of each level
   vector<lower=0>[2] sd_h; // sds of the effects of h
   cholesky_factor_corr[2] L_h; // Cholesky factor of their correlations
   matrix[2, N_h] z_h; // effects of each level, standardized
@@ -57,31 +61,31 @@ model {
   Intercept ~ student_t(3, 0.511, 2.6);
   b ~ normal(0, 2.92);
   sd_g ~ student_t(3, 0, 2.6);
-  r_g ~ normal(0, sd_g);
+  coef_g ~ normal(Intercept, sd_g);
   sd_h ~ student_t(3, 0, [2.6, 2.92]');
   L_h ~ lkj_corr_cholesky(2);
   to_vector(z_h) ~ std_normal();
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_g[J_g];
-    eta += rows_dot_product(r_h[J_h], Z_h);
+    vector[N] eta = Xc * b; // linear predictor
+    eta += coef_g[J_g];
+    eta += rows_dot_product(r_h[J_h], Zc_h);
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = b_Intercept + r_g; // total effect of each level
+  vector[N_g] r_g = coef_g - Intercept; // deviation of each level
   corr_matrix[2] Cor_h = multiply_lower_tri_self_transpose(L_h); // correlations
   matrix[N_h, 2] coef_h = r_h; // total effects of each level
-  coef_h[ : , 1] += b_Intercept;
+  coef_h[ : , 1] += Intercept;
   coef_h[ : , 2] += b[1];
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g];
-    eta += rows_dot_product(r_h[J_h], Z_h);
+    eta += rows_dot_product(r_h[J_h], Zc_h);
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

@@ -10,6 +10,7 @@
 //   sd_school ~ student_t(3, 0, 26.1)
 // decisions:
 //   parameterization of school: centered; parameterization="centered" requested
+//   Intercept: taken over by school; school is centered
 //   log_lik: on; 8 observed rows, at most 5000
 //   y_rep: on; 8 rows, at most 5000
 data {
@@ -23,20 +24,19 @@ data {
 parameters {
   real Intercept; // intercept
   real<lower=0> sd_school; // sd of the effects of school
-  vector[N_school] r_school; // effect of each level
+  vector[N_school] coef_school; // coefficient of each level
 }
 model {
   Intercept ~ student_t(3, 7.5, 26.1);
   sd_school ~ student_t(3, 0, 26.1);
-  r_school ~ normal(0, sd_school);
+  coef_school ~ normal(Intercept, sd_school);
   if (!prior_only) {
-    vector[N] eta = rep_vector(Intercept, N); // linear predictor
-    eta += r_school[J_school];
+    vector[N] eta = coef_school[J_school]; // linear predictor
     y ~ normal(eta, se);
   }
 }
 generated quantities {
-  vector[N_school] coef_school = Intercept + r_school; // total effect of each level
+  vector[N_school] r_school = coef_school - Intercept; // deviation of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

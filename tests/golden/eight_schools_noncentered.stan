@@ -10,6 +10,7 @@
 //   sd_school ~ student_t(3, 0, 26.1)
 // decisions:
 //   parameterization of school: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 8 observed rows, at most 5000
 //   y_rep: on; 8 rows, at most 5000
 data {

@@ -15,6 +15,7 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   parameterization of for: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -58,7 +59,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_for_] coef_for_ = b_Intercept + r_for_; // total effect of each level
+  vector[N_for_] coef_for_ = Intercept + r_for_; // total effect of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

@@ -13,6 +13,7 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   parameterization of a:b: centered; parameterization="centered" requested
+//   Intercept: taken over by a:b; a:b is centered
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -36,24 +37,24 @@ parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
   real<lower=0> sd_a_b; // sd of the effects of a:b
-  vector[N_a_b] r_a_b; // effect of each level
+  vector[N_a_b] coef_a_b; // coefficient of each level
   real<lower=0> sigma; // residual standard deviation
 }
 model {
   Intercept ~ student_t(3, 0.511, 2.6);
   b ~ normal(0, 2.92);
   sd_a_b ~ student_t(3, 0, 2.6);
-  r_a_b ~ normal(0, sd_a_b);
+  coef_a_b ~ normal(Intercept, sd_a_b);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_a_b[J_a_b];
+    vector[N] eta = Xc * b; // linear predictor
+    eta += coef_a_b[J_a_b];
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_a_b] coef_a_b = b_Intercept + r_a_b; // total effect of each level
+  vector[N_a_b] r_a_b = coef_a_b - Intercept; // deviation of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

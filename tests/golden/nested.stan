@@ -14,6 +14,7 @@
 // decisions:
 //   parameterization of a: non-centered; parameterization="noncentered" requested
 //   parameterization of a:b: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -12,6 +12,7 @@
 //   sd_g ~ student_t(3, 0, 2.5)
 // decisions:
 //   parameterization of g: non-centered; parameterization="noncentered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -55,7 +56,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = b_Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -16,6 +16,7 @@
 // decisions:
 //   parameterization of g: centered; parameterization="centered" requested
 //   parameterization of h: centered; parameterization="centered" requested
+//   b_x: taken over by g; g is centered
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -38,12 +39,13 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  vector[N] Zc_g = Z_g - means_X[1]; // centered like X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
-  vector[N_g] r_g; // effect of each level
+  vector[N_g] coef_g; // coefficient of each level
   real<lower=0> sd_h; // sd of the effects of h
   vector[N_h] r_h; // effect of each level
   real<lower=0> sigma; // residual standard deviation
@@ -52,25 +54,25 @@ model {
   Intercept ~ student_t(3, 0.511, 2.6);
   b ~ normal(0, 2.92);
   sd_g ~ student_t(3, 0, 2.92);
-  r_g ~ normal(0, sd_g);
+  coef_g ~ normal(b[1], sd_g);
   sd_h ~ student_t(3, 0, 3.08);
   r_h ~ normal(0, sd_h);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_g[J_g] .* Z_g;
+    vector[N] eta = rep_vector(Intercept, N); // linear predictor
+    eta += coef_g[J_g] .* Zc_g;
     eta += r_h[J_h] .* Z_h;
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = b[1] + r_g; // total effect of each level
+  vector[N_g] r_g = coef_g - b[1]; // deviation of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_g[J_g] .* Z_g;
+    eta += r_g[J_g] .* Zc_g;
     eta += r_h[J_h] .* Z_h;
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);

@@ -16,6 +16,8 @@
 // decisions:
 //   parameterization of g: non-centered; parameterization['g']="noncentered" requested
 //   parameterization of g_x: centered; parameterization['g_x']="centered" requested
+//   Intercept: stays in the likelihood; no centered term has this effect
+//   b_x: taken over by g_x; g_x is centered
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -37,6 +39,7 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  vector[N] Zc_g_x = Z_g_x - means_X[1]; // centered like X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -44,7 +47,7 @@ parameters {
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] z_g; // effect of each level, standardized
   real<lower=0> sd_g_x; // sd of the effects of g
-  vector[N_g_x] r_g_x; // effect of each level
+  vector[N_g_x] coef_g_x; // coefficient of each level
   real<lower=0> sigma; // residual standard deviation
 }
 transformed parameters {
@@ -56,25 +59,25 @@ model {
   sd_g ~ student_t(3, 0, 2.6);
   z_g ~ std_normal();
   sd_g_x ~ student_t(3, 0, 2.92);
-  r_g_x ~ normal(0, sd_g_x);
+  coef_g_x ~ normal(b[1], sd_g_x);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
+    vector[N] eta = rep_vector(Intercept, N); // linear predictor
     eta += r_g[J_g];
-    eta += r_g_x[J_g_x] .* Z_g_x;
+    eta += coef_g_x[J_g_x] .* Zc_g_x;
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = b_Intercept + r_g; // total effect of each level
-  vector[N_g_x] coef_g_x = b[1] + r_g_x; // total effect of each level
+  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g_x] r_g_x = coef_g_x - b[1]; // deviation of each level
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g];
-    eta += r_g_x[J_g_x] .* Z_g_x;
+    eta += r_g_x[J_g_x] .* Zc_g_x;
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

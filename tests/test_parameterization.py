@@ -1,0 +1,173 @@
+"""Parameterization: hierarchical centering, partial centering, the "auto" rule, warm starts.
+
+The fast tests read the plan and the program text; the slow ones show exactness with
+CmdStan's log_prob (every parameterization is the same model) and run warm starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stanbhm as sb
+from stanbhm.errors import PlanError
+from stanbhm.passes.information import level_information
+
+
+def grouped(sizes, tau=0.5, sigma=1.0, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    u = rng.normal(0, tau, size=len(sizes))
+    x = rng.normal(size=len(g))
+    y = 1.0 + 0.3 * x + u[g] + rng.normal(0, sigma, size=len(g))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
+
+
+def decision(model: sb.Model, subject: str) -> str:
+    return next(str(d) for d in model.plan.decisions if d.subject == subject)
+
+
+def test_known_standard_errors_give_their_precision(eight_schools_df) -> None:
+    model = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df)
+    (info,) = level_information(model.spec, model.spec.groups[0])
+    np.testing.assert_allclose(info.precision, 1 / eight_schools_df["sigma"].to_numpy() ** 2)
+    # The DerSimonian-Laird estimate of tau^2 for eight schools is 0: the funnel.
+    assert info.tau2 == 0.0
+    assert decision(model, "parameterization of school").startswith(
+        'parameterization of school: non-centered; "auto": every level is weakly informed, '
+        "Intercept: tau ~ 0, data precision per level 0.00309 to 0.0123")
+
+
+def test_residual_variance_is_estimated_within_levels() -> None:
+    data = grouped([500] * 20, tau=0.5, sigma=2.0, seed=4)
+    model = sb.Model("y ~ x + (1 | g)", data)
+    (info,) = level_information(model.spec, model.spec.groups[0])
+    # n_j / sigma^2 = 500 / 4 within a few percent; tau^2 near 0.25.
+    np.testing.assert_allclose(info.precision, 125, rtol=0.1)
+    assert 0.25 / 3 < info.tau2 < 0.25 * 3
+    assert decision(model, "parameterization of g").startswith(
+        'parameterization of g: centered; "auto": every level is well informed')
+
+
+def test_mixed_levels_get_their_own_fractions() -> None:
+    data = grouped([1000] * 5 + [3] * 50, tau=0.5, seed=2)
+    model = sb.Model("y ~ x + (1 | g)", data)
+    (group,) = model.plan.groups
+    weights = model.stan_data()["c_g"]
+    sizes = data.groupby("g").size().to_numpy()
+    assert weights[sizes == 1000].min() > 0.99 and weights[sizes == 3].max() < 0.9
+    assert group.c_levels is not None and group.absorbs
+    code = model.stan_code()
+    assert "  vector[N_g] nc_g = 1 - c_g; // fraction left non-centered, per level\n" in code
+    assert ("  vector<offset=nc_g * Intercept, multiplier=pow(sd_g, nc_g)>[N_g] coef_g;"
+            " // coefficient of each level\n") in code
+    assert "  coef_g ~ normal(Intercept, sd_g);\n" in code
+    assert decision(model, "parameterization of g").startswith(
+        'parameterization of g: partially centered per level; "auto": levels differ')
+    assert model.plan.information["g"][0].precision.shape == (55,)
+
+
+def test_centered_term_takes_over_the_population_coefficient(eight_schools_df) -> None:
+    code = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df,
+                    parameterization="centered").stan_code()
+    assert "  coef_school ~ normal(Intercept, sd_school);\n" in code
+    assert "    vector[N] eta = coef_school[J_school]; // linear predictor\n" in code
+    assert "  vector[N_school] r_school = coef_school - Intercept; // deviation of each level\n" \
+        in code
+    assert "//   Intercept: taken over by school; school is centered\n" in code
+
+
+def test_a_centered_slope_uses_its_covariate_centered_like_x() -> None:
+    data = grouped([30] * 10).assign(x=lambda d: d["x"] + 10)
+    code = sb.Model("y ~ x + (0 + x | g)", data, parameterization="centered").stan_code()
+    assert "  vector[N] Zc_g = Z_g - means_X[1]; // centered like X's column\n" in code
+    assert "  coef_g ~ normal(b[1], sd_g);\n" in code
+    assert "    vector[N] eta = rep_vector(Intercept, N); // linear predictor\n" in code
+    assert "    eta += coef_g[J_g] .* Zc_g;\n" in code
+    # b leaves the likelihood: the fixed part is the intercept alone.
+    assert "Xc * b" not in code.split("model {")[1].split("generated quantities")[0]
+
+
+def test_only_one_term_takes_over_a_coefficient() -> None:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.normal(size=120), "a": np.repeat(list("pqr"), 40),
+                         "b": np.tile(list("uvwxyz"), 20)})
+    model = sb.Model("y ~ 1 + (1 | a/b)", data, parameterization="centered")
+    assert decision(model, "Intercept") == (
+        "Intercept: taken over by a; a is centered and has the most rows per level; "
+        "a:b stays centered at 0")
+    code = model.stan_code()
+    assert "  coef_a ~ normal(Intercept, sd_a);\n" in code
+    assert "  r_a_b ~ normal(0, sd_a_b);\n" in code
+
+
+def test_partial_centering_is_the_affine_transform() -> None:
+    code = sb.Model("y ~ x + (1 | g)", grouped([20] * 8), parameterization=0.25).stan_code()
+    assert ("  vector<offset=0.75 * Intercept, multiplier=pow(sd_g, 0.75)>[N_g] coef_g; "
+            "// coefficient of each level\n") in code
+    assert "//   parameterization of g: partially centered, c = 0.25; " \
+           "parameterization=0.25 requested\n" in code
+
+
+def test_fractions_of_multi_effect_terms_are_refused() -> None:
+    with pytest.raises(PlanError) as err:
+        sb.Model("y ~ x + (1 + x | g)", grouped([20] * 8), parameterization=0.5)
+    assert str(err.value) == (
+        "parameterization 0.5: partial centering applies to single-effect terms, and "
+        "(1 + x | g) has 2 effects; use 0 or 1 for it, or split it into single-effect terms")
+
+
+# --------------------------------------------------------------------------- exactness
+
+
+def _log_prob(model: sb.Model, params: dict, jacobian: bool) -> float:
+    exe = model.compile()
+    frame = exe.log_prob(params=params, data=model.stan_data(), jacobian=jacobian, sig_figs=18)
+    return float(frame["lp__"].iloc[0])
+
+
+@pytest.mark.slow
+def test_every_parameterization_has_the_same_log_density() -> None:
+    """Centered, half-centered and per-level programs agree on log p(theta | y) up to a
+    constant on the constrained scale; the non-centered one after the change of
+    variables coef = Intercept + sd * z (Jacobian sd^G)."""
+    data = grouped([1000, 1000, 3, 3, 3, 3], tau=0.5, seed=5)
+    formula = "y ~ x + (1 | g)"
+    models = {c: sb.Model(formula, data, parameterization=c, log_lik=False, y_rep=False)
+              for c in ("centered", 0.5, "auto", "noncentered")}
+    assert models["auto"].plan.groups[0].c_levels is not None
+    rng = np.random.default_rng(1)
+    gaps = {c: [] for c in models}
+    scale = 0.0
+    for _ in range(20):
+        theta = {"Intercept": rng.normal(1, 0.3), "b": [rng.normal(0.3, 0.1)],
+                 "sd_g": float(np.exp(rng.normal(-0.5, 0.3))),
+                 "sigma": float(rng.uniform(0.8, 1.2)),
+                 "coef_g": rng.normal(1, 0.5, size=6).tolist()}
+        base = _log_prob(models["centered"], theta, jacobian=False)
+        scale = max(scale, abs(base))
+        for c in (0.5, "auto"):
+            gaps[c].append(_log_prob(models[c], theta, jacobian=False) - base)
+        z = ((np.array(theta["coef_g"]) - theta["Intercept"]) / theta["sd_g"]).tolist()
+        nc = {k: v for k, v in theta.items() if k != "coef_g"} | {"z_g": z}
+        gaps["noncentered"].append(_log_prob(models["noncentered"], nc, jacobian=False)
+                                   - base - 6 * np.log(theta["sd_g"]))
+    for c in (0.5, "auto", "noncentered"):
+        spread = max(gaps[c]) - min(gaps[c])
+        assert spread < 1e-8 * scale, (c, spread, scale)
+
+
+@pytest.mark.slow
+def test_warm_start_skips_warmup_and_keeps_the_metric(eight_schools_df) -> None:
+    model = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df,
+                     parameterization="noncentered")
+    first = model.fit(chains=4, seed=1)
+    again = model.fit(chains=4, seed=2, warm_start=first, iter_sampling=1000)
+    assert int(again.cmdstan.metadata.cmdstan_config["num_warmup"]) == 0
+    np.testing.assert_allclose(again.cmdstan.inv_metric[0], first.cmdstan.inv_metric[0],
+                               rtol=1e-5)
+    a = first.cmdstan.stan_variable("sd_school")
+    b = again.cmdstan.stan_variable("sd_school")
+    assert abs(a.mean() - b.mean()) < 4 * np.hypot(a.std() / np.sqrt(1000), b.std() / np.sqrt(1000))
+    assert again.diagnostics()["rhat_max"] < 1.02
