@@ -45,7 +45,8 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
 def _parameterization(text: str) -> object:
     """'centered' | 'noncentered' | 'auto' | a float | 'school=centered,store_x=noncentered'."""
     if "=" in text:
-        return dict(part.split("=", 1) for part in text.split(","))
+        return {key: _parameterization(value)
+                for key, value in (part.split("=", 1) for part in text.split(","))}
     try:
         return float(text)
     except ValueError:

@@ -54,3 +54,13 @@ def test_fit_command_prints_a_summary(eight_schools_df, tmp_path, capsys):
                      "--parameterization", "noncentered", "--chains", "2"]) == 0
     out = capsys.readouterr().out
     assert "sd_school" in out and "r_school[A]" in out and "rhat_max:" in out
+
+
+def test_code_command_accepts_a_fraction_per_term(eight_schools_df, tmp_path, capsys):
+    csv = tmp_path / "es.csv"
+    eight_schools_df.to_csv(csv, index=False)
+    assert cli.main(["code", "y | se(sigma) ~ 1 + (1 | school)", "--data", str(csv),
+                     "--parameterization", "school=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "parameterization of school: partially centered, c = 0.5" in out
+    assert "vector<offset=0.5 * Intercept, multiplier=pow(sd_school, 0.5)>" in out

@@ -16,7 +16,8 @@ estimated in one pass over the data, with numpy and no Stan run:
   within-level residual variance; 1/se_i^2 for known standard errors; n p (1 - p),
   mu, mu / (1 + mu / phi) or the gamma shape for the link families);
 - per level and effect column z: I_j = sum v z^2 and the estimate
-  b_j = sum v z r / I_j of the level's deviation;
+  b_j = sum v z r / I_j of the level's deviation, every group term's effects fitted in
+  turn (backfitting) so that one term's residual does not hold the others' effects;
 - tau^2 by the DerSimonian-Laird moment estimator over the levels, floored at 0.
 """
 
@@ -111,23 +112,50 @@ def _moments(link: str, eta: np.ndarray, trials: np.ndarray | None):
     return mu, mu, mu
 
 
+#: Backfitting sweeps over every group term's effects (two settle the estimates).
+SWEEPS = 2
+
+
+def _backfit(spec: ModelSpec, r: np.ndarray, w: np.ndarray):
+    """Per-level estimates of every effect of every group term, fitted in turn to what
+    the others leave (backfitting), and the residual that remains. Without this the
+    residual of one term would still hold the others' level effects, and sigma^2 (so
+    every precision) would be overestimated for crossed or multi-effect models."""
+    obs = spec.observed
+    estimates: dict[tuple[int, int], np.ndarray] = {}
+    resid = r.copy()
+    for _ in range(SWEEPS):
+        for t, group in enumerate(spec.groups):
+            index = group.index[obs] - 1
+            for k in range(group.k):
+                z = group.Z[obs, k]
+                old = estimates.get((t, k), np.zeros(group.n_levels))
+                partial = resid + z * old[index]
+                S = np.bincount(index, weights=w * z * z, minlength=group.n_levels)
+                T = np.bincount(index, weights=w * z * partial, minlength=group.n_levels)
+                new = np.where(S > 0, T / np.where(S > 0, S, 1), 0.0)
+                estimates[(t, k)] = new
+                resid = partial - z * new[index]
+    return estimates, resid
+
+
 def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInformation, ...]:
     """Precision per level and tau^2, for each effect of `group`."""
     r, w, estimate_sigma = working_residuals(spec)
+    estimates, resid = _backfit(spec, r, w)
+    sigma2 = 1.0
+    if estimate_sigma:
+        fitted = sum(int(np.count_nonzero(b)) for b in estimates.values())
+        dof = max(len(r) - fitted - spec.fixed.p - 1, 1)
+        sigma2 = max(float(np.sum(w * resid**2)) / dof, 1e-12)
+    t = next(i for i, g in enumerate(spec.groups) if g is group)
     index = group.index[spec.observed] - 1
-    G = group.n_levels
     out = []
     for k, effect in enumerate(group.effect_names):
         z = group.Z[spec.observed, k]
-        S = np.bincount(index, weights=w * z * z, minlength=G)
-        T = np.bincount(index, weights=w * z * r, minlength=G)
+        S = np.bincount(index, weights=w * z * z, minlength=group.n_levels) / sigma2
         seen = S > 0
-        b = np.where(seen, T / np.where(seen, S, 1), 0.0)
-        if estimate_sigma:
-            resid = r - z * b[index]
-            dof = max(len(r) - int(seen.sum()) - 1, 1)
-            sigma2 = max(float(np.sum(resid**2)) / dof, 1e-12)
-            S = S / sigma2
+        b = estimates[(t, k)]
         out.append(LevelInformation(effect, S, _dersimonian_laird(b[seen], S[seen])))
     return tuple(out)
 
