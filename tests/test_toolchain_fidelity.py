@@ -108,8 +108,15 @@ def test_summary_percentiles_and_sig_figs(fit):
             assert len(digits) <= 3, value
 
 
-def test_summary_orders_containers_row_major_and_fixed_param(profiled_model):
+def test_summary_orders_containers_row_major_and_fixed_param(profiled_model, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
     fit = profiled_model.sample(chains=2, seed=5, iter_sampling=800, show_progress=False)
+    # Without profile_file, a program with profile blocks writes profile.csv in the
+    # working folder, as CmdStan does: one row per profile and thread (each of the
+    # two chains ran on its own thread).
+    prof = pd.read_csv(tmp_path / "profile.csv")
+    assert set(prof["name"]) == {"prior"} and 1 <= len(prof) <= 2
     s = fit.summary()
     names = [f"m[{i},{j}]" for i in (1, 2) for j in (1, 2, 3)]
     assert list(s.index) == ["lp__", "mu", *names]
