@@ -26,5 +26,19 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The toolchain build (httpstan wheel + a C++ compile of about 2 minutes) needs only
+# the standard library, so it runs while pip installs stanbhm's dependencies.
+build_log=.venv/toolchain-build.log
+.venv/bin/python stanbhm/toolchain/bootstrap.py >"$build_log" 2>&1 &
+build_pid=$!
+if ! .venv/bin/python -m pip install -q -e '.[test]'; then
+  wait "$build_pid" || true  # leave no compiler running behind a failed install
+  exit 1
+fi
+if ! wait "$build_pid"; then
+  echo "[install] building the Stan toolchain failed:" >&2
+  cat "$build_log" >&2
+  exit 1
+fi
+cat "$build_log"
 .venv/bin/stanbhm toolchain --build

@@ -35,8 +35,31 @@ from .paths import (
 
 Progress = Callable[[str], None]
 MARKER = ".stanbhm-toolchain.json"
-#: Launcher variants built with the toolchain; others (OpenCL) are built on first use.
-DEFAULT_VARIANTS: tuple[dict[str, object], ...] = ({}, {"STAN_THREADS": "TRUE"})
+#: Launcher variants built with the toolchain: only the one the first fit needs
+#: (stanbhm compiles every model with STAN_THREADS). The makefile builds any other
+#: variant (default options, OpenCL, no range checks) the first time a model asks.
+DEFAULT_VARIANTS: tuple[dict[str, object], ...] = ({"STAN_THREADS": "TRUE"},)
+#: CmdStan's summary tools. Each is a small script that compiles the one program
+#: behind all three (``make tools``) on first use, so installing costs nothing
+#: for them and ``fit.summary()`` / ``fit.diagnose()`` work the first time asked.
+TOOL_NAMES = ("stansummary", "diagnose", "print")
+TOOL_SCRIPT = """#!/bin/sh
+# stanbhm's offline CmdStan: bin/{name}. One program serves stansummary,
+# diagnose and print; the toolchain's makefile compiles it on first use.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$root/build/tools/{name}" ]; then
+  mkdir -p "$root/build"
+  log="$root/build/tools-build.$$.log"
+  if ! make -C "$root" --no-print-directory tools >"$log" 2>&1; then
+    echo "stanbhm: building bin/{name} failed:" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+fi
+exec "$root/build/tools/{name}" "$@"
+"""
 
 
 def _say(progress: Progress | None, msg: str) -> None:
@@ -143,7 +166,7 @@ def unpack_wheel(wheel: Path, dest: Path) -> None:
 
 
 def install_launcher(dest: Path) -> None:
-    """Copy the launcher sources and the makefile into the installation."""
+    """Copy the launcher sources and the makefile in; write the tool scripts."""
     src = launcher_source_dir()
     target = dest / "src" / "stanbhm"
     target.mkdir(parents=True, exist_ok=True)
@@ -151,6 +174,13 @@ def install_launcher(dest: Path) -> None:
         if path.suffix in {".cpp", ".hpp"}:
             shutil.copy2(path, target / path.name)
     shutil.copy2(src / "makefile", dest / "makefile")
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    for name in TOOL_NAMES:
+        script = dest / "bin" / name
+        tmp = script.with_name(f".{name}.tmp")
+        tmp.write_text(TOOL_SCRIPT.format(name=name))
+        tmp.chmod(0o755)
+        tmp.replace(script)
 
 
 def run_make(root: Path, args: list[str], progress: Progress | None, what: str) -> None:
@@ -164,16 +194,22 @@ def run_make(root: Path, args: list[str], progress: Progress | None, what: str) 
 
 
 def build_launcher(root: Path, cpp_options: dict[str, object], progress: Progress | None) -> None:
-    """Compile the launcher and precompiled header for one build variant."""
+    """Compile the launcher and precompiled header for one build variant.
+
+    They are two independent single-threaded compiles of about the same length,
+    so ``make -j2`` (where two cores exist) halves the wait.
+    """
     opts = [f"{k}={v}" for k, v in sorted(cpp_options.items())]
     label = ", ".join(opts) or "default options"
-    run_make(root, [*opts, "launcher"], progress, f"building the Stan launcher ({label})")
+    jobs = f"-j{max(1, min(2, os.cpu_count() or 1))}"
+    run_make(root, [jobs, *opts, "launcher"], progress,
+             f"building the Stan launcher ({label})")
 
 
 def build_variants(
     root: Path, variants: tuple[dict[str, object], ...], progress: Progress | None
 ) -> None:
-    """Variants are independent single-threaded compiles: run them side by side."""
+    """Variants are independent compiles: run them side by side (each uses ``-j2``)."""
     workers = max(1, min(len(variants), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as ex:
         for fut in [ex.submit(build_launcher, root, v, progress) for v in variants]:

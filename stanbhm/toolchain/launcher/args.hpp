@@ -9,6 +9,8 @@
 #ifndef STANBHM_LAUNCHER_ARGS_HPP
 #define STANBHM_LAUNCHER_ARGS_HPP
 
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -26,6 +28,12 @@ class args {
  public:
   std::string method = "sample";
   bool method_given = false;
+  // `help` / `help-all` anywhere on the line: the section it follows ("" at
+  // the top) is the help topic, and the rest of the line is not parsed (as in
+  // CmdStan).
+  bool help = false;
+  bool help_all = false;
+  std::string help_topic;
 
   args(int argc, const char* argv[]) {
     static const std::set<std::string> methods
@@ -40,6 +48,12 @@ class args {
     for (int i = 1; i < argc; ++i) {
       std::string tok(argv[i]);
       auto eq = tok.find('=');
+      if (tok == "help" || tok == "help-all") {
+        help = true;
+        help_all = tok == "help-all";
+        help_topic = ctx;
+        return;
+      }
       if (eq == std::string::npos) {
         if (methods.count(tok)) {
           set_method(tok);
@@ -73,6 +87,10 @@ class args {
         throw usage_error("argument '" + key + "' given twice");
       values_[key] = value;
     }
+    if (!method_given)
+      throw usage_error(
+          "a method must be specified (sample, optimize, variational, "
+          "pathfinder, laplace, generate_quantities, log_prob or diagnose)");
   }
 
   // Refuse any key the chosen method does not implement.
@@ -103,14 +121,21 @@ class args {
     return v;
   }
 
-  long integer(const std::string& key, long dflt) const {
+  // An integer argument. Values that do not fit CmdStan's `int` are refused
+  // rather than wrapped, so `thin=4294967297` is an error and not `thin=1`.
+  long long integer(const std::string& key, long long dflt,
+                    long long lo = INT_MIN, long long hi = INT_MAX) const {
     auto it = values_.find(key);
     if (it == values_.end())
       return dflt;
     char* end = nullptr;
-    long v = std::strtol(it->second.c_str(), &end, 10);
+    errno = 0;
+    long long v = std::strtoll(it->second.c_str(), &end, 10);
     if (it->second.empty() || *end != '\0')
       throw usage_error("argument '" + key + "' must be an integer, got '"
+                        + it->second + "'");
+    if (errno == ERANGE || v < lo || v > hi)
+      throw usage_error("argument '" + key + "' is out of range, got '"
                         + it->second + "'");
     return v;
   }

@@ -39,6 +39,29 @@ inline std::string with_chain_suffix(const std::string& path, long id) {
   return path.substr(0, dot) + suffix + path.substr(dot);
 }
 
+// CmdStan's rule for naming an output file: split `path` into base and
+// extension (the extension starts at the last '.' after the last '/'), then
+// write base + tag + ("_<id>" when the process runs several chains) + ext.
+// CSV outputs keep the user's extension (".csv" when there is none); JSON
+// outputs always end in ".json", so `diagnostic_file=d.csv` with laplace
+// becomes d.json.
+inline std::string output_name(const std::string& path, const std::string& tag,
+                               const std::string& type, long id,
+                               bool several) {
+  auto slash = path.find_last_of('/');
+  auto dot = path.find_last_of('.');
+  std::string base = path, ext;
+  if (dot != std::string::npos
+      && (slash == std::string::npos || dot > slash)
+      && dot + 1 < path.size()) {
+    base = path.substr(0, dot);
+    ext = path.substr(dot);
+  }
+  if (type != ".csv" || ext.empty())
+    ext = type;
+  return base + tag + (several ? "_" + std::to_string(id) : "") + ext;
+}
+
 // Per-chain input file: the suffixed one if it exists, else the shared one.
 inline std::string chain_input_file(const std::string& path, long id,
                                     bool several_chains) {

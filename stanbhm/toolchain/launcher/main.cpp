@@ -9,6 +9,7 @@
 // against each model object, which defines `new_model`.
 #include "args.hpp"
 #include "config.hpp"
+#include "help.hpp"
 #include "io.hpp"
 
 #include <stan/callbacks/interrupt.hpp>
@@ -45,10 +46,13 @@
 #endif
 
 #include <chrono>
+#include <climits>
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <set>
 #include <thread>
+#include <unistd.h>
 
 // Defined by the stanc-generated model code.
 stan::model::model_base& new_model(stan::io::var_context& data_context,
@@ -58,6 +62,7 @@ stan::math::profile_map& get_stan_profile_data();
 namespace stanbhm {
 
 using writer_t = stan::callbacks::unique_stream_writer<std::ofstream>;
+using json_t = stan::callbacks::json_writer<std::ofstream>;
 using context_ptr = std::shared_ptr<stan::io::var_context>;
 
 #ifdef STAN_THREADS
@@ -106,15 +111,28 @@ struct run_context {
   stan::callbacks::stream_logger logger{std::cout, std::cout, std::cout,
                                         std::cerr, std::cerr};
 
-  writer_t open_csv(const std::string& path) const {
-    if (path.empty())
-      return writer_t();
+  // Output streams get sig_figs digits when it is given (0..18), the stream
+  // default (6) otherwise, as in CmdStan.
+  std::unique_ptr<std::ofstream> open_stream(const std::string& path) const {
     auto out = std::make_unique<std::ofstream>(path);
     if (!out->good())
       throw usage_error("cannot write output file '" + path + "'");
-    if (sig_figs > 0)
+    if (sig_figs > -1)
       out->precision(sig_figs);
-    return writer_t(std::move(out), "# ");
+    return out;
+  }
+
+  writer_t open_csv(const std::string& path) const {
+    if (path.empty())
+      return writer_t();
+    return writer_t(open_stream(path), "# ");
+  }
+
+  // A JSON writer; with an empty path, one that writes nothing.
+  json_t open_json(const std::string& path) const {
+    if (path.empty())
+      return json_t();
+    return json_t(open_stream(path));
   }
 
   // Init context for chain `chain_id` (CmdStan's `_<id>` suffix rule).
@@ -124,11 +142,13 @@ struct run_context {
     return load_context(chain_input_file(init, chain_id, several));
   }
 
-  std::string chain_path(const std::string& path, long chain_id,
-                         bool several) const {
-    if (path.empty() || !several)
+  // Output file for one chain, named by CmdStan's rule (see output_name).
+  std::string chain_path(const std::string& path, long chain_id, bool several,
+                         const std::string& tag = "",
+                         const std::string& type = ".csv") const {
+    if (path.empty())
       return path;
-    return with_chain_suffix(path, chain_id);
+    return output_name(path, tag, type, chain_id, several);
   }
 };
 
@@ -232,8 +252,7 @@ int run_sample(run_context& c) {
   if (metric != "unit_e" && metric != "diag_e" && metric != "dense_e")
     throw usage_error("metric must be unit_e, diag_e or dense_e, got '"
                       + metric + "'");
-  if (a.boolean("save_metric", false))
-    throw usage_error("save_metric=1 is not supported by the stanbhm launcher");
+  bool save_metric = a.boolean("save_metric", false);
   long num_chains = a.integer("num_chains", 1);
   int num_samples = a.integer("num_samples", 1000);
   int num_warmup = a.integer("num_warmup", 1000);
@@ -276,6 +295,16 @@ int run_sample(run_context& c) {
     throw usage_error(
         "The number of warmup samples (num_warmup) must be greater than zero "
         "if adaptation is enabled.");
+  if (save_metric && !adapt)
+    throw usage_error(
+        "save_metric=1 needs adaptation (adapt engaged=1): only the adapted "
+        "step size and metric are saved");
+  if (save_metric && fixed) {
+    c.logger.info(
+        "save_metric=1: the fixed_param sampler has no step size or metric, "
+        "so no _metric.json file is written.");
+    save_metric = false;
+  }
 
   config cfg(a);
   config_head(cfg, c);
@@ -313,6 +342,7 @@ int run_sample(run_context& c) {
 
   bool several = num_chains > 1;
   std::vector<writer_t> sample_w, diag_w, init_w;
+  std::vector<json_t> metric_w;
   std::vector<context_ptr> inits, metrics;
   std::string metric_file = a.str("metric_file", "");
   size_t n_params = c.model.num_params_r();
@@ -322,6 +352,11 @@ int run_sample(run_context& c) {
     diag_w.push_back(
         c.open_csv(c.chain_path(c.diagnostic_file, cid, several)));
     init_w.emplace_back();
+    // The adapted step size and inverse metric, as <output>_metric.json.
+    metric_w.push_back(c.open_json(
+        save_metric ? c.chain_path(c.output_file, cid, several, "_metric",
+                                   ".json")
+                    : ""));
     inits.push_back(c.init_context(cid, several));
     if (!metric_file.empty()) {
       metrics.push_back(
@@ -351,7 +386,8 @@ int run_sample(run_context& c) {
       return svc::hmc_nuts_unit_e_adapt(
           m, num_chains, inits, c.seed, c.id, r, num_warmup, num_samples, thin,
           save_warmup, c.refresh, stepsize, jitter, max_depth, delta, gamma,
-          kappa, t0, c.interrupt, c.logger, init_w, sample_w, diag_w);
+          kappa, t0, c.interrupt, c.logger, init_w, sample_w, diag_w,
+          metric_w);
     return svc::hmc_nuts_unit_e(m, num_chains, inits, c.seed, c.id, r,
                                 num_warmup, num_samples, thin, save_warmup,
                                 c.refresh, stepsize, jitter, max_depth,
@@ -364,7 +400,7 @@ int run_sample(run_context& c) {
           m, num_chains, inits, metrics, c.seed, c.id, r, num_warmup,
           num_samples, thin, save_warmup, c.refresh, stepsize, jitter,
           max_depth, delta, gamma, kappa, t0, init_buffer, term_buffer, window,
-          c.interrupt, c.logger, init_w, sample_w, diag_w);
+          c.interrupt, c.logger, init_w, sample_w, diag_w, metric_w);
     return svc::hmc_nuts_diag_e(m, num_chains, inits, metrics, c.seed, c.id, r,
                                 num_warmup, num_samples, thin, save_warmup,
                                 c.refresh, stepsize, jitter, max_depth,
@@ -376,7 +412,7 @@ int run_sample(run_context& c) {
         m, num_chains, inits, metrics, c.seed, c.id, r, num_warmup,
         num_samples, thin, save_warmup, c.refresh, stepsize, jitter, max_depth,
         delta, gamma, kappa, t0, init_buffer, term_buffer, window, c.interrupt,
-        c.logger, init_w, sample_w, diag_w);
+        c.logger, init_w, sample_w, diag_w, metric_w);
   return svc::hmc_nuts_dense_e(m, num_chains, inits, metrics, c.seed, c.id, r,
                                num_warmup, num_samples, thin, save_warmup,
                                c.refresh, stepsize, jitter, max_depth,
@@ -413,11 +449,22 @@ struct lbfgs_settings {
 };
 
 // Runs `body` with a single CSV writer that already carries the config.
+//
+// `header_only_diagnostic`: the method's service has no diagnostic stream
+// (optimize, generate_quantities, log_prob, diagnose). CmdStan still creates
+// `diagnostic_file` for these and writes the configuration block into it, so
+// the launcher does the same rather than ignoring the argument.
 template <typename F>
-int with_single_output(run_context& c, const config& cfg, F body) {
+int with_single_output(run_context& c, const config& cfg, F body,
+                       bool header_only_diagnostic = false) {
   std::vector<writer_t> out;
-  out.push_back(c.open_csv(c.output_file));
+  out.push_back(c.open_csv(c.chain_path(c.output_file, c.id, false)));
   emit_config(cfg, out);
+  if (header_only_diagnostic && !c.diagnostic_file.empty()) {
+    writer_t diag = c.open_csv(c.chain_path(c.diagnostic_file, c.id, false));
+    for (const auto& line : cfg.lines())
+      diag(line);
+  }
   return body(out[0]);
 }
 
@@ -486,7 +533,7 @@ int run_optimize(run_context& c) {
                                       s.tol_rel_grad, s.tol_param, iter,
                                       save_iter, c.refresh, c.interrupt,
                                       c.logger, init_w, out);
-  });
+  }, true);
 }
 
 int run_variational(run_context& c) {
@@ -528,7 +575,9 @@ int run_variational(run_context& c) {
 
   auto init = c.init_context(c.id, false);
   writer_t init_w;
-  writer_t diag_w = c.open_csv(c.diagnostic_file);
+  writer_t diag_w = c.open_csv(c.chain_path(c.diagnostic_file, c.id, false));
+  for (const auto& line : cfg.lines())
+    diag_w(line);
   namespace advi = stan::services::experimental::advi;
   return with_single_output(c, cfg, [&](writer_t& out) {
     if (algo == "fullrank")
@@ -655,14 +704,17 @@ int run_laplace(run_context& c) {
   cfg.value(2, "draws", "draws", "1000");
   cfg.flag(2, "calculate_lp", "calculate_lp", true);
   config_tail(cfg, c);
-  stan::callbacks::structured_writer no_hessian;
+  // diagnostic_file: the log density, gradient and Hessian at the mode, as
+  // JSON (CmdStan's format; the name's extension becomes .json).
+  json_t hessian_w
+      = c.open_json(c.chain_path(c.diagnostic_file, c.id, false, "", ".json"));
   return with_single_output(c, cfg, [&](writer_t& out) {
     return jacobian ? stan::services::laplace_sample<true>(
                           c.model, theta_hat, draws, calculate_lp, c.seed,
-                          c.refresh, c.interrupt, c.logger, out, no_hessian)
+                          c.refresh, c.interrupt, c.logger, out, hessian_w)
                     : stan::services::laplace_sample<false>(
                           c.model, theta_hat, draws, calculate_lp, c.seed,
-                          c.refresh, c.interrupt, c.logger, out, no_hessian);
+                          c.refresh, c.interrupt, c.logger, out, hessian_w);
   });
 }
 
@@ -693,7 +745,7 @@ int run_generate_quantities(run_context& c) {
   return with_single_output(c, cfg, [&](writer_t& out) {
     return stan::services::standalone_generate(c.model, draws, c.seed,
                                                c.interrupt, c.logger, out);
-  });
+  }, true);
 }
 
 int run_log_prob(run_context& c) {
@@ -738,9 +790,12 @@ int run_log_prob(run_context& c) {
   cfg.flag(2, "jacobian", "jacobian", true);
   config_tail(cfg, c);
   return with_single_output(c, cfg, [&](writer_t& out) {
+    // CmdStan names each gradient column after its unconstrained parameter.
+    std::vector<std::string> unc_names;
+    c.model.unconstrained_param_names(unc_names, false, false);
     std::vector<std::string> header{"lp__"};
-    for (size_t j = 0; j < c.model.num_params_r(); ++j)
-      header.push_back("g_" + std::to_string(j + 1));
+    for (const auto& name : unc_names)
+      header.push_back("g_" + name);
     out(header);
     for (const auto& p : points) {
       std::vector<double> params_r(p.data(), p.data() + p.size());
@@ -756,7 +811,7 @@ int run_log_prob(run_context& c) {
       out(row);
     }
     return 0;
-  });
+  }, true);
 }
 
 int run_diagnose(run_context& c) {
@@ -778,7 +833,7 @@ int run_diagnose(run_context& c) {
     return stan::services::diagnose::diagnose(
         c.model, *init, c.seed, c.id, c.init_radius, epsilon, error,
         c.interrupt, c.logger, init_w, out);
-  });
+  }, true);
 }
 
 void print_info() {
@@ -794,42 +849,66 @@ void print_info() {
             << "LAUNCHER = stanbhm" << std::endl;
 }
 
-void print_help(const char* exe) {
-  std::cout
-      << "Usage: " << exe << " [method=]METHOD [key=value ...] [data file=F] "
-      << "[output file=F] [random seed=N]\n"
-      << "A CmdStan-compatible command line built by stanbhm.\n"
-      << "Methods: sample, optimize, variational, pathfinder, laplace, "
-      << "generate_quantities, log_prob, diagnose; `info` prints build flags."
-      << std::endl;
-}
-
+// CmdStan's thread rule: num_threads defaults to STAN_NUM_THREADS (or 1);
+// giving both with different values is an error unless the environment says
+// 1. Stan Math reads and checks the variable itself (and ignores it in builds
+// without STAN_THREADS, so one environment can serve threaded and plain
+// models alike).
 int threads_from(const args& a) {
-  long n;
-  if (a.given("num_threads")) {
-    n = a.integer("num_threads", 1);
-  } else if (const char* env = std::getenv("STAN_NUM_THREADS")) {
-    // The environment is shared by every model a session runs (CmdStanPy sets
-    // it for threaded ones); a model built without threads runs on one.
-    n = threads_on ? std::atol(env) : 1;
-  } else {
-    n = 1;
-  }
+  int env_threads = stan::math::internal::get_num_threads();
+  long long n = a.integer("num_threads", env_threads);
+  if (threads_on && (n == 0 || n < -1))
+    throw usage_error("argument 'num_threads' must be positive or -1, got "
+                      + std::to_string(n));
+  if (!threads_on && n != 1)
+    throw usage_error(
+        "argument 'num_threads' must be 1 for a model built without "
+        "STAN_THREADS (re-compile with STAN_THREADS=true), got "
+        + std::to_string(n));
+  if (env_threads != n && env_threads != 1)
+    throw usage_error("STAN_NUM_THREADS=" + std::to_string(env_threads)
+                      + " but argument num_threads=" + std::to_string(n)
+                      + "; set only one of them or make them equal");
   if (n == -1)
     n = std::max(1u, std::thread::hardware_concurrency());
-  if (n < 1)
-    throw usage_error("num_threads must be positive or -1");
-  if (n > 1 && !threads_on)
-    throw usage_error(
-        "num_threads > 1 needs a model built with STAN_THREADS=true");
   return static_cast<int>(n);
+}
+
+// Profiles from the program's `profile` statements, written as CmdStan does:
+// only when the program has any, to `profile_file` (default profile.csv).
+// Written to a temporary name and renamed, so a reader never sees half a file.
+void write_profiles(const run_context& c) {
+  stan::math::profile_map& profiles = get_stan_profile_data();
+  if (profiles.empty())
+    return;
+  std::string path = c.a.str("profile_file", "profile.csv");
+  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    if (!out.good())
+      throw usage_error("cannot write profile_file '" + path + "'");
+    if (c.sig_figs > -1)
+      out.precision(c.sig_figs);
+    out << "name,thread_id,total_time,forward_time,reverse_time,"
+           "chain_stack,no_chain_stack,autodiff_calls,no_autodiff_calls\n";
+    for (const auto& kv : profiles) {
+      const auto& p = kv.second;
+      out << kv.first.first << "," << kv.first.second << ","
+          << p.get_fwd_time() + p.get_rev_time() << "," << p.get_fwd_time()
+          << "," << p.get_rev_time() << "," << p.get_chain_stack_used() << ","
+          << p.get_nochain_stack_used() << "," << p.get_num_rev_passes() << ","
+          << p.get_num_no_AD_fwd_passes() << "\n";
+    }
+    out.flush();
+    if (!out.good())
+      throw usage_error("cannot write profile_file '" + path + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw usage_error("cannot write profile_file '" + path + "'");
 }
 
 int run(const args& a) {
   a.allow_only(method_keys(a.method));
-  if (a.given("profile_file"))
-    throw usage_error(
-        "profile_file is not supported by the stanbhm launcher");
   if (a.boolean("save_cmdstan_config", false))
     throw usage_error(
         "save_cmdstan_config=1 is not supported by the stanbhm launcher");
@@ -838,14 +917,25 @@ int run(const args& a) {
         "opencl platform/device given but the model was built without "
         "STAN_OPENCL");
 #ifdef STAN_OPENCL
-  if (a.given("platform") || a.given("device"))
-    stan::math::opencl_context.select_device(a.integer("platform", 0),
-                                             a.integer("device", 0));
+  {
+    // CmdStan: both or neither; -1 (the default) keeps the compile-time IDs.
+    long long platform = a.integer("platform", -1, -1);
+    long long device = a.integer("device", -1, -1);
+    if ((platform < 0) != (device < 0))
+      throw usage_error("Please set both device and platform OpenCL IDs.");
+    if (platform >= 0)
+      stan::math::opencl_context.select_device(platform, device);
+  }
 #endif
   int num_threads = threads_from(a);
   stan::math::init_threadpool_tbb(num_threads);
 
-  long seed_arg = a.integer("seed", -1);
+  // CmdStan's range: 0 <= seed < 2^32, or -1 for a seed from the clock.
+  long long seed_arg = a.integer("seed", -1, LLONG_MIN, LLONG_MAX);
+  if (seed_arg < -1 || seed_arg > static_cast<long long>(UINT_MAX))
+    throw usage_error(
+        "argument 'seed' must be a non-negative integer < 4294967296 or -1 "
+        "(a seed from the system time), got '" + a.str("seed", "") + "'");
   bool seed_given = seed_arg >= 0;
   unsigned int seed = seed_given
                           ? static_cast<unsigned int>(seed_arg)
@@ -855,9 +945,19 @@ int run(const args& a) {
                                   std::chrono::system_clock::now()
                                       .time_since_epoch())
                                   .count());
-  long id = a.integer("id", 1);
+  long long id = a.integer("id", 1);
   if (id < 0)
-    throw usage_error("id must be non-negative");
+    throw usage_error("argument 'id' must be non-negative, got "
+                      + std::to_string(id));
+  long long refresh = a.integer("refresh", 100);
+  if (refresh < 0)
+    throw usage_error("argument 'refresh' must be non-negative, got "
+                      + std::to_string(refresh));
+  long long sig_figs = a.integer("sig_figs", -1);
+  if (sig_figs < -1 || sig_figs > 18)
+    throw usage_error(
+        "argument 'sig_figs' must be between 0 and 18, or -1 for the default, "
+        "got " + std::to_string(sig_figs));
   std::string init = a.str("init", "2");
   char* end = nullptr;
   double radius = std::strtod(init.c_str(), &end);
@@ -876,7 +976,7 @@ int run(const args& a) {
     if (model_msg.str().length() > 0)
       std::cerr << model_msg.str() << std::endl;
     std::cerr << "Error in model data: " << e.what() << std::endl;
-    return stan::services::error_codes::DATAERR;
+    return 1;
   }
   if (model_msg.str().length() > 0)
     std::cout << model_msg.str() << std::endl;
@@ -886,16 +986,14 @@ int run(const args& a) {
                 seed,
                 seed_given,
                 id,
-                static_cast<int>(a.integer("refresh", 100)),
-                static_cast<int>(a.integer("sig_figs", -1)),
+                static_cast<int>(refresh),
+                static_cast<int>(sig_figs),
                 num_threads,
                 a.str("output.file", "output.csv"),
                 a.str("diagnostic_file", ""),
                 init,
                 radius,
                 init_is_number};
-  if (c.sig_figs > 18 || c.sig_figs == 0 || c.sig_figs < -1)
-    throw usage_error("sig_figs must be -1 or between 1 and 18");
   const std::string& m = a.method;
   int rc;
   if (m == "sample")
@@ -914,31 +1012,39 @@ int run(const args& a) {
     rc = run_log_prob(c);
   else
     rc = run_diagnose(c);
+  write_profiles(c);
   delete model;
   return rc;
 }
 
 }  // namespace stanbhm
 
+// Exit status as in CmdStan: 0 on success, 1 for anything else (a refused
+// argument, bad data, or a service that returned an error code). The message
+// on stderr says which.
 int main(int argc, const char* argv[]) {
   if (argc >= 2 && std::string(argv[1]) == "info") {
     stanbhm::print_info();
     return 0;
   }
-  if (argc >= 2
-      && (std::string(argv[1]) == "help" || std::string(argv[1]) == "--help"
-          || std::string(argv[1]) == "help-all")) {
-    stanbhm::print_help(argv[0]);
-    return 0;
+  if (argc == 1) {
+    // CmdStan prints its usage for a bare command line and fails: there is
+    // nothing to run.
+    stanbhm::print_help(std::cout, argv[0], "", "", false,
+                        stanbhm::threads_on, stanbhm::opencl_on);
+    return 1;
   }
   try {
     stanbhm::args a(argc, argv);
-    return stanbhm::run(a);
-  } catch (const stanbhm::usage_error& e) {
-    std::cerr << "Error: " << e.what() << std::endl;
-    return 64;  // EX_USAGE
+    if (a.help) {
+      stanbhm::print_help(std::cout, argv[0], a.help_topic, a.method,
+                          a.help_all, stanbhm::threads_on,
+                          stanbhm::opencl_on);
+      return 0;
+    }
+    return stanbhm::run(a) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << std::endl;
-    return stan::services::error_codes::SOFTWARE;
+    return 1;
   }
 }
