@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 import stanbhm as sb
+from stanbhm.datasets import wide_regression
 
 CHOICES = ("centered", "noncentered", 0.5, "auto")
 
@@ -58,19 +59,9 @@ def bernoulli_40(rng) -> pd.DataFrame:
     return pd.DataFrame({"y": rng.binomial(1, p), "x": x, "g": [f"g{k:02d}" for k in g]})
 
 
-def horseshoe_data(rng) -> pd.DataFrame:
-    n, p = 100, 500
-    x = rng.normal(size=(n, p))
-    beta = np.zeros(p)
-    beta[[0, 1, 2]] = [3.0, -3.0, 2.5]
-    df = pd.DataFrame(x, columns=[f"x{j}" for j in range(p)])
-    df["y"] = 1.0 + x @ beta + rng.normal(size=n)
-    return df
-
-
 def cases() -> dict[str, dict]:
     rng = np.random.default_rng(20261123)
-    hs = horseshoe_data(rng)
+    hs, _ = wide_regression(rng)
     return {
         "eight_schools": {"formula": "y | se(sigma) ~ 1 + (1 | school)", "data": eight_schools()},
         "intercept_20x500": {"formula": "y ~ x + (1 | g)",

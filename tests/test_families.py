@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 import stanbhm as sb
+from stanbhm.datasets import wide_regression
 
 pytestmark = pytest.mark.slow
 G = 15
@@ -85,14 +86,8 @@ def test_truth_inside_90_percent_intervals(family):
 
 def test_horseshoe_on_a_wide_regression():
     """100 rows x 500 predictors, 3 of them non-zero: the signals stand out, the rest shrink."""
-    rng = np.random.default_rng(3)
-    n, p = 100, 500
-    x = rng.normal(size=(n, p))
-    beta = np.zeros(p)
-    beta[[0, 1, 2]] = [3.0, -3.0, 2.5]
-    df = pd.DataFrame(x, columns=[f"x{j}" for j in range(p)])
-    df["y"] = 1.0 + x @ beta + rng.normal(size=n)
-    formula = "y ~ " + " + ".join(df.columns[:p])
+    df, beta = wide_regression(seed=3)
+    formula = "y ~ " + " + ".join(df.columns[:-1])
     model = sb.Model(formula, df, priors={"b": "horseshoe(df=1, scale_global=0.0025)"})
     assert "regularized horseshoe(df=1, scale_global=0.0025" in model.stan_code()
     fit = model.fit(chains=2, parallel_chains=2, seed=11, iter_warmup=500, iter_sampling=500,
