@@ -109,6 +109,11 @@ class FixedPart(Part):
         """1-based columns whose coefficients stay in the likelihood's X * b."""
         return tuple(j + 1 for j in range(self.k) if j not in self.absorbed)
 
+    def fitted_x(self, rows: Rows) -> str:
+        """The design the model block multiplies by ``b``: ``Xc`` (centered, observed
+        rows) with an intercept, otherwise ``X`` or its observed rows ``X_obs``."""
+        return "Xc" if self.centered else f"X{rows.suffix}"
+
     @property
     def split(self) -> bool:
         """Whether some but not all columns were taken over (``Xc_free`` is needed)."""
@@ -122,20 +127,17 @@ class FixedPart(Part):
         """
         if not rows.fitted:
             if self.centered:
-                return "b_Intercept + X * b" if rows.n == "N" and self.missing else \
-                    "Intercept + Xc * b"
+                return "b_Intercept + X * b" if self.missing else "Intercept + Xc * b"
             if self.intercept:
                 return f"rep_vector(Intercept, {rows.n})"
             return "X * b" if self.k else f"rep_vector(0, {rows.n})"
         terms = []
         if self.intercept and not self.absorbed_intercept:
             terms.append("Intercept")
-        if self.free:
-            x = "Xc" if self.centered else f"X{rows.suffix}"
-            if self.split:
-                terms.append(f"Xc_free * b[{{{', '.join(map(str, self.free))}}}]")
-            else:
-                terms.append(f"{x} * b")
+        if self.split:
+            terms.append(f"Xc_free * b[{{{', '.join(map(str, self.free))}}}]")
+        elif self.free:
+            terms.append(f"{self.fitted_x(rows)} * b")
         if terms == ["Intercept"]:
             return f"rep_vector(Intercept, {rows.n})"
         return " + ".join(terms) or None

@@ -171,3 +171,20 @@ def test_warm_start_skips_warmup_and_keeps_the_metric(eight_schools_df) -> None:
     b = again.cmdstan.stan_variable("sd_school")
     assert abs(a.mean() - b.mean()) < 4 * np.hypot(a.std() / np.sqrt(1000), b.std() / np.sqrt(1000))
     assert again.diagnostics()["rhat_max"] < 1.02
+
+
+def test_taken_over_slope_without_intercept_compiles(cmdstan, tmp_path) -> None:
+    """Without an intercept X is not centered, so the columns left in the likelihood come
+    from X itself (this once read an undeclared Xc)."""
+    import subprocess
+
+    data = grouped([20] * 6).assign(z=lambda d: d["x"] ** 2)
+    code = sb.Model("y ~ 0 + x + z + (0 + x | g)", data,
+                    parameterization="centered").stan_code()
+    assert "  matrix[N, 1] Xc_free = X[ : , {2}]; // columns no group term took over\n" in code
+    assert "    vector[N] eta = Xc_free * b[{2}]; // linear predictor\n" in code
+    path = tmp_path / "m.stan"
+    path.write_text(code)
+    proc = subprocess.run([str(cmdstan / "bin" / "stanc"), f"--o={tmp_path / 'm.hpp'}",
+                           str(path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
