@@ -17,10 +17,7 @@ import numpy as np
 from .families import Family
 from .parts import Output, Part, Rows
 
-__all__ = ["STRATEGIES", "Likelihood"]
-
-#: Likelihood strategies; the rewrites issue adds the others.
-STRATEGIES = ("rowwise",)
+__all__ = ["Likelihood"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +25,7 @@ class Likelihood(Part):
     """The outcome, its modifiers (``se()``, ``trials()``) and the likelihood statements."""
 
     family: Family
-    strategy: str
+    strategy: str  # "rowwise"; the rewrites issue adds the others
     response: str
     y: np.ndarray  # observed outcome values
     n: int
@@ -76,33 +73,30 @@ class Likelihood(Part):
             coords["row"] = [str(i) for i in range(self.n)]
         return coords
 
-    def _args(self, eta: str, row_data: str) -> str:
-        """The family's arguments with ``{eta}`` and the row data filled in; `row_data`
-        is a format string for a row-level data name (``"{}_obs"``, ``"{}[i]"``)."""
-        fill = {"eta": eta, "se": row_data.format("se"), "trials": row_data.format("trials")}
+    def _fill(self, template: str, eta: str, row_data: str) -> str:
+        """A family template with ``{eta}`` and the row data filled in, known standard
+        errors standing for ``sigma``; `row_data` is a format string for a row-level
+        data name (``"{}"``, ``"{}_obs"``, ``"{}[i]"``)."""
         if self.se is not None:
-            args = tuple("{se}" if a == "sigma" else a for a in self.family.args)
-        else:
-            args = self.family.args
-        return ", ".join(a.format(**fill) for a in args)
+            template = template.replace("sigma", "{se}")
+        return template.format(eta=eta, se=row_data.format("se"),
+                               trials=row_data.format("trials"))
 
     def statement(self, rows: Rows) -> str:
         """``y ~ dist(...)`` over the fitted rows."""
-        return f"y ~ {self.family.dist}({self._args('eta', '{}' + rows.suffix)});"
+        args = self._fill(", ".join(self.family.args), "eta", "{}" + rows.suffix)
+        return f"y ~ {self.family.dist}({args});"
 
     def pointwise(self) -> str:
         """The log density of observed row ``i``, inside the ``log_lik`` loop over the
         observed rows, with ``eta`` covering every row when some are unobserved."""
         row = "obs[i]" if self.missing else "i"
-        args = self._args(f"eta[{row}]", "{}[" + row + "]")
+        args = self._fill(", ".join(self.family.args), f"eta[{row}]", "{}[" + row + "]")
         return f"{self.family.dist}_{self.family.suffix()}(y[i] | {args})"
 
     def rng(self) -> str:
         """A posterior predictive draw of every row."""
-        rng = self.family.rng
-        if self.se is not None:
-            rng = rng.replace("sigma", "{se}")
-        return rng.format(eta="eta", se="se", trials="trials")
+        return self._fill(self.family.rng, "eta", "{}")
 
     @property
     def y_rep_type(self) -> str:

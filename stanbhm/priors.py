@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -143,10 +143,6 @@ class Horseshoe:
     global_: Prior  # hs_global, half; its scale may be "... * sigma"
     slab: Prior  # hs_slab = c^2 / scale_slab^2
     slab_scale2: str
-
-    @property
-    def global_scale_uses_sigma(self) -> bool:
-        return "sigma" in self.global_.args[-1]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -306,7 +302,6 @@ class PriorBook:
     cor: dict[str, Prior]
     aux: dict[str, Prior]
     aux_bounds: dict[str, Bounds]
-    user_keys: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
 
 def _intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> Bounds:
@@ -334,7 +329,6 @@ def resolve(spec: ModelSpec) -> PriorBook:
     """User priors where given, data-scaled defaults elsewhere, with declaration bounds."""
     fam = spec.family_row
     users = spec.priors
-    keys = {target: key for target, (key, _) in users.items()}
 
     def user(cls: str, target: str | None = None) -> tuple[str, Prior] | None:
         return users.get((cls, target)) or users.get((cls, None))
@@ -405,7 +399,7 @@ def resolve(spec: ModelSpec) -> PriorBook:
             aux_bounds[param.name] = Bounds(param.lower)
     return PriorBook(
         intercept=intercept, intercept_bounds=intercept_bounds, b=tuple(b), horseshoe=horseshoe,
-        sd=sd, sd_bounds=sd_bounds, cor=cor, aux=aux, aux_bounds=aux_bounds, user_keys=keys,
+        sd=sd, sd_bounds=sd_bounds, cor=cor, aux=aux, aux_bounds=aux_bounds,
     )
 
 

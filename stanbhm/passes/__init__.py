@@ -20,13 +20,11 @@ def default_passes(spec, options) -> list[Pass]:
     which centered term takes over each population coefficient, the per-row outputs."""
     passes: list[Pass] = [Parameterize(g.term_name, options.parameterization)
                           for g in spec.groups]
-    coefficients = ["Intercept"] if spec.fixed.intercept else []
-    coefficients += [f"b[{j + 1}]" for j in range(spec.fixed.p)]
+    # (coefficient, header label, effect name) of each population coefficient
+    population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
+    population += [(f"b[{j + 1}]", label, name) for j, (label, name)
+                   in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
-    labels = ["Intercept", *spec.fixed.stan_names] if spec.fixed.intercept else \
-        list(spec.fixed.stan_names)
-    names = ["Intercept", *spec.fixed.names] if spec.fixed.intercept else list(spec.fixed.names)
-    passes += [Absorb(c, label) for c, label, name in zip(coefficients, labels, names,
-                                                         strict=True) if name in shared]
+    passes += [Absorb(c, label) for c, label, name in population if name in shared]
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
     return passes

@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from ..spec import ModelSpec
 
 
-def _rows_per_level(g: GroupPart, n_obs: int) -> float:
-    return n_obs / max(g.n_levels, 1)
-
-
 @dataclass(frozen=True)
 class Absorb:
     """Gives one population coefficient (``Intercept`` or ``b[j]``) to one centered term."""
@@ -31,16 +27,21 @@ class Absorb:
     coefficient: str
     label: str  # how the header names it: "Intercept", "b_x"
 
-    def candidates(self, plan: Plan) -> list[GroupPart]:
-        return [g for g in plan.groups if not g.noncentered and self.coefficient in g.population]
+    def candidates(self, plan: Plan) -> tuple[GroupPart | None, list[GroupPart]]:
+        """The term that takes the coefficient over (fewest levels, so most rows per
+        level; None when no centered term has it) and the other centered ones."""
+        found = [g for g in plan.groups if not g.noncentered and self.coefficient in g.population]
+        if not found:
+            return None, []
+        best = min(found, key=lambda g: g.n_levels)
+        return best, [g for g in found if g is not best]
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
-        found = self.candidates(plan)
-        if not found:
+        best, found = self.candidates(plan)
+        if best is None:
             return Decision(self.label, "stays in the likelihood",
                             "no centered term has this effect", applied=False)
-        best = max(found, key=lambda g: _rows_per_level(g, plan.n_obs))
-        others = [g.term_name for g in found if g is not best]
+        others = [g.term_name for g in found]
         how = "centered" if best.centered else "partially centered"
         reason = f"{best.term_name} is {how}"
         if others:
@@ -49,8 +50,7 @@ class Absorb:
         return Decision(self.label, f"taken over by {best.term_name}", reason)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        found = self.candidates(plan)
-        best = max(found, key=lambda g: _rows_per_level(g, plan.n_obs))
+        best, _ = self.candidates(plan)
         groups = tuple(
             dataclasses.replace(g, location=tuple(
                 self.coefficient if p == self.coefficient else m

@@ -60,8 +60,7 @@ def _design(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     """Observed rows: the pooled design (intercept + X) and the offset."""
     obs = spec.observed
     cols = [np.ones(int(obs.sum()))] if spec.fixed.intercept else []
-    X = np.column_stack([*cols, spec.fixed.X[obs]]) if cols or spec.fixed.p else \
-        np.zeros((int(obs.sum()), 0))
+    X = np.column_stack([*cols, spec.fixed.X[obs]])
     offset = spec.offset[obs] if spec.offset is not None else np.zeros(int(obs.sum()))
     return X, offset
 
