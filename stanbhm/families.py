@@ -55,6 +55,8 @@ class Family:
             "auto" parameterization rule (`stanbhm.passes.information`).
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
+        conjugate_intercept: the exact marginal of a group intercept, or None:
+            ``"normal"`` when it can be integrated out (normal-normal).
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
         needs_trials: whether ``y | trials(n)`` is required.
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).
@@ -69,6 +71,7 @@ class Family:
     rng: str
     glm: str | None = None
     collapse: str | None = None
+    conjugate_intercept: str | None = None
     allows_se: bool = False
     needs_trials: bool = False
     log_outcome: bool = False
@@ -180,7 +183,8 @@ FAMILIES: dict[str, Family] = {
         Family(
             name="gaussian", link="identity", outcome="real", aux=(_SIGMA,),
             dist="normal", args=("{eta}", "sigma"), rng="normal_rng({eta}, sigma)",
-            glm="normal_id_glm", collapse="sufficient statistics", allows_se=True,
+            glm="normal_id_glm", collapse="sufficient statistics",
+            conjugate_intercept="normal", allows_se=True,
         ),
         Family(
             name="student_t", link="identity", outcome="real",

@@ -4,7 +4,10 @@ It appears three times in a program: the model statement (observed rows), the po
 ``log_lik`` (one value per observed row) and the posterior predictive ``y_rep`` (every
 row). Writing all three from one family row and one strategy keeps them consistent;
 the rewrites (sufficient statistics, collapsed counts, marginalization) and threading
-add strategies here instead of touching the parts. Today's strategy is ``"rowwise"``.
+add strategies here instead of touching the parts. Strategies: ``"rowwise"`` (one term
+per row), ``"marginal"`` (one group intercept integrated out, `parts.Marginal`) and
+``"statistics"`` (gaussian sufficient statistics per level, `Statistics`) and ``"cells"``
+(counts summed over rows of identical linear predictor, `Cells`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,61 @@ from typing import Any
 import numpy as np
 
 from .families import Family
-from .parts import Output, Part, Rows
+from .parts import Marginal, Output, Part, Rows
 
-__all__ = ["Likelihood"]
+__all__ = ["Cells", "Likelihood", "Statistics"]
+
+#: The rows the collapsed likelihood works on: one row standing for each cell.
+CELL_ROWS = Rows("N_cell", "_cell", True)
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """Count rows summed over cells of identical linear predictor (`passes.collapse`)."""
+
+    rule: str  # the family's collapse rule: "binomial" or "poisson sum"
+    row: np.ndarray  # 0-based fitted row that stands for each cell
+    y: np.ndarray  # the outcome summed over each cell
+    counts: np.ndarray  # rows per cell
+    trials: np.ndarray | None  # summed trials (binomial)
+    log_exposure: np.ndarray | None  # poisson: log of the summed exp(offset) per cell
+
+    @property
+    def n(self) -> int:
+        return len(self.row)
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"N_cell": self.n, "cell": self.row + 1, "y_cell": self.y}
+        if self.rule == "poisson sum":
+            out["log_exposure_cell"] = self.log_exposure
+        elif self.trials is not None:
+            out["trials_cell"] = self.trials
+        else:
+            out["n_cell"] = self.counts
+        return out
+
+    def statement(self) -> str:
+        if self.rule == "poisson sum":
+            return "y_cell ~ poisson_log(eta + log_exposure_cell);"
+        size = "trials_cell" if self.trials is not None else "n_cell"
+        return f"y_cell ~ binomial_logit({size}, eta);"
+
+
+@dataclass(frozen=True, eq=False)
+class Statistics:
+    """Per-level sufficient statistics of a gaussian likelihood (`passes.statistics`)."""
+
+    ident: str  # the factor's term identifier: N_<ident> levels
+    name: str  # the factor, for comments
+    labels: tuple[str, ...]  # the design's columns
+    theta: tuple[str, ...]  # per column: its coefficients over the levels, in Stan
+    bhat: np.ndarray  # (levels, columns) least-squares coefficients
+    R: np.ndarray  # (columns, levels, columns): row k of each level's triangular factor
+    rss: float  # total residual sum of squares at the per-level least squares
+
+    def data(self) -> dict[str, Any]:
+        return {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,
+                "ss_rss": self.rss}
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,7 +80,7 @@ class Likelihood(Part):
     """The outcome, its modifiers (``se()``, ``trials()``) and the likelihood statements."""
 
     family: Family
-    strategy: str  # "rowwise"; the rewrites issue adds the others
+    strategy: str  # "rowwise", "marginal", "statistics" or "cells"
     response: str
     y: np.ndarray  # observed outcome values
     n: int
@@ -36,6 +91,9 @@ class Likelihood(Part):
     y_rep: bool
     se_expr: str = ""
     trials_expr: str = ""
+    marginal: Marginal | None = None  # strategy "marginal": the term integrated out
+    statistics: Statistics | None = None  # strategy "statistics"
+    cells: Cells | None = None  # strategy "cells"
     kind: str = "likelihood"
 
     @property
@@ -56,6 +114,10 @@ class Likelihood(Part):
             out["se"] = self.se
         if self.trials is not None:
             out["trials"] = self.trials
+        if self.statistics is not None:
+            out.update(self.statistics.data())
+        if self.cells is not None:
+            out.update(self.cells.data())
         out["prior_only"] = 0
         return out
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .priors import Bounds, Horseshoe, Prior, VectorPrior, vector_prior
 
-__all__ = ["AuxPart", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part", "Rows"]
+__all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Output", "Part", "Rows"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class FixedPart(Part):
     def fitted_x(self, rows: Rows) -> str:
         """The design the model block multiplies by ``b``: ``Xc`` (centered, observed
         rows) with an intercept, otherwise ``X`` or its observed rows ``X_obs``."""
-        return "Xc" if self.centered else f"X{rows.suffix}"
+        cell = "_cell" if rows.suffix == "_cell" else ""
+        return f"Xc{cell}" if self.centered else f"X{rows.suffix}"
 
     @property
     def split(self) -> bool:
@@ -135,7 +136,8 @@ class FixedPart(Part):
         if self.intercept and not self.absorbed_intercept:
             terms.append("Intercept")
         if self.split:
-            terms.append(f"Xc_free * b[{{{', '.join(map(str, self.free))}}}]")
+            cell = "_cell" if rows.suffix == "_cell" else ""
+            terms.append(f"Xc_free{cell} * b[{{{', '.join(map(str, self.free))}}}]")
         elif self.free:
             terms.append(f"{self.fitted_x(rows)} * b")
         if terms == ["Intercept"]:
@@ -214,6 +216,7 @@ class GroupPart(Part):
     c: float = 0.0
     c_levels: np.ndarray | None = None
     location: tuple[str, ...] = ()  # per effect, when centered: what it is centered at
+    margin: Marginal | None = None  # integrated out of the likelihood (`passes.marginalize`)
     kind: str = "group"
 
     @property
@@ -223,6 +226,10 @@ class GroupPart(Part):
     @property
     def n_levels(self) -> int:
         return len(self.levels)
+
+    @property
+    def marginalized(self) -> bool:
+        return self.margin is not None
 
     @property
     def intercept_only(self) -> bool:
@@ -306,11 +313,13 @@ class GroupPart(Part):
     @staticmethod
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
-        prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc")
+        prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
+                    "n", "W", "rows", "start", "sum", "prec", "v", "m")
         names = [f"{p}_{ident}" for p in prefixes]
         names.append(f"sd_{ident}_prior")
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
+        names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
         return tuple(names)
 
     def eta(self, rows: Rows) -> str:
@@ -332,19 +341,30 @@ class GroupPart(Part):
             return f"{effects}[{J}] .* {Z}"
         return f"rows_dot_product({matrix}[{J}], {Z})"
 
+    def level_column(self, e: int) -> str:
+        """The model block's vector of effect `e` (0-based) over the levels: the
+        deviations, or the total coefficients when the term took the population one."""
+        name = f"r_{self.ident}" if self.noncentered else self.level_param
+        if self.k == 1:
+            return name
+        matrix = name if self.noncentered else f"to_matrix({name})"
+        return f"{matrix}[ : , {e + 1}]"
+
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"N_{self.ident}": self.n_levels, f"J_{self.ident}": self.index}
         if self.has_z:
             out[f"Z_{self.ident}"] = self.Z[:, 0] if self.k == 1 else self.Z
         if self.c_levels is not None:
             out[f"c_{self.ident}"] = self.c_levels
+        if self.margin is not None:
+            out.update(self.margin.data())
         return out
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
         if self.k == 1:
             out = [Output(f"sd_{g}"), Output(f"r_{g}", (level,))]
-            if self.noncentered:
+            if self.noncentered and not self.marginalized:
                 out.append(Output(f"z_{g}", (level,)))
             if self.has_coef:
                 out.append(Output(f"coef_{g}", (level,)))
@@ -377,6 +397,52 @@ class GroupPart(Part):
         if self.correlated:
             lines.append(f"L_{g} ~ {self.cor_prior}")
         return tuple(lines)
+
+
+@dataclass(frozen=True, eq=False)
+class Marginal:
+    """One gaussian group intercept integrated out of the likelihood.
+
+    With e the residuals before the term and w_i the rows' precisions (1 / sigma^2, or
+    1 / se_i^2 with known standard errors), level j's rows are N(0, W^-1 + tau^2 11'),
+    and the matrix determinant lemma gives their log density from per-level sums,
+    S_j = sum w_i e_i and P_j = sum w_i (up to a constant):
+
+        -1/2 [log(1 + tau^2 P_j) + sum w_i e_i^2 - tau^2 S_j^2 / (1 + tau^2 P_j)]
+
+    so the per-gradient cost stays O(rows) and the level effects leave the sampler.
+    The effect is drawn back from u_j ~ N(tau^2 S_j / v_j, tau / sqrt(v_j)),
+    v_j = 1 + tau^2 P_j. When no level has more than one row the rows are independent
+    and the statement is ``y ~ normal(eta, sqrt(var + tau^2))``.
+    """
+
+    ident: str
+    name: str  # the factor, for comments
+    index: np.ndarray  # 0-based level of each fitted row
+    counts: np.ndarray  # fitted rows per level
+    precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
+
+    @property
+    def per_row(self) -> bool:
+        """Whether every level has at most one row (independent rows)."""
+        return int(self.counts.max(initial=0)) <= 1
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.counts)
+
+    def data(self) -> dict[str, Any]:
+        if self.per_row:
+            return {}
+        g = self.ident
+        order = np.argsort(self.index, kind="stable")
+        start = np.concatenate([[0], np.cumsum(self.counts)]) + 1
+        out: dict[str, Any] = {f"rows_{g}": order + 1, f"start_{g}": start}
+        if self.precision is None:
+            out[f"n_{g}"] = self.counts
+        else:
+            out[f"W_{g}"] = self.precision
+        return out
 
 
 def _fmt_c(x: float) -> str:
@@ -415,6 +481,9 @@ class OffsetPart(Part):
     values: np.ndarray
     missing: bool
     kind: str = "offset"
+
+    def eta(self, rows: Rows) -> str:
+        return f"offs{rows.suffix}"
 
     def data(self) -> dict[str, Any]:
         return {"offs": self.values}

@@ -16,11 +16,12 @@ import numpy as np
 
 from .errors import NotImplementedYet, PlanError
 from .families import Family
-from .likelihood import Likelihood
+from .likelihood import CELL_ROWS, Likelihood
 from .names import Namespace
 from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart, Part, Rows
 from .passes import Decision, default_passes, run_passes
 from .passes.parameterization import CHOICES
+from .passes.rewrites import check_rewrites
 from .priors import VectorPrior, resolve
 from .spec import ModelSpec
 
@@ -33,7 +34,10 @@ RESERVED = frozenset(
         "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
         "K", "X", "X_obs", "Xc", "means_X", "sds_X", "Intercept", "b", "b_Intercept",
         "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
-        "phi", "shape", "eta", "log_lik", "y_rep", "prior_only", "i", "k", "lp",
+        "phi", "shape", "eta", "resid", "scaled", "level_sums", "log_lik", "y_rep", "prior_only",
+        "i", "k", "lp", "ss_cols", "ss_bhat", "ss_R", "ss_rss", "ss_theta", "ss_dev", "ss_q",
+        "N_cell", "cell", "y_cell", "n_cell", "trials_cell", "log_exposure_cell", "X_cell",
+        "Xc_cell", "Xc_free_cell", "offs_cell",
     }
 )  # fmt: skip
 
@@ -56,11 +60,7 @@ class Options:
         for name in ("log_lik", "y_rep"):
             if getattr(self, name) not in (True, False, "auto"):
                 raise PlanError(f"{name}={getattr(self, name)!r}: use True, False or 'auto'")
-        if self.rewrites not in ("auto", "none"):
-            raise NotImplementedYet(
-                f"rewrites={self.rewrites!r}: naming rewrites is not implemented yet; "
-                "use 'auto' or 'none'"
-            )
+        check_rewrites(self.rewrites, spec)
         if self.glm not in ("auto", "never"):
             raise NotImplementedYet(f"glm={self.glm!r} is not implemented yet; use 'auto'")
         threads = self.threads
@@ -133,17 +133,29 @@ class Plan:
         offset = (self.offset,) if self.offset else ()
         return (self.likelihood, self.fixed, *offset, *self.groups, self.aux)
 
-    def eta_parts(self, rows: Rows) -> tuple[Part, ...]:
-        """Parts that add to the linear predictor over `rows`, in order (the first one
-        starts it); the fixed part drops out when centered terms took all of it over."""
-        offset = (self.offset,) if self.offset else ()
-        fixed = (self.fixed,) if self.fixed.eta(rows) is not None else ()
-        parts = (*fixed, *self.groups, *offset)
-        return parts or (self.fixed,)
+    def eta_terms(self, rows: Rows) -> tuple[str, ...]:
+        """The linear predictor over `rows`, one term per part in order; the fixed part
+        drops out when centered terms took all of it over, and a group term whose effects
+        are integrated out is left out of the fitted rows (the likelihood holds it)."""
+        terms = []
+        fixed = self.fixed.eta(rows)
+        if fixed is not None:
+            terms.append(fixed)
+        terms += [g.eta(rows) for g in self.groups if not (rows.fitted and g.marginalized)]
+        cells = self.likelihood.cells
+        exposure = rows.suffix == "_cell" and cells is not None and cells.rule == "poisson sum"
+        if self.offset and not exposure:  # a poisson cell carries its rows' exposure
+            terms.append(self.offset.eta(rows))
+        return tuple(terms) or (f"rep_vector(0, {rows.n})",)
 
     @property
     def fit_rows(self) -> Rows:
         return Rows("N_obs", "_obs", True) if self.missing else Rows("N", "", True)
+
+    @property
+    def cell_rows(self) -> Rows:
+        """Rows standing for the cells of a collapsed likelihood."""
+        return CELL_ROWS
 
     @property
     def all_rows(self) -> Rows:

@@ -64,7 +64,6 @@ CATALOGUE = {
     "minus_one": ("y ~ x - 1", "gaussian", "auto"),
     "categorical_and_transforms": ("y ~ C(cat) + log(pos) + scale(z)", "gaussian", "auto"),
     "correlated_slopes_noncentered": ("y ~ x + (1 + x | g)", "gaussian", "noncentered"),
-    "correlated_slopes_centered": ("y ~ x + (1 + x | g)", "gaussian", "centered"),
     "uncorrelated_slopes": ("y ~ x + (1 + x || g)", "gaussian", "noncentered"),
     "slope_without_intercept": ("y ~ x + (x - 1 | g) + (0 + z | h)", "gaussian", "centered"),
     "nested": ("y ~ 1 + (1 | a/b)", "gaussian", "noncentered"),
@@ -82,15 +81,12 @@ CATALOGUE = {
     "observation_level_effect": ("yc ~ x + (1 | obs)", "poisson", "noncentered"),
     "two_terms_one_factor": ("y ~ x + (1 | g) + (x - 1 | g)", "gaussian",
                              {"g": "noncentered", "g_x": "centered"}),
-    "uncorrelated_centered": ("y ~ x + (1 + x || g)", "gaussian", "centered"),
     "lognormal": ("pos ~ x + (1 | g)", "lognormal", "noncentered"),
     "gamma": ("pos ~ x + (1 | g)", "gamma", "noncentered"),
     "binomial_missing": ("ys_missing | trials(n) ~ x + offset(z) + (1 + x | g)", "binomial",
                          "noncentered"),
     "nested_centered": ("y ~ x + (1 | a/b)", "gaussian", "centered"),
     "partially_centered": ("y ~ x + (1 | g) + (x - 1 | h)", "gaussian", {"g": 0.5, "h": 0.25}),
-    "auto_per_level": ("y_unbalanced ~ x + (1 | g)", "gaussian", "auto"),
-    "centered_missing_slopes": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered"),
 }
 PRIORS = {"user_priors": ("y ~ x + z + (1 + x | g)", "gaussian", "noncentered",
                           {"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)",
@@ -102,16 +98,40 @@ PRIORS = {"user_priors": ("y ~ x + z + (1 + x | g)", "gaussian", "noncentered",
                                   {"b": "horseshoe(df=3, scale_global=0.05, df_slab=6)"})}
 
 
+#: Programs that show a rewrite, or a case with rewrites switched off: name ->
+#: (formula, family, parameterization, rewrites).
+REWRITES = {
+    "centered_missing_slopes": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered",
+                                "none"),
+    "uncorrelated_centered": ("y ~ x + (1 + x || g)", "gaussian", "centered", "none"),
+    "correlated_slopes_centered": ("y ~ x + (1 + x | g)", "gaussian", "centered", "none"),
+    "auto_per_level": ("y_unbalanced ~ x + (1 | g)", "gaussian", "auto", "none"),
+    "eight_schools_marginal": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "auto", "auto"),
+    "marginal_rows": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
+                      {"g": "marginalize"}),
+    "marginal_known_se": ("y | se(pos) ~ x + (1 | g) + (1 | h)", "gaussian", "auto", "auto"),
+    "collapse_bernoulli": ("yb ~ C(cat) + (1 | g)", "bernoulli", "noncentered", "auto"),
+    "collapse_poisson_exposure": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson",
+                                  "centered", "auto"),
+    "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
+                                     "noncentered", "auto"),
+}
+
+
 def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
+    rewrites = "auto"
     if name in PRIORS:
         formula, family, param, priors = PRIORS[name]
+    elif name in REWRITES:
+        (formula, family, param, rewrites), priors = REWRITES[name], None
     else:
         (formula, family, param), priors = CATALOGUE[name], None
     data = eight_schools_df if name.startswith("eight_schools") else catalogue_data()
-    return sb.Model(formula, data, family=family, parameterization=param, priors=priors)
+    return sb.Model(formula, data, family=family, parameterization=param, priors=priors,
+                    rewrites=rewrites)
 
 
-ALL = sorted([*CATALOGUE, *PRIORS])
+ALL = sorted([*CATALOGUE, *PRIORS, *REWRITES])
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -155,8 +175,8 @@ def test_line_breaks_in_names_cannot_escape_comments(tmp_path):
     df["evil\ntarget += 1e9;\n//"] = df["x"]
     code = sb.Model("y ~ `evil\ntarget += 1e9;\n//` + (1 | g)", df).stan_code()
     assert "target += 1e9" not in _strip_comments(code)
-    header = code.split("data {", 1)[0].splitlines()
-    assert all(line.startswith("//") for line in header)
+    header = re.split(r"^(?:functions|data) \{", code, maxsplit=1, flags=re.M)[0]
+    assert all(line.startswith("//") for line in header.splitlines())
 
 
 def test_program_is_deterministic(eight_schools_df):
@@ -231,21 +251,24 @@ def test_program_reads_well(name):
     for line in code.splitlines():
         if line.startswith("//   ") and ("parameterization of" in line or "log_lik:" in line):
             assert not re.search(r"\([^)]*\(", line), line
-    assert "rep_vector(0, " not in code  # a model without intercept starts eta at a term
+    assert "eta = rep_vector(0, " not in code  # a model without intercept starts at a term
     assert decisions
 
 
 # A column called Intercept is refused by the spec (tests/test_spec.py), so it is left out.
 HOSTILE_NAMES = sorted((RESERVED - {"Intercept"}) | {
     "Sigma", "L_Sigma", "z_b", "Z_g", "Zc_g", "J_g", "sd_g", "obs_obs", "g_obs", "r", "coef",
-    "Cor", "Lcov_g", "b_prior", "c_g", "c", "nc_g"})
+    "Cor", "Lcov_g", "b_prior", "c_g", "c", "nc_g", "n_g", "W_g", "rows_g", "start_g",
+    "sum_g", "prec_g", "v_g", "m_g"})
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(column=st.sampled_from(HOSTILE_NAMES), factor=st.sampled_from(HOSTILE_NAMES),
-       second=st.sampled_from(HOSTILE_NAMES), centered=st.booleans(), horseshoe=st.booleans())
+       second=st.sampled_from(HOSTILE_NAMES), centered=st.sampled_from([True, False, None]),
+       horseshoe=st.booleans())
 def test_reserved_names_as_columns_and_factors_compile(column, factor, second, centered,
                                                       horseshoe, cmdstan, tmp_path_factory):
+    """centered=None: "auto", which integrates the (1 | second) effects out."""
     if len({column, factor, second, "yy"}) < 4:
         return
     rng = np.random.default_rng(0)
@@ -255,7 +278,8 @@ def test_reserved_names_as_columns_and_factors_compile(column, factor, second, c
                          second: rng.choice(list("pq"), size=n)})
     data.loc[3, "yy"] = np.nan
     model = sb.Model(f"yy ~ `{column}` + (1 + `{column}` | `{factor}`) + (1 | `{second}`)",
-                     data, parameterization="centered" if centered else "noncentered",
+                     data, parameterization={True: "centered", False: "noncentered",
+                                             None: "auto"}[centered],
                      priors={"b": "horseshoe()"} if horseshoe else None)
     path = tmp_path_factory.mktemp("prop") / "m.stan"
     path.write_text(model.stan_code())

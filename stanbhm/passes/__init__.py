@@ -2,29 +2,35 @@
 
 A pass has ``applies(spec, plan) -> Decision`` (applied or skipped, with a one-line
 reason; both kinds go into the program header) and ``apply(spec, plan) -> Plan``
-(a new frozen plan). `default_passes` lists them in the order they run; the
-parameterization of each group term comes first, since later rewrites depend on it.
+(a new frozen plan). `default_passes` lists them in the order they run: integrating a
+term out comes first (a term without level effects has nothing to parameterize), then
+the parameterization of each group term, which later passes depend on.
 """
 
 from .absorb import Absorb
 from .base import Decision, Pass, run_passes
+from .collapse import Collapse
+from .marginalize import Marginalize
 from .outputs import OutputPass
 from .parameterization import Parameterize
+from .statistics import SufficientStatistics
 
-__all__ = ["Absorb", "Decision", "OutputPass", "Parameterize", "Pass", "default_passes",
-           "run_passes"]
+__all__ = ["Absorb", "Collapse", "Decision", "Marginalize", "OutputPass", "Parameterize", "Pass",
+           "SufficientStatistics", "default_passes", "run_passes"]
 
 
 def default_passes(spec, options) -> list[Pass]:
-    """The passes for one model, in order: the parameterization of each group term,
-    which centered term takes over each population coefficient, the per-row outputs."""
-    passes: list[Pass] = [Parameterize(g.term_name, options.parameterization)
-                          for g in spec.groups]
+    """The passes for one model, in order: which group intercept is integrated out, the
+    parameterization of each other group term, which centered term takes over each
+    population coefficient, the per-row outputs."""
+    passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
+    passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     # (coefficient, header label, effect name) of each population coefficient
     population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
     population += [(f"b[{j + 1}]", label, name) for j, (label, name)
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
+    passes += [SufficientStatistics(options.rewrites), Collapse(options.rewrites)]
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
     return passes

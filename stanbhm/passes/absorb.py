@@ -30,7 +30,8 @@ class Absorb:
     def candidates(self, plan: Plan) -> tuple[GroupPart | None, list[GroupPart]]:
         """The term that takes the coefficient over (fewest levels, so most rows per
         level; None when no centered term has it) and the other centered ones."""
-        found = [g for g in plan.groups if not g.noncentered and self.coefficient in g.population]
+        found = [g for g in plan.groups if not g.noncentered and not g.marginalized
+                 and self.coefficient in g.population]
         if not found:
             return None, []
         best = min(found, key=lambda g: g.n_levels)

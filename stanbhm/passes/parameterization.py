@@ -100,6 +100,9 @@ class Parameterize:
                       f"informed, {numbers}", info)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        if any(g.marginalized for g in plan.groups if g.term_name == self.term):
+            return Decision(f"parameterization of {self.term}", "none",
+                            "its level effects are integrated out", applied=False)
         choice = self.choose(spec)
         return Decision(f"parameterization of {self.term}", choice.label, choice.reason)
 

@@ -12,8 +12,11 @@
 //   sd_g ~ student_t(3, 0, 2.64)
 //   sigma ~ student_t(3, 0, 2.64)
 // decisions:
+//   marginalization: not applied; rewrites='none' requested
 //   parameterization of g: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.391, data precision per level 3.63 to 54.5, weights 0.36 to 0.89
 //   Intercept: taken over by g; g is partially centered
+//   sufficient statistics: not applied; rewrites='none' requested
+//   collapse: not applied; rewrites='none' requested
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -13,9 +13,12 @@
 //   sd_g[x] ~ student_t(3, 0, 2.8)
 //   L_g ~ lkj_corr_cholesky(2)
 // decisions:
+//   marginalization: not applied; the binomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; the binomial family has no sufficient statistics
+//   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -16,10 +16,13 @@
 //   L_h ~ lkj_corr_cholesky(2)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; g: its parameterization was requested; pass rewrites={'g': 'marginalize'} to integrate it out; h: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: centered; parameterization['g']="centered" requested
 //   parameterization of h: non-centered; parameterization['h']="noncentered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

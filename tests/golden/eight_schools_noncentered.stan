@@ -9,8 +9,11 @@
 //   Intercept ~ student_t(3, 7.5, 26.1)
 //   sd_school ~ student_t(3, 0, 26.1)
 // decisions:
+//   marginalization: not applied; school: its parameterization was requested; pass rewrites={'school': 'marginalize'} to integrate it out
 //   parameterization of school: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; known standard errors: the rows are already the statistics
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 8 observed rows, at most 5000
 //   y_rep: on; 8 rows, at most 5000
 data {

@@ -9,6 +9,9 @@
 //   Intercept ~ student_t(3, -0.475, 2.5)
 //   b ~ regularized horseshoe(df=3, scale_global=0.05, df_slab=6, scale_slab=2), on standardized columns
 // decisions:
+//   marginalization: not applied; no group term
+//   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -8,6 +8,9 @@
 //   b_x_z ~ normal(0, 4.65)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; no group term
+//   sufficient statistics: not applied; no group term (a model without one is not built yet)
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -12,8 +12,11 @@
 //   sd_g ~ student_t(3, 0, 1.07)
 //   sigma ~ student_t(3, 0, 1.07)
 // decisions:
+//   marginalization: not applied; the lognormal family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; the lognormal family has no sufficient statistics
+//   collapse: not applied; the lognormal family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -14,9 +14,12 @@
 //   L_g ~ lkj_corr_cholesky(2)
 //   phi ~ gamma(2, 0.1)
 // decisions:
+//   marginalization: not applied; the negbinomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered
+//   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
+//   collapse: not applied; the negative binomial rows given their sum depend on phi, so a sum is not exact
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -12,9 +12,12 @@
 //   sd_a_b ~ student_t(3, 0, 2.6)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; a: its parameterization was requested; pass rewrites={'a': 'marginalize'} to integrate it out; a:b: its parameterization was requested; pass rewrites={'a:b': 'marginalize'} to integrate it out
 //   parameterization of a: non-centered; parameterization="noncentered" requested
 //   parameterization of a:b: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

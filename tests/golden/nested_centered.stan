@@ -14,9 +14,12 @@
 //   sd_a_b ~ student_t(3, 0, 2.6)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; a: its parameterization was requested; pass rewrites={'a': 'marginalize'} to integrate it out; a:b: its parameterization was requested; pass rewrites={'a:b': 'marginalize'} to integrate it out
 //   parameterization of a: centered; parameterization="centered" requested
 //   parameterization of a:b: centered; parameterization="centered" requested
 //   Intercept: taken over by a; a is centered and has the most rows per level; a:b stays centered at 0
+//   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -11,8 +11,11 @@
 //   b_x ~ normal(0, 2.81)
 //   sd_obs_2 ~ student_t(3, 0, 2.5)
 // decisions:
+//   marginalization: not applied; the poisson family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
 //   parameterization of obs: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; the poisson family has no sufficient statistics
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   names: obs is written obs_2 in the program, clear of the names the program itself uses

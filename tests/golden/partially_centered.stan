@@ -14,10 +14,13 @@
 //   sd_h ~ student_t(3, 0, 2.92)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; g: its parameterization was requested; pass rewrites={'g': 'marginalize'} to integrate it out; h: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: partially centered, c = 0.5; parameterization['g']=0.5 requested
 //   parameterization of h: partially centered, c = 0.25; parameterization['h']=0.25 requested
 //   Intercept: taken over by g; g is partially centered
 //   b_x: taken over by h; h is partially centered
+//   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

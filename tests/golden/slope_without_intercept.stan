@@ -14,9 +14,12 @@
 //   sd_h ~ student_t(3, 0, 3.08)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; g: it has slopes; only a group intercept, (1 | factor), is integrated out; h: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: centered; parameterization="centered" requested
 //   parameterization of h: centered; parameterization="centered" requested
 //   b_x: taken over by g; g is centered
+//   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -13,8 +13,11 @@
 //   nu ~ gamma(2, 0.1)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; the student_t family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: not applied; the student_t family has no sufficient statistics
+//   collapse: not applied; the student_t family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -13,9 +13,12 @@
 //   sd_g[x] ~ student_t(3, 0, 2.92)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
+//   marginalization: not applied; rewrites='none' requested
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered
+//   sufficient statistics: not applied; rewrites='none' requested
+//   collapse: not applied; rewrites='none' requested
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

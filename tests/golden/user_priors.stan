@@ -15,9 +15,12 @@
 //   L_g ~ lkj_corr_cholesky(4)
 //   sigma ~ exponential(0.5)
 // decisions:
+//   marginalization: not applied; g: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   sufficient statistics: per level of g; 60 rows, 5 levels of g, 3 columns per level: a gradient costs O(levels x columns^2), not O(rows)
+//   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 functions {
@@ -36,6 +39,11 @@ data {
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
+  // sufficient statistics of the observed rows, per level of g
+  int<lower=1> ss_cols; // columns of each level's design: Intercept, x, z
+  matrix[N_g, ss_cols] ss_bhat; // least-squares coefficients of each level
+  array[ss_cols] matrix[N_g, ss_cols] ss_R; // row k of each level's R, R'R = D'D
+  real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
 transformed data {
@@ -67,9 +75,18 @@ model {
   to_vector(z_g) ~ std_normal();
   sigma ~ exponential(0.5);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Zc_g);
-    y ~ normal(eta, sigma);
+    // per level of g the rows share coefficients, so their sum of squares
+    // is ss_rss plus |R (theta - bhat)|^2 for each level
+    matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x, z
+    ss_theta[ : , 1] = Intercept + r_g[ : , 1];
+    ss_theta[ : , 2] = b[1] + r_g[ : , 2];
+    ss_theta[ : , 3] = rep_vector(b[2], N_g);
+    matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
+    real ss_q = ss_rss; // sum of squared residuals
+    for (k in 1 : ss_cols) {
+      ss_q += dot_self(rows_dot_product(ss_R[k], ss_dev));
+    }
+    target += -N * log(sigma) - 0.5 * ss_q / square(sigma);
   }
 }
 generated quantities {

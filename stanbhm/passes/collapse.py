@@ -1,0 +1,111 @@
+"""Count collapse: rows with the same linear predictor become one cell.
+
+Rows whose data enter the linear predictor identically (the same row of X, the same
+level and covariates of every group term, the same offset) share eta, and
+
+- Bernoulli rows: their sum is Binomial(n, inv_logit(eta)) (binomial rows: Binomial on
+  the summed trials);
+- Poisson rows: their sum is Poisson(exp(eta) * sum of the rows' exposures), so the
+  offset is not part of the cell and the cell carries log(sum(exp(offset)));
+
+in each case the rows given their sum do not depend on the parameters, so the log
+density changes by a constant only. The negative binomial is left out on purpose: a
+sum of NB2(mu, phi) rows is NB2(n mu, n phi), but the rows given their sum still depend
+on phi, so collapsing would change the posterior of phi.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..likelihood import Cells
+from .base import Decision
+from .rewrites import allowed
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from ..spec import ModelSpec
+
+SUBJECT = "collapse"
+#: Applied when the cells are at most this share of the rows.
+MAX_CELL_SHARE = 0.5
+#: The family rows' collapse rules this pass implements.
+RULES = ("binomial", "poisson sum")
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """Replaces count rows by sums over cells of identical linear predictor."""
+
+    rewrites: Any
+
+    def skip_reason(self, plan: Plan) -> str:
+        lik = plan.likelihood
+        if not allowed(self.rewrites, "collapse"):
+            return f"rewrites={self.rewrites!r} requested"
+        if lik.family.collapse not in RULES:
+            if lik.family.collapse == "negative binomial sum":
+                return ("the negative binomial rows given their sum depend on phi, so a sum "
+                        "is not exact")
+            return f"the {lik.family.name} family has no exact collapse of counts"
+        if lik.strategy != "rowwise":
+            return f"the likelihood is already rewritten ({lik.strategy})"
+        return ""
+
+    def cells(self, plan: Plan) -> Cells:
+        lik = plan.likelihood
+        obs = lik.obs
+        poisson = lik.family.collapse == "poisson sum"
+        key = [plan.fixed.X[obs]] if plan.fixed.k else []
+        for g in plan.groups:
+            key.append(g.index[obs, None].astype(float))
+            if g.has_z:
+                key.append(g.Z[obs])
+        offset = plan.offset.values[obs] if plan.offset else np.zeros(len(obs))
+        if not poisson:
+            key.append(offset[:, None])
+        if not key:
+            key.append(np.zeros((len(obs), 1)))
+        _, first, inverse = np.unique(np.column_stack(key), axis=0, return_index=True,
+                                      return_inverse=True)
+        inverse = inverse.reshape(-1)
+        n_cells = len(first)
+        y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
+        counts = np.bincount(inverse, minlength=n_cells)
+        trials = None
+        if lik.trials is not None:
+            trials = np.bincount(inverse, weights=lik.trials[obs],
+                                 minlength=n_cells).round().astype(np.int64)
+        exposure = None
+        if poisson:
+            # log(sum(exp(offset))) per cell, shifted by the cell's largest offset
+            top = np.full(n_cells, -np.inf)
+            np.maximum.at(top, inverse, offset)
+            total = np.bincount(inverse, weights=np.exp(offset - top[inverse]),
+                                minlength=n_cells)
+            exposure = top + np.log(total)
+        return Cells(rule=lik.family.collapse, row=first, y=y, counts=counts, trials=trials,
+                     log_exposure=exposure)
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        why = self.skip_reason(plan)
+        if why:
+            return Decision(SUBJECT, "not applied", why, applied=False)
+        cells = self.cells(plan)
+        n = plan.likelihood.n_obs
+        what = f"{n} rows in {cells.n} cells of identical linear predictor"
+        if cells.n > MAX_CELL_SHARE * n:
+            return Decision(SUBJECT, "not applied", f"{what}: too few rows per cell to pay",
+                            applied=False)
+        how = {"binomial": "binomial on the sums", "poisson sum": "poisson on the sums, "
+               "exposures added"}[cells.rule]
+        return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        likelihood = dataclasses.replace(plan.likelihood, strategy="cells",
+                                         cells=self.cells(plan))
+        return dataclasses.replace(plan, likelihood=likelihood)

@@ -1,0 +1,70 @@
+"""Which exact rewrites a model asked for, and the checks on that request.
+
+``rewrites`` is ``"auto"`` (every rewrite that is exact for the model), ``"none"`` (the
+plain program), a list of rewrite names allowed model-wide, or a dict from group terms
+to what happens to that term's level effects. The rewrites themselves are passes
+(`marginalize.Marginalize`, ...); this module only reads the request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotImplementedYet, PlanError
+
+if TYPE_CHECKING:
+    from ..spec import ModelSpec
+
+#: Rewrites a list may name; each one is applied wherever it is exact.
+MODEL_REWRITES = ("marginalize", "sufficient_statistics", "collapse")
+#: What a dict may ask of one group term.
+TERM_CHOICES = ("auto", "marginalize", "laplace", "none")
+
+
+def check_rewrites(value: Any, spec: ModelSpec) -> None:
+    """PlanError for a malformed request, NotImplementedYet for Laplace (not built yet)."""
+    if isinstance(value, str):
+        if value not in ("auto", "none"):
+            raise PlanError(f"rewrites={value!r}: use 'auto', 'none', a list of rewrites "
+                            f"({', '.join(MODEL_REWRITES)}) or a dict of group terms")
+        return
+    if isinstance(value, list | tuple):
+        for name in value:
+            if name not in MODEL_REWRITES:
+                raise PlanError(f"rewrites: unknown rewrite {name!r}; choose from "
+                                f"{', '.join(MODEL_REWRITES)}")
+        return
+    if isinstance(value, dict):
+        terms = [g.term_name for g in spec.groups]
+        for term, choice in value.items():
+            if term not in terms:
+                raise PlanError(
+                    f"rewrites given for '{term}', which is not a group term of this model "
+                    f"(group terms: {', '.join(terms) or 'none'})"
+                )
+            if choice not in TERM_CHOICES:
+                raise PlanError(f"rewrites[{term!r}] = {choice!r} is not one of "
+                                f"{', '.join(TERM_CHOICES)}")
+            if choice == "laplace":
+                raise NotImplementedYet(f"rewrites[{term!r}] = 'laplace' is not implemented "
+                                        "yet")
+        return
+    raise PlanError(f"rewrites={value!r}: use 'auto', 'none', a list or a dict")
+
+
+def allowed(value: Any, rewrite: str) -> bool:
+    """Whether a model-wide rewrite may apply under the request."""
+    if isinstance(value, str):
+        return value == "auto"
+    if isinstance(value, list | tuple):
+        return rewrite in value
+    return True  # a dict speaks of terms; model-wide rewrites follow "auto"
+
+
+def term_choice(value: Any, term: str) -> str:
+    """What the request says of one term: "auto", "marginalize", "laplace" or "none"."""
+    if isinstance(value, dict):
+        return value.get(term, "auto")
+    if isinstance(value, list | tuple):
+        return "auto" if "marginalize" in value else "none"
+    return value

@@ -1,0 +1,150 @@
+"""Gaussian sufficient statistics: a likelihood whose cost grows with levels, not rows.
+
+When every group term is on one factor, the rows of level j share one coefficient vector
+theta_j over the columns D of their design (intercept, the columns of X, the varying
+covariates), and
+
+    sum_i (y_i - D_i theta_j)^2 = rss_j + |R_j (theta_j - bhat_j)|^2
+
+where bhat_j is level j's least-squares fit, rss_j its residual sum of squares and R_j
+the triangular factor of D_j (R_j'R_j = D_j'D_j). The identity holds for any least-
+squares solution, so levels with fewer rows than columns need no special case. The
+statistics are computed once with numpy in float64 (QR and the residuals themselves,
+never y'y - 2..., which cancels), and a gradient then costs O(levels * columns^2)
+whatever the number of rows. Exact: the log density changes by a constant only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..likelihood import Statistics
+from .base import Decision
+from .rewrites import allowed
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from ..spec import ModelSpec
+
+SUBJECT = "sufficient statistics"
+#: Applied when the rows per level are at least this many times the design's columns:
+#: below that the per-level quadratic forms cost about what the rows do.
+ROWS_PER_COLUMN = 2
+
+
+@dataclass(frozen=True)
+class SufficientStatistics:
+    """Replaces a gaussian likelihood's rows by per-level statistics."""
+
+    rewrites: Any
+
+    def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
+        lik = plan.likelihood
+        if not allowed(self.rewrites, "sufficient_statistics"):
+            return f"rewrites={self.rewrites!r} requested"
+        if lik.family.collapse != "sufficient statistics":
+            return f"the {lik.family.name} family has no sufficient statistics"
+        if lik.se is not None:
+            return "known standard errors: the rows are already the statistics"
+        if lik.strategy != "rowwise":
+            return "a group term's effects are integrated out instead"
+        factors = sorted({g.name for g in plan.groups})
+        if not factors:
+            return "no group term (a model without one is not built yet)"
+        if len(factors) > 1:
+            return f"group terms on {len(factors)} factors ({', '.join(factors)}); one is needed"
+        return ""
+
+    def statistics(self, spec: ModelSpec, plan: Plan) -> Statistics:
+        groups = plan.groups
+        fixed = plan.fixed
+        lik = plan.likelihood
+        obs = lik.obs
+        # the design's columns: (label, values over the fitted rows, population coefficient)
+        columns: list[tuple[str, np.ndarray, str]] = []
+        keys: dict[tuple, int] = {}
+        if fixed.intercept or any("Intercept" in g.effects for g in groups):
+            keys[("1",)] = len(columns)
+            pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
+            columns.append(("Intercept", np.ones(len(obs)), pop))
+        X = fixed.X[obs]
+        for j, name in enumerate(fixed.names):
+            keys[("X", name)] = len(columns)
+            values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
+            pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
+            columns.append((name, values, pop))
+        levels: list[list[str]] = [[] for _ in columns]
+        for g in groups:
+            for e, effect in enumerate(g.effects):
+                key = ("1",) if effect == "Intercept" else ("X", effect)
+                if key not in keys:  # a varying covariate with no population coefficient
+                    key = ("Z", g.term_name, effect)
+                    keys[key] = len(columns)
+                    columns.append((effect, g.Z[obs, e], ""))
+                    levels.append([])
+                levels[keys[key]].append(g.level_column(e))
+        first = groups[0]
+        n_levels = first.n_levels
+        exprs = []
+        for (_, _, pop), parts in zip(columns, levels, strict=True):
+            if pop and parts:
+                exprs.append(" + ".join([pop, *parts]))
+            elif parts:
+                exprs.append(" + ".join(parts))
+            else:
+                exprs.append(f"rep_vector({pop}, N_{first.ident})")
+        D = np.column_stack([values for _, values, _ in columns])
+        y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
+        index = first.index[obs] - 1
+        bhat, R, rss = level_statistics(D, y, index, n_levels)
+        return Statistics(ident=first.ident, name=first.name, labels=tuple(c[0] for c in columns),
+                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss)
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        why = self.skip_reason(spec, plan)
+        if why:
+            return Decision(SUBJECT, "not applied", why, applied=False)
+        stats = self.statistics(spec, plan)
+        p, g, n = len(stats.labels), stats.bhat.shape[0], plan.likelihood.n_obs
+        cost = f"{n} rows, {g} levels of {stats.name}, {p} columns per level"
+        if n < ROWS_PER_COLUMN * p * g:
+            return Decision(SUBJECT, "not applied", f"{cost}: fewer than {ROWS_PER_COLUMN} "
+                            "rows per column and level, so the rows cost no more", applied=False)
+        return Decision(SUBJECT, "per level of " + stats.name,
+                        f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        stats = self.statistics(spec, plan)
+        likelihood = dataclasses.replace(plan.likelihood, strategy="statistics",
+                                         statistics=stats)
+        return dataclasses.replace(plan, likelihood=likelihood)
+
+
+def level_statistics(
+    D: np.ndarray, y: np.ndarray, index: np.ndarray, n_levels: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per level: least-squares coefficients (G, P), the triangular factor as
+    R[k, j, :] = row k of level j's R (P, G, P), and the total residual sum of squares."""
+    p = D.shape[1]
+    bhat = np.zeros((n_levels, p))
+    R = np.zeros((p, n_levels, p))
+    rss = 0.0
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(n_levels + 1))
+    for j in range(n_levels):
+        rows = order[bounds[j]:bounds[j + 1]]
+        if len(rows) == 0:
+            continue
+        Dj, yj = D[rows], y[rows]
+        coef = np.linalg.lstsq(Dj, yj, rcond=None)[0]
+        resid = yj - Dj @ coef
+        rss += float(resid @ resid)
+        r = np.linalg.qr(Dj, mode="r")
+        bhat[j] = coef
+        R[: r.shape[0], j, :] = r
+    return bhat, R, rss
+

@@ -1,0 +1,365 @@
+"""Exact rewrites: the request, the decisions, and proof that the posterior is unchanged.
+
+A rewrite that integrates parameters out is checked twice: its log density against an
+independent one (scipy's multivariate normal over each level's rows) at random points,
+and its posterior (hyper-parameters and the effects drawn back) against the plain
+program's within Monte Carlo error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import stanbhm as sb
+from stanbhm.errors import NotImplementedYet, PlanError
+
+
+def grouped(seed: int = 0, n: int = 60, missing: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abcdefg"), size=n),
+                       "h": rng.choice(list("pqr"), size=n), "s": rng.uniform(0.5, 2, n)})
+    u = rng.normal(0, 0.8, size=7)
+    df["y"] = 1 + 0.5 * df["x"] + u[df["g"].map("abcdefg".index)] + rng.normal(size=n)
+    if missing:
+        df.loc[np.arange(n) % 7 == 2, "y"] = np.nan
+    return df
+
+
+def decision(model: sb.Model, subject: str) -> str:
+    return next(str(d) for d in model.plan.decisions if d.subject == subject)
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def test_auto_integrates_out_the_intercept_with_most_levels() -> None:
+    model = sb.Model("y ~ x + (1 | g) + (1 | h)", grouped())
+    assert decision(model, "marginalization") == (
+        "marginalization: effects of g integrated out; gaussian rows with a group intercept: "
+        "exact normal-normal marginalization; the level effects are drawn back in generated "
+        "quantities; one factor at most, so h keep their effects")
+    assert [g.marginalized for g in model.plan.groups] == [True, False]
+    assert decision(model, "parameterization of g") == (
+        "parameterization of g: none; its level effects are integrated out")
+    data = model.stan_data()
+    assert list(data["n_g"]) == list(np.bincount(data["J_g"] - 1))
+    rows = data["rows_g"] - 1
+    assert list(np.diff(data["start_g"])) == list(data["n_g"])
+    assert (np.diff(data["J_g"][rows]) >= 0).all()  # rows listed level by level
+
+
+def test_skipped_marginalization_says_why() -> None:
+    df = grouped()
+    cases = {
+        ("y ~ x", "gaussian", "auto"): "no group term",
+        ("y ~ x + (1 | g)", "gaussian", "noncentered"):
+            "g: its parameterization was requested; pass rewrites={'g': 'marginalize'} to "
+            "integrate it out",
+        ("y ~ x + (1 + x | g)", "gaussian", "auto"):
+            "g: it has slopes; only a group intercept, (1 | factor), is integrated out",
+        ("yc ~ x + (1 | g)", "poisson", "auto"):
+            "the poisson family has no exact normal marginal; group intercepts are "
+            "integrated out of gaussian outcomes only",
+    }
+    df["yc"] = np.random.default_rng(0).poisson(2, size=len(df))
+    for (formula, family, param), reason in cases.items():
+        model = sb.Model(formula, df, family=family, parameterization=param)
+        assert decision(model, "marginalization") == f"marginalization: not applied; {reason}"
+    none = sb.Model("y ~ x + (1 | g)", df, rewrites="none")
+    assert decision(none, "marginalization") == (
+        "marginalization: not applied; rewrites='none' requested")
+    assert "z_g" in none.stan_code() or "coef_g ~" in none.stan_code()
+
+
+def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
+    model = sb.Model("y ~ x + (1 | g) + (1 | h)", grouped(), parameterization="centered",
+                     rewrites={"h": "marginalize"})
+    assert [g.term_name for g in model.plan.groups if g.marginalized] == ["h"]
+
+
+@pytest.mark.parametrize(("rewrites", "error", "message"), [
+    ("all", PlanError, "rewrites='all': use 'auto', 'none', a list of rewrites (marginalize, "
+     "sufficient_statistics, collapse) or a dict of group terms"),
+    (["fast"], PlanError, "rewrites: unknown rewrite 'fast'; choose from marginalize, "
+     "sufficient_statistics, collapse"),
+    ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
+     "this model (group terms: g, g_x)"),
+    ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "
+     "marginalize, laplace, none"),
+    ({"g_x": "marginalize"}, PlanError, "rewrites['g_x'] = 'marginalize': it has slopes; only "
+     "a group intercept, (1 | factor), is integrated out"),
+    ({"g": "laplace"}, NotImplementedYet, "rewrites['g'] = 'laplace' is not implemented yet"),
+])
+def test_bad_requests_are_refused_by_name(rewrites, error, message) -> None:
+    with pytest.raises(error) as info:
+        sb.Model("y ~ x + (1 | g) + (x - 1 | g)", grouped(), rewrites=rewrites)
+    assert str(info.value) == message
+
+
+def test_only_gaussian_outcomes_are_integrated_over() -> None:
+    df = grouped()
+    df["yb"] = (df["y"] > 1).astype(int)
+    with pytest.raises(PlanError, match=r"^rewrites\['g'\] = 'marginalize': the bernoulli "):
+        sb.Model("yb ~ x + (1 | g)", df, family="bernoulli", rewrites={"g": "marginalize"})
+    with pytest.raises(PlanError, match="only one group term can be integrated out, and g, h"):
+        sb.Model("y ~ (1 | g) + (1 | h)", df, rewrites={"g": "marginalize", "h": "marginalize"})
+
+
+def test_a_list_without_marginalize_keeps_every_effect() -> None:
+    model = sb.Model("y ~ x + (1 | g)", grouped(), rewrites=[])
+    assert not any(g.marginalized for g in model.plan.groups)
+
+
+# --------------------------------------------------------------------------- exactness
+
+
+def _lp(model: sb.Model, params: dict, prior_only: bool) -> float:
+    frame = model.compile().log_prob(params=params, data=model.stan_data(prior_only=prior_only),
+                                     jacobian=False, sig_figs=18)
+    return float(frame["lp__"].iloc[0])
+
+
+def _marginal_loglik(resid, variances, level, tau) -> float:
+    """log N(resid | 0, diag(variances) + tau^2 * (same level)), level by level."""
+    total = 0.0
+    for j in np.unique(level):
+        rows = level == j
+        cov = np.diag(variances[rows]) + tau**2
+        total += stats.multivariate_normal(np.zeros(rows.sum()), cov).logpdf(resid[rows])
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["sigma", "known_se", "one_row_per_level"])
+def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
+    """The program's likelihood (its log density less the prior-only one) equals the
+    joint normal density of each level's rows up to a constant, at 20 random points."""
+    df = grouped(seed=3, missing=(case == "sigma"))
+    if case == "one_row_per_level":
+        df = df.drop_duplicates("g").reset_index(drop=True)
+    formula = {"sigma": "y ~ x + (1 | g) + (x - 1 | h)",
+               "known_se": "y | se(s) ~ x + (1 | g)",
+               "one_row_per_level": "y | se(s) ~ x + (1 | g)"}[case]
+    model = sb.Model(formula, df, parameterization={"h": "noncentered"} if case == "sigma"
+                     else "auto")
+    assert model.plan.groups[0].marginalized
+    assert ("level_sums" in model.stan_code()) == (case != "one_row_per_level")
+    obs = df["y"].notna().to_numpy()
+    x, y = df["x"].to_numpy()[obs], df["y"].to_numpy()[obs]
+    xc = x - x.mean()
+    level = df["g"].to_numpy()[obs]
+    rng = np.random.default_rng(11)
+    gaps, scale = [], 0.0
+    for _ in range(20):
+        p = {"Intercept": rng.normal(1, 0.5), "b": [rng.normal(0.5, 0.3)],
+             "sd_g": float(np.exp(rng.normal(-0.3, 0.5)))}
+        eta = p["Intercept"] + xc * p["b"][0]
+        if case == "sigma":
+            p["sigma"] = float(rng.uniform(0.6, 1.5))
+            p["sd_h"] = float(np.exp(rng.normal(-1, 0.3)))
+            p["z_h"] = rng.normal(size=3).tolist()
+            r_h = p["sd_h"] * np.array(p["z_h"])
+            eta = eta + r_h[df["h"].map("pqr".index).to_numpy()[obs]] * xc
+            variances = np.full(len(y), p["sigma"] ** 2)
+        else:
+            variances = df["s"].to_numpy()[obs] ** 2
+        exact = _marginal_loglik(y - eta, variances, level, p["sd_g"])
+        lik = _lp(model, p, prior_only=False) - _lp(model, p, prior_only=True)
+        gaps.append(lik - exact)
+        scale = max(scale, abs(exact))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
+def _agree(a: np.ndarray, b: np.ndarray, name: str) -> None:
+    """Posterior means agree within 4 Monte Carlo standard errors (from ArviZ's ESS)."""
+    import arviz as az
+
+    def mcse(v: np.ndarray) -> np.ndarray:
+        per_chain = v.reshape(4, v.shape[0] // 4, -1)
+        return np.array([az.mcse(per_chain[:, :, k], method="mean")
+                         for k in range(per_chain.shape[2])]).reshape(v.shape[1:])
+
+    gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
+    bound = 4 * np.hypot(mcse(a), mcse(b))
+    assert (gap < bound).all(), (name, gap, bound)
+
+
+@pytest.mark.slow
+def test_eight_schools_marginalized_matches_the_plain_program(eight_schools_df) -> None:
+    formula = "y | se(sigma) ~ 1 + (1 | school)"
+    marginal = sb.Model(formula, eight_schools_df)
+    plain = sb.Model(formula, eight_schools_df, parameterization="noncentered")
+    assert marginal.plan.groups[0].marginalized and not plain.plan.groups[0].marginalized
+    fits = {name: m.fit(chains=4, iter_warmup=1000, iter_sampling=5000, seed=7)
+            for name, m in (("marginal", marginal), ("plain", plain))}
+    assert fits["marginal"].diagnostics()["divergences"] == 0
+    for var in ("Intercept", "sd_school", "coef_school", "r_school"):
+        _agree(fits["marginal"].cmdstan.stan_variable(var),
+               fits["plain"].cmdstan.stan_variable(var), var)
+    # the spread of the recovered effects, not only their means
+    a = fits["marginal"].cmdstan.stan_variable("coef_school").std(axis=0)
+    b = fits["plain"].cmdstan.stan_variable("coef_school").std(axis=0)
+    np.testing.assert_allclose(a, b, rtol=0.08)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_marginalized_match_the_plain_program(seed) -> None:
+    df = grouped(seed=seed, n=120, missing=True)
+    formula = "y ~ x + (1 | g)"
+    marginal = sb.Model(formula, df)
+    plain = sb.Model(formula, df, rewrites="none")
+    fits = {name: m.fit(chains=4, iter_warmup=1000, iter_sampling=2000, seed=seed)
+            for name, m in (("marginal", marginal), ("plain", plain))}
+    for var in ("Intercept", "b", "sigma", "sd_g", "r_g", "coef_g"):
+        _agree(fits["marginal"].cmdstan.stan_variable(var),
+               fits["plain"].cmdstan.stan_variable(var), var)
+    # log_lik stays per row, given the drawn effects, as in the plain program
+    ll = [f.cmdstan.stan_variable("log_lik").mean(axis=0) for f in fits.values()]
+    np.testing.assert_allclose(ll[0], ll[1], atol=0.05)
+
+
+# --------------------------------------------------------------------------- statistics
+
+STATISTICS_CASES = {
+    "correlated_noncentered": ("y ~ x + (1 + x | g)", "noncentered", False),
+    "correlated_centered_missing": ("y ~ x + (1 + x | g)", "centered", True),
+    "covariate_only_in_a_term": ("y ~ z + (1 + x || g)", "noncentered", False),
+    "two_terms_one_factor_offset": ("y ~ x + offset(z) + (1 | g) + (x - 1 | g)",
+                                    {"g": "centered", "g_x": 0.0}, False),
+}
+
+
+def statistics_data(n: int = 400, missing: bool = False) -> pd.DataFrame:
+    df = grouped(seed=5, n=n, missing=missing)
+    df["z"] = np.random.default_rng(6).normal(size=n)
+    return df
+
+
+def test_statistics_are_exact_per_level() -> None:
+    """rss + |R (theta - bhat)|^2 is each level's sum of squares, for any theta."""
+    from stanbhm.passes.statistics import level_statistics
+
+    rng = np.random.default_rng(0)
+    D = np.column_stack([np.ones(50), rng.normal(size=50) + 1e4, rng.normal(size=50)])
+    y = D @ [1.0, 2.0, -1.0] + rng.normal(size=50)
+    index = np.repeat([0, 1, 2, 4], [20, 27, 2, 1])  # level 3 empty; 2 and 4 rank-deficient
+    bhat, R, rss = level_statistics(D, y, index, 5)
+    for _ in range(5):
+        theta = rng.normal(size=(5, 3)) + np.array([1.0, 2.0, -1.0])
+        direct = sum(float(np.sum((y[index == j] - D[index == j] @ theta[j]) ** 2))
+                     for j in range(5))
+        quad = sum(float(np.sum((R[:, j, :] @ (theta[j] - bhat[j])) ** 2)) for j in range(5))
+        assert abs(rss + quad - direct) < 1e-9 * direct
+
+
+def test_statistics_are_skipped_with_a_reason() -> None:
+    df = statistics_data()
+    df["h"] = np.where(df["x"] > 0, "u", "v")
+    few = statistics_data(n=12)
+    cases = [
+        (sb.Model("y ~ x + (1 | g) + (1 | h)", df, rewrites=["sufficient_statistics"]),
+         "group terms on 2 factors (g, h); one is needed"),
+        (sb.Model("y ~ x + (1 | g)", df), "a group term's effects are integrated out instead"),
+        (sb.Model("y | se(s) ~ x + (1 + x | g)", df),
+         "known standard errors: the rows are already the statistics"),
+        (sb.Model("y ~ x + (1 + x | g)", few),
+         "12 rows, 7 levels of g, 2 columns per level: fewer than 2 rows per column and "
+         "level, so the rows cost no more"),
+        (sb.Model("y ~ x + (1 + x | g)", df, rewrites="none"), "rewrites='none' requested"),
+    ]
+    for model, reason in cases:
+        assert decision(model, "sufficient statistics") == (
+            f"sufficient statistics: not applied; {reason}")
+        assert "ss_rss" not in model.stan_code()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(STATISTICS_CASES))
+def test_statistics_keep_the_log_density(case) -> None:
+    """The rewritten and the plain program differ by a constant at 20 posterior draws."""
+    formula, param, missing = STATISTICS_CASES[case]
+    df = statistics_data(missing=missing)
+    plain = sb.Model(formula, df, parameterization=param, rewrites="none")
+    rewritten = sb.Model(formula, df, parameterization=param)
+    assert rewritten.plan.likelihood.strategy == "statistics"
+    assert plain.plan.likelihood.strategy == "rowwise"
+    draws = plain.fit(chains=1, iter_warmup=150, iter_sampling=20, seed=3).cmdstan
+    names = list(plain.compile().src_info()["parameters"])
+    gaps, scale = [], 0.0
+    for i in range(20):
+        point = {n: np.asarray(draws.stan_variable(n)[i]).tolist() for n in names}
+        base = _lp(plain, point, prior_only=False)
+        gaps.append(_lp(rewritten, point, prior_only=False) - base)
+        scale = max(scale, abs(base))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
+# --------------------------------------------------------------------------- collapse
+
+
+def count_data(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"a": rng.choice(list("xyz"), size=n),
+                       "c": rng.integers(0, 3, size=n).astype(float),
+                       "g": rng.choice(list("abcde"), size=n),
+                       "expo": rng.choice([1.0, 2.0, 3.0], size=n),
+                       "t": rng.integers(1, 5, size=n)})
+    df["yb"] = (rng.uniform(size=n) < 0.4).astype(int)
+    df["yc"] = rng.poisson(2 * df["expo"])
+    df["ys"] = rng.binomial(df["t"], 0.3)
+    df["ybm"] = df["yb"].where(np.arange(n) % 9 != 1)
+    return df
+
+
+COLLAPSE_CASES = {
+    "bernoulli": ("yb ~ C(a) + c + (1 | g)", "bernoulli", "noncentered"),
+    "poisson_exposure": ("yc ~ C(a) + offset(log(expo)) + (1 + c | g)", "poisson", "centered"),
+    "binomial_trials": ("ys | trials(t) ~ C(a) + (1 | g)", "binomial", "auto"),
+    "bernoulli_missing_no_intercept": ("ybm ~ 0 + C(a) + c + (c - 1 | g)", "bernoulli",
+                                       "centered"),
+}
+
+
+def test_collapse_sums_cells_and_says_why_not() -> None:
+    df = count_data()
+    model = sb.Model("yc ~ C(a) + offset(log(expo)) + (1 | g)", df, family="poisson")
+    data = model.stan_data()
+    assert decision(model, "collapse") == (
+        "collapse: poisson on the sums, exposures added; 400 rows in 15 cells of identical "
+        "linear predictor: exact, a constant apart")
+    assert data["y_cell"].sum() == df["yc"].sum()
+    np.testing.assert_allclose(np.exp(data["log_exposure_cell"]).sum(), df["expo"].sum())
+    assert "    y_cell ~ poisson_log(eta + log_exposure_cell);\n" in model.stan_code()
+    df["x"] = np.random.default_rng(0).normal(size=len(df))
+    skipped = {
+        ("yb ~ x + (1 | g)", "bernoulli"): "400 rows in 400 cells of identical linear "
+        "predictor: too few rows per cell to pay",
+        ("yc ~ C(a) + (1 | g)", "negbinomial"): "the negative binomial rows given their sum "
+        "depend on phi, so a sum is not exact",
+    }
+    for (formula, family), reason in skipped.items():
+        model = sb.Model(formula, df, family=family)
+        assert decision(model, "collapse") == f"collapse: not applied; {reason}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(COLLAPSE_CASES))
+def test_collapse_keeps_the_log_density(case) -> None:
+    formula, family, param = COLLAPSE_CASES[case]
+    df = count_data()
+    plain = sb.Model(formula, df, family=family, parameterization=param, rewrites="none")
+    rewritten = sb.Model(formula, df, family=family, parameterization=param)
+    assert rewritten.plan.likelihood.strategy == "cells"
+    draws = plain.fit(chains=1, iter_warmup=150, iter_sampling=20, seed=3).cmdstan
+    names = list(plain.compile().src_info()["parameters"])
+    gaps, scale = [], 0.0
+    for i in range(20):
+        point = {n: np.asarray(draws.stan_variable(n)[i]).tolist() for n in names}
+        base = _lp(plain, point, prior_only=False)
+        gaps.append(_lp(rewritten, point, prior_only=False) - base)
+        scale = max(scale, abs(base))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
