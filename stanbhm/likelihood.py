@@ -69,10 +69,14 @@ class Statistics:
     bhat: np.ndarray  # (levels, columns) least-squares coefficients
     R: np.ndarray  # (columns, levels, columns): row k of each level's triangular factor
     rss: float  # total residual sum of squares at the per-level least squares
+    sums: tuple[np.ndarray, np.ndarray] | None = None  # per level: sum of y, of D's columns
 
     def data(self) -> dict[str, Any]:
-        return {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,
-                "ss_rss": self.rss}
+        out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,
+               "ss_rss": self.rss}
+        if self.sums is not None:
+            out["ss_ysum"], out["ss_xsum"] = self.sums
+        return out
 
 
 @dataclass(frozen=True, eq=False)

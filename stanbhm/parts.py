@@ -421,11 +421,12 @@ class Marginal:
     index: np.ndarray  # 0-based level of each fitted row
     counts: np.ndarray  # fitted rows per level
     precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
+    from_statistics: bool = False  # the level sums come from sufficient statistics
 
     @property
     def per_row(self) -> bool:
         """Whether every level has at most one row (independent rows)."""
-        return int(self.counts.max(initial=0)) <= 1
+        return not self.from_statistics and int(self.counts.max(initial=0)) <= 1
 
     @property
     def n_levels(self) -> int:
@@ -435,9 +436,10 @@ class Marginal:
         if self.per_row:
             return {}
         g = self.ident
-        order = np.argsort(self.index, kind="stable")
-        start = np.concatenate([[0], np.cumsum(self.counts)]) + 1
-        out: dict[str, Any] = {f"rows_{g}": order + 1, f"start_{g}": start}
+        out: dict[str, Any] = {}
+        if not self.from_statistics:
+            out[f"rows_{g}"] = np.argsort(self.index, kind="stable") + 1
+            out[f"start_{g}"] = np.concatenate([[0], np.cumsum(self.counts)]) + 1
         if self.precision is None:
             out[f"n_{g}"] = self.counts
         else:

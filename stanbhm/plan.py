@@ -36,6 +36,7 @@ RESERVED = frozenset(
         "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
         "phi", "shape", "eta", "resid", "scaled", "level_sums", "log_lik", "y_rep", "prior_only",
         "i", "k", "lp", "ss_cols", "ss_bhat", "ss_R", "ss_rss", "ss_theta", "ss_dev", "ss_q",
+        "ss_ysum", "ss_xsum",
         "N_cell", "cell", "y_cell", "n_cell", "trials_cell", "log_exposure_cell", "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell",
     }

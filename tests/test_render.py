@@ -113,6 +113,8 @@ REWRITES = {
     "collapse_bernoulli": ("yb ~ C(cat) + (1 | g)", "bernoulli", "noncentered", "auto"),
     "collapse_poisson_exposure": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson",
                                   "centered", "auto"),
+    "marginal_statistics": ("y ~ x + (1 | g) + (x - 1 | g)", "gaussian",
+                            {"g_x": "noncentered"}, "auto"),
     "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
                                      "noncentered", "auto"),
 }

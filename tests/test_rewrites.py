@@ -133,20 +133,23 @@ def _marginal_loglik(resid, variances, level, tau) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["sigma", "known_se", "one_row_per_level"])
+@pytest.mark.parametrize("case", ["sigma", "known_se", "one_row_per_level", "statistics"])
 def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
     """The program's likelihood (its log density less the prior-only one) equals the
     joint normal density of each level's rows up to a constant, at 20 random points."""
-    df = grouped(seed=3, missing=(case == "sigma"))
+    df = grouped(seed=3, missing=case in ("sigma", "statistics"))
     if case == "one_row_per_level":
         df = df.drop_duplicates("g").reset_index(drop=True)
     formula = {"sigma": "y ~ x + (1 | g) + (x - 1 | h)",
                "known_se": "y | se(s) ~ x + (1 | g)",
-               "one_row_per_level": "y | se(s) ~ x + (1 | g)"}[case]
-    model = sb.Model(formula, df, parameterization={"h": "noncentered"} if case == "sigma"
+               "one_row_per_level": "y | se(s) ~ x + (1 | g)",
+               "statistics": "y ~ x + (1 | g) + (x - 1 | g)"}[case]
+    slope = {"sigma": ("h", "pqr"), "statistics": ("g_x", "abcdefg")}.get(case)
+    model = sb.Model(formula, df, parameterization={slope[0]: "noncentered"} if slope
                      else "auto")
     assert model.plan.groups[0].marginalized
-    assert ("level_sums" in model.stan_code()) == (case != "one_row_per_level")
+    assert ("level_sums" in model.stan_code()) == (case in ("sigma", "known_se"))
+    assert (model.plan.likelihood.strategy == "statistics") == (case == "statistics")
     obs = df["y"].notna().to_numpy()
     x, y = df["x"].to_numpy()[obs], df["y"].to_numpy()[obs]
     xc = x - x.mean()
@@ -157,12 +160,14 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
         p = {"Intercept": rng.normal(1, 0.5), "b": [rng.normal(0.5, 0.3)],
              "sd_g": float(np.exp(rng.normal(-0.3, 0.5)))}
         eta = p["Intercept"] + xc * p["b"][0]
-        if case == "sigma":
+        if slope:
+            term, levels = slope
+            factor = term.split("_")[0]
             p["sigma"] = float(rng.uniform(0.6, 1.5))
-            p["sd_h"] = float(np.exp(rng.normal(-1, 0.3)))
-            p["z_h"] = rng.normal(size=3).tolist()
-            r_h = p["sd_h"] * np.array(p["z_h"])
-            eta = eta + r_h[df["h"].map("pqr".index).to_numpy()[obs]] * xc
+            p[f"sd_{term}"] = float(np.exp(rng.normal(-1, 0.3)))
+            p[f"z_{term}"] = rng.normal(size=len(levels)).tolist()
+            r = p[f"sd_{term}"] * np.array(p[f"z_{term}"])
+            eta = eta + r[df[factor].map(levels.index).to_numpy()[obs]] * xc
             variances = np.full(len(y), p["sigma"] ** 2)
         else:
             variances = df["s"].to_numpy()[obs] ** 2
@@ -263,7 +268,6 @@ def test_statistics_are_skipped_with_a_reason() -> None:
     cases = [
         (sb.Model("y ~ x + (1 | g) + (1 | h)", df, rewrites=["sufficient_statistics"]),
          "group terms on 2 factors (g, h); one is needed"),
-        (sb.Model("y ~ x + (1 | g)", df), "a group term's effects are integrated out instead"),
         (sb.Model("y | se(s) ~ x + (1 + x | g)", df),
          "known standard errors: the rows are already the statistics"),
         (sb.Model("y ~ x + (1 + x | g)", few),
@@ -275,6 +279,13 @@ def test_statistics_are_skipped_with_a_reason() -> None:
         assert decision(model, "sufficient statistics") == (
             f"sufficient statistics: not applied; {reason}")
         assert "ss_rss" not in model.stan_code()
+    both = sb.Model("y ~ x + (1 | g)", df)
+    assert decision(both, "sufficient statistics") == (
+        "sufficient statistics: per level of g; 400 rows, 7 levels of g, 2 columns per level: "
+        "a gradient costs O(levels x columns^2), not O(rows)")
+    assert both.plan.groups[0].marginalized
+    assert set(both.stan_data()) >= {"n_g", "ss_ysum", "ss_xsum"}
+    assert "rows_g" not in both.stan_data()
 
 
 @pytest.mark.slow

@@ -12,6 +12,10 @@ squares solution, so levels with fewer rows than columns need no special case. T
 statistics are computed once with numpy in float64 (QR and the residuals themselves,
 never y'y - 2..., which cancels), and a gradient then costs O(levels * columns^2)
 whatever the number of rows. Exact: the log density changes by a constant only.
+
+With a group intercept of the same factor integrated out (`marginalize`), its marginal
+needs per level the sum of the residuals, sum(y) - sum(D) theta_j, so two more
+statistics (the per-level sums of y and of each column) keep the cost O(levels).
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ class SufficientStatistics:
             return f"the {lik.family.name} family has no sufficient statistics"
         if lik.se is not None:
             return "known standard errors: the rows are already the statistics"
-        if lik.strategy != "rowwise":
-            return "a group term's effects are integrated out instead"
+        if lik.strategy not in ("rowwise", "marginal"):
+            return f"the likelihood is already rewritten ({lik.strategy})"
         factors = sorted({g.name for g in plan.groups})
         if not factors:
             return "no group term (a model without one is not built yet)"
@@ -60,7 +64,7 @@ class SufficientStatistics:
         return ""
 
     def statistics(self, spec: ModelSpec, plan: Plan) -> Statistics:
-        groups = plan.groups
+        groups = [g for g in plan.groups if not g.marginalized]
         fixed = plan.fixed
         lik = plan.likelihood
         obs = lik.obs
@@ -68,6 +72,7 @@ class SufficientStatistics:
         columns: list[tuple[str, np.ndarray, str]] = []
         keys: dict[tuple, int] = {}
         if fixed.intercept or any("Intercept" in g.effects for g in groups):
+            # (an intercept integrated out adds nothing to theta: it is in the sums)
             keys[("1",)] = len(columns)
             pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
             columns.append(("Intercept", np.ones(len(obs)), pop))
@@ -87,7 +92,7 @@ class SufficientStatistics:
                     columns.append((effect, g.Z[obs, e], ""))
                     levels.append([])
                 levels[keys[key]].append(g.level_column(e))
-        first = groups[0]
+        first = plan.groups[0]
         n_levels = first.n_levels
         exprs = []
         for (_, _, pop), parts in zip(columns, levels, strict=True):
@@ -101,8 +106,13 @@ class SufficientStatistics:
         y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
         index = first.index[obs] - 1
         bhat, R, rss = level_statistics(D, y, index, n_levels)
+        sums = None
+        if lik.marginal is not None:  # per level: sums of y and of each column
+            sums = (np.bincount(index, weights=y, minlength=n_levels),
+                    np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
+                                     for c in D.T]))
         return Statistics(ident=first.ident, name=first.name, labels=tuple(c[0] for c in columns),
-                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss)
+                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss, sums=sums)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(spec, plan)
@@ -119,9 +129,16 @@ class SufficientStatistics:
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         stats = self.statistics(spec, plan)
-        likelihood = dataclasses.replace(plan.likelihood, strategy="statistics",
-                                         statistics=stats)
-        return dataclasses.replace(plan, likelihood=likelihood)
+        lik = plan.likelihood
+        groups = plan.groups
+        marginal = lik.marginal
+        if marginal is not None:  # its level sums now come from the statistics
+            marginal = dataclasses.replace(marginal, from_statistics=True)
+            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
+                           for g in groups)
+        likelihood = dataclasses.replace(lik, strategy="statistics", statistics=stats,
+                                         marginal=marginal)
+        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
 
 
 def level_statistics(

@@ -21,7 +21,7 @@
 //   parameterization of h: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
-//   sufficient statistics: not applied; a group term's effects are integrated out instead
+//   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
