@@ -29,7 +29,7 @@ def decision(model: sb.Model, subject: str) -> str:
 
 
 def test_known_standard_errors_give_their_precision(eight_schools_df) -> None:
-    model = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df)
+    model = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df, rewrites="none")
     (info,) = level_information(model.spec, model.spec.groups[0])
     np.testing.assert_allclose(info.precision, 1 / eight_schools_df["sigma"].to_numpy() ** 2)
     # The DerSimonian-Laird estimate of tau^2 for eight schools is 0: the funnel.
@@ -41,7 +41,7 @@ def test_known_standard_errors_give_their_precision(eight_schools_df) -> None:
 
 def test_residual_variance_is_estimated_within_levels() -> None:
     data = grouped([500] * 20, tau=0.5, sigma=2.0, seed=4)
-    model = sb.Model("y ~ x + (1 | g)", data)
+    model = sb.Model("y ~ x + (1 | g)", data, rewrites="none")
     (info,) = level_information(model.spec, model.spec.groups[0])
     # n_j / sigma^2 = 500 / 4 within a few percent; tau^2 near 0.25.
     np.testing.assert_allclose(info.precision, 125, rtol=0.1)
@@ -52,7 +52,7 @@ def test_residual_variance_is_estimated_within_levels() -> None:
 
 def test_mixed_levels_get_their_own_fractions() -> None:
     data = grouped([1000] * 5 + [3] * 50, tau=0.5, seed=2)
-    model = sb.Model("y ~ x + (1 | g)", data)
+    model = sb.Model("y ~ x + (1 | g)", data, rewrites="none")
     (group,) = model.plan.groups
     weights = model.stan_data()["c_g"]
     sizes = data.groupby("g").size().to_numpy()
@@ -134,7 +134,8 @@ def test_every_parameterization_has_the_same_log_density() -> None:
     variables coef = Intercept + sd * z (Jacobian sd^G)."""
     data = grouped([1000, 1000, 3, 3, 3, 3], tau=0.5, seed=5)
     formula = "y ~ x + (1 | g)"
-    models = {c: sb.Model(formula, data, parameterization=c, log_lik=False, y_rep=False)
+    models = {c: sb.Model(formula, data, parameterization=c, log_lik=False, y_rep=False,
+                          rewrites="none")
               for c in ("centered", 0.5, "auto", "noncentered")}
     assert models["auto"].plan.groups[0].c_levels is not None
     rng = np.random.default_rng(1)
