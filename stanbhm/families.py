@@ -56,7 +56,8 @@ class Family:
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
         conjugate_intercept: the exact marginal of a group intercept, or None:
-            ``"normal"`` when it can be integrated out (normal-normal).
+            ``"normal"`` when it can be integrated out (normal-normal), ``"gamma"`` when
+            gamma multipliers of the rate can (gamma-poisson, asked for by name).
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
         needs_trials: whether ``y | trials(n)`` is required.
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).
@@ -206,7 +207,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             name="poisson", link="log", outcome="count", aux=(),
             dist="poisson_log", args=("{eta}",), rng="poisson_log_rng({eta})",
-            glm="poisson_log_glm", collapse="poisson sum",
+            glm="poisson_log_glm", collapse="poisson sum", conjugate_intercept="gamma",
         ),
         Family(
             name="negbinomial", link="log", outcome="count",

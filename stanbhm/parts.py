@@ -314,7 +314,7 @@ class GroupPart(Part):
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
-                    "n", "W", "rows", "start", "sum", "prec", "v", "m")
+                    "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a")
         names = [f"{p}_{ident}" for p in prefixes]
         names.append(f"sd_{ident}_prior")
         if missing:
@@ -422,11 +422,14 @@ class Marginal:
     counts: np.ndarray  # fitted rows per level
     precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
     from_statistics: bool = False  # the level sums come from sufficient statistics
+    kind: str = "normal"  # "normal" or "gamma" (gamma multipliers of poisson rates)
+    totals: np.ndarray | None = None  # gamma: the outcome summed over each level
 
     @property
     def per_row(self) -> bool:
         """Whether every level has at most one row (independent rows)."""
-        return not self.from_statistics and int(self.counts.max(initial=0)) <= 1
+        return (self.kind == "normal" and not self.from_statistics
+                and int(self.counts.max(initial=0)) <= 1)
 
     @property
     def n_levels(self) -> int:
@@ -440,7 +443,9 @@ class Marginal:
         if not self.from_statistics:
             out[f"rows_{g}"] = np.argsort(self.index, kind="stable") + 1
             out[f"start_{g}"] = np.concatenate([[0], np.cumsum(self.counts)]) + 1
-        if self.precision is None:
+        if self.kind == "gamma":
+            out[f"Y_{g}"] = self.totals
+        elif self.precision is None:
             out[f"n_{g}"] = self.counts
         else:
             out[f"W_{g}"] = self.precision

@@ -60,8 +60,8 @@ def test_skipped_marginalization_says_why() -> None:
             "integrate it out",
         ("y ~ x + (1 + x | g)", "gaussian", "auto"):
             "g: it has slopes; only a group intercept, (1 | factor), is integrated out",
-        ("yc ~ x + (1 | g)", "poisson", "auto"):
-            "the poisson family has no exact normal marginal; group intercepts are "
+        ("yc ~ x + (1 | g)", "negbinomial", "auto"):
+            "the negbinomial family has no exact normal marginal; group intercepts are "
             "integrated out of gaussian outcomes only",
     }
     df["yc"] = np.random.default_rng(0).poisson(2, size=len(df))
@@ -88,7 +88,7 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "
-     "marginalize, laplace, none"),
+     "marginalize, gamma_poisson, laplace, none"),
     ({"g_x": "marginalize"}, PlanError, "rewrites['g_x'] = 'marginalize': it has slopes; only "
      "a group intercept, (1 | factor), is integrated out"),
     ({"g": "laplace"}, NotImplementedYet, "rewrites['g'] = 'laplace' is not implemented yet"),
@@ -374,3 +374,106 @@ def test_collapse_keeps_the_log_density(case) -> None:
         gaps.append(_lp(rewritten, point, prior_only=False) - base)
         scale = max(scale, abs(base))
     assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
+# --------------------------------------------------------------------------- gamma-poisson
+
+
+def test_gamma_poisson_is_asked_for_by_name() -> None:
+    df = count_data()
+    auto = sb.Model("yc ~ C(a) + (1 | g)", df, family="poisson")
+    assert decision(auto, "marginalization") == (
+        "marginalization: not applied; the poisson family has no exact normal marginal; "
+        "'gamma_poisson' integrates out gamma multipliers instead (a different model for "
+        "the effects, asked for by name)")
+    with pytest.raises(PlanError, match=r"^rewrites\['g'\] = 'gamma_poisson': gamma "
+                                        "multipliers are conjugate to poisson rows, not to "
+                                        "the bernoulli family$"):
+        sb.Model("yb ~ (1 | g)", df, family="bernoulli", rewrites={"g": "gamma_poisson"})
+    named = sb.Model("yc ~ C(a) + (1 | g)", df, family="poisson",
+                     rewrites={"g": "gamma_poisson"})
+    assert decision(named, "marginalization").startswith(
+        "marginalization: effects of g integrated out; 'gamma_poisson' requested: each level "
+        "multiplies the rate by u ~ gamma(1 / sd_g^2, 1 / sd_g^2) (mean 1)")
+    assert list(named.stan_data()["Y_g"]) == list(df.groupby("g")["yc"].sum())
+
+
+@pytest.mark.slow
+def test_gamma_poisson_marginal_is_the_integral() -> None:
+    """The program's likelihood equals, up to a constant, the product over levels of
+    the integral of the poisson rows over the level's gamma multiplier (scipy quad)."""
+    from scipy import integrate
+
+    df = count_data()
+    df.loc[np.arange(len(df)) % 9 == 4, "yc"] = np.nan
+    model = sb.Model("yc ~ c + offset(log(expo)) + (1 | g)", df, family="poisson",
+                     rewrites={"g": "gamma_poisson"})
+    obs = df["yc"].notna().to_numpy()
+    y = df["yc"].to_numpy()[obs]
+    c = df["c"].to_numpy()[obs]
+    offset = np.log(df["expo"].to_numpy()[obs])
+    level = df["g"].to_numpy()[obs]
+    rng = np.random.default_rng(4)
+    gaps, scale = [], 0.0
+    for _ in range(20):
+        p = {"Intercept": rng.normal(1.3, 0.2), "b": [rng.normal(0, 0.1)],
+             "sd_g": float(np.exp(rng.normal(-1, 0.4)))}
+        rate = np.exp(p["Intercept"] + (c - c.mean()) * p["b"][0] + offset)
+        a = 1 / p["sd_g"] ** 2
+        exact = 0.0
+        for j in np.unique(level):
+            rows = level == j
+            top = stats.poisson.logpmf(y[rows], rate[rows]).sum()  # the value at u = 1
+
+            def integrand(u, ys=y[rows], rates=rate[rows], top=top, a=a):
+                lik = stats.poisson.logpmf(ys, rates * u).sum() - top
+                return np.exp(lik + stats.gamma.logpdf(u, a, scale=1 / a))
+
+            value = integrate.quad(integrand, 0, np.inf, epsabs=0, epsrel=1e-12, limit=200)[0]
+            exact += top + np.log(value)
+        lik = _lp(model, p, prior_only=False) - _lp(model, p, prior_only=True)
+        gaps.append(lik - exact)
+        scale = max(scale, abs(exact))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
+GAMMA_PLAIN = """
+data {
+  int<lower=1> N;
+  array[N] int<lower=0> y;
+  int<lower=1> G;
+  array[N] int<lower=1, upper=G> g;
+}
+parameters {
+  real Intercept;
+  real<lower=0> sd_g;
+  vector<lower=0>[G] u;
+}
+model {
+  Intercept ~ normal(1, 1);
+  sd_g ~ exponential(2);
+  u ~ gamma(inv_square(sd_g), inv_square(sd_g));
+  y ~ poisson(exp(Intercept) * u[g]);
+}
+"""
+
+
+@pytest.mark.slow
+def test_gamma_poisson_matches_explicit_multipliers(tmp_path) -> None:
+    """Hyper-parameters and the drawn-back log multipliers agree with a hand-written
+    program that samples the gamma multipliers themselves."""
+    from stanbhm import toolchain
+
+    df = count_data()
+    model = sb.Model("yc ~ 1 + (1 | g)", df, family="poisson", rewrites={"g": "gamma_poisson"},
+                     priors={"Intercept": "normal(1, 1)", "sd_g": "exponential(2)"})
+    data = model.stan_data()
+    plain = toolchain.compile_model(GAMMA_PLAIN, cpp_options={"STAN_THREADS": True})
+    explicit = plain.sample(data={"N": data["N"], "y": data["y"], "G": data["N_g"],
+                                  "g": data["J_g"]}, chains=4, iter_sampling=2000, seed=5,
+                            show_progress=False)
+    fit = model.fit(chains=4, iter_sampling=2000, seed=5)
+    assert fit.diagnostics()["divergences"] == 0
+    for var in ("Intercept", "sd_g"):
+        _agree(fit.cmdstan.stan_variable(var), explicit.stan_variable(var), var)
+    _agree(fit.cmdstan.stan_variable("r_g"), np.log(explicit.stan_variable("u")), "r_g")

@@ -10,6 +10,15 @@ posterior per posterior draw, so the output is the plain program's.
 Only one factor can be integrated out this way; under "auto" it is the intercept term
 with the most levels (the most parameters removed), and only for terms whose
 parameterization is "auto": asking for a parameterization keeps the level effects.
+
+``"gamma_poisson"``, by name only since it changes the model for the effects: poisson
+rows with each level's rate multiplied by u_j ~ gamma(a, a), a = 1 / sd^2 (mean 1, sd
+sd). Given the rest, level j's rows have the density (up to a constant)
+
+    sum_i y_i eta_i + a log a - lgamma(a) + lgamma(a + Y_j) - (a + Y_j) log(a + M_j)
+
+with Y_j the level's total count and M_j = sum_i exp(eta_i); u_j is drawn back from
+gamma(a + Y_j, a + M_j).
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
     from ..spec import ModelSpec
 
 SUBJECT = "marginalization"
+#: The rewrite names that integrate a term out, and the conjugate pair each one uses.
+KINDS = {"marginalize": "normal", "gamma_poisson": "gamma"}
 
 
 @dataclass(frozen=True)
@@ -40,29 +51,30 @@ class Marginalize:
     rewrites: Any
     parameterization: Any
 
-    def candidates(self, spec: ModelSpec) -> tuple[list[str], str]:
-        """Terms that may be integrated out, and why none may when the list is empty."""
+    def candidates(self, spec: ModelSpec) -> tuple[dict[str, str], str]:
+        """Terms that may be integrated out with how (`KINDS`), and why none may when
+        there are none."""
         wanted = {g.term_name: term_choice(self.rewrites, g.term_name) for g in spec.groups}
-        asked = [t for t, c in wanted.items() if c == "marginalize"]
-        for term in asked:
-            why = self.impossible(spec, term)
+        asked = {t: KINDS[c] for t, c in wanted.items() if c in KINDS}
+        for term, kind in asked.items():
+            why = self.impossible(spec, term, kind)
             if why:
-                raise PlanError(f"rewrites[{term!r}] = 'marginalize': {why}")
+                raise PlanError(f"rewrites[{term!r}] = {wanted[term]!r}: {why}")
         if len(asked) > 1:
             raise PlanError(f"rewrites: only one group term can be integrated out, and "
                             f"{', '.join(asked)} were asked for")
         if asked:
             return asked, ""
         if not spec.groups:
-            return [], "no group term"
+            return {}, "no group term"
         if self.rewrites == "none":
-            return [], "rewrites='none' requested"
-        family = self.family_reason(spec)
+            return {}, "rewrites='none' requested"
+        family = self.family_reason(spec, "normal")
         if family:
-            return [], family
-        found, reasons = [], []
+            return {}, family
+        found, reasons = {}, []
         for g in spec.groups:
-            why = self.impossible(spec, g.term_name)
+            why = self.impossible(spec, g.term_name, "normal")
             if wanted[g.term_name] == "none":
                 why = "rewrites='none' requested for it"
             elif not why and choice_for(g.term_name, self.parameterization) != "auto":
@@ -71,47 +83,63 @@ class Marginalize:
             if why:
                 reasons.append(f"{g.term_name}: {why}")
             else:
-                found.append(g.term_name)
+                found[g.term_name] = "normal"
         return found, "; ".join(reasons)
 
     @staticmethod
-    def family_reason(spec: ModelSpec) -> str:
+    def family_reason(spec: ModelSpec, kind: str) -> str:
         fam = spec.family_row
+        if kind == "gamma":
+            if fam.conjugate_intercept != "gamma":
+                return (f"gamma multipliers are conjugate to poisson rows, not to the "
+                        f"{fam.name} family")
+            return ""
+        if fam.conjugate_intercept == "gamma":
+            return (f"the {fam.name} family has no exact normal marginal; "
+                    "'gamma_poisson' integrates out gamma multipliers instead (a different "
+                    "model for the effects, asked for by name)")
         if fam.conjugate_intercept != "normal":
             return (f"the {fam.name} family has no exact normal marginal; group intercepts "
                     "are integrated out of gaussian outcomes only")
         return ""
 
-    def impossible(self, spec: ModelSpec, term: str) -> str:
+    def impossible(self, spec: ModelSpec, term: str, kind: str) -> str:
         """Why the term's effects cannot be integrated out exactly ("" when they can)."""
         group = next(g for g in spec.groups if g.term_name == term)
-        if self.family_reason(spec):
-            return self.family_reason(spec)
+        if self.family_reason(spec, kind):
+            return self.family_reason(spec, kind)
         if group.effect_names != ("Intercept",):
             return "it has slopes; only a group intercept, (1 | factor), is integrated out"
         return ""
 
-    def chosen(self, spec: ModelSpec) -> tuple[str | None, str]:
+    def chosen(self, spec: ModelSpec) -> tuple[str | None, str, str]:
         found, why = self.candidates(spec)
         if not found:
-            return None, why
+            return None, "", why
         levels = {g.term_name: len(g.levels) for g in spec.groups}
         best = max(found, key=lambda t: levels[t])
         others = [t for t in found if t != best]
-        reason = ("gaussian rows with a group intercept: exact normal-normal "
-                  "marginalization; the level effects are drawn back in generated quantities")
+        kind = found[best]
+        if kind == "gamma":
+            reason = ("'gamma_poisson' requested: each level multiplies the rate by "
+                      f"u ~ gamma(1 / sd_{best}^2, 1 / sd_{best}^2) (mean 1), integrated out "
+                      f"exactly; r_{best} = log(u) is drawn back in generated quantities")
+        else:
+            reason = ("gaussian rows with a group intercept: exact normal-normal "
+                      "marginalization; the level effects are drawn back in generated "
+                      "quantities")
         if others:
             reason += f"; one factor at most, so {', '.join(others)} keep their effects"
-        return best, reason
+        return best, kind, reason
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
-        best, reason = self.chosen(spec)
+        best, _, reason = self.chosen(spec)
         if best is None:
             return Decision(SUBJECT, "not applied", reason, applied=False)
         return Decision(SUBJECT, f"effects of {best} integrated out", reason)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        best, _ = self.chosen(spec)
+        best, kind, _ = self.chosen(spec)
         group = next(g for g in plan.groups if g.term_name == best)
         lik = plan.likelihood
         index = group.index[lik.obs] - 1  # 0-based level of each fitted row
@@ -120,8 +148,11 @@ class Marginalize:
         if lik.se is not None:
             precision = np.bincount(index, weights=1 / lik.se[lik.obs] ** 2,
                                     minlength=group.n_levels)
+        totals = None
+        if kind == "gamma":
+            totals = np.bincount(index, weights=lik.y, minlength=group.n_levels)
         marginal = Marginal(ident=group.ident, name=group.name, index=index, counts=counts,
-                            precision=precision)
+                            precision=precision, kind=kind, totals=totals)
         groups = tuple(dataclasses.replace(g, margin=marginal) if g is group else g
                        for g in plan.groups)
         likelihood = dataclasses.replace(lik, strategy="marginal", marginal=marginal)

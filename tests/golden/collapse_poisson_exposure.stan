@@ -12,7 +12,7 @@
 //   b_C_cat_T_mid ~ normal(0, 5.61)
 //   sd_h ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the poisson family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
+//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
 //   parameterization of h: centered; parameterization="centered" requested
 //   Intercept: taken over by h; h is centered
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics

@@ -11,7 +11,7 @@
 //   b_x ~ normal(0, 2.81)
 //   sd_obs_2 ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the poisson family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
+//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
 //   parameterization of obs: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
