@@ -80,7 +80,8 @@ def test_centered_term_takes_over_the_population_coefficient(eight_schools_df) -
 
 def test_a_centered_slope_uses_its_covariate_centered_like_x() -> None:
     data = grouped([30] * 10).assign(x=lambda d: d["x"] + 10)
-    code = sb.Model("y ~ x + (0 + x | g)", data, parameterization="centered").stan_code()
+    code = sb.Model("y ~ x + (0 + x | g)", data, parameterization="centered",
+                    rewrites="none").stan_code()
     assert "  vector[N] Zc_g = Z_g - means_X[1]; // centered like X's column\n" in code
     assert "  coef_g ~ normal(b[1], sd_g);\n" in code
     assert "    vector[N] eta = rep_vector(Intercept, N); // linear predictor\n" in code
@@ -180,8 +181,8 @@ def test_taken_over_slope_without_intercept_compiles(cmdstan, tmp_path) -> None:
     import subprocess
 
     data = grouped([20] * 6).assign(z=lambda d: d["x"] ** 2)
-    code = sb.Model("y ~ 0 + x + z + (0 + x | g)", data,
-                    parameterization="centered").stan_code()
+    code = sb.Model("y ~ 0 + x + z + (0 + x | g)", data, parameterization="centered",
+                    rewrites="none").stan_code()
     assert "  matrix[N, 1] Xc_free = X[ : , {2}]; // columns no group term took over\n" in code
     assert "    vector[N] eta = Xc_free * b[{2}]; // linear predictor\n" in code
     path = tmp_path / "m.stan"

@@ -64,18 +64,21 @@ def test_parameterization_keys_are_term_names(df) -> None:
                               "of this model (group terms: state, state_age)")
 
 
-def test_parameterization_is_the_first_pass_and_records_reasons(df) -> None:
-    plan = sb.Model("y ~ x + (1 | g) + (1 | state)", df,
-                    parameterization={"g": "centered"}).plan
-    first, second = (str(d) for d in plan.decisions[:2])
-    assert first == "parameterization of g: centered; parameterization['g']=\"centered\" requested"
-    assert second.startswith('parameterization of state: non-centered; "auto": every level is '
-                             "weakly informed, Intercept: tau ~ 0, data precision per level")
+def test_marginalization_then_parameterization_come_first_with_reasons(df) -> None:
+    plan = sb.Model("y ~ x + (1 | g) + (1 | state)", df, parameterization={"g": "centered"},
+                    rewrites={"state": "none"}).plan
+    first, second, third = (str(d) for d in plan.decisions[:3])
+    assert first == ("marginalization: not applied; g: its parameterization was requested; "
+                     "pass rewrites={'g': 'marginalize'} to integrate it out; state: "
+                     "rewrites='none' requested for it")
+    assert second == "parameterization of g: centered; parameterization['g']=\"centered\" requested"
+    assert third.startswith('parameterization of state: non-centered; "auto": every level is '
+                            "weakly informed, Intercept: tau ~ 0, data precision per level")
 
 
 def test_a_pass_is_testable_on_its_own(df) -> None:
     spec = build_spec("y ~ x + (1 | g)", df)
-    plan = make_plan(spec)
+    plan = make_plan(spec, Options(rewrites="none"))
     centered = Parameterize("g", "centered")
     assert centered.applies(spec, plan) == Decision(
         "parameterization of g", "centered", 'parameterization="centered" requested')
@@ -124,15 +127,16 @@ def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
 
 
 def test_data_comes_from_the_parts(df) -> None:
-    plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df).plan
+    plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df, rewrites="none").plan
     assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g"]
-    assert [p.kind for p in plan.eta_parts(plan.fit_rows)] == ["fixed", "group", "offset"]
+    assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b",
+                                             "rows_dot_product(r_g[J_g], Zc_g)", "offs")
     assert plan.fit_rows.n == plan.all_rows.n == "N"
 
 
 def test_missing_rows_are_fitted_from_transformed_data(df) -> None:
     data = df.assign(y=df["y"].where(np.arange(len(df)) % 5 != 0))
-    model = sb.Model("y ~ x + (1 | g)", data, parameterization="noncentered")
+    model = sb.Model("y ~ x + (1 | g)", data, parameterization="noncentered", rewrites="none")
     plan = model.plan
     assert plan.missing and plan.fit_rows.n == "N_obs" and plan.all_rows.n == "N"
     text = model.stan_code()
