@@ -2,9 +2,10 @@
 
 Three tables, each measured in this process on this machine:
 
-1. ``y ~ x + (1 + x | g)``, gaussian, 1000 levels, N = 10k / 100k / 1M rows: time per
-   gradient of the plain program and of the sufficient-statistics one (CmdStan's own
-   sampling time over the leapfrog steps of a short run, so data loading is left out),
+1. ``y ~ x + (1 + x | g)``, gaussian, 1000 levels (--groups), N = 10k / 100k / 1M rows:
+   time per gradient of the plain program and of the sufficient-statistics one (CmdStan's
+   own sampling time of a short run less that of a fixed_param run of as many iterations,
+   over the leapfrog steps: data loading and writing draws are left out),
    and min ESS bulk of the hyper-parameters per second of sampler time for full fits
    (4 chains x (1000 + 1000)); the plain program's full fit only up to --plain-rows.
 2. Eight schools centered, non-centered and with the school effects integrated out:
@@ -28,6 +29,7 @@ import platform
 import time
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
 import stanbhm as sb
@@ -43,12 +45,19 @@ def sampler_seconds(fit) -> float:
     return float(sum(t["warmup"] + t["sampling"] for t in fit.cmdstan.time))
 
 
-def gradient_ms(model: sb.Model, seed: int = 1) -> float:
-    """Milliseconds per gradient: a short one-chain run, its sampling time over its
-    leapfrog steps (warmup included in neither)."""
-    fit = model.fit(chains=1, iter_warmup=30, iter_sampling=30, max_treedepth=5, seed=seed)
+def gradient_ms(model: sb.Model, iterations: int, seed: int = 1) -> float:
+    """Milliseconds per gradient: CmdStan's sampling time of a short one-chain run, less
+    the time a fixed_param run of as many iterations takes from its last draw (writing
+    draws and generated quantities), over the run's leapfrog steps."""
+    fit = model.fit(chains=1, iter_warmup=50, iter_sampling=iterations, max_treedepth=6,
+                    seed=seed)
     steps = int(fit.cmdstan.method_variables()["n_leapfrog__"].sum())
-    return 1000 * float(fit.cmdstan.time[0]["sampling"]) / steps
+    names = model.compile().src_info()["parameters"]
+    last = {n: np.asarray(fit.cmdstan.stan_variable(n)[-1]).tolist() for n in names}
+    idle = model.fit(chains=1, iter_warmup=0, adapt_engaged=False, fixed_param=True,
+                     iter_sampling=iterations, inits=last, seed=seed)
+    busy = float(fit.cmdstan.time[0]["sampling"]) - float(idle.cmdstan.time[0]["sampling"])
+    return 1000 * busy / steps
 
 
 def min_ess(fit, names: list[str]) -> tuple[float, int]:
@@ -74,13 +83,13 @@ def timed_model(*args, **kwargs) -> tuple[sb.Model, float]:
     return model, time.perf_counter() - start
 
 
-def statistics_table(sizes: list[int], plain_rows: int, out: list[dict]) -> None:
+def statistics_table(sizes: list[int], groups: int, plain_rows: int, out: list[dict]) -> None:
     print("| N | program | build s | ms per gradient | plain / this | min ESS | "
           "sampler s | ESS/s |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
     for n in sizes:
-        df, _ = varying_slopes(seed=1, rows=n, groups=1000)
+        df, _ = varying_slopes(seed=1, rows=n, groups=groups)
         formula = "y ~ x + (1 + x | g)"
         plain, plain_build = timed_model(formula, df, rewrites="none",
                                          parameterization="noncentered")
@@ -88,9 +97,10 @@ def statistics_table(sizes: list[int], plain_rows: int, out: list[dict]) -> None
         assert fast.plan.likelihood.strategy == "statistics"
         names = [*HYPER, "sd_g", "L_g"]
         row_plain = {"section": "statistics", "N": n, "program": "plain",
-                     "build_s": plain_build, "grad_ms": gradient_ms(plain)}
+                     "build_s": plain_build,
+                     "grad_ms": gradient_ms(plain, max(20, min(200, 2_000_000 // n)))}
         row_fast = {"section": "statistics", "N": n, "program": "sufficient statistics",
-                    "build_s": fast_build, "grad_ms": gradient_ms(fast)}
+                    "build_s": fast_build, "grad_ms": gradient_ms(fast, 400)}
         row_fast |= full_fit(fast, names)
         if n <= plain_rows:
             row_plain |= full_fit(plain, names)
@@ -142,7 +152,7 @@ def election_table(rows: int, ess: bool, out: list[dict]) -> None:
         model, build = timed_model(formula, df, rewrites=rewrites,
                                    parameterization="noncentered")
         row = {"section": "election", "N": rows, "program": label, "build_s": build,
-               "grad_ms": gradient_ms(model)}
+               "grad_ms": gradient_ms(model, max(20, min(200, 3_000_000 // rows)))}
         if ess:
             row |= full_fit(model, [*HYPER, "sd_state", "sd_respondent", "sd_state_age"])
         results.append(row)
@@ -159,6 +169,7 @@ def election_table(rows: int, ess: bool, out: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--groups", type=int, default=1000)
     parser.add_argument("--plain-rows", type=int, default=10_000,
                         help="largest N at which the plain program gets a full fit")
     parser.add_argument("--election-rows", type=int, default=300_000)
@@ -172,7 +183,8 @@ def main() -> None:
     out: list[dict] = []
     sections = args.sections.split(",")
     if "statistics" in sections:
-        statistics_table([int(s) for s in args.sizes.split(",")], args.plain_rows, out)
+        statistics_table([int(s) for s in args.sizes.split(",")], args.groups, args.plain_rows,
+                         out)
     if "eight_schools" in sections:
         eight_schools_table(out)
     if "election" in sections:
