@@ -1,7 +1,8 @@
 """Centered, non-centered, half-centered and "auto" side by side, on six cases.
 
 For each case and each choice, one fit of 4 chains x (1000 warmup + 1000 draws) with a
-fixed seed, and one table row: divergences, total leapfrog steps, min ESS bulk of the
+fixed seed, rewrites off (they would integrate some of these terms out; see
+bench_rewrites.py), and one table row: divergences, total leapfrog steps, min ESS bulk of the
 hyper-parameters (Intercept, b, sd_*, sigma, the family's parameters: everything but
 level effects), that ESS per second of sampling, the largest R-hat among them, and what
 "auto" chose. The last table gives, per case, auto's min ESS/s against the better of
@@ -104,7 +105,7 @@ def run(name: str, case: dict, choice, seed: int) -> Row:
     start = time.perf_counter()
     model = sb.Model(case["formula"], case["data"], family=case.get("family", "gaussian"),
                      priors=case.get("priors"), parameterization=choice,
-                     log_lik=False, y_rep=False)
+                     log_lik=False, y_rep=False, rewrites="none")
     decide = time.perf_counter() - start
     model.compile()
     start = time.perf_counter()

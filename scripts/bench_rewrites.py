@@ -1,6 +1,6 @@
 """The exact rewrites against the plain program, side by side in one run.
 
-Three tables, each measured in this process on this machine:
+Four tables, each measured in this process on this machine:
 
 1. ``y ~ x + (1 + x | g)``, gaussian, 1000 levels (--groups), N = 10k / 100k / 1M rows:
    time per gradient of the plain program and of the sufficient-statistics one (CmdStan's
@@ -10,9 +10,12 @@ Three tables, each measured in this process on this machine:
    (4 chains x (1000 + 1000)); the plain program's full fit only up to --plain-rows.
    Both programs use the default parameterization ("auto", which centers the term once
    the levels hold many rows).
-2. Eight schools centered, non-centered and with the school effects integrated out:
+2. Bernoulli rows with categorical predictors (5 x 4 categories, 30 groups), N = 300k
+   (--bernoulli-rows): time per gradient plain vs collapsed into cells, ESS per second
+   of the collapsed fit (and of the plain one up to --plain-rows).
+3. Eight schools centered, non-centered and with the school effects integrated out:
    4 chains x (1000 + 5000), divergences, ESS bulk of sd_school (tau), sampler seconds.
-3. An election-like gaussian model (`stanbhm.datasets.election`: 40 covariates, 50
+4. An election-like gaussian model (`stanbhm.datasets.election`: 40 covariates, 50
    states, respondents with about 3 rows each) with and without the respondent effects
    integrated out: time per gradient and, with --election-ess, ESS per second.
 
@@ -20,7 +23,8 @@ Sampler seconds are CmdStan's warmup + sampling time summed over chains (not wal
 which depends on how many chains ran at once).
 
     python scripts/bench_rewrites.py [--sizes 10000,100000,1000000] [--plain-rows 10000]
-        [--election-rows 300000] [--election-ess] [--json out.json]
+        [--bernoulli-rows 300000] [--election-rows 300000] [--election-ess]
+        [--sections statistics,collapse,eight_schools,election] [--json out.json]
 """
 
 from __future__ import annotations
@@ -121,6 +125,43 @@ def statistics_table(sizes: list[int], groups: int, plain_rows: int, out: list[d
           f"{out[-2]['grad_ms'] / last['grad_ms']:.0f}x (target >= 100)\n")
 
 
+def categorical_bernoulli(rows: int, seed: int = 1) -> pd.DataFrame:
+    """Bernoulli rows over categorical predictors (5 x 4 categories) and 30 groups, so
+    at most 600 distinct linear predictors."""
+    rng = np.random.default_rng(seed)
+    a, b, g = rng.integers(0, 5, rows), rng.integers(0, 4, rows), rng.integers(0, 30, rows)
+    eta = -0.5 + 0.3 * a - 0.2 * b + rng.normal(0, 0.5, 30)[g]
+    y = (rng.uniform(size=rows) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"y": y, "a": a.astype(str), "b": b.astype(str),
+                         "g": np.char.add("g", g.astype(str))})
+
+
+def collapse_table(rows: int, plain_rows: int, out: list[dict]) -> None:
+    df = categorical_bernoulli(rows)
+    formula = "y ~ C(a) + C(b) + (1 | g)"
+    print(f"| bernoulli, N = {rows} | build s | ms per gradient | plain / this | min ESS | "
+          "sampler s | ESS/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    results = []
+    for label, rewrites in (("plain", "none"), ("collapsed", "auto")):
+        model, build = timed_model(formula, df, family="bernoulli", rewrites=rewrites)
+        row = {"section": "collapse", "N": rows, "program": label, "build_s": build,
+               "grad_ms": gradient_ms(model, 400 if label == "collapsed" else 40)}
+        if label == "collapsed":
+            row["cells"] = model.plan.likelihood.cells.n
+        if label == "collapsed" or rows <= plain_rows:
+            row |= full_fit(model, ["Intercept", "b", "sd_g"])
+        results.append(row)
+    for row in results:
+        ratio = results[0]["grad_ms"] / row["grad_ms"]
+        extra = (f"{row['ess']:.0f} | {row['seconds']:.1f} | {row['ess_per_s']:.1f}"
+                 if "ess" in row else "not run | | ")
+        name = f"{row['program']} ({row['cells']} cells)" if "cells" in row else row["program"]
+        print(f"| {name} | {row['build_s']:.1f} | {row['grad_ms']:.3f} | {ratio:.0f} | {extra} |")
+        out.append(row)
+    print()
+
+
 def eight_schools_table(out: list[dict]) -> None:
     print("| eight schools | divergences | ESS bulk of tau | sampler s | ESS/s | "
           "vs non-centered |")
@@ -173,10 +214,11 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=1000)
     parser.add_argument("--plain-rows", type=int, default=10_000,
                         help="largest N at which the plain program gets a full fit")
+    parser.add_argument("--bernoulli-rows", type=int, default=300_000)
     parser.add_argument("--election-rows", type=int, default=300_000)
     parser.add_argument("--election-ess", action="store_true",
                         help="also run full fits of the election models (hours for plain)")
-    parser.add_argument("--sections", default="statistics,eight_schools,election")
+    parser.add_argument("--sections", default="statistics,collapse,eight_schools,election")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
     print(f"machine: {platform.node()}, {platform.processor() or platform.machine()}, "
@@ -186,6 +228,8 @@ def main() -> None:
     if "statistics" in sections:
         statistics_table([int(s) for s in args.sizes.split(",")], args.groups, args.plain_rows,
                          out)
+    if "collapse" in sections:
+        collapse_table(args.bernoulli_rows, args.plain_rows, out)
     if "eight_schools" in sections:
         eight_schools_table(out)
     if "election" in sections:

@@ -74,6 +74,19 @@ def test_skipped_marginalization_says_why() -> None:
     assert "z_g" in none.stan_code() or "coef_g ~" in none.stan_code()
 
 
+def test_the_header_says_what_log_lik_holds_after_a_rewrite(eight_schools_df) -> None:
+    marginal = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df)
+    assert decision(marginal, "log_lik") == (
+        "log_lik: on; 8 observed rows, at most 5000; one value per row given the drawn "
+        "effects of school, as in the plain program")
+    cells = sb.Model("yb ~ C(a) + (1 | g)", count_data(), family="bernoulli")
+    assert decision(cells, "log_lik") == (
+        "log_lik: on; 400 observed rows, at most 5000; one value per row, from the rows, as "
+        "in the plain program")
+    plain = sb.Model("y ~ x", grouped())
+    assert decision(plain, "log_lik") == "log_lik: on; 60 observed rows, at most 5000"
+
+
 def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
     model = sb.Model("y ~ x + (1 | g) + (1 | h)", grouped(), parameterization="centered",
                      rewrites={"h": "marginalize"})

@@ -31,17 +31,29 @@ class OutputPass:
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         rows = spec.n_obs if self.output == "log_lik" else spec.n
         what = "observed rows" if self.output == "log_lik" else "rows"
+        meaning = self.meaning(plan)
         if self.requested is True:
-            return Decision(self.output, "on", f"{self.output}=True requested")
+            return Decision(self.output, "on", f"{self.output}=True requested{meaning}")
         if self.requested is False:
             return Decision(self.output, "off", f"{self.output}=False requested", applied=False)
         if rows <= MAX_ROWS:
-            return Decision(self.output, "on", f"{rows} {what}, at most {MAX_ROWS}")
+            return Decision(self.output, "on", f"{rows} {what}, at most {MAX_ROWS}{meaning}")
         return Decision(
             self.output, "off",
             f"{rows} {what}, over {MAX_ROWS}; pass {self.output}=True to write it",
             applied=False,
         )
+
+    def meaning(self, plan: Plan) -> str:
+        """What log_lik holds when the likelihood was rewritten: still one value per
+        observed row, as in the plain program, so az.loo compares the two."""
+        lik = plan.likelihood
+        if self.output != "log_lik" or lik.strategy == "rowwise":
+            return ""
+        if lik.marginal is not None:
+            return (f"; one value per row given the drawn effects of {lik.marginal.name}, "
+                    "as in the plain program")
+        return "; one value per row, from the rows, as in the plain program"
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         likelihood = dataclasses.replace(plan.likelihood, **{self.output: True})

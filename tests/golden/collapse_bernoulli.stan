@@ -17,7 +17,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: binomial on the sums; 60 rows in 13 cells of identical linear predictor: exact, a constant apart
-//   log_lik: on; 60 observed rows, at most 5000
+//   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 data {
   int<lower=1> N; // rows

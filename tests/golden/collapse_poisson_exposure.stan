@@ -17,7 +17,7 @@
 //   Intercept: taken over by h; h is centered
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: poisson on the sums, exposures added; 60 rows in 12 cells of identical linear predictor: exact, a constant apart
-//   log_lik: on; 60 observed rows, at most 5000
+//   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 data {
   int<lower=1> N; // rows

@@ -20,7 +20,7 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: per level of g; 60 rows, 5 levels of g, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the gaussian family has no exact collapse of counts
-//   log_lik: on; 60 observed rows, at most 5000
+//   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 data {
   int<lower=1> N; // rows

@@ -14,7 +14,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; the gaussian family has no exact collapse of counts
-//   log_lik: on; 8 observed rows, at most 5000
+//   log_lik: on; 8 observed rows, at most 5000; one value per row given the drawn effects of school, as in the plain program
 //   y_rep: on; 8 rows, at most 5000
 data {
   int<lower=1> N; // rows

@@ -16,7 +16,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: not applied; the likelihood is already rewritten (marginal)
-//   log_lik: on; 60 observed rows, at most 5000
+//   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].

@@ -19,7 +19,7 @@
 //   Intercept: taken over by h; h is partially centered
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; the gaussian family has no exact collapse of counts
-//   log_lik: on; 60 observed rows, at most 5000
+//   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].

@@ -23,7 +23,7 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
-//   log_lik: on; 54 observed rows, at most 5000
+//   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
