@@ -160,6 +160,48 @@ class Likelihood(Part):
         args = self._fill(", ".join(self.family.args), f"eta[{row}]", "{}[" + row + "]")
         return f"{self.family.dist}_{self.family.suffix()}(y[i] | {args})"
 
+    def laplace_extra(self) -> tuple[list[str], list[str]]:
+        """What the rows' likelihood needs besides y, eta and the levels: (declarations,
+        names) of the family's row data and parameters."""
+        decl = ["array[] int trials"] if self.trials is not None else []
+        decl += [f"real {a}" for a in self.family.aux_names(self.se is not None)]
+        return decl, [d.split()[-1] for d in decl]
+
+    def laplace_functions(self, g: str) -> list[str]:
+        """The functions ``laplace_marginal`` needs for term `g`, as program lines: the
+        rows' log likelihood given the effects u, their prior covariance, and wrappers
+        for the marginal density and the draws of u."""
+        decl, names = self.laplace_extra()
+        y = "array[] int y" if self.family.integer else "vector y"
+        args = self._fill(", ".join(self.family.args), "eta + u[J]", "{}")
+        inner = ", ".join(["y", "eta", "J", *names])
+        outer = [y, "vector eta", "array[] int J", *decl, "real sd", "int n"]
+        return [
+            f"  // The log likelihood of the rows given the effects u of {g}.",
+            *wrap(f"  real lik_{g}(", ["vector u", y, "vector eta", "array[] int J", *decl],
+                  ") {"),
+            f"    return {self.family.dist}_{self.family.suffix()}(y | {args});",
+            "  }",
+            "  // The prior covariance of those effects: sd^2 on the diagonal.",
+            f"  matrix cov_{g}(real sd, int n) {{",
+            "    return diag_matrix(rep_vector(square(sd), n));",
+            "  }",
+            "  // The rows' log density with the effects integrated out (approximately).",
+            *wrap(f"  real laplace_{g}(", outer, ") {"),
+            f"    return laplace_marginal(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
+            "  }",
+            "  // A draw of the effects from that approximation of their posterior.",
+            *wrap(f"  vector laplace_{g}_rng(", outer, ") {"),
+            f"    return laplace_latent_rng(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
+            "  }",
+        ]
+
+    def laplace_arguments(self, rows: Rows, g: str) -> str:
+        """The arguments of ``laplace_<g>`` and ``laplace_<g>_rng`` over the fitted rows."""
+        extra = [f"trials{rows.suffix}"] if self.trials is not None else []
+        extra += list(self.family.aux_names(self.se is not None))
+        return ", ".join(["y", "eta", f"J_{g}{rows.suffix}", *extra, f"sd_{g}", f"N_{g}"])
+
     def rng(self) -> str:
         """A posterior predictive draw of every row."""
         return self._fill(self.family.rng, "eta", "{}")
@@ -167,3 +209,18 @@ class Likelihood(Part):
     @property
     def y_rep_type(self) -> str:
         return "int" if self.family.integer else "real"
+
+
+def wrap(head: str, items: list[str], tail: str, width: int = 77) -> list[str]:
+    """``head`` + comma-separated `items` + ``tail`` as stanc --auto-format lays it out:
+    one line when it fits in `width` columns, otherwise broken after the last item that
+    fits, continued under the first item."""
+    lines, line = [], head
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else tail)
+        if line != head and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = " " * len(head) + piece
+        else:
+            line += ("" if line == head else " ") + piece
+    return [*lines, line]

@@ -314,9 +314,10 @@ class GroupPart(Part):
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
-                    "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a")
+                    "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a",
+                    "lik", "cov", "laplace")
         names = [f"{p}_{ident}" for p in prefixes]
-        names.append(f"sd_{ident}_prior")
+        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng"]
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
@@ -422,7 +423,7 @@ class Marginal:
     counts: np.ndarray  # fitted rows per level
     precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
     from_statistics: bool = False  # the level sums come from sufficient statistics
-    kind: str = "normal"  # "normal" or "gamma" (gamma multipliers of poisson rates)
+    kind: str = "normal"  # "normal", "gamma" (multipliers of poisson rates) or "laplace"
     totals: np.ndarray | None = None  # gamma: the outcome summed over each level
 
     @property
@@ -432,11 +433,16 @@ class Marginal:
                 and int(self.counts.max(initial=0)) <= 1)
 
     @property
+    def needs_sums(self) -> bool:
+        """Whether the program sums rows per level through rows_g/start_g."""
+        return self.kind != "laplace" and not self.per_row and not self.from_statistics
+
+    @property
     def n_levels(self) -> int:
         return len(self.counts)
 
     def data(self) -> dict[str, Any]:
-        if self.per_row:
+        if self.per_row or self.kind == "laplace":
             return {}
         g = self.ident
         out: dict[str, Any] = {}

@@ -117,6 +117,8 @@ REWRITES = {
                             {"g_x": "noncentered"}, "auto"),
     "gamma_poisson_offset": ("yc ~ x + offset(log(expo)) + (1 | g)", "poisson", "auto",
                              {"g": "gamma_poisson"}),
+    "laplace_binomial": ("ys_missing | trials(n) ~ x + (1 | g)", "binomial", "auto",
+                         {"g": "laplace"}),
     "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
                                      "noncentered", "auto"),
 }

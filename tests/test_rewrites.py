@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 import stanbhm as sb
-from stanbhm.errors import NotImplementedYet, PlanError
+from stanbhm.errors import PlanError
 
 
 def grouped(seed: int = 0, n: int = 60, missing: bool = False) -> pd.DataFrame:
@@ -104,7 +104,8 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
      "marginalize, gamma_poisson, laplace, none"),
     ({"g_x": "marginalize"}, PlanError, "rewrites['g_x'] = 'marginalize': it has slopes; only "
      "a group intercept, (1 | factor), is integrated out"),
-    ({"g": "laplace"}, NotImplementedYet, "rewrites['g'] = 'laplace' is not implemented yet"),
+    ({"g": "laplace"}, PlanError, "rewrites['g'] = 'laplace': a gaussian outcome's effects "
+     "are integrated out exactly; use 'marginalize'"),
 ])
 def test_bad_requests_are_refused_by_name(rewrites, error, message) -> None:
     with pytest.raises(error) as info:
@@ -488,3 +489,42 @@ def test_gamma_poisson_matches_explicit_multipliers(tmp_path) -> None:
     for var in ("Intercept", "sd_g"):
         _agree(fit.cmdstan.stan_variable(var), explicit.stan_variable(var), var)
     _agree(fit.cmdstan.stan_variable("r_g"), np.log(explicit.stan_variable("u")), "r_g")
+
+
+# --------------------------------------------------------------------------- laplace
+
+
+def test_laplace_is_by_name_and_says_it_approximates() -> None:
+    df = count_data()
+    model = sb.Model("yb ~ C(a) + (1 | g)", df, family="bernoulli", rewrites={"g": "laplace"})
+    assert decision(model, "marginalization") == (
+        "marginalization: effects of g integrated out; 'laplace' requested: an APPROXIMATION, "
+        "not exact: Stan's embedded Laplace approximation integrates the effects out and "
+        "laplace_latent_rng draws them back")
+    code = model.stan_code()
+    assert "    target += laplace_g(y, eta, J_g, sd_g, N_g);\n" in code
+    assert "    return bernoulli_logit_lpmf(y | eta + u[J]);\n" in code
+    with pytest.raises(PlanError, match=r"^rewrites\['g'\] = 'laplace': a gaussian outcome's "
+                                        r"effects are integrated out exactly; use 'marginalize'$"):
+        sb.Model("y ~ x + (1 | g)", grouped(), rewrites={"g": "laplace"})
+    many = pd.DataFrame({"y": np.arange(4002) % 2, "g": np.arange(4002) // 2})
+    with pytest.raises(PlanError, match=r"2001 levels: Stan's embedded Laplace builds and "
+                                        r"factors dense 2001 x 2001 matrices; it is offered "
+                                        r"up to 2000 levels$"):
+        sb.Model("y ~ 1 + (1 | g)", many, family="bernoulli", rewrites={"g": "laplace"})
+
+
+@pytest.mark.slow
+def test_laplace_posterior_is_close_to_the_plain_one() -> None:
+    """An approximation, so not exact: with about 40 poisson rows per level the
+    hyper-parameters and effects agree with the plain program's within a tenth of a
+    posterior sd plus Monte Carlo error."""
+    df = count_data()
+    formula = "yc ~ c + (1 | g)"
+    approx = sb.Model(formula, df, family="poisson", rewrites={"g": "laplace"})
+    plain = sb.Model(formula, df, family="poisson", rewrites="none")
+    fits = [m.fit(chains=4, iter_sampling=1000, seed=9).cmdstan for m in (approx, plain)]
+    for var in ("Intercept", "b", "sd_g", "r_g"):
+        a, b = (f.stan_variable(var) for f in fits)
+        gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
+        assert (gap < 0.1 * b.std(axis=0) + 4 * b.std(axis=0) / np.sqrt(1000)).all(), var

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 
 SUBJECT = "marginalization"
 #: The rewrite names that integrate a term out, and the conjugate pair each one uses.
-KINDS = {"marginalize": "normal", "gamma_poisson": "gamma"}
+KINDS = {"marginalize": "normal", "gamma_poisson": "gamma", "laplace": "laplace"}
+#: Stan 2.39's embedded Laplace works on a dense covariance of the effects and factors a
+#: dense matrix of that size in each Newton step, so it is offered up to this many levels.
+LAPLACE_MAX_LEVELS = 2000
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class Marginalize:
     @staticmethod
     def family_reason(spec: ModelSpec, kind: str) -> str:
         fam = spec.family_row
+        if kind == "laplace":
+            if fam.conjugate_intercept == "normal":
+                return ("a gaussian outcome's effects are integrated out exactly; use "
+                        "'marginalize'")
+            return ""
         if kind == "gamma":
             if fam.conjugate_intercept != "gamma":
                 return (f"gamma multipliers are conjugate to poisson rows, not to the "
@@ -110,6 +118,10 @@ class Marginalize:
             return self.family_reason(spec, kind)
         if group.effect_names != ("Intercept",):
             return "it has slopes; only a group intercept, (1 | factor), is integrated out"
+        if kind == "laplace" and len(group.levels) > LAPLACE_MAX_LEVELS:
+            return (f"{len(group.levels)} levels: Stan's embedded Laplace builds and factors "
+                    f"dense {len(group.levels)} x {len(group.levels)} matrices; it is offered "
+                    f"up to {LAPLACE_MAX_LEVELS} levels")
         return ""
 
     def chosen(self, spec: ModelSpec) -> tuple[str | None, str, str]:
@@ -120,7 +132,11 @@ class Marginalize:
         best = max(found, key=lambda t: levels[t])
         others = [t for t in found if t != best]
         kind = found[best]
-        if kind == "gamma":
+        if kind == "laplace":
+            reason = ("'laplace' requested: an APPROXIMATION, not exact: Stan's embedded "
+                      "Laplace approximation integrates the effects out and "
+                      "laplace_latent_rng draws them back")
+        elif kind == "gamma":
             reason = ("'gamma_poisson' requested: each level multiplies the rate by "
                       f"u ~ gamma(1 / sd_{best}^2, 1 / sd_{best}^2) (mean 1), integrated out "
                       f"exactly; r_{best} = log(u) is drawn back in generated quantities")

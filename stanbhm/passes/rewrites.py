@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotImplementedYet, PlanError
+from ..errors import PlanError
 
 if TYPE_CHECKING:
     from ..spec import ModelSpec
@@ -22,7 +22,7 @@ TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "laplace", "none")
 
 
 def check_rewrites(value: Any, spec: ModelSpec) -> None:
-    """PlanError for a malformed request, NotImplementedYet for Laplace (not built yet)."""
+    """PlanError for a malformed request (what a term allows is checked by the pass)."""
     if isinstance(value, str):
         if value not in ("auto", "none"):
             raise PlanError(f"rewrites={value!r}: use 'auto', 'none', a list of rewrites "
@@ -45,9 +45,6 @@ def check_rewrites(value: Any, spec: ModelSpec) -> None:
             if choice not in TERM_CHOICES:
                 raise PlanError(f"rewrites[{term!r}] = {choice!r} is not one of "
                                 f"{', '.join(TERM_CHOICES)}")
-            if choice == "laplace":
-                raise NotImplementedYet(f"rewrites[{term!r}] = 'laplace' is not implemented "
-                                        "yet")
         return
     raise PlanError(f"rewrites={value!r}: use 'auto', 'none', a list or a dict")
 
@@ -62,7 +59,7 @@ def allowed(value: Any, rewrite: str) -> bool:
 
 
 def term_choice(value: Any, term: str) -> str:
-    """What the request says of one term: "auto", "marginalize", "laplace" or "none"."""
+    """What the request says of one term: one of `TERM_CHOICES`."""
     if isinstance(value, dict):
         return value.get(term, "auto")
     if isinstance(value, list | tuple):
