@@ -70,6 +70,7 @@ class Statistics:
     R: np.ndarray  # (columns, levels, columns): row k of each level's triangular factor
     rss: float  # total residual sum of squares at the per-level least squares
     sums: tuple[np.ndarray, np.ndarray] | None = None  # per level: sum of y, of D's columns
+    whole: str = ""  # the coefficients as one matrix expression, when one term has them all
 
     def data(self) -> dict[str, Any]:
         out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,

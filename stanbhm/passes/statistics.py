@@ -102,6 +102,7 @@ class SufficientStatistics:
                 exprs.append(" + ".join(parts))
             else:
                 exprs.append(f"rep_vector({pop}, N_{first.ident})")
+        whole = _whole_matrix(groups, columns, levels, first.ident)
         D = np.column_stack([values for _, values, _ in columns])
         y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
         index = first.index[obs] - 1
@@ -112,7 +113,7 @@ class SufficientStatistics:
                     np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
                                      for c in D.T]))
         return Statistics(ident=first.ident, name=first.name, labels=tuple(c[0] for c in columns),
-                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss, sums=sums)
+                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss, sums=sums, whole=whole)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(spec, plan)
@@ -165,3 +166,17 @@ def level_statistics(
         R[: r.shape[0], j, :] = r
     return bhat, R, rss
 
+
+def _whole_matrix(groups, columns, levels, ident: str) -> str:
+    """One matrix expression for the levels' coefficients when a single multi-effect term
+    covers every column in order (``rep_matrix([Intercept, b[1]], N_g) + r_g``), else ""."""
+    if len(groups) != 1 or groups[0].k < 2 or groups[0].k != len(columns):
+        return ""
+    g = groups[0]
+    if any(parts != [g.level_column(e)] for e, parts in enumerate(levels)):
+        return ""
+    matrix = f"r_{g.ident}" if g.noncentered else f"to_matrix({g.level_param})"
+    pops = [pop or "0" for _, _, pop in columns]
+    if all(p == "0" for p in pops):
+        return matrix
+    return f"rep_matrix([{', '.join(pops)}], N_{ident}) + {matrix}"

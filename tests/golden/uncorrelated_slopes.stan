@@ -65,9 +65,7 @@ model {
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
-    matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x
-    ss_theta[ : , 1] = Intercept + r_g[ : , 1];
-    ss_theta[ : , 2] = b[1] + r_g[ : , 2];
+    matrix[N_g, ss_cols] ss_theta = rep_matrix([Intercept, b[1]], N_g) + r_g; // per level: Intercept, x
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     real ss_q = ss_rss; // sum of squared residuals
     for (k in 1 : ss_cols) {
