@@ -150,6 +150,19 @@ def _lp(model: sb.Model, params: dict, prior_only: bool) -> float:
     return float(frame["lp__"].iloc[0])
 
 
+def assert_likelihood_is(model: sb.Model, point, seed: int) -> None:
+    """The program's likelihood (its log density less the prior-only one) equals an
+    independent value up to a constant at 20 points; ``point(rng)`` gives the parameters
+    and that value."""
+    rng = np.random.default_rng(seed)
+    gaps, scale = [], 0.0
+    for _ in range(20):
+        p, exact = point(rng)
+        gaps.append(_lp(model, p, prior_only=False) - _lp(model, p, prior_only=True) - exact)
+        scale = max(scale, abs(exact))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
 def _marginal_loglik(resid, variances, level, tau) -> float:
     """log N(resid | 0, diag(variances) + tau^2 * (same level)), level by level."""
     total = 0.0
@@ -182,9 +195,8 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
     x, y = df["x"].to_numpy()[obs], df["y"].to_numpy()[obs]
     xc = x - x.mean()
     level = df["g"].to_numpy()[obs]
-    rng = np.random.default_rng(11)
-    gaps, scale = [], 0.0
-    for _ in range(20):
+
+    def point(rng):
         p = {"Intercept": rng.normal(1, 0.5), "b": [rng.normal(0.5, 0.3)],
              "sd_g": float(np.exp(rng.normal(-0.3, 0.5)))}
         eta = p["Intercept"] + xc * p["b"][0]
@@ -199,11 +211,9 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
             variances = np.full(len(y), p["sigma"] ** 2)
         else:
             variances = df["s"].to_numpy()[obs] ** 2
-        exact = _marginal_loglik(y - eta, variances, level, p["sd_g"])
-        lik = _lp(model, p, prior_only=False) - _lp(model, p, prior_only=True)
-        gaps.append(lik - exact)
-        scale = max(scale, abs(exact))
-    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+        return p, _marginal_loglik(y - eta, variances, level, p["sd_g"])
+
+    assert_likelihood_is(model, point, seed=11)
 
 
 def _agree(a: np.ndarray, b: np.ndarray, name: str) -> None:
@@ -425,9 +435,7 @@ def test_gamma_poisson_marginal_is_the_integral() -> None:
     c = df["c"].to_numpy()[obs]
     offset = np.log(df["expo"].to_numpy()[obs])
     level = df["g"].to_numpy()[obs]
-    rng = np.random.default_rng(4)
-    gaps, scale = [], 0.0
-    for _ in range(20):
+    def point(rng):
         p = {"Intercept": rng.normal(1.3, 0.2), "b": [rng.normal(0, 0.1)],
              "sd_g": float(np.exp(rng.normal(-1, 0.4)))}
         rate = np.exp(p["Intercept"] + (c - c.mean()) * p["b"][0] + offset)
@@ -443,10 +451,9 @@ def test_gamma_poisson_marginal_is_the_integral() -> None:
 
             value = integrate.quad(integrand, 0, np.inf, epsabs=0, epsrel=1e-12, limit=200)[0]
             exact += top + np.log(value)
-        lik = _lp(model, p, prior_only=False) - _lp(model, p, prior_only=True)
-        gaps.append(lik - exact)
-        scale = max(scale, abs(exact))
-    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+        return p, exact
+
+    assert_likelihood_is(model, point, seed=4)
 
 
 GAMMA_PLAIN = """
