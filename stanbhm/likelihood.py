@@ -23,7 +23,7 @@ from .parts import Marginal, Output, Part, Rows
 __all__ = ["Cells", "Likelihood", "Statistics"]
 
 #: The rows the collapsed likelihood works on: one row standing for each cell.
-CELL_ROWS = Rows("N_cell", "_cell", True)
+CELL_ROWS = Rows("N_cell", "_cell", True, cell=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,8 +199,8 @@ class Likelihood(Part):
 
     def laplace_arguments(self, rows: Rows, g: str) -> str:
         """The arguments of ``laplace_<g>`` and ``laplace_<g>_rng`` over the fitted rows."""
-        extra = [f"trials{rows.suffix}"] if self.trials is not None else []
-        extra += list(self.family.aux_names(self.se is not None))
+        _, names = self.laplace_extra()
+        extra = [f"{n}{rows.suffix}" if n == "trials" else n for n in names]
         return ", ".join(["y", "eta", f"J_{g}{rows.suffix}", *extra, f"sd_{g}", f"N_{g}"])
 
     def rng(self) -> str:

@@ -37,9 +37,16 @@ class Rows:
     ``b_Intercept``). When every row is observed the two coincide and nothing is copied.
     """
 
-    n: str  # "N" or "N_obs"
-    suffix: str  # appended to row-level data names: "" or "_obs"
+    n: str  # "N", "N_obs" or "N_cell"
+    suffix: str  # appended to row-level data names: "", "_obs" or "_cell"
     fitted: bool
+    cell: bool = False  # one row standing for each cell of a collapsed likelihood
+
+    @property
+    def fitted_suffix(self) -> str:
+        """Appended to arrays built over the fitted rows (``Xc``, ``Xc_free``): the cells'
+        subset has its own copy; the observed rows are what those arrays already hold."""
+        return "_cell" if self.cell else ""
 
 
 class Part:
@@ -112,8 +119,7 @@ class FixedPart(Part):
     def fitted_x(self, rows: Rows) -> str:
         """The design the model block multiplies by ``b``: ``Xc`` (centered, observed
         rows) with an intercept, otherwise ``X`` or its observed rows ``X_obs``."""
-        cell = "_cell" if rows.suffix == "_cell" else ""
-        return f"Xc{cell}" if self.centered else f"X{rows.suffix}"
+        return f"Xc{rows.fitted_suffix}" if self.centered else f"X{rows.suffix}"
 
     @property
     def split(self) -> bool:
@@ -136,8 +142,7 @@ class FixedPart(Part):
         if self.intercept and not self.absorbed_intercept:
             terms.append("Intercept")
         if self.split:
-            cell = "_cell" if rows.suffix == "_cell" else ""
-            terms.append(f"Xc_free{cell} * b[{{{', '.join(map(str, self.free))}}}]")
+            terms.append(f"Xc_free{rows.fitted_suffix} * b[{{{', '.join(map(str, self.free))}}}]")
         elif self.free:
             terms.append(f"{self.fitted_x(rows)} * b")
         if terms == ["Intercept"]:
@@ -433,20 +438,21 @@ class Marginal:
                 and int(self.counts.max(initial=0)) <= 1)
 
     @property
-    def needs_sums(self) -> bool:
-        """Whether the program sums rows per level through rows_g/start_g."""
-        return self.kind != "laplace" and not self.per_row and not self.from_statistics
+    def level_data(self) -> bool:
+        """Whether the program reads per-level data (counts, precisions or totals)."""
+        return self.kind != "laplace" and not self.per_row
 
     @property
-    def n_levels(self) -> int:
-        return len(self.counts)
+    def needs_sums(self) -> bool:
+        """Whether the program sums rows per level through rows_g/start_g."""
+        return self.level_data and not self.from_statistics
 
     def data(self) -> dict[str, Any]:
-        if self.per_row or self.kind == "laplace":
+        if not self.level_data:
             return {}
         g = self.ident
         out: dict[str, Any] = {}
-        if not self.from_statistics:
+        if self.needs_sums:
             out[f"rows_{g}"] = np.argsort(self.index, kind="stable") + 1
             out[f"start_{g}"] = np.concatenate([[0], np.cumsum(self.counts)]) + 1
         if self.kind == "gamma":

@@ -144,7 +144,7 @@ class Plan:
             terms.append(fixed)
         terms += [g.eta(rows) for g in self.groups if not (rows.fitted and g.marginalized)]
         cells = self.likelihood.cells
-        exposure = rows.suffix == "_cell" and cells is not None and cells.rule == "poisson sum"
+        exposure = rows.cell and cells is not None and cells.rule == "poisson sum"
         if self.offset and not exposure:  # a poisson cell carries its rows' exposure
             terms.append(self.offset.eta(rows))
         return tuple(terms) or (f"rep_vector(0, {rows.n})",)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -27,6 +27,18 @@ class Decision:
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.choice}; {self.reason}"
+
+
+T = TypeVar("T")
+
+
+def once(cache: dict[int, T], source: object, make: Callable[[], T]) -> T:
+    """``make()`` the first time `source` (a spec or plan) is asked for, the kept value
+    after: a pass's applies and apply both need what it computed from the same input.
+    A pass lives for one ``make_plan``, so its inputs outlive its cache."""
+    if id(source) not in cache:
+        cache[id(source)] = make()
+    return cache[id(source)]
 
 
 class Pass(Protocol):

@@ -17,13 +17,13 @@ on phi, so collapsing would change the posterior of phi.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..likelihood import Cells
-from .base import Decision
+from .base import Decision, once
 from .rewrites import allowed
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class Collapse:
     """Replaces count rows by sums over cells of identical linear predictor."""
 
     rewrites: Any
+    _made: dict = field(default_factory=dict, compare=False, repr=False)
 
     def skip_reason(self, plan: Plan) -> str:
         lik = plan.likelihood
@@ -57,6 +58,10 @@ class Collapse:
         return ""
 
     def cells(self, plan: Plan) -> Cells:
+        """The cells, found once per plan (applies and apply both ask)."""
+        return once(self._made, plan, lambda: self._cells(plan))
+
+    def _cells(self, plan: Plan) -> Cells:
         lik = plan.likelihood
         obs = lik.obs
         poisson = lik.family.collapse == "poisson sum"

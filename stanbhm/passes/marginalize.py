@@ -114,8 +114,9 @@ class Marginalize:
     def impossible(self, spec: ModelSpec, term: str, kind: str) -> str:
         """Why the term's effects cannot be integrated out exactly ("" when they can)."""
         group = next(g for g in spec.groups if g.term_name == term)
-        if self.family_reason(spec, kind):
-            return self.family_reason(spec, kind)
+        family = self.family_reason(spec, kind)
+        if family:
+            return family
         if group.effect_names != ("Intercept",):
             return "it has slopes; only a group intercept, (1 | factor), is integrated out"
         if kind == "laplace" and len(group.levels) > LAPLACE_MAX_LEVELS:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Decision
+from .base import Decision, once
 from .information import LevelInformation, level_information
 
 if TYPE_CHECKING:
@@ -63,9 +63,7 @@ class Parameterize:
 
     def choose(self, spec: ModelSpec) -> Choice:
         """The choice, made once per spec (applies and apply both ask)."""
-        if id(spec) not in self._made:
-            self._made[id(spec)] = self._choose(spec)
-        return self._made[id(spec)]
+        return once(self._made, spec, lambda: self._choose(spec))
 
     def _choose(self, spec: ModelSpec) -> Choice:
         group = next(g for g in spec.groups if g.term_name == self.term)

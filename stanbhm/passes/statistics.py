@@ -21,13 +21,13 @@ statistics (the per-level sums of y and of each column) keep the cost O(levels).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..likelihood import Statistics
-from .base import Decision
+from .base import Decision, once
 from .rewrites import allowed
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class SufficientStatistics:
     """Replaces a gaussian likelihood's rows by per-level statistics."""
 
     rewrites: Any
+    _made: dict = field(default_factory=dict, compare=False, repr=False)
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
@@ -63,73 +64,43 @@ class SufficientStatistics:
             return f"group terms on {len(factors)} factors ({', '.join(factors)}); one is needed"
         return ""
 
-    def statistics(self, spec: ModelSpec, plan: Plan) -> Statistics:
-        groups = [g for g in plan.groups if not g.marginalized]
-        fixed = plan.fixed
+    def design(self, plan: Plan) -> Design:
+        """The levels' design, built once per plan (applies and apply both ask)."""
+        return once(self._made, plan, lambda: _design(plan))
+
+    def statistics(self, plan: Plan) -> Statistics:
+        """The per-level statistics; computed only when the rewrite applies."""
+        d = self.design(plan)
         lik = plan.likelihood
         obs = lik.obs
-        # the design's columns: (label, values over the fitted rows, population coefficient)
-        columns: list[tuple[str, np.ndarray, str]] = []
-        keys: dict[tuple, int] = {}
-        if fixed.intercept or any("Intercept" in g.effects for g in groups):
-            # (an intercept integrated out adds nothing to theta: it is in the sums)
-            keys[("1",)] = len(columns)
-            pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
-            columns.append(("Intercept", np.ones(len(obs)), pop))
-        X = fixed.X[obs]
-        for j, name in enumerate(fixed.names):
-            keys[("X", name)] = len(columns)
-            values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
-            pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
-            columns.append((name, values, pop))
-        levels: list[list[str]] = [[] for _ in columns]
-        for g in groups:
-            for e, effect in enumerate(g.effects):
-                key = ("1",) if effect == "Intercept" else ("X", effect)
-                if key not in keys:  # a varying covariate with no population coefficient
-                    key = ("Z", g.term_name, effect)
-                    keys[key] = len(columns)
-                    columns.append((effect, g.Z[obs, e], ""))
-                    levels.append([])
-                levels[keys[key]].append(g.level_column(e))
         first = plan.groups[0]
         n_levels = first.n_levels
-        exprs = []
-        for (_, _, pop), parts in zip(columns, levels, strict=True):
-            if pop and parts:
-                exprs.append(" + ".join([pop, *parts]))
-            elif parts:
-                exprs.append(" + ".join(parts))
-            else:
-                exprs.append(f"rep_vector({pop}, N_{first.ident})")
-        whole = _whole_matrix(groups, columns, levels, first.ident)
-        D = np.column_stack([values for _, values, _ in columns])
         y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
         index = first.index[obs] - 1
-        bhat, R, rss = level_statistics(D, y, index, n_levels)
+        bhat, R, rss = level_statistics(d.D, y, index, n_levels)
         sums = None
         if lik.marginal is not None:  # per level: sums of y and of each column
             sums = (np.bincount(index, weights=y, minlength=n_levels),
                     np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
-                                     for c in D.T]))
-        return Statistics(ident=first.ident, name=first.name, labels=tuple(c[0] for c in columns),
-                          theta=tuple(exprs), bhat=bhat, R=R, rss=rss, sums=sums, whole=whole)
+                                     for c in d.D.T]))
+        return Statistics(ident=first.ident, name=first.name, labels=d.labels, theta=d.theta,
+                          bhat=bhat, R=R, rss=rss, sums=sums, whole=d.whole)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(spec, plan)
         if why:
             return Decision(SUBJECT, "not applied", why, applied=False)
-        stats = self.statistics(spec, plan)
-        p, g, n = len(stats.labels), stats.bhat.shape[0], plan.likelihood.n_obs
-        cost = f"{n} rows, {g} levels of {stats.name}, {p} columns per level"
+        factor = plan.groups[0]
+        p, g, n = len(self.design(plan).labels), factor.n_levels, plan.likelihood.n_obs
+        cost = f"{n} rows, {g} levels of {factor.name}, {p} columns per level"
         if n < ROWS_PER_COLUMN * p * g:
             return Decision(SUBJECT, "not applied", f"{cost}: fewer than {ROWS_PER_COLUMN} "
                             "rows per column and level, so the rows cost no more", applied=False)
-        return Decision(SUBJECT, "per level of " + stats.name,
+        return Decision(SUBJECT, "per level of " + factor.name,
                         f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        stats = self.statistics(spec, plan)
+        stats = self.statistics(plan)
         lik = plan.likelihood
         groups = plan.groups
         marginal = lik.marginal
@@ -140,6 +111,61 @@ class SufficientStatistics:
         likelihood = dataclasses.replace(lik, strategy="statistics", statistics=stats,
                                          marginal=marginal)
         return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """The design every level's rows share: its columns over the fitted rows and, per
+    column, the Stan expression of the levels' coefficients."""
+
+    labels: tuple[str, ...]
+    D: np.ndarray  # (fitted rows, columns)
+    theta: tuple[str, ...]
+    whole: str  # all of theta as one matrix expression, or ""
+
+
+def _design(plan: Plan) -> Design:
+    groups = [g for g in plan.groups if not g.marginalized]
+    fixed = plan.fixed
+    lik = plan.likelihood
+    obs = lik.obs
+    # the design's columns: (label, values over the fitted rows, population coefficient)
+    columns: list[tuple[str, np.ndarray, str]] = []
+    keys: dict[tuple, int] = {}
+    if fixed.intercept or any("Intercept" in g.effects for g in groups):
+        # (an intercept integrated out adds nothing to theta: it is in the sums)
+        keys[("1",)] = len(columns)
+        pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
+        columns.append(("Intercept", np.ones(len(obs)), pop))
+    X = fixed.X[obs]
+    for j, name in enumerate(fixed.names):
+        keys[("X", name)] = len(columns)
+        values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
+        pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
+        columns.append((name, values, pop))
+    levels: list[list[str]] = [[] for _ in columns]
+    for g in groups:
+        for e, effect in enumerate(g.effects):
+            key = ("1",) if effect == "Intercept" else ("X", effect)
+            if key not in keys:  # a varying covariate with no population coefficient
+                key = ("Z", g.term_name, effect)
+                keys[key] = len(columns)
+                columns.append((effect, g.Z[obs, e], ""))
+                levels.append([])
+            levels[keys[key]].append(g.level_column(e))
+    first = plan.groups[0]
+    exprs = []
+    for (_, _, pop), parts in zip(columns, levels, strict=True):
+        if pop and parts:
+            exprs.append(" + ".join([pop, *parts]))
+        elif parts:
+            exprs.append(" + ".join(parts))
+        else:
+            exprs.append(f"rep_vector({pop}, N_{first.ident})")
+    whole = _whole_matrix(groups, columns, levels, first.ident)
+    return Design(labels=tuple(c[0] for c in columns),
+                  D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
+                  whole=whole)
 
 
 def level_statistics(
