@@ -12,6 +12,7 @@ per row), ``"marginal"`` (one group intercept integrated out, `parts.Marginal`) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,9 @@ class Likelihood(Part):
     marginal: Marginal | None = None  # strategy "marginal": the term integrated out
     statistics: Statistics | None = None  # strategy "statistics"
     cells: Cells | None = None  # strategy "cells"
+    glm: bool = False  # rowwise through the family's GLM kernel (`passes.glm`)
+    threads: int = 1  # > 1: reduce_sum over slices of the fitted rows (`passes.threads`)
+    grainsize: int = 0  # rows per slice, at least, when threaded
     kind: str = "likelihood"
 
     @property
@@ -123,6 +127,8 @@ class Likelihood(Part):
             out.update(self.statistics.data())
         if self.cells is not None:
             out.update(self.cells.data())
+        if self.threads > 1:
+            out["grainsize"] = self.grainsize
         out["prior_only"] = 0
         return out
 
@@ -140,25 +146,45 @@ class Likelihood(Part):
             coords["row"] = [str(i) for i in range(self.n)]
         return coords
 
-    def _fill(self, template: str, eta: str, row_data: str) -> str:
+    def _fill(self, template: str, eta: str, row_data: Callable[[str], str]) -> str:
         """A family template with ``{eta}`` and the row data filled in, known standard
-        errors standing for ``sigma``; `row_data` is a format string for a row-level
-        data name (``"{}"``, ``"{}_obs"``, ``"{}[i]"``)."""
+        errors standing for ``sigma``; `row_data` names row-level data (``se`` ->
+        ``se_obs``, ``se[i]``)."""
         if self.se is not None:
             template = template.replace("sigma", "{se}")
-        return template.format(eta=eta, se=row_data.format("se"),
-                               trials=row_data.format("trials"))
+        return template.format(eta=eta, se=row_data("se"), trials=row_data("trials"))
 
-    def statement(self, rows: Rows) -> str:
-        """``y ~ dist(...)`` over the fitted rows."""
-        args = self._fill(", ".join(self.family.args), "eta", "{}" + rows.suffix)
-        return f"y ~ {self.family.dist}({args});"
+    def density(self, rows: Rows, design: tuple[str, str] | None = None,
+                alpha: str = "eta") -> tuple[str, list[str]]:
+        """(distribution, its arguments after the outcome) over the fitted `rows`: the
+        family's own around the linear predictor `alpha`, or with `design` (x, beta) its
+        GLM kernel's, whose (x, alpha, beta) take the linear predictor's place."""
+        eta = [alpha] if design is None else [design[0], alpha, design[1]]
+        args = []
+        for template in self.family.args:
+            args += eta if template == "{eta}" else [self._fill(template, alpha, rows.take)]
+        return (self.family.dist if design is None else self.family.glm), args
+
+    def statement(self, rows: Rows, design: tuple[str, str] | None = None,
+                  alpha: str = "eta") -> str:
+        """``y ~ dist(...)`` over the fitted rows (see `density`)."""
+        dist, args = self.density(rows, design, alpha)
+        return f"y ~ {dist}({', '.join(args)});"
+
+    def slice_density(self, rows: Rows, design: tuple[str, str] | None = None,
+                      alpha: str = "eta") -> tuple[str, tuple[str, ...]]:
+        """The log density of one reduce_sum slice of the fitted rows, constants dropped
+        as ``~`` drops them: the function and its arguments (the first is ``y | ...``)."""
+        dist, (first, *rest) = self.density(rows, design, alpha)
+        suffix = "lupmf" if self.family.integer else "lupdf"
+        return f"{dist}_{suffix}", (f"y[{rows.window}] | {first}", *rest)
 
     def pointwise(self) -> str:
         """The log density of observed row ``i``, inside the ``log_lik`` loop over the
         observed rows, with ``eta`` covering every row when some are unobserved."""
         row = "obs[i]" if self.missing else "i"
-        args = self._fill(", ".join(self.family.args), f"eta[{row}]", "{}[" + row + "]")
+        args = self._fill(", ".join(self.family.args), f"eta[{row}]",
+                          lambda name: f"{name}[{row}]")
         return f"{self.family.dist}_{self.family.suffix()}(y[i] | {args})"
 
     def laplace_extra(self) -> tuple[list[str], list[str]]:
@@ -174,13 +200,13 @@ class Likelihood(Part):
         for the marginal density and the draws of u."""
         decl, names = self.laplace_extra()
         y = "array[] int y" if self.family.integer else "vector y"
-        args = self._fill(", ".join(self.family.args), "eta + u[J]", "{}")
+        args = self._fill(", ".join(self.family.args), "eta + u[J]", str)
         inner = ", ".join(["y", "eta", "J", *names])
         outer = [y, "vector eta", "array[] int J", *decl, "real sd", "int n"]
         return [
             f"  // The log likelihood of the rows given the effects u of {g}.",
-            *wrap(f"  real lik_{g}(", ["vector u", y, "vector eta", "array[] int J", *decl],
-                  ") {"),
+            *signature(f"  real lik_{g}(",
+                       ["vector u", y, "vector eta", "array[] int J", *decl], ") {"),
             f"    return {self.family.dist}_{self.family.suffix()}(y | {args});",
             "  }",
             "  // The prior covariance of those effects: sd^2 on the diagonal.",
@@ -188,11 +214,11 @@ class Likelihood(Part):
             "    return diag_matrix(rep_vector(square(sd), n));",
             "  }",
             "  // The rows' log density with the effects integrated out (approximately).",
-            *wrap(f"  real laplace_{g}(", outer, ") {"),
+            *signature(f"  real laplace_{g}(", outer, ") {"),
             f"    return laplace_marginal(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
             "  }",
             "  // A draw of the effects from that approximation of their posterior.",
-            *wrap(f"  vector laplace_{g}_rng(", outer, ") {"),
+            *signature(f"  vector laplace_{g}_rng(", outer, ") {"),
             f"    return laplace_latent_rng(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
             "  }",
         ]
@@ -205,23 +231,35 @@ class Likelihood(Part):
 
     def rng(self) -> str:
         """A posterior predictive draw of every row."""
-        return self._fill(self.family.rng, "eta", "{}")
+        return self._fill(self.family.rng, "eta", str)
 
     @property
     def y_rep_type(self) -> str:
         return "int" if self.family.integer else "real"
 
 
-def wrap(head: str, items: list[str], tail: str, width: int = 77) -> list[str]:
-    """``head`` + comma-separated `items` + ``tail`` as stanc --auto-format lays it out:
-    one line when it fits in `width` columns, otherwise broken after the last item that
-    fits, continued under the first item."""
+def wrap(head: str, items: list[str], tail: str, width: int = 77,
+         indent: int | None = None) -> list[str]:
+    """``head`` + comma-separated `items` + ``tail`` as stanc --auto-format lays out a
+    call: one line when it fits in `width` columns, otherwise broken after the last item
+    that fits, continued under the first item (or at column `indent`)."""
     lines, line = [], head
+    pad = " " * (len(head) if indent is None else indent)
     for k, item in enumerate(items):
         piece = item + ("," if k < len(items) - 1 else tail)
         if line != head and len(line) + 1 + len(piece) > width:
             lines.append(line)
-            line = " " * len(head) + piece
+            line = pad + piece
         else:
             line += ("" if line == head else " ") + piece
     return [*lines, line]
+
+
+def signature(head: str, items: list[str], tail: str) -> list[str]:
+    """A function's signature as stanc --auto-format lays it out: like a call when that
+    takes at most two lines, otherwise one argument per line."""
+    lines = wrap(head, items, tail)
+    if len(lines) <= 2:
+        return lines
+    pad = " " * len(head)
+    return [head + items[0] + ",", *(pad + i + "," for i in items[1:-1]), pad + items[-1] + tail]

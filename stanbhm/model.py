@@ -28,6 +28,9 @@ class Model:
     Building one parses the formula, validates the data and options and makes every
     plan decision; nothing is compiled until ``fit`` (or ``compile``) is called.
     ``log_lik`` and ``y_rep`` are ``"auto"`` (written up to 5000 rows), True or False.
+    ``threads=k`` sums the likelihood over slices of rows on k threads per chain
+    (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
+    over 4 slices per thread).
     """
 
     def __init__(
@@ -44,11 +47,13 @@ class Model:
         *,
         log_lik: Any = "auto",
         y_rep: Any = "auto",
+        grainsize: int | None = None,
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
-                               threads=threads, opencl=opencl, log_lik=log_lik, y_rep=y_rep)
+                               threads=threads, opencl=opencl, log_lik=log_lik, y_rep=y_rep,
+                               grainsize=grainsize)
         self.plan: Plan = make_plan(self.spec, self.options)
 
     @cached_property
@@ -105,6 +110,8 @@ class Model:
         data = self.stan_data(prior_only=prior_only)
         if method == "sample":
             kwargs.setdefault("show_progress", False)
+            if self.plan.likelihood.threads > 1:
+                kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
             result = exe.sample(data=data, **kwargs)
         elif method == "laplace":
             result = exe.laplace_sample(data=data, **kwargs)

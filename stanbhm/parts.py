@@ -42,11 +42,23 @@ class Rows:
     fitted: bool
     cell: bool = False  # one row standing for each cell of a collapsed likelihood
 
+    window: str = ""  # a range of these rows, "start : end" (one reduce_sum slice)
+
     @property
     def fitted_suffix(self) -> str:
         """Appended to arrays built over the fitted rows (``Xc``, ``Xc_free``): the cells'
         subset has its own copy; the observed rows are what those arrays already hold."""
         return "_cell" if self.cell else ""
+
+    def take(self, name: str, fitted: bool = False) -> str:
+        """Row-level data `name` over these rows: its suffix (``fitted_suffix`` for arrays
+        built over the fitted rows), then the window when the rows are one slice."""
+        full = name + (self.fitted_suffix if fitted else self.suffix)
+        return f"{full}[{self.window}]" if self.window else full
+
+    def column(self, name: str, j: int) -> str:
+        """Column `j` (1-based) of row-level matrix `name` over these rows."""
+        return f"{name}{self.suffix}[{self.window or ' : '}, {j}]"
 
 
 class Part:
@@ -119,7 +131,7 @@ class FixedPart(Part):
     def fitted_x(self, rows: Rows) -> str:
         """The design the model block multiplies by ``b``: ``Xc`` (centered, observed
         rows) with an intercept, otherwise ``X`` or its observed rows ``X_obs``."""
-        return f"Xc{rows.fitted_suffix}" if self.centered else f"X{rows.suffix}"
+        return rows.take("Xc", fitted=True) if self.centered else rows.take("X")
 
     @property
     def split(self) -> bool:
@@ -141,13 +153,21 @@ class FixedPart(Part):
         terms = []
         if self.intercept and not self.absorbed_intercept:
             terms.append("Intercept")
-        if self.split:
-            terms.append(f"Xc_free{rows.fitted_suffix} * b[{{{', '.join(map(str, self.free))}}}]")
-        elif self.free:
-            terms.append(f"{self.fitted_x(rows)} * b")
+        design = self.design(rows)
+        if design is not None:
+            terms.append(" * ".join(design))
         if terms == ["Intercept"]:
             return f"rep_vector(Intercept, {rows.n})"
         return " + ".join(terms) or None
+
+    def design(self, rows: Rows) -> tuple[str, str] | None:
+        """(matrix, coefficients) of the fitted rows' ``X * b``, or None when centered
+        group terms took every column: what a GLM kernel takes as its x and beta."""
+        if self.split:
+            return rows.take("Xc_free", fitted=True), f"b[{{{', '.join(map(str, self.free))}}}]"
+        if self.free:
+            return self.fitted_x(rows), "b"
+        return None
 
     def data(self) -> dict[str, Any]:
         return {"K": self.k, "X": self.X} if self.k else {}
@@ -328,24 +348,32 @@ class GroupPart(Part):
         names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
         return tuple(names)
 
-    def eta(self, rows: Rows) -> str:
-        """This term's part of the linear predictor: level coefficients in the model
-        block (fitted rows), deviations in generated quantities."""
+    def eta(self, rows: Rows) -> tuple[str, ...]:
+        """This term's part of the linear predictor, one term per effect: level
+        coefficients in the model block (fitted rows), deviations in generated quantities.
+
+        Each effect is a gather of one column over the rows times its covariate column,
+        as a hand-written program would have it (``a[g] + b[g] .* x``): no N x k matrix
+        of effects is built, and no ``rows_dot_product`` walks one.
+        """
         g = self.ident
-        J = f"J_{g}{rows.suffix}"
-        Z = f"{self.z_name}{rows.suffix}"
+        J = rows.take(f"J_{g}")
         if rows.fitted and not self.noncentered:
             effects = self.level_param
-            matrix = f"to_matrix({effects})"
+            rows_of_levels = self.k > 1  # declared as an array of row vectors
         else:
             effects = f"r_{g}"
-            centered_r = self.centered and not self.absorbs
-            matrix = f"to_matrix(r_{g})" if centered_r and self.k > 1 else f"r_{g}"
-        if self.intercept_only:
-            return f"{effects}[{J}]"
+            rows_of_levels = self.k > 1 and self.centered and not self.absorbs
         if self.k == 1:
-            return f"{effects}[{J}] .* {Z}"
-        return f"rows_dot_product({matrix}[{J}], {Z})"
+            if self.intercept_only:
+                return (f"{effects}[{J}]",)
+            return (f"{effects}[{J}] .* {rows.take(self.z_name)}",)
+        terms = []
+        for e, effect in enumerate(self.effects, start=1):
+            column = f"to_vector({effects}[{J}, {e}])" if rows_of_levels else f"{effects}[{J}, {e}]"
+            terms.append(column if effect == "Intercept"
+                         else f"{column} .* {rows.column(self.z_name, e)}")
+        return tuple(terms)
 
     def level_column(self, e: int) -> str:
         """The model block's vector of effect `e` (0-based) over the levels: the
@@ -502,7 +530,7 @@ class OffsetPart(Part):
     kind: str = "offset"
 
     def eta(self, rows: Rows) -> str:
-        return f"offs{rows.suffix}"
+        return rows.take("offs")
 
     def data(self) -> dict[str, Any]:
         return {"offs": self.values}

@@ -23,6 +23,7 @@ from .passes import Decision, default_passes, run_passes
 from .passes.parameterization import CHOICES
 from .passes.rewrites import check_rewrites
 from .priors import VectorPrior, resolve
+from .reduce import PartialSum, partial_sum
 from .spec import ModelSpec
 
 __all__ = ["RESERVED", "Decision", "Options", "Plan", "PlanError", "make_plan"]
@@ -36,7 +37,8 @@ RESERVED = frozenset(
         "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
         "phi", "shape", "eta", "resid", "scaled", "level_sums", "log_lik", "y_rep", "prior_only",
         "i", "k", "lp", "ss_cols", "ss_bhat", "ss_R", "ss_rss", "ss_theta", "ss_dev", "ss_q",
-        "ss_ysum", "ss_xsum",
+        "ss_ysum", "ss_xsum", "grainsize", "row_index", "partial_log_lik", "slice", "start",
+        "end",
         "N_cell", "cell", "y_cell", "n_cell", "trials_cell", "log_exposure_cell", "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell",
     }
@@ -53,6 +55,7 @@ class Options:
     threads: int | None = None
     opencl: Any = False
     log_lik: Any = "auto"
+    grainsize: int | None = None
     y_rep: Any = "auto"
 
     def validate(self, spec: ModelSpec) -> None:
@@ -62,14 +65,20 @@ class Options:
             if getattr(self, name) not in (True, False, "auto"):
                 raise PlanError(f"{name}={getattr(self, name)!r}: use True, False or 'auto'")
         check_rewrites(self.rewrites, spec)
-        if self.glm not in ("auto", "never"):
-            raise NotImplementedYet(f"glm={self.glm!r} is not implemented yet; use 'auto'")
+        if not isinstance(self.glm, str) or self.glm not in ("auto", "never"):
+            raise PlanError(f"glm={self.glm!r}: use 'auto' (Stan's GLM kernels wherever the "
+                            "likelihood has their form) or 'never'")
         threads = self.threads
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads < 1):
             raise PlanError(f"threads={threads!r}: use None or a positive number of threads")
-        if threads not in (None, 1):
-            raise NotImplementedYet("threads (reduce_sum) is not implemented yet; use None")
+        size = self.grainsize
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise PlanError(f"grainsize={size!r}: use None (the default rule) or a positive "
+                            "number of rows")
+        if size is not None and threads in (None, 1):
+            raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
+                            "with threads > 1 only; pass threads too")
         if self.opencl is not False:
             raise NotImplementedYet("opencl for generated models is not implemented yet")
 
@@ -134,20 +143,44 @@ class Plan:
         offset = (self.offset,) if self.offset else ()
         return (self.likelihood, self.fixed, *offset, *self.groups, self.aux)
 
-    def eta_terms(self, rows: Rows) -> tuple[str, ...]:
+    def eta_terms(self, rows: Rows, design: bool = True) -> tuple[str, ...]:
         """The linear predictor over `rows`, one term per part in order; the fixed part
         drops out when centered terms took all of it over, and a group term whose effects
-        are integrated out is left out of the fitted rows (the likelihood holds it)."""
+        are integrated out is left out of the fitted rows (the likelihood holds it).
+        ``design=False`` leaves out ``X * b``: what remains is a GLM kernel's intercept."""
         terms = []
-        fixed = self.fixed.eta(rows)
+        if design:
+            fixed = self.fixed.eta(rows)
+        else:
+            fixed = "Intercept" if self.fixed.intercept and not self.fixed.absorbed_intercept \
+                else None
         if fixed is not None:
             terms.append(fixed)
-        terms += [g.eta(rows) for g in self.groups if not (rows.fitted and g.marginalized)]
+        for g in self.groups:
+            if not (rows.fitted and g.marginalized):
+                terms += g.eta(rows)
         cells = self.likelihood.cells
         exposure = rows.cell and cells is not None and cells.rule == "poisson sum"
         if self.offset and not exposure:  # a poisson cell carries its rows' exposure
             terms.append(self.offset.eta(rows))
+        if not design and terms[:1] == ["Intercept"] and len(terms) > 1:
+            terms[:2] = [f"Intercept + {terms[1]}"]
         return tuple(terms) or (f"rep_vector(0, {rows.n})",)
+
+    def glm_alpha(self, rows: Rows) -> str | None:
+        """A GLM kernel's intercept when it is one number (``Intercept`` or 0); None when
+        it varies by row and the program builds it as ``eta``."""
+        terms = self.eta_terms(rows, design=False)
+        if terms == ("Intercept",):
+            return "Intercept"
+        if terms == (f"rep_vector(0, {rows.n})",):
+            return "0"
+        return None
+
+    @property
+    def partial_sum(self) -> PartialSum:
+        """The reduce_sum slice function of a threaded likelihood."""
+        return partial_sum(self)
 
     @property
     def fit_rows(self) -> Rows:

@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from . import __version__
+from .likelihood import wrap
 from .plan import Plan
 from .program import OutputSchema, Program
 
@@ -51,6 +52,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["comment"] = comment_text
+    env.globals["wrap"] = wrap  # long signatures and calls, laid out as stanc formats them
     return env
 
 

@@ -184,7 +184,7 @@ def test_taken_over_slope_without_intercept_compiles(cmdstan, tmp_path) -> None:
     code = sb.Model("y ~ 0 + x + z + (0 + x | g)", data, parameterization="centered",
                     rewrites="none").stan_code()
     assert "  matrix[N, 1] Xc_free = X[ : , {2}]; // columns no group term took over\n" in code
-    assert "    vector[N] eta = Xc_free * b[{2}]; // linear predictor\n" in code
+    assert "    y ~ normal_id_glm(Xc_free, eta, b[{2}], sigma);\n" in code
     path = tmp_path / "m.stan"
     path.write_text(code)
     proc = subprocess.run([str(cmdstan / "bin" / "stanc"), f"--o={tmp_path / 'm.hpp'}",

@@ -26,7 +26,7 @@ def df() -> pd.DataFrame:
 
 def test_errors_share_one_base_and_not_implemented_is_its_own_type(df) -> None:
     with pytest.raises(NotImplementedYet) as err:
-        sb.Model("y ~ x + (1 | g)", df, threads=2)
+        sb.Model("y ~ x + (1 | g)", df, opencl=True)
     assert isinstance(err.value, NotImplementedError) and isinstance(err.value, StanbhmError)
     assert not isinstance(err.value, ValueError)
     with pytest.raises(PlanError) as bad:
@@ -39,8 +39,12 @@ def test_errors_share_one_base_and_not_implemented_is_its_own_type(df) -> None:
 
 @pytest.mark.parametrize(("options", "kind", "message"), [
     ({"threads": 0}, PlanError, "threads=0: use None or a positive number of threads"),
-    ({"threads": 4}, NotImplementedYet, "threads (reduce_sum) is not implemented yet; use None"),
-    ({"glm": "always"}, NotImplementedYet, "glm='always' is not implemented yet; use 'auto'"),
+    ({"threads": 2, "grainsize": 0}, PlanError,
+     "grainsize=0: use None (the default rule) or a positive number of rows"),
+    ({"grainsize": 100}, PlanError, "grainsize=100 sets the slices of reduce_sum, which runs with "
+     "threads > 1 only; pass threads too"),
+    ({"glm": "always"}, PlanError, "glm='always': use 'auto' (Stan's GLM kernels wherever the "
+     "likelihood has their form) or 'never'"),
     ({"opencl": True}, NotImplementedYet, "opencl for generated models is not implemented yet"),
     ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False or 'auto'"),
     ({"parameterization": "center"}, PlanError,
@@ -129,8 +133,11 @@ def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
 def test_data_comes_from_the_parts(df) -> None:
     plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df, rewrites="none").plan
     assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g"]
-    assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b",
-                                             "rows_dot_product(r_g[J_g], Zc_g)", "offs")
+    assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b", "r_g[J_g, 1]",
+                                             "r_g[J_g, 2] .* Zc_g[ : , 2]", "offs")
+    assert plan.eta_terms(plan.fit_rows, design=False) == (
+        "Intercept + r_g[J_g, 1]", "r_g[J_g, 2] .* Zc_g[ : , 2]", "offs")
+    assert plan.fixed.design(plan.fit_rows) == ("Xc", "b")
     assert plan.fit_rows.n == plan.all_rows.n == "N"
 
 
@@ -141,6 +148,8 @@ def test_missing_rows_are_fitted_from_transformed_data(df) -> None:
     assert plan.missing and plan.fit_rows.n == "N_obs" and plan.all_rows.n == "N"
     text = model.stan_code()
     model_block = text.split("model {")[1].split("generated quantities")[0]
-    assert "vector[N_obs] eta = Intercept + Xc * b; // linear predictor" in model_block
-    assert "eta += r_g[J_g_obs];" in model_block and "[obs]" not in model_block
+    assert "vector[N_obs] eta = Intercept + r_g[J_g_obs]; // linear predictor less X * b" \
+        in model_block
+    assert "y ~ normal_id_glm(Xc, eta, b, sigma);" in model_block
+    assert "[obs]" not in model_block
     assert "  array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows\n" in text

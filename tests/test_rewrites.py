@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from exact import assert_constant_gap, log_density
 from scipy import stats
 
 import stanbhm as sb
@@ -130,26 +131,6 @@ def test_a_list_without_marginalize_keeps_every_effect() -> None:
 # --------------------------------------------------------------------------- exactness
 
 
-def assert_constant_gap(plain: sb.Model, rewritten: sb.Model) -> None:
-    """The two programs' log densities differ by a constant at 20 posterior draws of the
-    plain one (spread below 1e-8 of the largest value)."""
-    draws = plain.fit(chains=1, iter_warmup=150, iter_sampling=20, seed=3).cmdstan
-    names = list(plain.compile().src_info()["parameters"])
-    gaps, scale = [], 0.0
-    for i in range(20):
-        point = {n: np.asarray(draws.stan_variable(n)[i]).tolist() for n in names}
-        base = _lp(plain, point, prior_only=False)
-        gaps.append(_lp(rewritten, point, prior_only=False) - base)
-        scale = max(scale, abs(base))
-    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
-
-
-def _lp(model: sb.Model, params: dict, prior_only: bool) -> float:
-    frame = model.compile().log_prob(params=params, data=model.stan_data(prior_only=prior_only),
-                                     jacobian=False, sig_figs=18)
-    return float(frame["lp__"].iloc[0])
-
-
 def assert_likelihood_is(model: sb.Model, point, seed: int) -> None:
     """The program's likelihood (its log density less the prior-only one) equals an
     independent value up to a constant at 20 points; ``point(rng)`` gives the parameters
@@ -158,7 +139,8 @@ def assert_likelihood_is(model: sb.Model, point, seed: int) -> None:
     gaps, scale = [], 0.0
     for _ in range(20):
         p, exact = point(rng)
-        gaps.append(_lp(model, p, prior_only=False) - _lp(model, p, prior_only=True) - exact)
+        likelihood = log_density(model, p, False) - log_density(model, p, True)
+        gaps.append(likelihood - exact)
         scale = max(scale, abs(exact))
     assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
 

@@ -10,19 +10,21 @@ the parameterization of each group term, which later passes depend on.
 from .absorb import Absorb
 from .base import Decision, Pass, run_passes
 from .collapse import Collapse
+from .glm import Glm
 from .marginalize import Marginalize
 from .outputs import OutputPass
 from .parameterization import Parameterize
 from .statistics import SufficientStatistics
+from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Marginalize", "OutputPass", "Parameterize", "Pass",
-           "SufficientStatistics", "default_passes", "run_passes"]
+__all__ = ["Absorb", "Collapse", "Decision", "Glm", "Marginalize", "OutputPass", "Parameterize",
+           "Pass", "SufficientStatistics", "Threads", "default_passes", "run_passes"]
 
 
 def default_passes(spec, options) -> list[Pass]:
     """The passes for one model, in order: which group intercept is integrated out, the
     parameterization of each other group term, which centered term takes over each
-    population coefficient, the per-row outputs."""
+    population coefficient, the exact rewrites, the GLM kernel, threads, the per-row outputs."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     # (coefficient, header label, effect name) of each population coefficient
@@ -32,5 +34,6 @@ def default_passes(spec, options) -> list[Pass]:
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
     passes += [SufficientStatistics(options.rewrites), Collapse(options.rewrites)]
+    passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
     return passes

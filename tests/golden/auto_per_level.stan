@@ -17,6 +17,8 @@
 //   Intercept: taken over by g; g is partially centered
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -52,9 +54,8 @@ model {
   coef_g ~ normal(Intercept, sd_g);
   sigma ~ student_t(3, 0, 2.64);
   if (!prior_only) {
-    vector[N] eta = Xc * b; // linear predictor
-    eta += coef_g[J_g];
-    y ~ normal(eta, sigma);
+    vector[N] eta = coef_g[J_g]; // linear predictor less X * b
+    y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }
 generated quantities {

@@ -16,6 +16,8 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   glm: bernoulli_logit_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -50,9 +52,8 @@ model {
   sd_g ~ student_t(3, 0, 2.5);
   z_g ~ std_normal();
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_g[J_g];
-    y ~ bernoulli_logit(eta);
+    vector[N] eta = Intercept + r_g[J_g]; // linear predictor less X * b
+    y ~ bernoulli_logit_glm(Xc, eta, b);
   }
 }
 generated quantities {

@@ -19,6 +19,8 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
 //   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
+//   glm: binomial_logit_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -66,10 +68,10 @@ model {
   L_g ~ lkj_corr_cholesky(2);
   to_vector(z_g) ~ std_normal();
   if (!prior_only) {
-    vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g_obs], Zc_g_obs);
+    vector[N_obs] eta = Intercept + r_g[J_g_obs, 1]; // linear predictor less X * b
+    eta += r_g[J_g_obs, 2] .* Zc_g_obs[ : , 2];
     eta += offs_obs;
-    y ~ binomial_logit(trials_obs, eta);
+    y ~ binomial_logit_glm(trials_obs, Xc, eta, b);
   }
 }
 generated quantities {
@@ -82,7 +84,8 @@ generated quantities {
   array[N] int y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Zc_g);
+    eta += r_g[J_g, 1];
+    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
     eta += offs;
     for (i in 1 : N_obs) {
       log_lik[i] = binomial_logit_lpmf(y[i] | trials[obs[i]], eta[obs[i]]);

@@ -21,6 +21,8 @@
 //   b_x: taken over by g; g is centered
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   glm: normal_id_glm; the likelihood is Xc_free * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -65,9 +67,9 @@ model {
   coef_g ~ multi_normal_cholesky([Intercept, b[1]], Lcov_g);
   sigma ~ student_t(3, 0, 2.66);
   if (!prior_only) {
-    vector[N_obs] eta = Xc_free * b[{2}]; // linear predictor
-    eta += rows_dot_product(to_matrix(coef_g)[J_g_obs], Zc_g_obs);
-    y ~ normal(eta, sigma);
+    vector[N_obs] eta = to_vector(coef_g[J_g_obs, 1]); // linear predictor less X * b
+    eta += to_vector(coef_g[J_g_obs, 2]) .* Zc_g_obs[ : , 2];
+    y ~ normal_id_glm(Xc_free, eta, b[{2}], sigma);
   }
 }
 generated quantities {
@@ -80,7 +82,8 @@ generated quantities {
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Zc_g);
+    eta += r_g[J_g, 1];
+    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
     }

@@ -20,6 +20,8 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: per level of g; 60 rows, 5 levels of g, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; the likelihood is rewritten (statistics), not one term per row
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -87,7 +89,8 @@ generated quantities {
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Zc_g);
+    eta += r_g[J_g, 1];
+    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

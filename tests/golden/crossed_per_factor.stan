@@ -23,6 +23,8 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -70,10 +72,10 @@ model {
   to_vector(z_h) ~ std_normal();
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Xc * b; // linear predictor
-    eta += coef_g[J_g];
-    eta += rows_dot_product(r_h[J_h], Zc_h);
-    y ~ normal(eta, sigma);
+    vector[N] eta = coef_g[J_g]; // linear predictor less X * b
+    eta += r_h[J_h, 1];
+    eta += r_h[J_h, 2] .* Zc_h[ : , 2];
+    y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }
 generated quantities {
@@ -88,7 +90,8 @@ generated quantities {
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g];
-    eta += rows_dot_product(r_h[J_h], Zc_h);
+    eta += r_h[J_h, 1];
+    eta += r_h[J_h, 2] .* Zc_h[ : , 2];
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

@@ -14,6 +14,8 @@
 //   marginalization: not applied; no group term
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (Intercept)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -41,8 +43,7 @@ model {
   b ~ normal(0, [2.92, 3.08]');
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    y ~ normal(eta, sigma);
+    y ~ normal_id_glm(Xc, Intercept, b, sigma);
   }
 }
 generated quantities {

@@ -12,6 +12,8 @@
 //   marginalization: not applied; no group term
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   glm: bernoulli_logit_glm; the likelihood is Xc * b plus a per-row intercept (Intercept)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -53,8 +55,7 @@ model {
   hs_global ~ student_t(1, 0, 0.05);
   hs_slab ~ inv_gamma(3, 3);
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    y ~ bernoulli_logit(eta);
+    y ~ bernoulli_logit_glm(Xc, Intercept, b);
   }
 }
 generated quantities {

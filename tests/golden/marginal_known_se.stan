@@ -19,6 +19,8 @@
 //   Intercept: taken over by h; h is partially centered
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; the likelihood is rewritten (marginal), not one term per row
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 functions {

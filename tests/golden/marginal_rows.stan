@@ -23,6 +23,8 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; the likelihood is rewritten (marginal), not one term per row
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 functions {
@@ -85,7 +87,8 @@ model {
   sigma ~ student_t(3, 0, 2.66);
   if (!prior_only) {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_h[J_h_obs], Zc_h_obs);
+    eta += r_h[J_h_obs, 1];
+    eta += r_h[J_h_obs, 2] .* Zc_h_obs[ : , 2];
     // the effects of g integrated out: the rows of each level are jointly
     // normal around eta, with sd_g^2 added to every entry of their covariance;
     // by the matrix determinant lemma only per-level sums are needed
@@ -103,7 +106,8 @@ generated quantities {
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_h[J_h_obs], Zc_h_obs);
+    eta += r_h[J_h_obs, 1];
+    eta += r_h[J_h_obs, 2] .* Zc_h_obs[ : , 2];
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {
@@ -126,7 +130,8 @@ generated quantities {
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
     eta += r_g[J_g];
-    eta += rows_dot_product(r_h[J_h], Zc_h);
+    eta += r_h[J_h, 1];
+    eta += r_h[J_h, 2] .* Zc_h[ : , 2];
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
     }

@@ -10,6 +10,8 @@
 //   marginalization: not applied; no group term
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: normal_id_glm; the likelihood is X * b plus a per-row intercept (0)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -27,8 +29,7 @@ model {
   b ~ normal(0, 2.92);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = X * b; // linear predictor
-    y ~ normal(eta, sigma);
+    y ~ normal_id_glm(X, 0, b, sigma);
   }
 }
 generated quantities {

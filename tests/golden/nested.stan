@@ -18,6 +18,8 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; no population coefficient is left in the likelihood (no X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

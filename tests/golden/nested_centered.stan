@@ -20,6 +20,8 @@
 //   Intercept: taken over by a; a is centered and has the most rows per level; a:b stays centered at 0
 //   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -59,10 +61,9 @@ model {
   r_a_b ~ normal(0, sd_a_b);
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = Xc * b; // linear predictor
-    eta += coef_a[J_a];
+    vector[N] eta = coef_a[J_a]; // linear predictor less X * b
     eta += r_a_b[J_a_b];
-    y ~ normal(eta, sigma);
+    y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }
 generated quantities {

@@ -16,6 +16,8 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   glm: poisson_log_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   names: obs is written obs_2 in the program, clear of the names the program itself uses
@@ -51,9 +53,8 @@ model {
   sd_obs_2 ~ student_t(3, 0, 2.5);
   z_obs_2 ~ std_normal();
   if (!prior_only) {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_obs_2[J_obs_2];
-    y ~ poisson_log(eta);
+    vector[N] eta = Intercept + r_obs_2[J_obs_2]; // linear predictor less X * b
+    y ~ poisson_log_glm(Xc, eta, b);
   }
 }
 generated quantities {

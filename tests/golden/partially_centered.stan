@@ -21,6 +21,8 @@
 //   b_x: taken over by h; h is partially centered
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; no population coefficient is left in the likelihood (no X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {

@@ -19,6 +19,8 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: per level of g; 54 rows, 5 levels of g, 3 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the gaussian family has no exact collapse of counts
+//   glm: not used; the likelihood is rewritten (statistics), not one term per row
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -92,7 +94,8 @@ generated quantities {
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Z_g);
+    eta += r_g[J_g, 1];
+    eta += r_g[J_g, 2] .* Z_g[ : , 2];
     eta += offs;
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);

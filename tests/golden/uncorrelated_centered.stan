@@ -19,6 +19,8 @@
 //   b_x: taken over by g; g is centered
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   glm: not used; no population coefficient is left in the likelihood (no X * b)
+//   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 data {
@@ -55,7 +57,8 @@ model {
   coef_g ~ multi_normal_cholesky([Intercept, b[1]], diag_matrix(sd_g));
   sigma ~ student_t(3, 0, 2.6);
   if (!prior_only) {
-    vector[N] eta = rows_dot_product(to_matrix(coef_g)[J_g], Zc_g); // linear predictor
+    vector[N] eta = to_vector(coef_g[J_g, 1]); // linear predictor
+    eta += to_vector(coef_g[J_g, 2]) .* Zc_g[ : , 2];
     y ~ normal(eta, sigma);
   }
 }
@@ -68,7 +71,8 @@ generated quantities {
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += rows_dot_product(r_g[J_g], Zc_g);
+    eta += r_g[J_g, 1];
+    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }

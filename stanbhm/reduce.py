@@ -1,0 +1,112 @@
+"""reduce_sum: the fitted rows' log likelihood as a sum of slices that threads add up.
+
+Stan's ``reduce_sum`` calls a function for contiguous slices of the fitted rows on
+several threads and adds the results; functions see only their arguments, so every
+name the slice's linear predictor and density use is passed in. The function body is
+the same linear predictor and the same density (GLM kernel or not) as the
+single-threaded program, each row-level name cut to ``[start : end]``, so the two
+programs' log densities are equal. Shared parameters are copied once per slice, which
+is why slices are not too small: see `grainsize`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .likelihood import signature, wrap
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+#: The slice of fitted rows one call covers.
+WINDOW = "start : end"
+#: Slices per thread under the default grainsize: enough for the threads to even out
+#: uneven slices, few enough that copying the shared parameters stays cheap.
+SLICES_PER_THREAD = 4
+
+
+def grainsize(rows: int, threads: int) -> int:
+    """Rows per slice, at least: the fitted rows over 4 slices per thread, rounded up.
+    (Stan's scheduler may cut slices larger, never smaller.)"""
+    return max(1, math.ceil(rows / (SLICES_PER_THREAD * threads)))
+
+
+@dataclass(frozen=True)
+class PartialSum:
+    """The slice function's parts, for the template: its arguments after (slice, start,
+    end), the linear predictor lines over the slice and the density it returns."""
+
+    arguments: tuple[tuple[str, str], ...]  # (Stan type, name)
+    eta: tuple[str, ...]
+    density: tuple[str, tuple[str, ...]]  # the density function and its arguments
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for _, name in self.arguments)
+
+    @property
+    def call(self) -> list[str]:
+        """reduce_sum's arguments: the function, what it slices, the grainsize, the rest."""
+        return ["partial_log_lik_lupmf", "row_index", "grainsize", *self.names]
+
+    def signature(self) -> list[str]:
+        """The function's first lines, laid out as stanc formats them."""
+        declared = ["array[] int slice", "int start", "int end",
+                    *(f"{kind} {name}" for kind, name in self.arguments)]
+        return signature("  real partial_log_lik_lpmf(", declared, ") {")
+
+    def returned(self) -> list[str]:
+        """The return statement's lines, laid out as stanc formats them."""
+        function, args = self.density
+        head = f"    return {function}("
+        return wrap(head, list(args), ");", indent=len("    return ") + 2)
+
+
+def partial_sum(plan: Plan) -> PartialSum:
+    """The slice function of a row-wise likelihood (with or without a GLM kernel)."""
+    fit = plan.fit_rows
+    rows = dataclasses.replace(fit, n="end - start + 1", window=WINDOW)
+    lik = plan.likelihood
+    design = plan.fixed.design(rows) if lik.glm else None
+    alpha = plan.glm_alpha(rows) if lik.glm else None
+    eta = () if alpha is not None else plan.eta_terms(rows, design=not lik.glm)
+    density = lik.slice_density(rows, design, alpha or "eta")
+    return PartialSum(_arguments(plan), eta, density)
+
+
+def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
+    """Everything the slice's linear predictor and density read, in the data block's
+    order then the parameters'."""
+    fit = plan.fit_rows
+    lik = plan.likelihood
+    out = [("array[] int" if lik.family.integer else "vector", "y")]
+    if lik.se is not None:
+        out.append(("vector", "se" + fit.suffix))
+    if lik.trials is not None:
+        out.append(("array[] int", "trials" + fit.suffix))
+    design = plan.fixed.design(fit)
+    if design is not None:
+        out.append(("matrix", design[0]))
+    if plan.offset is not None:
+        out.append(("vector", "offs" + fit.suffix))
+    groups = [g for g in plan.groups if not g.marginalized]
+    for g in groups:
+        out.append(("array[] int", f"J_{g.ident}{fit.suffix}"))
+        if g.has_z:
+            out.append(("vector" if g.k == 1 else "matrix", g.z_name + fit.suffix))
+    if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
+        out.append(("real", "Intercept"))
+    if design is not None:
+        out.append(("vector", "b"))
+    for g in groups:
+        if g.k == 1:
+            out.append(("vector", g.level_param if not g.noncentered else f"r_{g.ident}"))
+        elif g.noncentered:
+            out.append(("matrix", f"r_{g.ident}"))
+        else:
+            out.append(("array[] row_vector", g.level_param))
+    out += [("real", name) for name in lik.family.aux_names(lik.se is not None)]
+    return tuple(out)

@@ -1,0 +1,93 @@
+"""reduce_sum threading: the decision, the grainsize rule, and that the threaded program
+has the single-threaded one's log density and runs on the threads asked for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from exact import assert_constant_gap
+
+import stanbhm as sb
+from stanbhm.reduce import grainsize
+
+
+def rows(n: int = 400, seed: int = 9) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = rng.choice([f"g{i}" for i in range(8)], size=n)
+    h = rng.choice(list("abc"), size=n)
+    x = rng.normal(size=n)
+    expo = rng.uniform(1, 3, size=n)
+    slope = dict(zip(sorted(set(g)), rng.normal(0.5, 0.2, size=8), strict=True))
+    eta = 0.3 + np.array([slope[k] for k in g]) * x
+    df = pd.DataFrame({"g": g, "h": h, "x": x, "expo": expo})
+    df["y"] = (eta + rng.normal(size=n)).round(6)
+    df["y_missing"] = df["y"].where(np.arange(n) % 6 != 2)
+    df["yc"] = rng.negative_binomial(5, 5 / (5 + np.exp(eta) * expo))
+    return df
+
+
+def decision(model: sb.Model) -> str:
+    return next(str(d) for d in model.plan.decisions if d.subject == "threads")
+
+
+def test_grainsize_is_four_slices_per_thread_rounded_up() -> None:
+    assert [grainsize(1000, 2), grainsize(1001, 2), grainsize(3, 4), grainsize(940_000, 16)] \
+        == [125, 126, 1, 14_688]
+
+
+def test_the_header_gives_the_threads_and_the_grainsize() -> None:
+    df = rows()
+    model = sb.Model("y_missing ~ x + (1 + x | g)", df, rewrites="none", threads=2)
+    assert decision(model) == ("threads: 2 per chain; reduce_sum over slices of the fitted rows; "
+                               "grainsize 42: 333 fitted rows over 4 slices per thread")
+    assert model.stan_data()["grainsize"] == 42
+    assert "    target += reduce_sum(partial_log_lik_lupmf, row_index, grainsize, y, Xc,\n" \
+        in model.stan_code()
+    chosen = sb.Model("y_missing ~ x + (1 + x | g)", df, rewrites="none", threads=2,
+                      grainsize=50)
+    assert decision(chosen).endswith("; grainsize=50 requested")
+    assert chosen.stan_data()["grainsize"] == 50
+    one = sb.Model("y ~ x + (1 | g)", df, rewrites="none")
+    assert decision(one) == ("threads: one per chain; pass threads=k for reduce_sum over slices "
+                             "of rows")
+    assert "grainsize" not in one.stan_data() and "reduce_sum(" not in one.stan_code()
+
+
+def test_a_rewritten_likelihood_stays_on_one_thread_and_says_why() -> None:
+    model = sb.Model("y ~ x + (1 + x | g)", rows(), threads=2)
+    assert model.plan.likelihood.strategy == "statistics"
+    assert decision(model) == ("threads: one per chain; the likelihood is rewritten (statistics), "
+                               "not a sum over rows that slices can share")
+    assert "reduce_sum(" not in model.stan_code()
+
+
+# formula, family, parameterization, glm
+CASES = {
+    "gaussian_glm_missing": ("y_missing ~ x + (1 + x || g) + (1 | h)", "gaussian",
+                             "noncentered", "auto"),
+    "negbinomial_centered_offset": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
+                                    "centered", "never"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_threads_keep_the_log_density(case) -> None:
+    formula, family, param, glm = CASES[case]
+    df = rows()
+    kwargs = {"family": family, "parameterization": param, "rewrites": "none", "glm": glm}
+    single = sb.Model(formula, df, **kwargs)
+    threaded = sb.Model(formula, df, threads=2, grainsize=25, **kwargs)
+    assert "reduce_sum(" in threaded.stan_code() and "reduce_sum(" not in single.stan_code()
+    assert_constant_gap(single, threaded)
+
+
+@pytest.mark.slow
+def test_a_threaded_fit_runs_on_the_threads_asked_for() -> None:
+    formula, family, param, _ = CASES["gaussian_glm_missing"]
+    model = sb.Model(formula, rows(), family=family, parameterization=param, rewrites="none",
+                     threads=2)
+    fit = model.fit(chains=2, iter_warmup=300, iter_sampling=300, seed=5)
+    assert fit.cmdstan.metadata.cmdstan_config["num_threads"] == 4  # 2 chains x 2 threads
+    assert fit.diagnostics()["rhat_max"] < 1.05
