@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import toolchain
+from .datafile import data_file
 from .formula import Formula
 from .plan import Options, Plan, make_plan
 from .program import Program
@@ -107,16 +108,16 @@ class Model:
                 raise ValueError("warm_start works with method='sample'")
             kwargs = {**warm_start_arguments(warm_start, kwargs.get("chains", 4)), **kwargs}
         exe = self.compile()
-        data = self.stan_data(prior_only=prior_only)
-        if method == "sample":
-            kwargs.setdefault("show_progress", False)
-            if self.plan.likelihood.threads > 1:
-                kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
-            result = exe.sample(data=data, **kwargs)
-        elif method == "laplace":
-            result = exe.laplace_sample(data=data, **kwargs)
-        else:
-            result = getattr(exe, method)(data=data, **kwargs)
+        with data_file(self.stan_data(prior_only=prior_only)) as data:
+            if method == "sample":
+                kwargs.setdefault("show_progress", False)
+                if self.plan.likelihood.threads > 1:
+                    kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
+                result = exe.sample(data=data, **kwargs)
+            elif method == "laplace":
+                result = exe.laplace_sample(data=data, **kwargs)
+            else:
+                result = getattr(exe, method)(data=data, **kwargs)
         return Fit(self.program.schema, result, method)
 
 
