@@ -7,7 +7,7 @@ toolchain -> results; see DESIGN.md. This package root re-exports the public nam
 __version__ = "0.1.0"
 
 from . import toolchain
-from .errors import NotImplementedYet, PlanError, SpecError, StanbhmError
+from .errors import PlanError, SpecError, StanbhmError
 from .families import FAMILIES
 from .formula import Formula, FormulaError, GroupTerm
 from .model import Model
@@ -20,7 +20,6 @@ __all__ = [
     "FormulaError",
     "GroupTerm",
     "Model",
-    "NotImplementedYet",
     "PlanError",
     "SpecError",
     "StanbhmError",

@@ -19,6 +19,7 @@ from .program import Program
 from .render import render
 from .results import Fit
 from .spec import ModelSpec, build_spec
+from .toolchain import opencl as opencl_devices
 
 METHODS = ("sample", "pathfinder", "variational", "laplace", "optimize")
 
@@ -53,9 +54,12 @@ class Model:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
-                               threads=threads, opencl=opencl, log_lik=log_lik, y_rep=y_rep,
+                               threads=threads, opencl=opencl, log_lik=log_lik,
+                               y_rep=y_rep,
                                grainsize=grainsize)
         self.plan: Plan = make_plan(self.spec, self.options)
+        #: The OpenCL device the kernels run on (None: the CPU), found on this machine.
+        self.device = opencl_devices.resolve(opencl)
 
     @cached_property
     def program(self) -> Program:
@@ -86,8 +90,13 @@ class Model:
         return target
 
     def compile(self):
-        """The compiled program (from stanbhm's cache when already built)."""
-        return toolchain.compile_model(self.stan_code(), cpp_options=self.program.cpp_options)
+        """The compiled program (from stanbhm's cache when already built); with
+        ``opencl`` its GLM kernels run on the chosen device."""
+        cpp, stanc = dict(self.program.cpp_options), {}
+        if self.device is not None:
+            device_cpp, stanc = opencl_devices.build_options(self.device)
+            cpp.update(device_cpp)
+        return toolchain.compile_model(self.stan_code(), cpp_options=cpp, stanc_options=stanc)
 
     def fit(self, method: str = "sample", *, prior_only: bool = False,
             warm_start: Fit | None = None, **kwargs: Any) -> Fit:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NotImplementedYet, PlanError
+from .errors import PlanError
 from .families import Family
 from .likelihood import CELL_ROWS, Likelihood
 from .names import Namespace
@@ -59,7 +59,7 @@ class Options:
     y_rep: Any = "auto"
 
     def validate(self, spec: ModelSpec) -> None:
-        """PlanError for a malformed request, NotImplementedYet for a valid one not built."""
+        """PlanError for a malformed request, naming the option."""
         _check_parameterization(self.parameterization, spec)
         for name in ("log_lik", "y_rep"):
             if getattr(self, name) not in (True, False, "auto"):
@@ -79,8 +79,16 @@ class Options:
         if size is not None and threads in (None, 1):
             raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
                             "with threads > 1 only; pass threads too")
-        if self.opencl is not False:
-            raise NotImplementedYet("opencl for generated models is not implemented yet")
+        _check_opencl(self.opencl)
+
+
+def _check_opencl(value: Any) -> None:
+    pair = (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
+    if value is True or value is False or value in ("gpu", "cpu") or pair:
+        return
+    raise PlanError(f"opencl={value!r}: use False, True (a GPU if there is one), 'gpu', 'cpu' "
+                    "or (platform, device) as OpenCL numbers them")
 
 
 def _check_parameterization(value: Any, spec: ModelSpec) -> None:

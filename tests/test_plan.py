@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import stanbhm as sb
-from stanbhm.errors import NotImplementedYet, PlanError, StanbhmError
+from stanbhm.errors import PlanError, StanbhmError
 from stanbhm.passes import Decision, OutputPass, Parameterize, run_passes
 from stanbhm.passes.outputs import MAX_ROWS
 from stanbhm.plan import RESERVED, Options, make_plan
@@ -24,11 +24,7 @@ def df() -> pd.DataFrame:
     })
 
 
-def test_errors_share_one_base_and_not_implemented_is_its_own_type(df) -> None:
-    with pytest.raises(NotImplementedYet) as err:
-        sb.Model("y ~ x + (1 | g)", df, opencl=True)
-    assert isinstance(err.value, NotImplementedError) and isinstance(err.value, StanbhmError)
-    assert not isinstance(err.value, ValueError)
+def test_errors_share_one_base(df) -> None:
     with pytest.raises(PlanError) as bad:
         sb.Model("y ~ x + (1 | g)", df, parameterization=1.5)
     assert isinstance(bad.value, ValueError) and isinstance(bad.value, StanbhmError)
@@ -45,7 +41,10 @@ def test_errors_share_one_base_and_not_implemented_is_its_own_type(df) -> None:
      "threads > 1 only; pass threads too"),
     ({"glm": "always"}, PlanError, "glm='always': use 'auto' (Stan's GLM kernels wherever the "
      "likelihood has their form) or 'never'"),
-    ({"opencl": True}, NotImplementedYet, "opencl for generated models is not implemented yet"),
+    ({"opencl": "tpu"}, PlanError, "opencl='tpu': use False, True (a GPU if there is one), 'gpu', "
+     "'cpu' or (platform, device) as OpenCL numbers them"),
+    ({"opencl": (0, -1)}, PlanError, "opencl=(0, -1): use False, True (a GPU if there is one), "
+     "'gpu', 'cpu' or (platform, device) as OpenCL numbers them"),
     ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False or 'auto'"),
     ({"parameterization": "center"}, PlanError,
      "parameterization 'center' is not one of centered, noncentered, auto"),

@@ -10,15 +10,16 @@ the parameterization of each group term, which later passes depend on.
 from .absorb import Absorb
 from .base import Decision, Pass, run_passes
 from .collapse import Collapse
-from .glm import Glm
+from .glm import Glm, Opencl
 from .marginalize import Marginalize
 from .outputs import OutputPass
 from .parameterization import Parameterize
 from .statistics import SufficientStatistics
 from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Glm", "Marginalize", "OutputPass", "Parameterize",
-           "Pass", "SufficientStatistics", "Threads", "default_passes", "run_passes"]
+__all__ = ["Absorb", "Collapse", "Decision", "Glm", "Marginalize", "Opencl", "OutputPass",
+           "Parameterize", "Pass", "SufficientStatistics", "Threads", "default_passes",
+           "run_passes"]
 
 
 def default_passes(spec, options) -> list[Pass]:
@@ -35,5 +36,7 @@ def default_passes(spec, options) -> list[Pass]:
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
     passes += [SufficientStatistics(options.rewrites), Collapse(options.rewrites)]
     passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
+    if options.opencl is not False:
+        passes.append(Opencl(options.opencl))
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
     return passes

@@ -56,3 +56,22 @@ class Glm:
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         likelihood = dataclasses.replace(plan.likelihood, glm=True)
         return dataclasses.replace(plan, likelihood=likelihood)
+
+
+@dataclass(frozen=True)
+class Opencl:
+    """Says what runs on the OpenCL device (only when ``opencl`` is asked for): stanc
+    moves the GLM kernels there; without one, little of the likelihood goes."""
+
+    request: Any
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        if plan.likelihood.glm:
+            return Decision("opencl", f"opencl={self.request!r}",
+                            f"{plan.family.glm} runs on the OpenCL device")
+        return Decision("opencl", f"opencl={self.request!r}",
+                        "no GLM kernel applies, so the likelihood stays on the CPU except what "
+                        "stanc --use-opencl moves itself", applied=False)
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        return plan

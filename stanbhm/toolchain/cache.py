@@ -31,19 +31,21 @@ def _is_on(value: object) -> bool:
     return str(value).strip().lower() in _TRUE
 
 
-def normalize_cpp_options(cpp_options: dict[str, Any] | None) -> dict[str, str]:
-    """Canonical string form, so equivalent spellings share one cache entry."""
-    out: dict[str, str] = {}
+def normalize_cpp_options(cpp_options: dict[str, Any] | None) -> dict[str, Any]:
+    """Canonical form, so equivalent spellings share one cache entry."""
+    out: dict[str, Any] = {}
     for key, value in (cpp_options or {}).items():
         if key in {"STAN_THREADS", "STAN_OPENCL", "STAN_NO_RANGE_CHECKS"}:
             if _is_on(value):
                 out[key] = "TRUE"
+        elif key in {"OPENCL_PLATFORM_ID", "OPENCL_DEVICE_ID"}:
+            out[key] = int(value)  # CmdStanPy checks these are integers
         else:
             out[key] = str(value)
     return dict(sorted(out.items()))
 
 
-def cache_key(code: str, cpp: dict[str, str], stanc: dict[str, Any], toolchain: Path) -> str:
+def cache_key(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path) -> str:
     """Hash of everything that can change the executable."""
     payload = json.dumps(
         {
@@ -115,7 +117,7 @@ def compile_model(
     )
 
 
-def _build(code: str, cpp: dict[str, str], stanc: dict[str, Any], toolchain: Path,
+def _build(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path,
            final: Path) -> None:
     with staging_dir(final) as tmp:
         stan_file = tmp / f"{MODEL_NAME}.stan"

@@ -13,6 +13,8 @@ import ctypes.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ToolchainError
+
 HEADER_DIRS = (Path("/usr/include"), Path("/usr/local/include"))
 CL_PLATFORM_NAME = 0x0902
 CL_DEVICE_TYPE_ALL = 0xFFFFFFFF
@@ -110,3 +112,41 @@ def choose_device(kind: str = "gpu") -> Device:
             return dev
     have = ", ".join(f"{d.kind} '{d.name}' (platform {d.platform_id})" for d in devices())
     raise LookupError(f"no OpenCL {kind} device; found: {have or 'none'}")
+
+
+def resolve(request: object) -> Device | None:
+    """The device a model's ``opencl=`` request names, on this machine.
+
+    ``False``: none. ``"gpu"`` or ``"cpu"``: the first device of that type. ``True``: the
+    first GPU, else the first device of any type. ``(platform, device)``: that device, as
+    Stan numbers them. Raises ToolchainError, naming what is missing, when OpenCL or the
+    device is not here.
+    """
+    if request is False:
+        return None
+    missing = opencl_missing()
+    if missing:
+        raise ToolchainError(f"opencl={request!r} was requested but {missing}")
+    found = devices()
+    if isinstance(request, tuple):
+        for dev in found:
+            if (dev.platform_id, dev.device_id) == request:
+                return dev
+        have = ", ".join(f"({d.platform_id}, {d.device_id}) {d.kind} '{d.name}'" for d in found)
+        raise ToolchainError(f"opencl={request!r}: no such OpenCL device; found: {have}")
+    if request is True:
+        gpus = [d for d in found if d.kind == "gpu"]
+        return (gpus or found)[0]
+    try:
+        return choose_device(str(request))
+    except LookupError as exc:
+        raise ToolchainError(f"opencl={request!r}: {exc}") from None
+
+
+def build_options(device: Device) -> tuple[dict[str, object], dict[str, object]]:
+    """(cpp_options, stanc_options) of a program whose kernels run on `device`: stanc
+    moves the GLM kernels and the distributions it can to OpenCL (``--use-opencl``), and
+    the launcher is built for that device's IDs."""
+    cpp = {"STAN_OPENCL": True, "OPENCL_PLATFORM_ID": device.platform_id,
+           "OPENCL_DEVICE_ID": device.device_id}
+    return cpp, {"use-opencl": True}

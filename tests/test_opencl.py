@@ -1,0 +1,77 @@
+"""opencl=: the device request, what the header says, and that the OpenCL program's
+log density equals the CPU program's at the same parameters (on whatever OpenCL
+device this machine has; PoCL's CPU device in CI)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stanbhm as sb
+from stanbhm.toolchain import ToolchainError, opencl
+
+HERE = opencl.opencl_missing() is None
+
+
+def rows(n: int = 500, seed: int = 12) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    g = rng.choice(list("abcd"), size=n)
+    eta = 0.2 + x @ np.array([0.5, -0.4, 0.3]) + pd.Series(g).map(
+        {"a": -0.3, "b": 0.0, "c": 0.2, "d": 0.4}).to_numpy()
+    df = pd.DataFrame(x, columns=["x1", "x2", "x3"]).assign(g=g)
+    df["y"] = eta + rng.normal(size=n)
+    df["yb"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return df
+
+
+def decision(model: sb.Model) -> str:
+    return next(str(d) for d in model.plan.decisions if d.subject == "opencl")
+
+
+def test_without_opencl_the_request_names_what_is_missing(monkeypatch) -> None:
+    monkeypatch.setattr(opencl, "opencl_missing", lambda: "no OpenCL platform is installed")
+    with pytest.raises(ToolchainError) as err:
+        sb.Model("y ~ x1", rows(), opencl="gpu")
+    assert str(err.value) == "opencl='gpu' was requested but no OpenCL platform is installed"
+
+
+@pytest.mark.skipif(not HERE, reason="no OpenCL platform or headers here")
+def test_the_header_says_what_runs_on_the_device() -> None:
+    df = rows()
+    first = opencl.devices()[0]
+    pair = (first.platform_id, first.device_id)
+    model = sb.Model("y ~ x1 + x2 + (1 | g)", df, rewrites="none", opencl=pair)
+    assert model.device == first
+    assert decision(model) == f"opencl: opencl={pair!r}; normal_id_glm runs on the OpenCL device"
+    kept = sb.Model("y ~ 1 + (1 | g)", df, rewrites="none", opencl=pair)
+    assert decision(kept) == (f"opencl: opencl={pair!r}; no GLM kernel applies, so the "
+                              "likelihood stays on the CPU except what stanc --use-opencl "
+                              "moves itself")
+    assert not any(d.subject == "opencl" for d in sb.Model("y ~ x1", df).plan.decisions)
+    with pytest.raises(ToolchainError, match=r"^opencl=\(0, 99\): no such OpenCL device; "):
+        sb.Model("y ~ x1", df, opencl=(0, 99))
+
+
+@pytest.mark.slow
+@pytest.mark.opencl
+@pytest.mark.skipif(not HERE, reason="no OpenCL platform or headers here")
+@pytest.mark.parametrize(("formula", "family"), [("y ~ x1 + x2 + x3 + (1 | g)", "gaussian"),
+                                                 ("yb ~ x1 + x2 + x3 + (1 | g)", "bernoulli")])
+def test_the_device_program_has_the_cpu_log_density(formula, family) -> None:
+    df = rows()
+    device = opencl.devices()[0]
+    kwargs = {"family": family, "rewrites": "none", "parameterization": "noncentered"}
+    cpu = sb.Model(formula, df, **kwargs)
+    gpu = sb.Model(formula, df, opencl=(device.platform_id, device.device_id), **kwargs)
+    exe = gpu.compile()
+    assert exe.exe_info()["STAN_OPENCL"] == "true"
+    draws = cpu.fit(chains=1, iter_warmup=150, iter_sampling=10, seed=2).cmdstan
+    names = list(cpu.compile().src_info()["parameters"])
+    for i in range(10):
+        point = {n: np.asarray(draws.stan_variable(n)[i]).tolist() for n in names}
+        on_cpu = cpu.compile().log_prob(point, data=cpu.stan_data(), sig_figs=15)
+        on_device = exe.log_prob(point, data=gpu.stan_data(), sig_figs=15)
+        np.testing.assert_allclose(on_device.to_numpy(), on_cpu.to_numpy(), rtol=1e-9,
+                                   atol=1e-9)
