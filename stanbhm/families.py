@@ -48,6 +48,8 @@ class Family:
             follows from the outcome type.
         args: argument templates of ``dist`` after the outcome.
         rng: the posterior predictive draw for all rows, as a template.
+        mean: the outcome's expected value given the linear predictor, as a template
+            (what predictions report beside the draws).
         glm: the name of Stan's GLM kernel with this likelihood, or None.
         pooled_variance: Var(y) at a pooled fit, from (y, mean, d mean / d eta), with
             the family's own parameter estimated by moments; None when the canonical
@@ -70,6 +72,7 @@ class Family:
     dist: str
     args: tuple[str, ...]
     rng: str
+    mean: str = "{eta}"
     glm: str | None = None
     collapse: str | None = None
     conjugate_intercept: str | None = None
@@ -196,37 +199,40 @@ FAMILIES: dict[str, Family] = {
         Family(
             name="bernoulli", link="logit", outcome="binary", aux=(),
             dist="bernoulli_logit", args=("{eta}",), rng="bernoulli_logit_rng({eta})",
-            glm="bernoulli_logit_glm", collapse="binomial",
+            mean="inv_logit({eta})", glm="bernoulli_logit_glm", collapse="binomial",
         ),
         Family(
             name="binomial", link="logit", outcome="count", aux=(),
             dist="binomial_logit", args=("{trials}", "{eta}"),
             rng="binomial_rng({trials}, inv_logit({eta}))",
-            glm="binomial_logit_glm", collapse="binomial", needs_trials=True,
+            mean="to_vector({trials}) .* inv_logit({eta})", glm="binomial_logit_glm",
+            collapse="binomial", needs_trials=True,
         ),
         Family(
             name="poisson", link="log", outcome="count", aux=(),
             dist="poisson_log", args=("{eta}",), rng="poisson_log_rng({eta})",
-            glm="poisson_log_glm", collapse="poisson sum", conjugate_intercept="gamma",
+            mean="exp({eta})", glm="poisson_log_glm", collapse="poisson sum",
+            conjugate_intercept="gamma",
         ),
         Family(
             name="negbinomial", link="log", outcome="count",
             aux=(AuxParam("phi", 0.0, "negative binomial precision (NB2)", "gamma(2, 0.1)"),),
             dist="neg_binomial_2_log", args=("{eta}", "phi"),
             rng="neg_binomial_2_log_rng({eta}, phi)",
-            glm="neg_binomial_2_log_glm", collapse="negative binomial sum",
+            mean="exp({eta})", glm="neg_binomial_2_log_glm", collapse="negative binomial sum",
             pooled_variance=_nb2_variance,
         ),
         Family(
             name="lognormal", link="identity", outcome="positive", aux=(_SIGMA,),
             dist="lognormal", args=("{eta}", "sigma"), rng="lognormal_rng({eta}, sigma)",
-            log_outcome=True,
+            mean="exp({eta} + square(sigma) / 2)", log_outcome=True,
         ),
         Family(
             name="gamma", link="log", outcome="positive",
             aux=(AuxParam("shape", 0.0, "gamma shape", "gamma(2, 0.1)"),),
             dist="gamma", args=("shape", "shape * exp(-{eta})"),
-            rng="gamma_rng(shape, shape * exp(-{eta}))", pooled_variance=_gamma_variance,
+            rng="gamma_rng(shape, shape * exp(-{eta}))", mean="exp({eta})",
+            pooled_variance=_gamma_variance,
         ),
     )
 }  # fmt: skip

@@ -229,9 +229,13 @@ class Likelihood(Part):
         extra = [f"{n}{rows.suffix}" if n == "trials" else n for n in names]
         return ", ".join(["y", "eta", f"J_{g}{rows.suffix}", *extra, f"sd_{g}", f"N_{g}"])
 
-    def rng(self) -> str:
-        """A posterior predictive draw of every row."""
-        return self._fill(self.family.rng, "eta", str)
+    def rng(self, rows: Rows) -> str:
+        """A posterior predictive draw of each of `rows` (generated quantities)."""
+        return self._fill(self.family.rng, "eta", rows.take)
+
+    def mean(self, rows: Rows) -> str:
+        """The expected outcome of each of `rows` given the linear predictor."""
+        return self._fill(self.family.mean, "eta", rows.take)
 
     @property
     def y_rep_type(self) -> str:

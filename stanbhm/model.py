@@ -127,7 +127,7 @@ class Model:
                 result = exe.laplace_sample(data=data, **kwargs)
             else:
                 result = getattr(exe, method)(data=data, **kwargs)
-        return Fit(self.program.schema, result, method)
+        return Fit(self.program.schema, result, method, model=self)
 
 
 def warm_start_arguments(previous: Fit, chains: int) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class Rows:
     cell: bool = False  # one row standing for each cell of a collapsed likelihood
 
     window: str = ""  # a range of these rows, "start : end" (one reduce_sum slice)
+    new: bool = False  # rows given for prediction: their levels may be new ones
 
     @property
     def fitted_suffix(self) -> str:
@@ -145,11 +146,13 @@ class FixedPart(Part):
         (``rows.fitted`` False) use the whole population part, as the deviations do.
         """
         if not rows.fitted:
-            if self.centered:
-                return "b_Intercept + X * b" if self.missing else "Intercept + Xc * b"
+            if self.centered:  # new rows come raw, as do all rows when some are missing
+                if rows.new or self.missing:
+                    return f"b_Intercept + {rows.take('X')} * b"
+                return "Intercept + Xc * b"
             if self.intercept:
                 return f"rep_vector(Intercept, {rows.n})"
-            return "X * b" if self.k else f"rep_vector(0, {rows.n})"
+            return f"{rows.take('X')} * b" if self.k else f"rep_vector(0, {rows.n})"
         terms = []
         if self.intercept and not self.absorbed_intercept:
             terms.append("Intercept")
@@ -346,6 +349,8 @@ class GroupPart(Part):
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
+        names += [f"J_{ident}_new", f"Z_{ident}_new", f"Zc_{ident}_new", f"N_{ident}_new",
+                  f"r_{ident}_new", f"r_{ident}_all"]
         return tuple(names)
 
     def eta(self, rows: Rows) -> tuple[str, ...]:
@@ -361,6 +366,9 @@ class GroupPart(Part):
         if rows.fitted and not self.noncentered:
             effects = self.level_param
             rows_of_levels = self.k > 1  # declared as an array of row vectors
+        elif rows.new:
+            effects = f"r_{g}_all"  # the fitted levels' deviations, then the new levels'
+            rows_of_levels = False
         else:
             effects = f"r_{g}"
             rows_of_levels = self.k > 1 and self.centered and not self.absorbs

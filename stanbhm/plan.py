@@ -22,6 +22,7 @@ from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart, Part, Ro
 from .passes import Decision, default_passes, run_passes
 from .passes.parameterization import CHOICES
 from .passes.rewrites import check_rewrites
+from .predict import NEW_ROWS, Prediction
 from .priors import VectorPrior, resolve
 from .reduce import PartialSum, partial_sum
 from .spec import ModelSpec
@@ -38,7 +39,8 @@ RESERVED = frozenset(
         "phi", "shape", "eta", "resid", "scaled", "level_sums", "log_lik", "y_rep", "prior_only",
         "i", "k", "lp", "ss_cols", "ss_bhat", "ss_R", "ss_rss", "ss_theta", "ss_dev", "ss_q",
         "ss_ysum", "ss_xsum", "grainsize", "row_index", "partial_log_lik", "slice", "start",
-        "end",
+        "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
+        "eta_new", "mu_new", "y_new",
         "N_cell", "cell", "y_cell", "n_cell", "trials_cell", "log_exposure_cell", "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell",
     }
@@ -139,6 +141,12 @@ class Plan:
     decisions: tuple[Decision, ...] = ()
     notes: tuple[str, ...] = field(default=())
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
+    prediction: Prediction | None = None  # new rows to predict (`predict.prediction_plan`)
+
+    @property
+    def new_rows(self) -> Rows:
+        """The rows a prediction program predicts."""
+        return NEW_ROWS
 
     @property
     def missing(self) -> bool:

@@ -8,16 +8,43 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from .model import Model
     from .program import OutputSchema
 
 
 class Fit:
     """A CmdStanPy result plus the output schema that labels it."""
 
-    def __init__(self, schema: OutputSchema, result: Any, method: str) -> None:
+    def __init__(self, schema: OutputSchema, result: Any, method: str,
+                 model: Model | None = None) -> None:
         self.schema = schema
         self.method = method
         self._result = result
+        self.model = model  # what predict() re-encodes new data with
+
+    def predict(self, new_data: Any, new_levels: str = "sample", seed: int | None = None):
+        """Predictions for the rows of `new_data` from this fit's draws: an ArviZ
+        InferenceData whose ``predictions`` group holds ``y`` (a predictive draw per row),
+        ``mu`` (its expected value) and ``eta`` (the linear predictor), over dim ``row``
+        labelled with the new data's index.
+
+        New rows are encoded as the fitted ones were (categories, ``scale()``, centering);
+        ``new_levels`` says what a level the fit has not seen gets: ``"sample"`` (an
+        effect drawn from the fitted sds and correlations, per draw), ``"zero"`` (the
+        population value) or ``"error"``. Runs CmdStan's standalone generated
+        quantities; the prediction program compiles once per model.
+        """
+        import arviz as az
+
+        from .predict import predict_draws
+
+        if self.method != "sample" or self.model is None:
+            raise ValueError("predict() needs a fit from Model.fit(method='sample')")
+        labels, draws = predict_draws(self.model, self._result, new_data, new_levels, seed)
+        chains = self._result.chains
+        shaped = {k: v.reshape(chains, -1, v.shape[-1]) for k, v in draws.items()}
+        return az.from_dict(predictions=shaped, coords={"row": labels},
+                            dims={k: ["row"] for k in shaped})
 
     @property
     def cmdstan(self) -> Any:

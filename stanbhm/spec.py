@@ -30,13 +30,14 @@ from __future__ import annotations
 import builtins
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
 
@@ -112,7 +113,11 @@ class FixedEffects:
         """
         try:
             with np.errstate(all="ignore"):
-                matrix = self.model_spec.get_model_matrix(data, na_action="ignore")
+                matrix = strictly(
+                    lambda: self.model_spec.get_model_matrix(data, na_action="ignore"),
+                    "the fixed effects")
+        except SpecError:
+            raise
         except Exception as exc:
             raise SpecError(f"cannot encode new data for the fixed effects: {exc}") from exc
         names = tuple(matrix.model_spec.column_names)
@@ -238,6 +243,20 @@ class ModelSpec:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def strictly(encode_rows: Callable[[], Any], what: str) -> Any:
+    """Run a formulaic encoding of new data, refusing categories the fit never saw:
+    formulaic only warns and codes them as the reference level."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            return encode_rows()
+        except DataMismatchWarning as exc:
+            found = re.search(r"\{.*?\}", str(exc))
+            unseen = found.group(0) if found else str(exc)
+            raise SpecError(f"new data has categories the fit has not seen in {what}: "
+                            f"{unseen}") from None
 
 
 def _display(expr: str) -> str:
