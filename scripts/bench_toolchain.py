@@ -15,10 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-import pandas as pd
-from shared_data import shared_data_dir
-
 from stanbhm import toolchain
+from stanbhm.datasets import eight_schools
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = (ROOT / "tests" / "stan" / "eight_schools_nc.stan").read_text()
@@ -36,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     toolchain.ensure_cmdstan(progress=print)
-    df = pd.read_csv(shared_data_dir() / "eight_schools.csv")
+    df = eight_schools()
     data = {"J": len(df), "y": df["y"].tolist(), "sigma": df["sigma"].tolist()}
 
     # STAN_THREADS, as stanbhm's model path compiles every program: the variant the

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import arviz as az
 import matplotlib
-import pandas as pd
-from shared_data import shared_data_dir
 
 import stanbhm as sb
+from stanbhm.datasets import eight_schools
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    df = pd.read_csv(shared_data_dir() / "eight_schools.csv")
+    df = eight_schools()
     model = sb.Model(FORMULA, df)
     stan_file = model.write(args.out / "eight_schools.stan")
     print(f"wrote {stan_file}")

@@ -1,7 +1,7 @@
 """Seeded data generators for examples, tests and benchmarks.
 
-Each returns a DataFrame and the true values it was drawn from, so a fit can be checked
-against the truth.
+Each generator returns a DataFrame and the true values it was drawn from, so a fit can be
+checked against the truth; `eight_schools` is the classic public data set.
 """
 
 from __future__ import annotations
@@ -9,8 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["election", "election_formula", "retail", "retail_formula", "varying_slopes",
-           "wide_regression"]
+__all__ = ["eight_schools", "election", "election_formula", "retail", "retail_formula",
+           "varying_slopes", "wide_regression"]
+
+
+def eight_schools() -> pd.DataFrame:
+    """The eight schools of Rubin (1981): the estimated effect ``y`` of coaching on SAT
+    scores in each ``school`` (A to H) and its standard error ``sigma``. Public data,
+    shipped so that examples run from a bare clone."""
+    return pd.DataFrame({"school": list("ABCDEFGH"),
+                         "y": [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0],
+                         "sigma": [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]})
 
 
 def wide_regression(

@@ -6,7 +6,6 @@ session-scoped fixture and the executables come from stanbhm's content cache.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,10 @@ import pandas as pd
 import pytest
 
 from stanbhm import toolchain
+from stanbhm.datasets import eight_schools
 
 TESTS = Path(__file__).resolve().parent
 STAN_DIR = TESTS / "stan"
-sys.path.insert(0, str(TESTS.parent / "scripts"))
-from shared_data import shared_data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +26,7 @@ def cmdstan() -> Path:
 
 @pytest.fixture(scope="session")
 def eight_schools_df() -> pd.DataFrame:
-    try:
-        return pd.read_csv(shared_data_dir() / "eight_schools.csv")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    return eight_schools()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import stanbhm as sb
-from stanbhm.datasets import retail, retail_formula
+from stanbhm.datasets import eight_schools, retail, retail_formula
 
 
 def test_retail_is_deterministic_and_shaped_as_documented() -> None:
@@ -56,3 +56,10 @@ def test_a_small_retail_fit_recovers_the_population_intercept() -> None:
     # x1, x2 are centered, so the intercept at x = 0 is the population intercept
     assert abs(draws.mean() - truth["population"][0]) < 3 * draws.std()
     assert fit.diagnostics()["rhat_max"] < 1.05
+
+
+def test_eight_schools_ships_with_the_package() -> None:
+    df = eight_schools()
+    assert df["school"].tolist() == list("ABCDEFGH")
+    assert df["y"].tolist() == [28, 8, -3, 7, -1, 1, 18, 12]
+    assert df["sigma"].tolist() == [15, 10, 16, 11, 9, 11, 10, 18]
