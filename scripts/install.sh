@@ -31,7 +31,7 @@ fi
 build_log=.venv/toolchain-build.log
 .venv/bin/python stanbhm/toolchain/bootstrap.py >"$build_log" 2>&1 &
 build_pid=$!
-if ! .venv/bin/python -m pip install -q -e '.[test]'; then
+if ! .venv/bin/python -m pip install -q -e '.[test,distributed]'; then
   wait "$build_pid" || true  # leave no compiler running behind a failed install
   exit 1
 fi
