@@ -7,6 +7,7 @@ toolchain -> results; see DESIGN.md. This package root re-exports the public nam
 __version__ = "0.1.0"
 
 from . import toolchain
+from .advice import SamplingWarning
 from .errors import PlanError, SpecError, StanbhmError
 from .families import FAMILIES
 from .formula import Formula, FormulaError, GroupTerm
@@ -21,6 +22,7 @@ __all__ = [
     "GroupTerm",
     "Model",
     "PlanError",
+    "SamplingWarning",
     "SpecError",
     "StanbhmError",
     "toolchain",

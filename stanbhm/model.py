@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import toolchain
+from .advice import warn
 from .datafile import data_file
 from .formula import Formula
 from .plan import Options, Plan, make_plan
@@ -96,10 +98,11 @@ class Model:
         if self.device is not None:
             device_cpp, stanc = opencl_devices.build_options(self.device)
             cpp.update(device_cpp)
-        return toolchain.compile_model(self.stan_code(), cpp_options=cpp, stanc_options=stanc)
+        return toolchain.compile_model(self.stan_code(), cpp_options=cpp, stanc_options=stanc,
+                                       progress=_say)
 
     def fit(self, method: str = "sample", *, prior_only: bool = False,
-            warm_start: Fit | None = None, **kwargs: Any) -> Fit:
+            warm_start: Fit | None = None, advice: bool = True, **kwargs: Any) -> Fit:
         """Run CmdStanPy's ``method``; keyword arguments pass straight through.
 
         The geometry controls of NUTS are CmdStanPy's: ``metric="dense_e"`` (or
@@ -108,7 +111,9 @@ class Model:
         its adapted inverse metric and step size, and skips warmup and adaptation (pass
         ``iter_warmup``/``adapt_engaged`` to override): a refit of the same model with
         new seeds or more draws starts sampling at once. ``prior_only=True`` samples the
-        prior (and the prior predictive).
+        prior (and the prior predictive). CmdStanPy's progress bars show unless
+        ``show_progress=False``; after sampling, each diagnostic out of its safe range is a
+        `SamplingWarning` saying what to try (``advice=False`` skips the check).
         """
         if method not in METHODS:
             raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
@@ -119,7 +124,6 @@ class Model:
         exe = self.compile()
         with data_file(self.stan_data(prior_only=prior_only)) as data:
             if method == "sample":
-                kwargs.setdefault("show_progress", False)
                 if self.plan.likelihood.threads > 1:
                     kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
                 result = exe.sample(data=data, **kwargs)
@@ -127,7 +131,15 @@ class Model:
                 result = exe.laplace_sample(data=data, **kwargs)
             else:
                 result = getattr(exe, method)(data=data, **kwargs)
-        return Fit(self.program.schema, result, method, model=self)
+        fit = Fit(self.program.schema, result, method, model=self)
+        if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
+            warn(fit.advice())
+        return fit
+
+
+def _say(message: str) -> None:
+    """Progress on stderr, where CmdStanPy's progress bars go too."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def warm_start_arguments(previous: Fit, chains: int) -> dict[str, Any]:

@@ -83,21 +83,68 @@ class Fit:
         return az.from_dict(posterior=posterior, observed_data={"y": y_obs},
                             coords=coords, dims=dims)
 
+    @cached_property
+    def _summary(self):
+        import arviz as az
+
+        return az.summary(self._idata, kind="diagnostics")
+
     def diagnostics(self) -> dict[str, float]:
-        """Sampler health in one dict (MCMC only)."""
+        """Sampler health in one dict (MCMC only): divergences, max-treedepth hits, the
+        lowest E-BFMI, the largest R-hat and the smallest ESS bulk and tail (ArviZ's)."""
         import arviz as az
 
         if self.method != "sample":
             raise ValueError("diagnostics() needs method='sample'")
-        idata = self._idata
-        stats = idata.sample_stats
-        max_depth = int(self._result.metadata.cmdstan_config["max_depth"])
-        summary = az.summary(idata, kind="diagnostics")
+        stats = self._idata.sample_stats
+        summary = self._summary
         return {
             "divergences": int(stats["diverging"].sum()),
-            "treedepth_hits": int((stats["tree_depth"] >= max_depth).sum()),
-            "ebfmi_min": float(np.min(az.bfmi(idata))),
+            "treedepth_hits": int((stats["tree_depth"] >= self._max_depth).sum()),
+            "ebfmi_min": float(np.min(az.bfmi(self._idata))),
             "rhat_max": float(summary["r_hat"].max()),
             "ess_bulk_min": float(summary["ess_bulk"].min()),
             "ess_tail_min": float(summary["ess_tail"].min()),
         }
+
+    @property
+    def _max_depth(self) -> int:
+        return int(self._result.metadata.cmdstan_config["max_depth"])
+
+    def advice(self) -> list[str]:
+        """What the diagnostics say and what to try, one message per problem (empty when
+        the sampler looks healthy); `Model.fit` warns with these after sampling."""
+        import arviz as az
+
+        from .advice import advice
+
+        numbers = self.diagnostics()
+        posterior = self._idata.posterior
+        chains = int(posterior.sizes["chain"])
+        summary = self._summary
+        worst = {"rhat": str(summary["r_hat"].idxmax()),
+                 "bulk": str(summary["ess_bulk"].idxmin()),
+                 "tail": str(summary["ess_tail"].idxmin())}
+        return advice(numbers, chains, chains * int(posterior.sizes["draw"]), self._max_depth,
+                      np.asarray(az.bfmi(self._idata)), worst, self._funnel_term())
+
+    def _funnel_term(self):
+        """The group term whose sd the divergent draws sit at the small end of."""
+        from .advice import TermState, funnel_term
+
+        if self.model is None:
+            return None
+        posterior = self._idata.posterior
+        divergent = self._idata.sample_stats["diverging"].values.ravel().astype(bool)
+        states, log_sds = {}, {}
+        for spec_term, part in zip(self.model.spec.groups, self.model.plan.groups, strict=True):
+            sd = f"sd_{part.ident}"
+            if part.marginalized or sd not in posterior:
+                continue
+            values = np.log(posterior[sd].values.reshape(len(divergent), -1)).mean(axis=1)
+            how = ("centered" if part.centered else
+                   "non-centered" if part.noncentered else "partially centered")
+            states[part.term_name] = TermState(str(spec_term.term), part.term_name, sd, how)
+            log_sds[part.term_name] = values
+        key = funnel_term(log_sds, divergent)
+        return None if key is None else states[key]

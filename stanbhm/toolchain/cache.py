@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +97,10 @@ def compile_model(
     cpp_options: dict[str, Any] | None = None,
     stanc_options: dict[str, Any] | None = None,
     toolchain: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> cmdstanpy.CmdStanModel:
-    """Return a CmdStanModel for ``code``, compiling it only on a cache miss."""
+    """Return a CmdStanModel for ``code``, compiling it only on a cache miss; a compile
+    (seconds, not the instant of a hit) is announced through `progress`."""
     toolchain = toolchain or ensure_cmdstan()
     cpp = normalize_cpp_options(cpp_options)
     stanc = dict(stanc_options or {})
@@ -110,7 +114,12 @@ def compile_model(
     if not exe.exists():
         with file_lock(final.with_name(final.name + ".lock")):
             if not exe.exists():
+                start = time.perf_counter()
+                if progress is not None:
+                    progress("compiling model (first time, ~15 s)...")
                 _build(code, cpp, stanc, toolchain, final)
+                if progress is not None:
+                    progress(f"compiled in {time.perf_counter() - start:.0f} s")
     return cmdstanpy.CmdStanModel(
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
