@@ -404,7 +404,11 @@ def resolve(spec: ModelSpec) -> PriorBook:
 
 
 def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    """The sample sd, 0 for a constant column (whose float sd is rounding noise, ~1e-17,
+    which would make a default prior scale of 1e16)."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        return 0.0
+    return float(np.std(values, ddof=1))
 
 
 def _effect_scale(scale: float, g: GroupEffects, k: int, observed: np.ndarray) -> float:

@@ -122,9 +122,14 @@ class Fit:
         posterior = self._idata.posterior
         chains = int(posterior.sizes["chain"])
         summary = self._summary
-        worst = {"rhat": str(summary["r_hat"].idxmax()),
-                 "bulk": str(summary["ess_bulk"].idxmin()),
-                 "tail": str(summary["ess_tail"].idxmin())}
+        def name(column: str, largest: bool) -> str:  # R-hat is NaN with one chain
+            values = summary[column].dropna()
+            if values.empty:
+                return "none"
+            return str(values.idxmax() if largest else values.idxmin())
+
+        worst = {"rhat": name("r_hat", True), "bulk": name("ess_bulk", False),
+                 "tail": name("ess_tail", False)}
         return advice(numbers, chains, chains * int(posterior.sizes["draw"]), self._max_depth,
                       np.asarray(az.bfmi(self._idata)), worst, self._funnel_term())
 

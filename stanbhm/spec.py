@@ -632,8 +632,8 @@ def build_spec(
     Raises FormulaError for an unparsable formula string, SpecError (a ValueError) for
     data, family or priors that do not fit, and TypeError for arguments of the wrong
     type. Warns (UserWarning) for a grouping factor with a single level and for a
-    fixed-effect column that is zero in every row: both are legal, but leave a parameter
-    to its prior alone.
+    fixed-effect column that is zero in every row (or constant, with an intercept): all
+    are legal, but leave a parameter to its prior alone.
     """
     fam = family_row(family)
     if priors is not None and not isinstance(priors, Mapping):
@@ -694,6 +694,15 @@ def build_spec(
             warnings.warn(
                 f"fixed-effect column '{name}' is zero in every row (an unused factor "
                 f"level?); its coefficient is informed by the prior alone",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif formula.intercept and np.ptp(fixed.X[observed, j]) == 0:
+            # With an intercept a constant column is the intercept again: only the prior
+            # tells the two apart (a week of one store in which a flag never changes).
+            warnings.warn(
+                f"fixed-effect column '{name}' is constant over the observed rows, so the "
+                f"intercept already holds it; its coefficient is informed by the prior alone",
                 UserWarning,
                 stacklevel=2,
             )

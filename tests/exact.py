@@ -11,7 +11,8 @@ import stanbhm as sb
 def assert_constant_gap(plain: sb.Model, rewritten: sb.Model) -> None:
     """The two programs' log densities differ by a constant at 20 posterior draws of the
     plain one (spread below 1e-8 of the largest value)."""
-    draws = plain.fit(chains=1, iter_warmup=150, iter_sampling=20, seed=3).cmdstan
+    draws = plain.fit(chains=1, iter_warmup=150, iter_sampling=20, seed=3, advice=False,
+                      show_progress=False).cmdstan
     names = list(plain.compile().src_info()["parameters"])
     gaps, scale = [], 0.0
     for i in range(20):

@@ -116,3 +116,27 @@ def test_prior_only_samples_the_prior(nc_model):
     assert idata.posterior["coef_school"].dims == ("chain", "draw", "school")
     # The prior predictive spread is far wider than the data's.
     assert float(idata.posterior_predictive["y_rep"].std()) > 30
+
+
+@pytest.mark.slow
+def test_loo_compares_parameterizations_of_one_model(eight_schools_df):
+    """az.loo and az.compare work on fits; centered, non-centered and marginalized are one
+    model, so their expected log predictive densities agree within their standard error."""
+    import arviz as az
+
+    formula = "y | se(sigma) ~ 1 + (1 | school)"
+    fits = {
+        "centered": sb.Model(formula, eight_schools_df, parameterization="centered",
+                             rewrites="none"),
+        "noncentered": sb.Model(formula, eight_schools_df, parameterization="noncentered",
+                                rewrites="none"),
+        "marginalized": sb.Model(formula, eight_schools_df),
+    }
+    idata = {k: m.fit(chains=4, seed=3, adapt_delta=0.99, show_progress=False,
+                      advice=False).to_arviz() for k, m in fits.items()}
+    loo = az.loo(idata["noncentered"])
+    assert loo.n_data_points == 8
+    table = az.compare(idata)
+    assert set(table.index) == set(fits)
+    spread = table["elpd_loo"].max() - table["elpd_loo"].min()
+    assert spread < 2 * table["se"].max()

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import stanbhm as sb
 from stanbhm.errors import SpecError
 from stanbhm.families import FAMILIES
 from stanbhm.formula import Formula, FormulaError
@@ -598,6 +599,21 @@ def test_all_zero_fixed_effect_column_warns() -> None:
         "its coefficient is informed by the prior alone"
     ]
     assert spec.fixed.names == ("g[T.b]", "g[T.c]")
+
+
+def test_constant_fixed_effect_column_warns_and_keeps_a_finite_prior() -> None:
+    data = pd.DataFrame({"y": [1.0, 2.5, 2.0, 4.0], "x": [0.3, 0.7, 0.1, 0.5],
+                         "flag": [-0.481019] * 4})
+    with pytest.warns(UserWarning) as record:
+        model = sb.Model("y ~ x + flag", data)
+    assert [str(w.message) for w in record] == [
+        "fixed-effect column 'flag' is constant over the observed rows, so the intercept "
+        "already holds it; its coefficient is informed by the prior alone"
+    ]
+    assert "//   b_flag ~ normal(0, 3.12)\n" in model.stan_code()  # 2.5 sd(y), not 2.5 / 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_spec("y ~ 0 + flag", data)  # without an intercept the column is the intercept
 
 
 def test_no_warning_with_several_levels(df: pd.DataFrame) -> None:

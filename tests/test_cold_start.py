@@ -1,0 +1,51 @@
+"""Cold start: a store with a week of data borrows strength from the others.
+
+In the retail data the last stores are new (7 days each). With an intercept and six
+slopes (price, promotion, holiday, three weekdays) a week says little about each, so the
+hierarchical fit, which borrows the other stores' slopes, lands nearer the true
+coefficients than a fit of the store's week alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import stanbhm as sb
+from stanbhm.datasets import retail, retail_formula
+
+
+@pytest.mark.slow
+def test_a_new_store_borrows_strength_from_the_others() -> None:
+    df, truth = retail(seed=8, stores=40, days=120, features=6, short_stores=4,
+                       closed_share=0.0)
+    new = [f"s{j}" for j in range(36, 40)]
+    pooled = sb.Model(retail_formula(6), df, family="negbinomial")
+    fit = pooled.fit(chains=2, iter_warmup=500, iter_sampling=300, seed=2, show_progress=False,
+                     advice=False)
+    coef = fit.to_arviz().posterior["coef_store"]
+    alone = {}
+    for store in new:
+        rows = df[df["store"] == store]
+        with warnings.catch_warnings():  # in a week, the holiday flag may never change
+            warnings.simplefilter("ignore", UserWarning)
+            own = sb.Model(retail_formula(6).split(" + (")[0], rows, family="negbinomial")
+        post = own.fit(chains=2, iter_warmup=500, iter_sampling=300, seed=2,
+                       show_progress=False, advice=False).to_arviz().posterior
+        alone[store] = np.array([float(post["b_Intercept"].mean()),
+                                 *post["b"].mean(("chain", "draw")).values])
+    # coef_store's intercept is at the means of x; the generator's x have mean 0 over all
+    # rows, and so, nearly, over the pooled fit's rows.
+    errors = {"hierarchical": [], "own week": []}
+    for store in new:
+        j = int(store[1:])
+        true = np.array([truth["intercept"][j], *truth["slopes"][j]])
+        hier = coef.sel(store=store).mean(("chain", "draw")).values
+        errors["hierarchical"].append(np.abs(hier - true).mean())
+        errors["own week"].append(np.abs(alone[store] - true).mean())
+    mean = {k: float(np.mean(v)) for k, v in errors.items()}
+    print(f"mean absolute error of the new stores' coefficients: {mean}")
+    assert mean["hierarchical"] < 0.6 * mean["own week"]
+    assert mean["hierarchical"] < 0.2
