@@ -69,7 +69,8 @@ def advice(numbers: dict, chains: int, draws: int, max_depth: int, ebfmi: np.nda
     out = []
     n = numbers["divergences"]
     if n:
-        out.append(f"{n} divergences ({n / draws:.1%} of {draws} draws): "
+        share = f"{n / draws:.1%}" if n / draws >= 0.001 else f"{n / draws:.2%}"
+        out.append(f"{n} divergence{'s' if n > 1 else ''} ({share} of {draws} draws): "
                    f"{_divergence_hint(term)}")
     hits = numbers["treedepth_hits"]
     if hits:

@@ -44,6 +44,12 @@ def test_each_problem_gets_one_message_with_what_to_try() -> None:
     ]
 
 
+def test_one_divergence_in_many_draws_reads_right() -> None:
+    got = advice(HEALTHY | {"divergences": 1}, 4, 4000, 10, np.ones(4), WORST, None)
+    assert got == ["1 divergence (0.03% of 4000 draws): try adapt_delta=0.95 "
+                   "(fit(adapt_delta=0.95))"]
+
+
 def test_divergences_without_a_term_or_at_a_noncentered_one() -> None:
     numbers = HEALTHY | {"divergences": 3}
     ebfmi = np.ones(2)
@@ -75,7 +81,7 @@ def test_the_centered_funnel_warns_and_names_its_term() -> None:
         fit = model.fit(chains=4, seed=11, show_progress=False)
     messages = [str(w.message) for w in caught]
     assert fit.diagnostics()["divergences"] > 0
-    assert any(m.startswith(f"{fit.diagnostics()['divergences']} divergences (") and
+    assert any(m.startswith(f"{fit.diagnostics()['divergences']} divergence") and
                "term (1 | school) is centered" in m for m in messages), messages
     with warnings.catch_warnings():
         warnings.simplefilter("error", SamplingWarning)
