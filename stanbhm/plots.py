@@ -76,18 +76,32 @@ def funnel(fit: Fit, term: str, level: int = 0) -> Figure:
 
 
 def ppc(fit: Fit) -> Figure:
-    """Posterior predictive check: the observed outcome's distribution against the
-    replicated ones (ArviZ's plot_ppc), over the observed rows; needs ``y_rep``."""
+    """Posterior predictive check over the observed rows, two panels: the observed
+    outcome's distribution against replicated ones (ArviZ's plot_ppc), and each row's
+    observed value against its predictive mean with a 90% interval (points off the
+    diagonal by more than their interval are rows the model does not reproduce).
+    Needs ``y_rep``."""
     import arviz as az
+    import matplotlib.pyplot as plt
 
     idata = fit.to_arviz()
     if "posterior_predictive" not in idata.groups() or "y_rep" not in idata.posterior_predictive:
         raise ValueError("ppc needs y_rep: fit a model built with y_rep=True")
-    observed = idata.observed_data["y"].coords["obs_id"].values
-    replicated = idata.posterior_predictive["y_rep"].sel(row=observed).rename(row="obs_id")
-    data = az.from_dict(posterior_predictive={"y": replicated.values},
-                        observed_data={"y": idata.observed_data["y"].values})
-    return _figure(az.plot_ppc(data, num_pp_samples=100))
+    observed_rows = idata.observed_data["y"].coords["obs_id"].values
+    y = idata.observed_data["y"].values
+    replicated = idata.posterior_predictive["y_rep"].sel(row=observed_rows)
+    data = az.from_dict(posterior_predictive={"y": replicated.values}, observed_data={"y": y})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    az.plot_ppc(data, num_pp_samples=100, ax=left)
+    mean = replicated.mean(("chain", "draw")).values
+    low, high = replicated.quantile([0.05, 0.95], ("chain", "draw")).values
+    right.errorbar(y, mean, yerr=[mean - low, high - mean], fmt="o", ms=3, alpha=0.5,
+                   elinewidth=0.8)
+    edges = [min(y.min(), low.min()), max(y.max(), high.max())]
+    right.plot(edges, edges, color="black", lw=0.8)
+    right.set_xlabel("observed")
+    right.set_ylabel("predicted (mean, 90% interval)")
+    return fig
 
 
 def forest(fit: Fit, term: str) -> Figure:

@@ -140,3 +140,18 @@ def test_loo_compares_parameterizations_of_one_model(eight_schools_df):
     assert set(table.index) == set(fits)
     spread = table["elpd_loo"].max() - table["elpd_loo"].min()
     assert spread < 2 * table["se"].max()
+
+
+@pytest.mark.slow
+def test_a_compile_says_so_and_a_cache_hit_says_nothing(eight_schools_df, capsys):
+    import re
+    import uuid
+
+    scale = 1 + (uuid.uuid4().int % 100_000) / 1e6  # a program the cache has not seen
+    model = sb.Model(FORMULA, eight_schools_df, priors={"sd": f"exponential({scale})"})
+    model.compile()
+    err = capsys.readouterr().err
+    assert err.startswith("compiling model (first time, ~15 s)...\n")
+    assert re.search(r"^compiled in \d+ s$", err, flags=re.MULTILINE)
+    model.compile()
+    assert capsys.readouterr().err == ""

@@ -55,9 +55,15 @@ def test_trace_shows_the_hyperparameters(schools) -> None:
     assert titles == {"Intercept", "sd_school"}
 
 
-def test_ppc_overlays_replicates_on_the_observed_outcome(schools) -> None:
+def test_ppc_overlays_replicates_and_plots_observed_against_predicted(schools) -> None:
     fig = plots.ppc(schools)
-    assert len(fig.axes[0].get_lines()) >= 100
+    left, right = fig.axes[:2]
+    assert len(left.get_lines()) >= 100
+    points = right.get_lines()[0].get_xydata()
+    np.testing.assert_array_equal(points[:, 0], [28, 8, -3, 7, -1, 1, 18, 12])
+    rep = schools.to_arviz().posterior_predictive["y_rep"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(points[:, 1], rep)
+    assert right.get_xlabel() == "observed"
 
 
 def test_correlations_show_the_posterior_mean_matrix(slopes) -> None:

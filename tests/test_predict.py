@@ -43,6 +43,14 @@ def test_new_rows_are_encoded_as_the_fitted_ones() -> None:
     np.testing.assert_array_equal(term.Z, [[1, 0.5], [1, 1.0], [1, -1.0], [1, 0.0]])
 
 
+def test_scale_uses_the_training_mean_and_sd() -> None:
+    df = slopes()
+    model = sb.Model("y ~ scale(x) + (1 | g)", df, rewrites="none")
+    x = df["x"]
+    new = pd.DataFrame({"x": [x.mean(), x.mean() + x.std(ddof=1)], "g": ["g0", "g1"]})
+    np.testing.assert_allclose(encode(model, new).X[:, 0], [0.0, 1.0], atol=1e-12)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda d: d.drop(columns="x"), "cannot encode new data for the fixed effects: "),
     (lambda d: d.drop(columns="g"), "new data has no column 'g' (grouping factor of "
