@@ -40,11 +40,8 @@ import numpy as np
 import pandas as pd
 
 import stanbhm as sb
-from stanbhm.datasets import election, election_formula, varying_slopes
+from stanbhm.datasets import eight_schools, election, election_formula, varying_slopes
 
-EIGHT_SCHOOLS = pd.DataFrame({"school": list("ABCDEFGH"),
-                              "y": [28, 8, -3, 7, -1, 1, 18, 12],
-                              "sigma": [15, 10, 16, 11, 9, 11, 10, 18]})
 HYPER = ("Intercept", "b", "sigma")
 
 
@@ -174,7 +171,7 @@ def eight_schools_table(out: list[dict]) -> None:
     for label, kwargs in (("centered", {"parameterization": "centered"}),
                           ("non-centered", {"parameterization": "noncentered"}),
                           ("marginalized", {"rewrites": {"school": "marginalize"}})):
-        model, _ = timed_model(formula, EIGHT_SCHOOLS, **kwargs)
+        model, _ = timed_model(formula, eight_schools(), **kwargs)
         rows[label] = {"section": "eight_schools", "program": label,
                        **full_fit(model, ["sd_school"], sampling=5000)}
     for label, row in rows.items():
