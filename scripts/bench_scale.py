@@ -4,8 +4,9 @@ Three tables, each measured in this process on this machine:
 
 1. ``predictor``: gaussian ``y ~ 1 + x + (1 + x || g)``, N = 100k (--rows), 1000 groups,
    non-centered, log_lik and y_rep off: time per gradient of an idiomatic hand-written
-   Stan program (``a[g] + b[g] .* x`` on column vectors), of stanbhm's program without
-   the GLM kernel and of stanbhm's default (``normal_id_glm``).
+   Stan program (``a[g] + b[g] .* x`` on column vectors, built with the same STAN_THREADS
+   option as stanbhm's), of stanbhm's program without the GLM kernel and of stanbhm's
+   default (``normal_id_glm``).
 2. ``retail``: the retail-demand negative binomial (`stanbhm.datasets.retail`, 22
    features, every coefficient varying by store, uncorrelated, closed days
    unobserved) at 200 stores x 365 days (--stores/--days) and, with --full, at 1000 x 942:
@@ -110,7 +111,8 @@ def predictor_table(rows: int, out: list[dict]) -> None:
     kernel = sb.Model(formula, df, **kwargs)
     iterations = max(10, min(100, 3_000_000 // rows))
     with data_file(plain.stan_data()) as data:
-        hand = gradient_ms(toolchain.compile_model(HAND_WRITTEN), data, iterations)
+        hand_exe = toolchain.compile_model(HAND_WRITTEN, cpp_options=plain.program.cpp_options)
+        hand = gradient_ms(hand_exe, data, iterations)
     found = {"hand-written (a[g] + b[g] .* x)": hand,
              "stanbhm, glm='never'": model_gradient_ms(plain, iterations),
              "stanbhm, default (normal_id_glm)": model_gradient_ms(kernel, iterations)}
