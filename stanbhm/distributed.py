@@ -55,12 +55,7 @@ def run_task(code: str, cpp_options: dict[str, Any], stanc_options: dict[str, An
 
 
 def _task_arguments(model: Model) -> tuple[str, dict[str, Any], dict[str, Any], dict]:
-    from .toolchain import opencl
-
-    cpp, stanc = dict(model.program.cpp_options), {}
-    if model.device is not None:
-        device_cpp, stanc = opencl.build_options(model.device)
-        cpp.update(device_cpp)
+    cpp, stanc = model.build_options()
     return model.stan_code(), cpp, stanc, model.stan_data()
 
 

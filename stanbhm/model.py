@@ -91,13 +91,19 @@ class Model:
             raise
         return target
 
-    def compile(self):
-        """The compiled program (from stanbhm's cache when already built); with
-        ``opencl`` its GLM kernels run on the chosen device."""
+    def build_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(cpp_options, stanc_options) the program is compiled with: the program's own,
+        plus the OpenCL device's when ``opencl`` chose one."""
         cpp, stanc = dict(self.program.cpp_options), {}
         if self.device is not None:
             device_cpp, stanc = opencl_devices.build_options(self.device)
             cpp.update(device_cpp)
+        return cpp, stanc
+
+    def compile(self):
+        """The compiled program (from stanbhm's cache when already built); with
+        ``opencl`` its GLM kernels run on the chosen device."""
+        cpp, stanc = self.build_options()
         return toolchain.compile_model(self.stan_code(), cpp_options=cpp, stanc_options=stanc,
                                        progress=_say)
 
