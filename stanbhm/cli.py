@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import toolchain
 
@@ -84,6 +85,38 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.suite == "report":
+        from .bench.report import report
+
+        written = report([Path(p) for p in args.paths] or [Path("docs/bench")],
+                         Path(args.docs))
+        print(f"wrote {written}")
+        return 0
+    if args.paths:
+        print(f"stanbhm: unexpected arguments {' '.join(args.paths)} "
+              "(only 'report' takes folders)", file=sys.stderr)
+        return 2
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"stanbhm: --set takes key=value, not {item!r}", file=sys.stderr)
+            return 2
+        overrides[key] = value
+    command = "stanbhm bench " + " ".join(sys.argv[2:]) if args.command_line is None \
+        else args.command_line
+    try:
+        bench.run_suite(args.suite, quick=args.quick, out=args.out, repeat=args.repeat,
+                        seed=args.seed, overrides=overrides, command=command)
+    except ValueError as exc:
+        print(f"stanbhm: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("formula", help="e.g. 'y | se(sigma) ~ 1 + (1 | school)'")
     p.add_argument("--data", required=True, help="CSV file with the columns the formula uses")
@@ -113,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--chains", type=int, default=4)
     fit.add_argument("--seed", type=int, default=1)
     fit.set_defaults(func=cmd_fit)
+    from .bench import SUITES
+
+    bench = sub.add_parser(
+        "bench", help="run a benchmark suite, or build docs/benchmarks.md from results",
+        description="Run SUITE, print its side-by-side tables and write SUITE.json and "
+                    "SUITE.md to --out; 'report [FOLDER ...]' builds --docs from the JSON "
+                    "files in those folders (default docs/bench).")
+    bench.add_argument("suite", choices=[*SUITES, "report"])
+    bench.add_argument("paths", nargs="*", help="report: folders of SUITE.json files")
+    bench.add_argument("--quick", action="store_true",
+                       help="small sizes that finish in a few minutes on 2 cores")
+    bench.add_argument("--out", default="bench-results", help="folder for SUITE.json/.md")
+    bench.add_argument("--repeat", type=int, default=3, help="repeats of repeated timings")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a suite option, e.g. --set sizes=10000,100000 (see docs)")
+    bench.add_argument("--docs", default="docs/benchmarks.md", help="report: file to write")
+    bench.add_argument("--command-line", help=argparse.SUPPRESS)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .families import Family
 from .parts import Marginal, Output, Part, Rows
 
-__all__ = ["Cells", "Likelihood", "Statistics"]
+__all__ = ["Cells", "Likelihood", "NestedCells", "Statistics"]
 
 #: The rows the collapsed likelihood works on: one row standing for each cell.
 CELL_ROWS = Rows("N_cell", "_cell", True, cell=True)
@@ -60,6 +60,28 @@ class Cells:
 
 
 @dataclass(frozen=True, eq=False)
+class NestedCells:
+    """The integrated-out factor's levels, nested in the statistics' factor, grouped into
+    cells of one level of it and one row count (`passes.statistics`)."""
+
+    level: np.ndarray  # 0-based level of the statistics' factor of each cell
+    rows: np.ndarray  # rows of each member of the cell
+    members: np.ndarray  # members in the cell
+    bhat: np.ndarray  # (cells, columns) least squares of the members' sums
+    R: np.ndarray  # (columns, cells, columns): row k of each cell's triangular factor
+    rss: np.ndarray  # (cells) residual sum of squares of each cell
+
+    @property
+    def n(self) -> int:
+        return len(self.level)
+
+    def data(self) -> dict[str, Any]:
+        return {"N_ms": self.n, "ms_level": self.level + 1, "ms_n": self.rows.astype(float),
+                "ms_count": self.members.astype(float), "ms_bhat": self.bhat, "ms_R": self.R,
+                "ms_rss": self.rss}
+
+
+@dataclass(frozen=True, eq=False)
 class Statistics:
     """Per-level sufficient statistics of a gaussian likelihood (`passes.statistics`)."""
 
@@ -72,12 +94,15 @@ class Statistics:
     rss: float  # total residual sum of squares at the per-level least squares
     sums: tuple[np.ndarray, np.ndarray] | None = None  # per level: sum of y, of D's columns
     whole: str = ""  # the coefficients as one matrix expression, when one term has them all
+    nested: NestedCells | None = None  # a factor nested in this one, integrated out
 
     def data(self) -> dict[str, Any]:
         out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,
                "ss_rss": self.rss}
         if self.sums is not None:
             out["ss_ysum"], out["ss_xsum"] = self.sums
+        if self.nested is not None:
+            out.update(self.nested.data())
         return out
 
 

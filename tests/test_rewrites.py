@@ -15,6 +15,7 @@ from exact import assert_constant_gap, log_density
 from scipy import stats
 
 import stanbhm as sb
+from stanbhm.datasets import election, election_formula
 from stanbhm.errors import PlanError
 
 
@@ -278,7 +279,7 @@ def test_statistics_are_exact_per_level() -> None:
         direct = sum(float(np.sum((y[index == j] - D[index == j] @ theta[j]) ** 2))
                      for j in range(5))
         quad = sum(float(np.sum((R[:, j, :] @ (theta[j] - bhat[j])) ** 2)) for j in range(5))
-        assert abs(rss + quad - direct) < 1e-9 * direct
+        assert abs(rss.sum() + quad - direct) < 1e-9 * direct
 
 
 def test_statistics_are_skipped_with_a_reason() -> None:
@@ -517,3 +518,71 @@ def test_laplace_posterior_is_close_to_the_plain_one() -> None:
         a, b = (f.stan_variable(var) for f in fits)
         gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
         assert (gap < 0.1 * b.std(axis=0) + 4 * b.std(axis=0) / np.sqrt(1000)).all(), var
+
+
+# ------------------------------------------------------ statistics with a nested marginal
+
+
+def nested_data(missing: bool = False) -> pd.DataFrame:
+    """Respondents nested in states (each lives in one), a few rows each."""
+    df, _ = election(seed=4, rows=1500, states=12, covariates=3)
+    if missing:
+        df.loc[::37, "y"] = np.nan
+    return df
+
+
+def test_nested_marginal_cells_are_exact() -> None:
+    """Per cell, ms_rss + |R (theta_level - bhat)|^2 is the sum over its members of the
+    squared residual sums, for any per-level theta."""
+    from stanbhm.passes.statistics import nested_cells
+
+    rng = np.random.default_rng(1)
+    member = rng.integers(0, 40, size=300)
+    home = rng.integers(0, 5, size=40)
+    home[7] = -1
+    member[member == 7] = 8  # member 7 has no rows
+    D = np.column_stack([np.ones(300), rng.normal(size=300) + 50.0, rng.normal(size=300)])
+    y = D @ [1.0, 0.5, -2.0] + rng.normal(size=300)
+    cells = nested_cells(D, y, member, home)
+    counts = np.bincount(member, minlength=40)
+    assert cells.members.sum() == 39 and cells.rows.min() >= 1
+    for _ in range(3):
+        theta = rng.normal(size=(5, 3)) + np.array([1.0, 0.5, -2.0])
+        resid = y - np.einsum("ij,ij->i", D, theta[home[member]])
+        sums = np.bincount(member, weights=resid, minlength=40)
+        for c in range(cells.n):
+            chosen = (home == cells.level[c]) & (counts == cells.rows[c])
+            direct = float(np.sum(sums[chosen] ** 2))
+            dev = theta[cells.level[c]] - cells.bhat[c]
+            quad = cells.rss[c] + float(np.sum((cells.R[:, c, :] @ dev) ** 2))
+            assert abs(quad - direct) < 1e-9 * max(direct, 1.0)
+
+
+def test_nested_marginal_statistics_are_chosen_and_said() -> None:
+    model = sb.Model(election_formula(3), nested_data())
+    assert model.plan.likelihood.strategy == "statistics"
+    cells = model.plan.likelihood.statistics.nested.n
+    assert decision(model, "sufficient statistics") == (
+        "sufficient statistics: per level of state, and of respondent per cell; 1500 rows, "
+        "12 levels of state, 5 columns per level; respondent, integrated out, is nested in "
+        f"state: its levels' residual sums enter through {cells} cells of one level of state "
+        "and one row count: a gradient costs O((levels + cells) x columns^2), not O(rows)")
+    crossed = nested_data()
+    crossed.loc[::2, "state"] = crossed["state"].iloc[1::2].to_numpy()[: len(crossed[::2])]
+    model = sb.Model(election_formula(3), crossed)
+    assert decision(model, "sufficient statistics") == (
+        "sufficient statistics: not applied; group terms on 2 factors (respondent, state); "
+        "one is needed, or another whose intercept is integrated out and whose levels each "
+        "lie in one level of state, which respondent's do not")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("missing", [False, True])
+def test_nested_marginal_statistics_keep_the_log_density(missing) -> None:
+    """Against the program that integrates the respondents out over the rows."""
+    df = nested_data(missing)
+    rows = sb.Model(election_formula(3), df, rewrites=["marginalize"])
+    cells = sb.Model(election_formula(3), df)
+    assert rows.plan.likelihood.strategy == "marginal"
+    assert cells.plan.likelihood.statistics.nested is not None
+    assert_constant_gap(rows, cells)

@@ -16,6 +16,14 @@ whatever the number of rows. Exact: the log density changes by a constant only.
 With a group intercept of the same factor integrated out (`marginalize`), its marginal
 needs per level the sum of the residuals, sum(y) - sum(D) theta_j, so two more
 statistics (the per-level sums of y and of each column) keep the cost O(levels).
+
+With the intercept of another factor integrated out whose levels are nested in this
+factor's (respondents, each living in one state), member m of level j has the residual
+sum s_m = t_m - S_m theta_j (t_m, S_m: its rows' sums of y and of D), and the marginal
+needs sum_m s_m^2 / v_m with v_m = sigma^2 + n_m tau^2 depending on its row count n_m
+alone. So the members are grouped into cells of one level and one row count, and each
+cell's sum of squares is again rss_c + |R_c (theta_j - bhat_c)|^2: O(cells * columns^2),
+whatever the number of rows or members.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..likelihood import Statistics
+from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
 from .rewrites import allowed
 
@@ -46,6 +54,8 @@ class SufficientStatistics:
 
     rewrites: Any
     _made: dict = field(default_factory=dict, compare=False, repr=False)
+    _nested: dict = field(default_factory=dict, compare=False, repr=False)
+    _stats: dict = field(default_factory=dict, compare=False, repr=False)
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
@@ -61,8 +71,20 @@ class SufficientStatistics:
         if not factors:
             return "no group term (a model without one is not built yet)"
         if len(factors) > 1:
-            return f"group terms on {len(factors)} factors ({', '.join(factors)}); one is needed"
+            kept = sorted({g.name for g in plan.groups if not g.marginalized})
+            reason = f"group terms on {len(factors)} factors ({', '.join(factors)})"
+            if lik.marginal is None or len(kept) != 1:
+                return f"{reason}; one is needed"
+            if self.nested(plan) is None:
+                return (f"{reason}; one is needed, or another whose intercept is integrated "
+                        f"out and whose levels each lie in one level of {kept[0]}, which "
+                        f"{lik.marginal.name}'s do not")
         return ""
+
+    def nested(self, plan: Plan) -> np.ndarray | None:
+        """With the marginalized factor nested in the kept one: the kept factor's 0-based
+        level of each of its levels (-1 for a level without fitted rows); else None."""
+        return once(self._nested, plan, lambda: _nesting(plan))
 
     def design(self, plan: Plan) -> Design:
         """The levels' design, built once per plan (applies and apply both ask)."""
@@ -70,32 +92,48 @@ class SufficientStatistics:
 
     def statistics(self, plan: Plan) -> Statistics:
         """The per-level statistics; computed only when the rewrite applies."""
+        return once(self._stats, plan, lambda: self._statistics(plan))
+
+    def _statistics(self, plan: Plan) -> Statistics:
         d = self.design(plan)
         lik = plan.likelihood
         obs = lik.obs
-        first = plan.groups[0]
+        first = factor_group(plan)
         n_levels = first.n_levels
         y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
         index = first.index[obs] - 1
         bhat, R, rss = level_statistics(d.D, y, index, n_levels)
-        sums = None
-        if lik.marginal is not None:  # per level: sums of y and of each column
+        sums, nested = None, None
+        home = self.nested(plan) if lik.marginal is not None else None
+        if home is not None:
+            nested = nested_cells(d.D, y, lik.marginal.index, home)
+        elif lik.marginal is not None:  # per level: sums of y and of each column
             sums = (np.bincount(index, weights=y, minlength=n_levels),
                     np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
                                      for c in d.D.T]))
         return Statistics(ident=first.ident, name=first.name, labels=d.labels, theta=d.theta,
-                          bhat=bhat, R=R, rss=rss, sums=sums, whole=d.whole)
+                          bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
+                          nested=nested)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(spec, plan)
         if why:
             return Decision(SUBJECT, "not applied", why, applied=False)
-        factor = plan.groups[0]
+        factor = factor_group(plan)
         p, g, n = len(self.design(plan).labels), factor.n_levels, plan.likelihood.n_obs
         cost = f"{n} rows, {g} levels of {factor.name}, {p} columns per level"
         if n < ROWS_PER_COLUMN * p * g:
             return Decision(SUBJECT, "not applied", f"{cost}: fewer than {ROWS_PER_COLUMN} "
                             "rows per column and level, so the rows cost no more", applied=False)
+        marginal = plan.likelihood.marginal
+        if marginal is not None and marginal.name != factor.name:
+            cells = self.statistics(plan).nested.n
+            return Decision(
+                SUBJECT, f"per level of {factor.name}, and of {marginal.name} per cell",
+                f"{cost}; {marginal.name}, integrated out, is nested in {factor.name}: its "
+                f"levels' residual sums enter through {cells} cells of one level of "
+                f"{factor.name} and one row count: a gradient costs O((levels + cells) x "
+                "columns^2), not O(rows)")
         return Decision(SUBJECT, "per level of " + factor.name,
                         f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
 
@@ -153,7 +191,7 @@ def _design(plan: Plan) -> Design:
                 columns.append((effect, g.Z[obs, e], ""))
                 levels.append([])
             levels[keys[key]].append(g.level_column(e))
-    first = plan.groups[0]
+    first = factor_group(plan)
     exprs = []
     for (_, _, pop), parts in zip(columns, levels, strict=True):
         if pop and parts:
@@ -168,15 +206,53 @@ def _design(plan: Plan) -> Design:
                   whole=whole)
 
 
+def factor_group(plan: Plan):
+    """The first group term of the factor whose levels the statistics are taken over: the
+    only factor, or the one kept when another is integrated out."""
+    if len({g.name for g in plan.groups}) == 1:
+        return plan.groups[0]
+    return next(g for g in plan.groups if not g.marginalized)
+
+
+def _nesting(plan: Plan) -> np.ndarray | None:
+    marginal = plan.likelihood.marginal
+    kept = factor_group(plan)
+    if marginal is None or kept.name == marginal.name:
+        return None
+    member = marginal.index
+    level = kept.index[plan.likelihood.obs] - 1
+    home = np.full(len(marginal.counts), -1)
+    home[member] = level
+    return home if np.array_equal(home[member], level) else None
+
+
+def nested_cells(D: np.ndarray, y: np.ndarray, member: np.ndarray,
+                 home: np.ndarray) -> NestedCells:
+    """The members' sums of y and of D's columns, grouped into cells of one level
+    (``home``) and one row count, each cell's least-squares statistics taken over its
+    members."""
+    n_members = len(home)
+    counts = np.bincount(member, minlength=n_members)
+    t = np.bincount(member, weights=y, minlength=n_members)
+    S = np.column_stack([np.bincount(member, weights=c, minlength=n_members) for c in D.T])
+    present = counts > 0
+    width = int(counts.max()) + 1
+    cells, cell_of = np.unique(home[present] * width + counts[present], return_inverse=True)
+    bhat, R, rss = level_statistics(S[present], t[present], cell_of, len(cells))
+    return NestedCells(level=cells // width, rows=cells % width,
+                       members=np.bincount(cell_of, minlength=len(cells)), bhat=bhat, R=R,
+                       rss=rss)
+
+
 def level_statistics(
     D: np.ndarray, y: np.ndarray, index: np.ndarray, n_levels: int
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per level: least-squares coefficients (G, P), the triangular factor as
-    R[k, j, :] = row k of level j's R (P, G, P), and the total residual sum of squares."""
+    R[k, j, :] = row k of level j's R (P, G, P), and the residual sum of squares (G)."""
     p = D.shape[1]
     bhat = np.zeros((n_levels, p))
     R = np.zeros((p, n_levels, p))
-    rss = 0.0
+    rss = np.zeros(n_levels)
     order = np.argsort(index, kind="stable")
     bounds = np.searchsorted(index[order], np.arange(n_levels + 1))
     for j in range(n_levels):
@@ -186,7 +262,7 @@ def level_statistics(
         Dj, yj = D[rows], y[rows]
         coef = np.linalg.lstsq(Dj, yj, rcond=None)[0]
         resid = yj - Dj @ coef
-        rss += float(resid @ resid)
+        rss[j] = float(resid @ resid)
         r = np.linalg.qr(Dj, mode="r")
         bhat[j] = coef
         R[: r.shape[0], j, :] = r

@@ -1,0 +1,1 @@
+"""One module per ``stanbhm bench`` suite: ``DEFAULTS`` and ``QUICK`` options and ``run``."""

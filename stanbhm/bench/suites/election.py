@@ -1,0 +1,134 @@
+"""Election: full Bayes on lmer-scale panel data, beside lme4 when R has it.
+
+The seeded election-like generator (`stanbhm.datasets.election`: 50 states, respondents
+with about 3 rows each, 40 covariates) at each of `sizes` rows (`sizes_bernoulli` for
+the bernoulli outcome), gaussian and bernoulli,
+``y ~ V1 + ... + V40 + (1 | state) + (1 | respondent) + (age - 1 | state)``. stanbhm
+fits it with every lever that applies (its defaults: rewrites, GLM kernels; threads per
+chain = cores / chains when there are cores to spare), 4 chains x (`warmup` + `draws`),
+chains in parallel up to the core count. Reported: the model's build and compile seconds,
+the fit's wall seconds, min ESS bulk over the hyper-parameters (Intercept, b, sigma and
+the three sds) and the wall seconds to 400 of it: warmup plus the sampling share that
+400 effective draws take at the run's rate (the run's own ESS when it stopped short of
+400 is extrapolated; "reached" says which). When R with lme4 is installed (Debian
+``r-cran-lme4``), ``lmer`` / ``glmer`` fit the same data in the same run, timed inside
+R (``system.time`` around the fit, reading the CSV left out), as the reference; otherwise
+that row is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ...datasets import election, election_formula
+from ...model import Model
+from ..harness import Ratio, Run, Target
+from ..measure import fit_figures, levers, seconds_to_ess
+
+DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
+                               "sizes_bernoulli": "30000,300000,3000000",
+                               "families": "gaussian,bernoulli", "warmup": 1000,
+                               "draws": 1000, "goal": 400}
+QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
+                            "draws": 200}
+HYPER = ["Intercept", "b", "sigma", "sd_state", "sd_respondent", "sd_state_age"]
+
+R_SCRIPT = """\
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1])
+d$state <- factor(d$state)
+d$respondent <- factor(d$respondent)
+f <- as.formula(args[2])
+elapsed <- system.time(
+  m <- if (args[3] == "gaussian") lmer(f, data = d) else glmer(f, data = d, family = binomial)
+)[["elapsed"]]
+cat("seconds", elapsed, "\\n")
+vc <- as.data.frame(VarCorr(m))
+for (i in seq_len(nrow(vc))) cat("sd", vc$grp[i], vc$var1[i], vc$sdcor[i], "\\n")
+"""
+
+
+def lme4_missing() -> str | None:
+    """Why lme4 cannot run here, or None when it can."""
+    if shutil.which("Rscript") is None:
+        return "Rscript is not installed (Debian: apt-get install r-cran-lme4)"
+    found = subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True, text=True)
+    if found.returncode != 0:
+        return "R has no lme4 package (Debian: apt-get install r-cran-lme4)"
+    return None
+
+
+def lme4_fit(df, formula: str, family: str) -> dict[str, Any]:
+    """lmer/glmer on ``df``; the fit's elapsed seconds and its sd estimates."""
+    with tempfile.TemporaryDirectory() as folder:
+        csv, script = Path(folder) / "data.csv", Path(folder) / "fit.R"
+        df.to_csv(csv, index=False)
+        script.write_text(R_SCRIPT)
+        done = subprocess.run(["Rscript", str(script), str(csv), formula.replace(
+            "(age - 1 | state)", "(0 + age | state)"), family], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"lme4 failed on {len(df)} rows: {done.stderr.strip()[-2000:]}")
+    found: dict[str, Any] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if parts[:1] == ["seconds"]:
+            found["seconds"] = float(parts[1])
+        elif parts[:1] == ["sd"]:
+            found[f"sd {parts[1]} {parts[2]}"] = float(parts[3])
+    return found
+
+
+def run(bench: Run, options: dict[str, object]) -> None:
+    goal = float(options["goal"])
+    cores = os.cpu_count() or 1
+    chains = 4
+    threads = max(1, cores // chains)
+    missing = lme4_missing()
+    if missing:
+        bench.skip(f"lme4 reference: {missing}")
+    for family in str(options["families"]).split(","):
+        key = "sizes" if family == "gaussian" else f"sizes_{family}"
+        sizes = [int(s) for s in str(options[key]).split(",")]
+        table = bench.table(
+            f"election_{family}", f"election-like {family} model: stanbhm to {goal:.0f} ESS "
+            f"against lme4, 4 chains x ({options['warmup']} + {options['draws']})",
+            {"N": "N", "program": "system", "levers": "levers", "build_s": "build s",
+             "compile_s": "compile s", "wall_s": "fit wall s", "ess_bulk": "min ESS bulk",
+             "seconds": f"s to {goal:.0f} ESS (lme4: fit s)", "reached": "reached",
+             "sd_respondent": "sd respondent", "sigma": "sigma"},
+            ratios=[Ratio("vs lme4", "seconds", "lme4", group="N")],
+            targets=[Target(f"full Bayes at N = {sizes[-1]} in less time than lme4",
+                            "stanbhm", "vs lme4", "<=", 1.0)])
+        for n in sizes:
+            df, _ = election(seed=1, rows=n, family=family)
+            start = time.perf_counter()
+            model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
+                          threads=threads)
+            model.stan_data()
+            build = time.perf_counter() - start
+            start = time.perf_counter()
+            model.compile()
+            compile_s = time.perf_counter() - start
+            figures = fit_figures(model, HYPER, chains=chains,
+                                  parallel_chains=min(chains, cores),
+                                  iter_warmup=int(options["warmup"]),
+                                  iter_sampling=int(options["draws"]), seed=bench.seed)
+            fit_means = figures.pop("means")
+            wall = figures["wall_s"] * seconds_to_ess(figures, goal) / figures["sampler_s"]
+            table.add(N=n, program="stanbhm", levers=levers(model), build_s=build,
+                      compile_s=compile_s, seconds=wall, reached=figures["ess_bulk"] >= goal,
+                      sd_respondent=fit_means.get("sd_respondent"),
+                      sigma=fit_means.get("sigma"), **figures)
+            if missing is None:
+                found = lme4_fit(df, election_formula(), family)
+                table.add(N=n, program="lme4", levers="lmer" if family == "gaussian"
+                          else "glmer (Laplace)", seconds=found["seconds"],
+                          sd_respondent=found.get("sd respondent (Intercept)"),
+                          sigma=found.get("sd Residual NA"))

@@ -1,0 +1,171 @@
+"""Scale: per-row cost, GLM kernels, threads and data files.
+
+1. ``predictor``: gaussian ``y ~ 1 + x + (1 + x || g)``, `rows` rows, 1000 groups,
+   non-centered, log_lik and y_rep off: time per gradient of an idiomatic hand-written
+   Stan program (``a[g] + b[g] .* x`` on column vectors, built with stanbhm's options),
+   of stanbhm's program without the GLM kernel and of stanbhm's default
+   (``normal_id_glm``).
+2. ``retail``: the retail-demand negative binomial (`stanbhm.datasets.retail`, 22
+   features, every coefficient varying by store, uncorrelated, closed days unobserved)
+   at `stores` x `days` and, with `full`, at 1000 x 942: the plain program (no GLM
+   kernel, one thread), the GLM kernel, and the GLM kernel with reduce_sum on each of
+   `threads`; time per gradient, speedup over the plain program, passes applied.
+3. ``data``: building the model and writing its data file at the retail sizes: formula
+   to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
+   and the process's peak memory (before CmdStanPy's writer runs) against the
+   DataFrame's size; run this section alone for a clean peak.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+
+from cmdstanpy.utils import write_stan_json
+
+from ... import toolchain
+from ...datafile import data_file, write_data
+from ...datasets import retail, retail_formula, varying_slopes
+from ...model import Model
+from ..harness import Ratio, Run, Target, run_sections
+from ..measure import gradient_ms, iterations_for, model_gradient_ms
+
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,data", "rows": 100_000,
+                               "stores": 200, "days": 365, "full": False, "threads": "1,2"}
+QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60}
+
+HAND_WRITTEN = """\
+data {
+  int<lower=1> N;
+  vector[N] y;
+  int<lower=1> K;
+  matrix[N, K] X;
+  int<lower=1> N_g;
+  array[N] int<lower=1, upper=N_g> J_g;
+}
+transformed data {
+  vector[N] x = X[ : , 1] - mean(X[ : , 1]);
+}
+parameters {
+  real alpha;
+  real beta;
+  vector<lower=0>[2] tau;
+  vector[N_g] z_a;
+  vector[N_g] z_b;
+  real<lower=0> sigma;
+}
+model {
+  vector[N_g] a = tau[1] * z_a;
+  vector[N_g] b = tau[2] * z_b;
+  alpha ~ student_t(3, 1, 3);
+  beta ~ normal(0, 3);
+  tau ~ student_t(3, 0, 3);
+  z_a ~ std_normal();
+  z_b ~ std_normal();
+  sigma ~ student_t(3, 0, 3);
+  y ~ normal(alpha + beta * x + a[J_g] + b[J_g] .* x, sigma);
+}
+"""
+
+
+def predictor(bench: Run, options: dict[str, object]) -> None:
+    rows = int(options["rows"])
+    table = bench.table(
+        "predictor", f"gaussian y ~ 1 + x + (1 + x || g), N = {rows}, 1000 groups",
+        {"program": "program", "grad_ms": "ms per gradient"},
+        ratios=[Ratio("vs hand-written", "grad_ms", "hand-written")],
+        targets=[Target("stanbhm's default within 1.1x of the hand-written program",
+                        "stanbhm default", "vs hand-written", "<=", 1.1)])
+    df, _ = varying_slopes(seed=1, rows=rows, groups=1000)
+    formula = "y ~ 1 + x + (1 + x || g)"
+    common = {"rewrites": "none", "parameterization": "noncentered", "log_lik": False,
+              "y_rep": False}
+    plain = Model(formula, df, glm="never", **common)
+    kernel = Model(formula, df, **common)
+    iterations = iterations_for(rows, 3_000_000, low=10, high=100)
+    cpp, _ = plain.build_options()
+    hand = toolchain.compile_model(HAND_WRITTEN, cpp_options=cpp)
+    with data_file(plain.stan_data()) as data:
+        table.add(program="hand-written", grad_ms=gradient_ms(hand, data, iterations))
+    table.add(program="stanbhm, glm='never'", grad_ms=model_gradient_ms(plain, iterations))
+    table.add(program="stanbhm default", kernel="normal_id_glm",
+              grad_ms=model_gradient_ms(kernel, iterations))
+
+
+def decisions(model: Model, *subjects: str) -> str:
+    return "; ".join(f"{d.subject}: {d.choice}" for d in model.plan.decisions
+                     if d.subject in subjects)
+
+
+def retail_sizes(options: dict[str, object]) -> list[tuple[int, int]]:
+    first = (int(options["stores"]), int(options["days"]))
+    return [first] + ([(1000, 942)] if options["full"] and first != (1000, 942) else [])
+
+
+def retail_gradients(bench: Run, options: dict[str, object]) -> None:
+    threads = [int(k) for k in str(options["threads"]).split(",")]
+    for stores, days in retail_sizes(options):
+        df, _ = retail(seed=1, stores=stores, days=days)
+        rows = len(df)
+        table = bench.table(
+            f"retail_{stores}x{days}",
+            f"retail negative binomial, {stores} stores x {days} days ({rows} rows), "
+            "23 store-varying coefficients",
+            {"program": "program", "grad_ms": "ms per gradient", "passes": "passes"},
+            ratios=[Ratio("speedup over plain", "grad_ms", "plain", invert=True)],
+            targets=[Target("GLM + 2 threads >= 1.8x faster per gradient than plain",
+                            "GLM + 2 threads", "speedup over plain", ">=", 1.8)]
+            if 2 in threads else [])
+        common = {"family": "negbinomial", "rewrites": "none",
+                  "parameterization": "noncentered", "log_lik": False, "y_rep": False}
+        programs = [("plain", {"glm": "never"}), ("GLM", {})]
+        programs += [(f"GLM + {k} threads", {"threads": k}) for k in threads if k > 1]
+        iterations = iterations_for(rows, low=3, high=40)
+        for label, extra in programs:
+            model = Model(retail_formula(), df, **common, **extra)
+            table.add(program=label, rows=rows,
+                      grad_ms=model_gradient_ms(model, iterations, extra.get("threads", 1)),
+                      passes=decisions(model, "glm", "threads"))
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def data_files(bench: Run, options: dict[str, object]) -> None:
+    table = bench.table(
+        "data", "retail data: build and write",
+        {"program": "size", "rows": "rows", "frame_mb": "DataFrame MB",
+         "plan_s": "formula to plan s", "data_s": "plan to data s",
+         "write_s": "write s (stanbhm)", "cmdstanpy_write_s": "write s (CmdStanPy)",
+         "file_mb": "file MB", "peak_rss_mb": "peak RSS MB"},
+        ratios=[Ratio("CmdStanPy / stanbhm write", "cmdstanpy_write_s", over="write_s")])
+    for stores, days in retail_sizes(options):
+        df, _ = retail(seed=1, stores=stores, days=days)
+        start = time.perf_counter()
+        model = Model(retail_formula(), df, family="negbinomial", log_lik=False, y_rep=False)
+        planned = time.perf_counter()
+        data = model.stan_data()
+        built = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_data(os.path.join(folder, "ours.json"), data)
+            written = time.perf_counter()
+            peak = peak_mb()  # before CmdStanPy's writer, whose Python lists dwarf it
+            size_mb = path.stat().st_size / 1e6
+            path.unlink()
+            write_stan_json(os.path.join(folder, "theirs.json"), data)
+            slow = time.perf_counter() - written
+        table.add(program=f"{stores} x {days}", rows=len(df),
+                  frame_mb=df.memory_usage(deep=True).sum() / 1e6, plan_s=planned - start,
+                  data_s=built - planned, write_s=written - built, cmdstanpy_write_s=slow,
+                  file_mb=size_mb, peak_rss_mb=peak)
+
+
+SECTIONS = {"predictor": predictor, "retail": retail_gradients, "data": data_files}
+
+
+
+def run(bench: Run, options: dict[str, object]) -> None:
+    run_sections(bench, options, SECTIONS)

@@ -1,0 +1,165 @@
+"""``stanbhm bench``: the harness's ratios, targets and files, the CLI, the report, and
+every suite's --quick run (slow), checked for shape and for ratios that its own figures
+give, not for the numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+
+from stanbhm import bench
+from stanbhm.bench.harness import Ratio, Run, Table, Target, Timing, read, write
+from stanbhm.bench.report import report
+from stanbhm.cli import main
+
+
+def test_ratio_against_baseline_row_within_groups_inverted():
+    rows = [{"N": 10, "program": "plain", "ms": 4.0}, {"N": 10, "program": "fast", "ms": 1.0},
+            {"N": 20, "program": "plain", "ms": 9.0}, {"N": 20, "program": "fast", "ms": 3.0}]
+    Ratio("plain / this", "ms", "plain", invert=True, group="N").compute(rows)
+    assert [r["plain / this"] for r in rows] == [1.0, 4.0, 1.0, 3.0]
+
+
+def test_ratio_first_baseline_only_named_rows_and_own_column():
+    rows = [{"program": "fast", "ms": 2.0, "other": 8.0}, {"program": "plain", "ms": 6.0},
+            {"program": "fast", "ms": 3.0, "other": 0.0}]
+    Ratio("vs first", "ms", "fast", of="fast").compute(rows)
+    assert [r["vs first"] for r in rows] == [1.0, None, 1.5]
+    Ratio("own", "other", over="ms").compute(rows)
+    assert [r["own"] for r in rows] == [4.0, None, 0.0]
+
+
+def test_ratio_of_timings_uses_medians_and_missing_gives_none():
+    rows = [{"program": "a", "s": Timing([1.0, 3.0, 2.0]).as_json()}, {"program": "b", "s": None},
+            {"program": "c", "s": 0.5}]
+    Ratio("x a", "s", "a").compute(rows)
+    assert [r["x a"] for r in rows] == [1.0, None, 0.25]
+
+
+def test_target_reads_the_last_matching_row():
+    rows = [{"program": "fast", "r": 0.5}, {"program": "fast", "r": 1.5}]
+    target = Target("fast within 1.2", "fast", "r", "<=", 1.2)
+    target.check(rows)
+    assert (target.value, target.met) == (1.5, False)
+    missing = Target("absent", "slow", "r", ">=", 1)
+    missing.check(rows)
+    assert (missing.value, missing.met) == (None, None)
+
+
+def test_table_markdown_is_exact():
+    table = Table("t", "Title", {"program": "program", "s": "seconds"},
+                  ratios=[Ratio("x a", "s", "a")],
+                  targets=[Target("b at least 2x a", "b", "x a", ">=", 2.0)])
+    table.add(program="a", s=Timing([2.0, 1.0, 4.0]))
+    table.add(program="b", s=5.0)
+    table.finish()
+    assert table.markdown() == (
+        "**Title**\n\n| program | seconds | x a |\n| --- | ---: | ---: |\n"
+        "| a | 2.00 (1.00 to 4.00) | 1.00 |\n| b | 5.00 | 2.50 |\n\n"
+        "Target: b at least 2x a: met (2.50).")
+
+
+def test_write_and_read_round_trip(tmp_path):
+    run = Run("toolchain", quick=True, repeat=1, command="stanbhm bench toolchain --quick")
+    table = run.table("t", "T", {"program": "p", "v": "v"}, ratios=[Ratio("r", "v", "a")])
+    table.add(program="a", v=2.0)
+    table.add(program="b", v=3.0)
+    table.finish()
+    json_path, md_path = write(run, tmp_path)
+    assert (json_path.name, md_path.name) == ("toolchain-quick.json", "toolchain-quick.md")
+    data = read(json_path)
+    assert data["tables"][0]["rows"][1]["r"] == 1.5
+    assert data["machine"]["cores"] >= 1 and "stanbhm" in data["machine"]["versions"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toolchain-quick.json",
+                                                         "toolchain-quick.md"]
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"schema": 99}))
+    with pytest.raises(ValueError, match="not a stanbhm bench file of schema 1"):
+        read(bad)
+
+
+def test_options_defaults_quick_and_typed_overrides():
+    options = bench.options_for("scale", True, {"rows": "5000", "full": "yes"})
+    assert options["rows"] == 5000 and options["full"] is True and options["stores"] == 20
+    assert bench.options_for("scale", False, {})["rows"] == 100_000
+    with pytest.raises(ValueError, match="suite 'scale' has no option 'row'; its options: "
+                                         "sections, rows, stores"):
+        bench.options_for("scale", False, {"row": "1"})
+    with pytest.raises(ValueError, match="option 'rows' takes a int, not 'many'"):
+        bench.options_for("scale", False, {"rows": "many"})
+    with pytest.raises(ValueError, match="option 'full' takes true or false, not 'maybe'"):
+        bench.options_for("scale", False, {"full": "maybe"})
+
+
+def test_cli_refuses_bad_suite_option_and_set(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "everything"])
+    assert "invalid choice: 'everything'" in capsys.readouterr().err
+    assert main(["bench", "scale", "--set", "rows"]) == 2
+    assert "--set takes key=value, not 'rows'" in capsys.readouterr().err
+    assert main(["bench", "scale", "--set", "sections=gpu"]) == 2
+    assert "unknown scale section(s) gpu; known: predictor, retail, data" in \
+        capsys.readouterr().err
+    assert main(["bench", "scale", "extra"]) == 2
+
+
+def test_report_builds_the_page_and_plots(tmp_path):
+    results = tmp_path / "results"
+    run = Run("rewrites", quick=False, repeat=1, command="stanbhm bench rewrites")
+    table = run.table("statistics", "grad", {"N": "N", "program": "program", "grad_ms": "ms"},
+                      ratios=[Ratio("plain / this", "grad_ms", "plain", invert=True, group="N")])
+    for n, plain, fast in ((10, 1.0, 0.5), (100, 10.0, 0.5)):
+        table.add(N=n, program="plain", grad_ms=plain)
+        table.add(N=n, program="fast", grad_ms=fast)
+    run.load_after, run.seconds = 0.5, 12.0
+    table.finish()
+    write(run, results)
+    quick = Run("rewrites", quick=True, repeat=1, command="stanbhm bench rewrites --quick")
+    quick.load_after, quick.seconds = 0.5, 1.0
+    write(quick, results)  # a quick run does not replace the full one
+    docs = report([results], tmp_path / "docs" / "benchmarks.md")
+    text = docs.read_text()
+    assert "## rewrites\n" in text and "| 100 | fast | 0.5 | 20.0 |" in text
+    assert "![grad](bench/rewrites_statistics.png)" in text
+    assert (tmp_path / "docs" / "bench" / "rewrites_statistics.png").stat().st_size > 1000
+    assert "## peers\n\nNot run yet: `stanbhm bench peers`." in text
+
+
+def _check_ratios(table: dict) -> int:
+    """Recompute every ratio of a written table from its figures; return how many."""
+    checked = 0
+    for spec in table["ratios"]:
+        stored = [row[spec["name"]] for row in table["rows"]]
+        rows = [{k: v for k, v in row.items() if k != spec["name"]} for row in table["rows"]]
+        Ratio(**spec).compute(rows)
+        for row, value in zip(rows, stored, strict=True):
+            again = row[spec["name"]]
+            assert (value is None) == (again is None)
+            if value is not None:
+                assert math.isclose(value, again, rel_tol=1e-12)
+                checked += 1
+    return checked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", bench.SUITES)
+def test_quick_suite_writes_figures_and_computed_ratios(suite, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["stanbhm", "bench", suite, "--quick", "--repeat", "1"])
+    assert main(["bench", suite, "--quick", "--repeat", "1", "--out", str(tmp_path)]) == 0
+    data = read(tmp_path / f"{suite}-quick.json")
+    assert data["suite"] == suite and data["quick"] is True and data["repeat"] == 1
+    assert data["seconds"] > 0 and data["load_after"] is not None
+    assert data["options"] == bench.options_for(suite, True, {})
+    assert data["tables"], "a suite must leave at least one table"
+    ratios = sum(_check_ratios(t) for t in data["tables"])
+    assert ratios > 0, "no ratio was computed"
+    for table in data["tables"]:
+        assert table["rows"]
+        for target in table["targets"]:
+            assert target["met"] in (True, False, None)
+    markdown = (tmp_path / f"{suite}-quick.md").read_text()
+    assert markdown.startswith(f"## {suite} (quick)\n\nMachine: ")
+    assert markdown in capsys.readouterr().out
