@@ -31,12 +31,13 @@ CELL_ROWS = Rows("N_cell", "_cell", True, cell=True)
 class Cells:
     """Count rows summed over cells of identical linear predictor (`passes.collapse`)."""
 
-    rule: str  # the family's collapse rule: "binomial" or "poisson sum"
+    rule: str  # the collapse rule: "binomial", "poisson sum" or "gaussian cells"
     row: np.ndarray  # 0-based fitted row that stands for each cell
-    y: np.ndarray  # the outcome summed over each cell
+    y: np.ndarray  # the outcome summed over each cell (gaussian: its mean)
     counts: np.ndarray  # rows per cell
     trials: np.ndarray | None  # summed trials (binomial)
     log_exposure: np.ndarray | None  # poisson: log of the summed exp(offset) per cell
+    within: float = 0.0  # gaussian: the sum of squares of the rows about their cell means
 
     @property
     def n(self) -> int:
@@ -44,7 +45,10 @@ class Cells:
 
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"N_cell": self.n, "cell": self.row + 1, "y_cell": self.y}
-        if self.rule == "poisson sum":
+        if self.rule == "gaussian cells":
+            out["n_cell"] = self.counts.astype(float)
+            out["ss_cell"] = self.within
+        elif self.rule == "poisson sum":
             out["log_exposure_cell"] = self.log_exposure
         elif self.trials is not None:
             out["trials_cell"] = self.trials
@@ -52,7 +56,13 @@ class Cells:
             out["n_cell"] = self.counts
         return out
 
-    def statement(self) -> str:
+    def statement(self, fitted: str = "N") -> str:
+        """The cells' likelihood; `fitted` counts the rows they stand for."""
+        if self.rule == "gaussian cells":
+            # a cell's mean is normal with sd sigma / sqrt(n); the rows about the means
+            # add their sum of squares and the other N - N_cell factors of 1 / sigma
+            return (f"target += -({fitted} - N_cell) * log(sigma) - 0.5 * ss_cell / "
+                    "square(sigma);\n    y_cell ~ normal(eta, sigma ./ sqrt(n_cell));")
         if self.rule == "poisson sum":
             return "y_cell ~ poisson_log(eta + log_exposure_cell);"
         size = "trials_cell" if self.trials is not None else "n_cell"

@@ -42,7 +42,8 @@ RESERVED = frozenset(
         "ms_rss", "ms_dev", "ms_q", "grainsize", "row_index", "partial_log_lik", "slice", "start",
         "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
         "eta_new", "mu_new", "y_new",
-        "N_cell", "cell", "y_cell", "n_cell", "trials_cell", "log_exposure_cell", "X_cell",
+        "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
+        "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell",
     }
 )  # fmt: skip

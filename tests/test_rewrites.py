@@ -586,3 +586,52 @@ def test_nested_marginal_statistics_keep_the_log_density(missing) -> None:
     assert rows.plan.likelihood.strategy == "marginal"
     assert cells.plan.likelihood.statistics.nested is not None
     assert_constant_gap(rows, cells)
+
+
+# --------------------------------------------------------------- gaussian cells
+
+
+def crossed_data() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    n = 600
+    df = pd.DataFrame({"a": rng.choice(list("pqr"), n), "g": rng.choice(list("ABCDEF"), n),
+                       "h": rng.choice(list("uvwxyz"), n)})
+    df["y"] = rng.normal(size=n) + (df["a"] == "p") * 1.0 + 1e4
+    df.loc[::17, "y"] = np.nan
+    return df
+
+
+CROSSED = "y ~ C(a) + offset(0.5 * (a == 'q')) + (1 | g) + (1 | h)"
+
+
+def test_gaussian_cells_hold_the_means_and_the_sum_of_squares_within() -> None:
+    df = crossed_data()
+    model = sb.Model(CROSSED, df, parameterization="noncentered")
+    cells = model.plan.likelihood.cells
+    assert decision(model, "collapse") == (
+        f"collapse: normal on the cell means, with the sum of squares within cells; 564 rows "
+        f"in {cells.n} cells of identical linear predictor: exact, a constant apart")
+    fitted = df.dropna(subset=["y"])
+    groups = fitted.groupby(["a", "g", "h"])["y"]
+    assert cells.n == groups.ngroups and sorted(cells.counts) == sorted(groups.size())
+    direct = float(((fitted["y"] - groups.transform("mean")) ** 2).sum())
+    assert abs(cells.within - direct) < 1e-9 * direct
+    data = model.stan_data()
+    np.testing.assert_allclose(np.sort(data["y_cell"]), np.sort(groups.mean().to_numpy()),
+                               rtol=1e-13)
+    assert data["ss_cell"] == cells.within
+    known = crossed_data().dropna()
+    known["s"] = 1.0
+    model = sb.Model("y | se(s) ~ C(a) + (1 | g) + (1 | h)", known,
+                     parameterization="noncentered")
+    assert decision(model, "collapse") == (
+        "collapse: not applied; known standard errors: the rows are already the statistics")
+
+
+@pytest.mark.slow
+def test_gaussian_cells_keep_the_log_density() -> None:
+    df = crossed_data()
+    plain = sb.Model(CROSSED, df, parameterization="noncentered", rewrites="none")
+    cells = sb.Model(CROSSED, df, parameterization="noncentered")
+    assert cells.plan.likelihood.strategy == "cells"
+    assert_constant_gap(plain, cells)

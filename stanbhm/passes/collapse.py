@@ -8,6 +8,12 @@ level and covariates of every group term, the same offset) share eta, and
 - Poisson rows: their sum is Poisson(exp(eta) * sum of the rows' exposures), so the
   offset is not part of the cell and the cell carries log(sum(exp(offset)));
 
+- Gaussian rows: sum_i (y_i - eta)^2 = SS_within + n (ybar - eta)^2 over a cell, so the
+  cell's mean is normal(eta, sigma / sqrt(n)) and the rows about their means add
+  -SS_within / (2 sigma^2) and the remaining factors of 1 / sigma. This is for crossed
+  factors and other designs the per-level sufficient statistics do not cover (they run
+  first, and a likelihood they rewrote is left alone);
+
 in each case the rows given their sum do not depend on the parameters, so the log
 density changes by a constant only. The negative binomial is left out on purpose: a
 sum of NB2(mu, phi) rows is NB2(n mu, n phi), but the rows given their sum still depend
@@ -34,7 +40,13 @@ SUBJECT = "collapse"
 #: Applied when the cells are at most this share of the rows.
 MAX_CELL_SHARE = 0.5
 #: The family rows' collapse rules this pass implements.
-RULES = ("binomial", "poisson sum")
+RULES = ("binomial", "poisson sum", "gaussian cells")
+
+
+def rule_of(plan: Plan) -> str:
+    """The family's collapse rule; a gaussian's per-level statistics become cells here."""
+    rule = plan.likelihood.family.collapse
+    return "gaussian cells" if rule == "sufficient statistics" else rule
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,10 @@ class Collapse:
         lik = plan.likelihood
         if not allowed(self.rewrites, "collapse"):
             return f"rewrites={self.rewrites!r} requested"
-        if lik.family.collapse not in RULES:
+        rule = rule_of(plan)
+        if rule == "gaussian cells" and lik.se is not None:
+            return "known standard errors: the rows are already the statistics"
+        if rule not in RULES:
             if lik.family.collapse == "negative binomial sum":
                 return ("the negative binomial rows given their sum depend on phi, so a sum "
                         "is not exact")
@@ -64,7 +79,8 @@ class Collapse:
     def _cells(self, plan: Plan) -> Cells:
         lik = plan.likelihood
         obs = lik.obs
-        poisson = lik.family.collapse == "poisson sum"
+        rule = rule_of(plan)
+        poisson = rule == "poisson sum"
         key = [plan.fixed.X[obs]] if plan.fixed.k else []
         for g in plan.groups:
             key.append(g.index[obs, None].astype(float))
@@ -79,8 +95,14 @@ class Collapse:
                                       return_inverse=True)
         inverse = inverse.reshape(-1)
         n_cells = len(first)
-        y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
         counts = np.bincount(inverse, minlength=n_cells)
+        if rule == "gaussian cells":
+            y = lik.y - offset  # the offset is part of the key, so one value per cell
+            means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
+            resid = y - means[inverse]  # about the cell means, never sum(y^2) - n mean^2
+            return Cells(rule=rule, row=first, y=means + offset[first], counts=counts,
+                         trials=None, log_exposure=None, within=float(resid @ resid))
+        y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
         trials = None
         if lik.trials is not None:
             trials = np.bincount(inverse, weights=lik.trials[obs],
@@ -93,7 +115,7 @@ class Collapse:
             total = np.bincount(inverse, weights=np.exp(offset - top[inverse]),
                                 minlength=n_cells)
             exposure = top + np.log(total)
-        return Cells(rule=lik.family.collapse, row=first, y=y, counts=counts, trials=trials,
+        return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
                      log_exposure=exposure)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
@@ -107,7 +129,8 @@ class Collapse:
             return Decision(SUBJECT, "not applied", f"{what}: too few rows per cell to pay",
                             applied=False)
         how = {"binomial": "binomial on the sums", "poisson sum": "poisson on the sums, "
-               "exposures added"}[cells.rule]
+               "exposures added", "gaussian cells": "normal on the cell means, with the "
+               "sum of squares within cells"}[cells.rule]
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:

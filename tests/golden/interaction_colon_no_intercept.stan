@@ -10,7 +10,7 @@
 // decisions:
 //   marginalization: not applied; no group term
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
-//   collapse: not applied; the gaussian family has no exact collapse of counts
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   glm: normal_id_glm; the likelihood is X * b plus a per-row intercept (0)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

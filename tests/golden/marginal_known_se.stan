@@ -18,7 +18,7 @@
 //   parameterization of h: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.123, data precision per level 5.5 to 11, weights 0.08 to 0.14
 //   Intercept: taken over by h; h is partially centered
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
-//   collapse: not applied; the gaussian family has no exact collapse of counts
+//   collapse: not applied; known standard errors: the rows are already the statistics
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program

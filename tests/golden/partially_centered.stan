@@ -20,7 +20,7 @@
 //   Intercept: taken over by g; g is partially centered
 //   b_x: taken over by h; h is partially centered
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
-//   collapse: not applied; the gaussian family has no exact collapse of counts
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
