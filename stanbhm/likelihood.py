@@ -86,9 +86,23 @@ class NestedCells:
         return len(self.level)
 
     def data(self) -> dict[str, Any]:
+        w, v, u = block_csr(self.R)
         return {"N_ms": self.n, "ms_level": self.level + 1, "ms_n": self.rows.astype(float),
-                "ms_count": self.members.astype(float), "ms_bhat": self.bhat, "ms_R": self.R,
-                "ms_rss": self.rss}
+                "ms_count": self.members.astype(float), "ms_bhat": self.bhat,
+                "ms_nnz": len(w), "ms_w": w, "ms_v": v, "ms_u": u, "ms_rss": self.rss}
+
+
+def block_csr(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stan's CSR form (values, 1-based columns, 1-based row starts) of the block-diagonal
+    matrix whose c-th block is the upper-triangular R[:, c, :]: one sparse product then
+    gives every cell's R (theta - bhat), where a product per row of R would make Stan's
+    autodiff track each of the cells x columns^2 terms."""
+    p, cells, _ = R.shape
+    cols = [c * p + np.arange(k, p) for c in range(cells) for k in range(p)]
+    values = [R[k, c, k:] for c in range(cells) for k in range(p)]
+    lengths = np.tile(np.arange(p, 0, -1), cells)
+    starts = np.concatenate([[0], np.cumsum(lengths)]) + 1
+    return np.concatenate(values), np.concatenate(cols) + 1, starts
 
 
 @dataclass(frozen=True, eq=False)

@@ -567,6 +567,13 @@ def test_nested_marginal_statistics_are_chosen_and_said() -> None:
         "12 levels of state, 5 columns per level; respondent, integrated out, is nested in "
         f"state: its levels' residual sums enter through {cells} cells of one level of state "
         "and one row count: a gradient costs O((levels + cells) x columns^2), not O(rows)")
+    small, _ = election(seed=4, rows=200, states=12, covariates=3)
+    said = decision(sb.Model(election_formula(3), small), "sufficient statistics")
+    assert said.startswith("sufficient statistics: not applied; 200 rows, 12 levels of state, "
+                           "5 columns per level; respondent, integrated out, is nested in "
+                           "state, but its ")
+    assert said.endswith(" cells and the 12 levels times 5 columns outnumber the rows, so the "
+                         "rows cost no more")
     crossed = nested_data()
     crossed.loc[::2, "state"] = crossed["state"].iloc[1::2].to_numpy()[: len(crossed[::2])]
     model = sb.Model(election_formula(3), crossed)

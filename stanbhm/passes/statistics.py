@@ -128,6 +128,12 @@ class SufficientStatistics:
         marginal = plan.likelihood.marginal
         if marginal is not None and marginal.name != factor.name:
             cells = self.statistics(plan).nested.n
+            if n < (cells + g) * p:
+                return Decision(
+                    SUBJECT, "not applied", f"{cost}; {marginal.name}, integrated out, is "
+                    f"nested in {factor.name}, but its {cells} cells and the {g} levels "
+                    f"times {p} columns outnumber the rows, so the rows cost no more",
+                    applied=False)
             return Decision(
                 SUBJECT, f"per level of {factor.name}, and of {marginal.name} per cell",
                 f"{cost}; {marginal.name}, integrated out, is nested in {factor.name}: its "
