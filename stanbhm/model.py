@@ -32,6 +32,9 @@ class Model:
     Building one parses the formula, validates the data and options and makes every
     plan decision; nothing is compiled until ``fit`` (or ``compile``) is called.
     ``log_lik`` and ``y_rep`` are ``"auto"`` (written up to 5000 rows), True or False.
+    ``effects`` says whether the effects of a term integrated out of the likelihood are
+    drawn back in generated quantities: ``"auto"`` draws them up to 5000 levels, or when
+    ``log_lik`` or ``y_rep`` needs them; True or False.
     ``threads=k`` sums the likelihood over slices of rows on k threads per chain
     (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
     over 4 slices per thread).
@@ -52,13 +55,13 @@ class Model:
         log_lik: Any = "auto",
         y_rep: Any = "auto",
         grainsize: int | None = None,
+        effects: Any = "auto",
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
-                               y_rep=y_rep,
-                               grainsize=grainsize)
+                               y_rep=y_rep, grainsize=grainsize, effects=effects)
         self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine.
         self.device = opencl_devices.resolve(opencl)

@@ -260,6 +260,12 @@ class GroupPart(Part):
         return self.margin is not None
 
     @property
+    def drawn(self) -> bool:
+        """Whether the level effects appear in the output (not when integrated out and
+        left undrawn)."""
+        return self.margin is None or self.margin.draw
+
+    @property
     def intercept_only(self) -> bool:
         return self.effects == ("Intercept",)
 
@@ -404,6 +410,8 @@ class GroupPart(Part):
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
+        if not self.drawn:  # integrated out and not drawn back: only the sd remains
+            return (Output(f"sd_{g}"),)
         if self.k == 1:
             out = [Output(f"sd_{g}"), Output(f"r_{g}", (level,))]
             if self.noncentered and not self.marginalized:
@@ -466,6 +474,7 @@ class Marginal:
     from_statistics: bool = False  # the level sums come from sufficient statistics
     kind: str = "normal"  # "normal", "gamma" (multipliers of poisson rates) or "laplace"
     totals: np.ndarray | None = None  # gamma: the outcome summed over each level
+    draw: bool = True  # drawn back in generated quantities (`passes.outputs.Effects`)
 
     @property
     def per_row(self) -> bool:

@@ -62,11 +62,12 @@ class Options:
     log_lik: Any = "auto"
     grainsize: int | None = None
     y_rep: Any = "auto"
+    effects: Any = "auto"
 
     def validate(self, spec: ModelSpec) -> None:
         """PlanError for a malformed request, naming the option."""
         _check_parameterization(self.parameterization, spec)
-        for name in ("log_lik", "y_rep"):
+        for name in ("log_lik", "y_rep", "effects"):
             if getattr(self, name) not in (True, False, "auto"):
                 raise PlanError(f"{name}={getattr(self, name)!r}: use True, False or 'auto'")
         check_rewrites(self.rewrites, spec)

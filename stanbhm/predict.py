@@ -167,6 +167,11 @@ def predict_draws(model: Model, result: Any, new_data: pd.DataFrame, new_levels:
                   seed: int | None) -> tuple[list[str], dict[str, np.ndarray]]:
     """(row labels, {"y", "mu", "eta": draws x rows}) for `new_data` from the draws of
     `result` (a CmdStanMCMC of `model`'s program)."""
+    undrawn = [g.name for g in model.plan.groups if not g.drawn]
+    if undrawn:
+        raise ValueError(f"this fit has no draws of the effects of {undrawn[0]}: they were "
+                         "integrated out and not drawn back (see the program header); refit "
+                         "with effects=True to predict")
     from . import toolchain
     from .datafile import data_file
     from .render import render_code

@@ -134,9 +134,20 @@ THREADED = {
 }
 
 
+#: Programs shaped by an output option: name -> (formula, family, parameterization,
+#: rewrites, options).
+OUTPUTS = {
+    "marginal_undrawn": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
+                         {"g": "marginalize"}, {"effects": False, "log_lik": False,
+                                                "y_rep": False}),
+}
+
+
 def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
     rewrites, options = "auto", {}
-    if name in THREADED:
+    if name in OUTPUTS:
+        (formula, family, param, rewrites, options), priors = OUTPUTS[name], None
+    elif name in THREADED:
         (formula, family, param, options), priors, rewrites = THREADED[name], None, "none"
     elif name in PRIORS:
         formula, family, param, priors = PRIORS[name]
@@ -149,7 +160,7 @@ def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
                     rewrites=rewrites, **options)
 
 
-ALL = sorted([*CATALOGUE, *PRIORS, *REWRITES, *THREADED])
+ALL = sorted([*CATALOGUE, *PRIORS, *REWRITES, *THREADED, *OUTPUTS])
 
 
 @pytest.mark.parametrize("name", ALL)

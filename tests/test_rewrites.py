@@ -642,3 +642,43 @@ def test_gaussian_cells_keep_the_log_density() -> None:
     cells = sb.Model(CROSSED, df, parameterization="noncentered")
     assert cells.plan.likelihood.strategy == "cells"
     assert_constant_gap(plain, cells)
+
+
+# ------------------------------------------------- effects integrated out, drawn or not
+
+
+def test_effects_of_many_levels_are_not_drawn_unless_asked() -> None:
+    df, _ = election(seed=2, rows=15_000, states=5, covariates=2)
+    df["respondent"] = (np.arange(len(df)) // 3).astype(str)  # 5000, 3 rows each
+    df["state"] = df.groupby("respondent")["state"].transform("first")  # nested
+    big = pd.concat([df, df.assign(respondent=df["respondent"] + "b")], ignore_index=True)
+    quiet = {"log_lik": False, "y_rep": False}
+    model = sb.Model(election_formula(2), big, **quiet)
+    assert decision(model, "effects of respondent") == (
+        "effects of respondent: not drawn; 10000 levels, over 5000, and neither log_lik nor "
+        "y_rep needs them; pass effects=True to draw them")
+    code = model.stan_code()
+    assert "r_respondent" not in code and "coef_respondent" not in code
+    assert not [name for name in model.program.schema.dims if "respondent" in name]
+    assert "real<lower=0> sd_respondent;" in code
+    from stanbhm.predict import predict_draws
+
+    with pytest.raises(ValueError, match=r"this fit has no draws of the effects of respondent: "
+                       r"they were integrated out and not drawn back \(see the program "
+                       r"header\); refit with effects=True to predict"):
+        predict_draws(model, None, big.head(3), "sample", None)
+    assert decision(sb.Model(election_formula(2), df, **quiet), "effects of respondent") == (
+        "effects of respondent: drawn back; 5000 levels, at most 5000")
+    assert decision(sb.Model(election_formula(2), big, effects=True, **quiet),
+                    "effects of respondent") == (
+        "effects of respondent: drawn back; effects=True requested")
+    assert decision(sb.Model(election_formula(2), big, log_lik=True, y_rep=False),
+                    "effects of respondent") == (
+        "effects of respondent: drawn back; log_lik needs them")
+    with pytest.raises(PlanError, match=r"effects=False: log_lik and y_rep are computed given "
+                       r"the drawn effects of respondent; pass log_lik=False, y_rep=False too"):
+        sb.Model(election_formula(2), df, effects=False, log_lik=True, y_rep=True)
+    with pytest.raises(PlanError, match=r"effects='some': use True, False or 'auto'"):
+        sb.Model(election_formula(2), df, effects="some")
+    assert "//   effects of" not in sb.Model("y ~ x + (1 | g)", grouped(seed=1, n=40),
+                                        rewrites="none").stan_code()

@@ -12,14 +12,14 @@ from .base import Decision, Pass, run_passes
 from .collapse import Collapse
 from .glm import Glm, Opencl
 from .marginalize import Marginalize
-from .outputs import OutputPass
+from .outputs import Effects, OutputPass
 from .parameterization import Parameterize
 from .statistics import SufficientStatistics
 from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Glm", "Marginalize", "Opencl", "OutputPass",
-           "Parameterize", "Pass", "SufficientStatistics", "Threads", "default_passes",
-           "run_passes"]
+__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Glm", "Marginalize", "Opencl",
+           "OutputPass", "Parameterize", "Pass", "SufficientStatistics", "Threads",
+           "default_passes", "run_passes"]
 
 
 def default_passes(spec, options) -> list[Pass]:
@@ -39,4 +39,4 @@ def default_passes(spec, options) -> list[Pass]:
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
-    return passes
+    return [*passes, Effects(options.effects)]

@@ -44,7 +44,7 @@ def once(cache: dict[int, T], source: object, make: Callable[[], T]) -> T:
 class Pass(Protocol):
     """One decision about the program; see the package docstring."""
 
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision: ...
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None: ...
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan: ...
 
@@ -53,6 +53,8 @@ def run_passes(spec: ModelSpec, plan: Plan, passes: Iterable[Pass]) -> Plan:
     """Run each pass in order, recording every decision, applied or not."""
     for p in passes:
         decision = p.applies(spec, plan)
+        if decision is None:  # the pass has nothing to decide for this model
+            continue
         if decision.applied:
             plan = p.apply(spec, plan)
         plan = dataclasses.replace(plan, decisions=(*plan.decisions, decision))

@@ -1,8 +1,11 @@
-"""Whether the pointwise ``log_lik`` and the predictive ``y_rep`` are written.
+"""Whether the pointwise ``log_lik``, the predictive ``y_rep`` and the effects of a term
+integrated out of the likelihood are written.
 
-Each adds one value per row to every draw: at N = 1M rows and 4 x 1000 draws that is
-4 billion numbers per output in the CSV files. So under ``"auto"`` they are written up
-to `MAX_ROWS` rows and left out above, and the header says how to switch them on.
+Each adds one value per row (or level) to every draw: at N = 1M rows and 4 x 1000 draws
+that is 4 billion numbers per output in the CSV files. So under ``"auto"`` they are
+written up to `MAX_ROWS` rows (levels) and left out above, and the header says how to
+switch them on. The effects of an integrated-out term are drawn back whenever
+``log_lik`` or ``y_rep`` is written, since both are computed given them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import PlanError
 from .base import Decision
 
 if TYPE_CHECKING:
@@ -58,3 +62,44 @@ class OutputPass:
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         likelihood = dataclasses.replace(plan.likelihood, **{self.output: True})
         return dataclasses.replace(plan, likelihood=likelihood)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Leaves the effects of the term integrated out undrawn (applied), or lets them be
+    drawn back in generated quantities (looked, did nothing); runs after the log_lik and
+    y_rep passes, which need them."""
+
+    requested: Any  # True, False or "auto"
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None:
+        group = next((g for g in plan.groups if g.marginalized), None)
+        if group is None:
+            return None  # nothing was integrated out: every effect is a parameter
+        subject = f"effects of {group.name}"
+        lik = plan.likelihood
+        needs = [name for name in ("log_lik", "y_rep") if getattr(lik, name)]
+        if self.requested is True:
+            return Decision(subject, "drawn back", "effects=True requested", applied=False)
+        if self.requested is False:
+            if needs:
+                raise PlanError(f"effects=False: {' and '.join(needs)} are computed given the "
+                                f"drawn effects of {group.name}; pass "
+                                f"{'=False, '.join(needs)}=False too")
+            return Decision(subject, "not drawn", "effects=False requested")
+        if needs:
+            verb = "need" if len(needs) > 1 else "needs"
+            return Decision(subject, "drawn back", f"{' and '.join(needs)} {verb} them",
+                            applied=False)
+        if group.n_levels <= MAX_ROWS:
+            return Decision(subject, "drawn back", f"{group.n_levels} levels, at most "
+                            f"{MAX_ROWS}", applied=False)
+        return Decision(subject, "not drawn", f"{group.n_levels} levels, over {MAX_ROWS}, and "
+                        "neither log_lik nor y_rep needs them; pass effects=True to draw them")
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        groups = tuple(dataclasses.replace(g, margin=dataclasses.replace(g.margin, draw=False))
+                       if g.marginalized else g for g in plan.groups)
+        marginal = dataclasses.replace(plan.likelihood.marginal, draw=False)
+        likelihood = dataclasses.replace(plan.likelihood, marginal=marginal)
+        return dataclasses.replace(plan, groups=groups, likelihood=likelihood)

@@ -18,6 +18,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 8 observed rows, at most 5000; one value per row given the drawn effects of school, as in the plain program
 //   y_rep: on; 8 rows, at most 5000
+//   effects of school: drawn back; log_lik and y_rep need them
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y

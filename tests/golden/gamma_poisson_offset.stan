@@ -20,6 +20,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
+//   effects of g: drawn back; log_lik and y_rep need them
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
   vector level_sums(vector v, array[] int rows, array[] int start) {
