@@ -14,15 +14,16 @@ documentation writes them.
 
 Per program, three runs: 10 warmup + 10 draws (its wall seconds are the compile/JIT column
 for NumPyro and PyMC, which compile or trace on a run; for stanbhm that column is the C++
-compile, 0 when cached), the budget, and the budget with five times the draws and the same
-seed. The last two differ only in post-warmup draws, so a quarter of their difference in
-wall seconds is the budget's post-warmup sampling time with every fixed cost cancelled (starting processes,
-tracing and compiling, which NumPyro repeats on every run, reading output). Reported:
-the budget run's wall seconds, that sampling time, divergences, min ESS bulk over the
-hyper-parameters (ArviZ, the same call for every system) and that ESS per second of
-post-warmup sampling (left empty when the fixed costs varied more than the extra draws
-cost, which happens to NumPyro on a loaded machine). Chains run in parallel in every system (stanbhm and PyMC one
-process per core, NumPyro one XLA device per chain).
+compile, 0 when cached), the budget, and the budget with five times the draws and the
+same seed. The last two differ only in post-warmup draws, so a quarter of their
+difference in wall seconds is the budget's post-warmup sampling time with every fixed
+cost cancelled (starting processes, tracing and compiling, which NumPyro repeats on
+every run, reading output). Reported: the budget run's wall seconds, that sampling time,
+divergences, min ESS bulk over the hyper-parameters (ArviZ, the same call for every
+system) and that ESS per second of post-warmup sampling (left empty when the fixed costs
+varied more than the extra draws cost, which happens to NumPyro on a loaded machine).
+Chains run in parallel in every system (stanbhm and PyMC one process per core, NumPyro
+one XLA device per chain).
 """
 
 from __future__ import annotations
