@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def plot(table: Table, suite: str, folder: Path) -> Path | None:
         ax.set_xlabel("min ESS bulk per second")
     else:
         return None
-    ax.set_title(table.title, fontsize=8)
+    ax.set_title(textwrap.fill(table.title, 80), fontsize=8)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
