@@ -200,13 +200,14 @@ FAMILIES: dict[str, Family] = {
             name="bernoulli", link="logit", outcome="binary", aux=(),
             dist="bernoulli_logit", args=("{eta}",), rng="bernoulli_logit_rng({eta})",
             mean="inv_logit({eta})", glm="bernoulli_logit_glm", collapse="binomial",
+            conjugate_intercept="beta",
         ),
         Family(
             name="binomial", link="logit", outcome="count", aux=(),
             dist="binomial_logit", args=("{trials}", "{eta}"),
             rng="binomial_rng({trials}, inv_logit({eta}))",
             mean="to_vector({trials}) .* inv_logit({eta})", glm="binomial_logit_glm",
-            collapse="binomial", needs_trials=True,
+            collapse="binomial", needs_trials=True, conjugate_intercept="beta",
         ),
         Family(
             name="poisson", link="log", outcome="count", aux=(),

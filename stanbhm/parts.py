@@ -349,7 +349,7 @@ class GroupPart(Part):
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
                     "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a",
-                    "lik", "cov", "laplace")
+                    "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b")
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng"]
         if missing:
@@ -473,7 +473,9 @@ class Marginal:
     precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
     from_statistics: bool = False  # the level sums come from sufficient statistics
     kind: str = "normal"  # "normal", "gamma" (multipliers of poisson rates) or "laplace"
-    totals: np.ndarray | None = None  # gamma: the outcome summed over each level
+    totals: np.ndarray | None = None  # gamma, beta: the outcome summed over each level
+    trials: np.ndarray | None = None  # beta: the trials summed over each level
+    first: np.ndarray | None = None  # beta: 0-based fitted row standing for each level
     draw: bool = True  # drawn back in generated quantities (`passes.outputs.Effects`)
 
     @property
@@ -490,7 +492,7 @@ class Marginal:
     @property
     def needs_sums(self) -> bool:
         """Whether the program sums rows per level through rows_g/start_g."""
-        return self.level_data and not self.from_statistics
+        return self.level_data and not self.from_statistics and self.kind != "beta"
 
     def data(self) -> dict[str, Any]:
         if not self.level_data:
@@ -500,7 +502,11 @@ class Marginal:
         if self.needs_sums:
             out[f"rows_{g}"] = np.argsort(self.index, kind="stable") + 1
             out[f"start_{g}"] = np.concatenate([[0], np.cumsum(self.counts)]) + 1
-        if self.kind == "gamma":
+        if self.kind == "beta":
+            out[f"Y_{g}"] = self.totals.round().astype(np.int64)
+            out[f"T_{g}"] = self.trials.round().astype(np.int64)
+            out[f"first_{g}"] = self.first + 1
+        elif self.kind == "gamma":
             out[f"Y_{g}"] = self.totals
         elif self.precision is None:
             out[f"n_{g}"] = self.counts

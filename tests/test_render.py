@@ -111,6 +111,8 @@ REWRITES = {
                       {"g": "marginalize"}),
     "marginal_known_se": ("y | se(pos) ~ x + (1 | g) + (1 | h)", "gaussian", "auto", "auto"),
     "collapse_bernoulli": ("yb ~ C(cat) + (1 | g)", "bernoulli", "noncentered", "auto"),
+    "beta_binomial": ("ys | trials(n) ~ 1 + (1 | g)", "binomial", "auto",
+                      {"g": "beta_binomial"}),
     "collapse_poisson_exposure": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson",
                                   "centered", "auto"),
     "marginal_statistics": ("y ~ x + (1 | g) + (x - 1 | g)", "gaussian",

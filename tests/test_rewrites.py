@@ -103,7 +103,7 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "
-     "marginalize, gamma_poisson, laplace, none"),
+     "marginalize, gamma_poisson, beta_binomial, laplace, none"),
     ({"g_x": "marginalize"}, PlanError, "rewrites['g_x'] = 'marginalize': it has slopes; only "
      "a group intercept, (1 | factor), is integrated out"),
     ({"g": "laplace"}, PlanError, "rewrites['g'] = 'laplace': a gaussian outcome's effects "
@@ -682,3 +682,71 @@ def test_effects_of_many_levels_are_not_drawn_unless_asked() -> None:
         sb.Model(election_formula(2), df, effects="some")
     assert "//   effects of" not in sb.Model("y ~ x + (1 | g)", grouped(seed=1, n=40),
                                         rewrites="none").stan_code()
+
+
+# ------------------------------------------------------------------- beta-binomial
+
+
+def beta_binomial_data(varying: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    level = np.repeat(np.arange(12), rng.integers(2, 6, size=12))
+    xg = rng.normal(size=12)
+    n = rng.integers(3, 15, size=len(level))
+    p = 1 / (1 + np.exp(-(0.3 + 0.8 * xg[level] + rng.normal(0, 0.6, size=12)[level])))
+    x = xg[level] + (rng.normal(size=len(level)) if varying else 0.0)
+    return pd.DataFrame({"g": [f"g{k:02d}" for k in level], "x": x, "n": n,
+                         "y": rng.binomial(n, p)})
+
+
+def test_beta_binomial_is_asked_for_by_name_and_needs_level_covariates() -> None:
+    df = beta_binomial_data()
+    model = sb.Model("y | trials(n) ~ x + (1 | g)", df, family="binomial",
+                     rewrites={"g": "beta_binomial"})
+    assert decision(model, "marginalization").startswith(
+        "marginalization: effects of g integrated out; 'beta_binomial' requested: each level "
+        "has one probability p ~ beta(mu k, (1 - mu) k)")
+    data = model.stan_data()
+    assert list(data["Y_g"]) == list(df.groupby("g")["y"].sum())
+    assert list(data["T_g"]) == list(df.groupby("g")["n"].sum())
+    assert "y_g ~" not in model.stan_code()
+    with pytest.raises(PlanError, match=r"rewrites\['g'\] = 'beta_binomial': column 'x' varies "
+                       r"within its levels; the beta-binomial needs the rest of the linear "
+                       r"predictor to be the level's own"):
+        sb.Model("y | trials(n) ~ x + (1 | g)", beta_binomial_data(varying=True),
+                 family="binomial", rewrites={"g": "beta_binomial"})
+    with pytest.raises(PlanError, match=r"beta probabilities are conjugate to bernoulli and "
+                       r"binomial rows, not to the poisson family"):
+        sb.Model("y ~ x + (1 | g)", df, family="poisson", rewrites={"g": "beta_binomial"})
+    empty = df.copy()
+    empty["y"] = empty["y"].astype(float)
+    empty.loc[empty["g"] == "g03", "y"] = np.nan
+    with pytest.raises(PlanError, match=r"level 'g03' has no observed row"):
+        sb.Model("y | trials(n) ~ x + (1 | g)", empty, family="binomial",
+                 rewrites={"g": "beta_binomial"})
+
+
+@pytest.mark.slow
+def test_beta_binomial_log_density_is_the_beta_binomial() -> None:
+    """At 20 points the program's log density is scipy's beta-binomial of each level's
+    totals plus the priors, a constant apart."""
+    df = beta_binomial_data()
+    model = sb.Model("y | trials(n) ~ x + (1 | g)", df, family="binomial",
+                     rewrites={"g": "beta_binomial"},
+                     priors={"Intercept": "normal(0, 2)", "b": "normal(0, 2)",
+                             "sd": "normal(0, 1)"})
+    totals = df.groupby("g")[["y", "n"]].sum()
+    xg = df.groupby("g")["x"].first().to_numpy()
+    rng = np.random.default_rng(5)
+    gaps = []
+    for _ in range(20):
+        point = {"Intercept": rng.normal(0, 1), "b": [rng.normal(0, 1)],
+                 "sd_g": rng.uniform(0.1, 2.0)}
+        mu = 1 / (1 + np.exp(-(point["Intercept"] + point["b"][0] * (xg - df["x"].mean()))))
+        k = 1 / point["sd_g"] ** 2
+        expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
+                    + stats.norm.logpdf(point["b"][0], 0, 2)
+                    + stats.norm.logpdf(point["sd_g"], 0, 1)
+                    + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
+                                             (1 - mu) * k).sum())
+        gaps.append(log_density(model, point, prior_only=False) - expected)
+    assert max(gaps) - min(gaps) < 1e-8 * max(abs(g) for g in gaps), gaps

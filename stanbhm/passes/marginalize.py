@@ -19,6 +19,13 @@ sd). Given the rest, level j's rows have the density (up to a constant)
 
 with Y_j the level's total count and M_j = sum_i exp(eta_i); u_j is drawn back from
 gamma(a + Y_j, a + M_j).
+
+``"beta_binomial"``, by name only for the same reason: bernoulli or binomial rows whose
+level j has one success probability p_j ~ beta(mu_j k, (1 - mu_j) k), mu_j =
+inv_logit(eta_j), k = 1 / sd^2, with eta_j the rest of the linear predictor, which must
+then be the same on all of the level's rows (covariates of the level, not of the rows).
+The level's successes Y_j in T_j trials are beta-binomial, exactly; p_j is drawn back
+from beta(mu_j k + Y_j, (1 - mu_j) k + T_j - Y_j), and r_g = logit(p_j) - eta_j.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ if TYPE_CHECKING:
 
 SUBJECT = "marginalization"
 #: The rewrite names that integrate a term out, and the conjugate pair each one uses.
-KINDS = {"marginalize": "normal", "gamma_poisson": "gamma", "laplace": "laplace"}
+KINDS = {"marginalize": "normal", "gamma_poisson": "gamma", "beta_binomial": "beta",
+         "laplace": "laplace"}
 #: Stan 2.39's embedded Laplace works on a dense covariance of the effects and factors a
 #: dense matrix of that size in each Newton step, so it is offered up to this many levels.
 LAPLACE_MAX_LEVELS = 2000
@@ -102,10 +110,17 @@ class Marginalize:
                 return (f"gamma multipliers are conjugate to poisson rows, not to the "
                         f"{fam.name} family")
             return ""
-        if fam.conjugate_intercept == "gamma":
+        if kind == "beta":
+            if fam.conjugate_intercept != "beta":
+                return (f"beta probabilities are conjugate to bernoulli and binomial rows, "
+                        f"not to the {fam.name} family")
+            return ""
+        if fam.conjugate_intercept in ("gamma", "beta"):
+            other = {"gamma": "'gamma_poisson' integrates out gamma multipliers",
+                     "beta": "'beta_binomial' integrates out beta probabilities"}
             return (f"the {fam.name} family has no exact normal marginal; "
-                    "'gamma_poisson' integrates out gamma multipliers instead (a different "
-                    "model for the effects, asked for by name)")
+                    f"{other[fam.conjugate_intercept]} instead (a different model for the "
+                    "effects, asked for by name)")
         if fam.conjugate_intercept != "normal":
             return (f"the {fam.name} family has no exact normal marginal; group intercepts "
                     "are integrated out of gaussian outcomes only")
@@ -119,6 +134,15 @@ class Marginalize:
             return family
         if group.effect_names != ("Intercept",):
             return "it has slopes; only a group intercept, (1 | factor), is integrated out"
+        if kind == "beta":
+            varying = _varies_within(spec, group)
+            if varying:
+                return (f"{varying} varies within its levels; the beta-binomial needs the "
+                        "rest of the linear predictor to be the level's own")
+            fitted = np.bincount(group.index[spec.observed] - 1, minlength=len(group.levels))
+            if (fitted == 0).any():
+                empty = group.levels[int(np.argmin(fitted))]
+                return f"level {empty!r} has no observed row, so it has no probability to draw"
         if kind == "laplace" and len(group.levels) > LAPLACE_MAX_LEVELS:
             return (f"{len(group.levels)} levels: Stan's embedded Laplace builds and factors "
                     f"dense {len(group.levels)} x {len(group.levels)} matrices; it is offered "
@@ -137,6 +161,11 @@ class Marginalize:
             reason = ("'laplace' requested: an APPROXIMATION, not exact: Stan's embedded "
                       "Laplace approximation integrates the effects out and "
                       "laplace_latent_rng draws them back")
+        elif kind == "beta":
+            reason = ("'beta_binomial' requested: each level has one probability p ~ "
+                      f"beta(mu k, (1 - mu) k), mu = inv_logit(eta), k = 1 / sd_{best}^2, "
+                      f"integrated out exactly; r_{best} = logit(p) - eta is drawn back in "
+                      "generated quantities")
         elif kind == "gamma":
             reason = ("'gamma_poisson' requested: each level multiplies the rate by "
                       f"u ~ gamma(1 / sd_{best}^2, 1 / sd_{best}^2) (mean 1), integrated out "
@@ -165,12 +194,45 @@ class Marginalize:
         if lik.se is not None:
             precision = np.bincount(index, weights=1 / lik.se[lik.obs] ** 2,
                                     minlength=group.n_levels)
-        totals = None
-        if kind == "gamma":
+        totals = trials = first = None
+        if kind in ("gamma", "beta"):
             totals = np.bincount(index, weights=lik.y, minlength=group.n_levels)
+        if kind == "beta":
+            per_row = lik.trials[lik.obs] if lik.trials is not None else np.ones(len(index))
+            trials = np.bincount(index, weights=per_row, minlength=group.n_levels)
+            first = np.full(group.n_levels, len(index))
+            np.minimum.at(first, index, np.arange(len(index)))  # a fitted row of each level
         marginal = Marginal(ident=group.ident, name=group.name, index=index, counts=counts,
-                            precision=precision, kind=kind, totals=totals)
+                            precision=precision, kind=kind, totals=totals, trials=trials,
+                            first=first)
         groups = tuple(dataclasses.replace(g, margin=marginal) if g is group else g
                        for g in plan.groups)
         likelihood = dataclasses.replace(lik, strategy="marginal", marginal=marginal)
         return dataclasses.replace(plan, groups=groups, likelihood=likelihood)
+
+
+def _varies_within(spec: ModelSpec, group) -> str:
+    """The first part of the linear predictor (a column of X, another term's level or
+    covariate, the offset) that is not constant within the levels of `group`, or ""."""
+    index = group.index - 1
+    parts: list[tuple[str, np.ndarray]] = []
+    if spec.fixed.p:
+        parts += [(f"column {name!r}", spec.fixed.X[:, j]) for j, name in
+                  enumerate(spec.fixed.names)]
+    for other in spec.groups:
+        if other is group:
+            continue
+        parts.append((f"the level of {other.name}", other.index.astype(float)))
+        if other.effect_names != ("Intercept",):
+            parts += [(f"the covariate {name!r} of {other.term_name}", other.Z[:, e])
+                      for e, name in enumerate(other.effect_names) if name != "Intercept"]
+    if spec.offset is not None:
+        parts.append(("the offset", spec.offset))
+    for label, values in parts:
+        low = np.full(len(group.levels), np.inf)
+        high = np.full(len(group.levels), -np.inf)
+        np.minimum.at(low, index, values)
+        np.maximum.at(high, index, values)
+        if np.any(high - low > 1e-12 * np.maximum(1.0, np.abs(high))):
+            return label
+    return ""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 #: Rewrites a list may name; each one is applied wherever it is exact.
 MODEL_REWRITES = ("marginalize", "sufficient_statistics", "collapse")
 #: What a dict may ask of one group term.
-TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "laplace", "none")
+TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "beta_binomial", "laplace", "none")
 
 
 def check_rewrites(value: Any, spec: ModelSpec) -> None:

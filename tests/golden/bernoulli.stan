@@ -11,7 +11,7 @@
 //   b_x ~ normal(0, 2.81)
 //   sd_g ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the bernoulli family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
+//   marginalization: not applied; the bernoulli family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name)
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics

@@ -13,7 +13,7 @@
 //   sd_g[x] ~ student_t(3, 0, 2.8)
 //   L_g ~ lkj_corr_cholesky(2)
 // decisions:
-//   marginalization: not applied; the binomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
+//   marginalization: not applied; the binomial family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name)
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
