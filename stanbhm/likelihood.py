@@ -121,8 +121,9 @@ class Statistics:
     nested: NestedCells | None = None  # a factor nested in this one, integrated out
 
     def data(self) -> dict[str, Any]:
-        out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_R": self.R,
-               "ss_rss": self.rss}
+        w, v, u = block_csr(self.R)
+        out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_nnz": len(w),
+               "ss_w": w, "ss_v": v, "ss_u": u, "ss_rss": self.rss}
         if self.sums is not None:
             out["ss_ysum"], out["ss_xsum"] = self.sums
         if self.nested is not None:

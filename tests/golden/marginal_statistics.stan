@@ -40,7 +40,11 @@ data {
   // sufficient statistics of the observed rows, per level of g
   int<lower=1> ss_cols; // columns of each level's design: Intercept, x
   matrix[N_g, ss_cols] ss_bhat; // least-squares coefficients of each level
-  array[ss_cols] matrix[N_g, ss_cols] ss_R; // row k of each level's R, R'R = D'D
+  // the levels' triangular factors R (R'R = D'D) as one block-diagonal sparse matrix (CSR)
+  int<lower=1> ss_nnz; // its stored entries
+  vector[ss_nnz] ss_w; // their values
+  array[ss_nnz] int<lower=1> ss_v; // their columns
+  array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
   vector[N_g] ss_ysum; // sum of the outcome over each level's rows
   matrix[N_g, ss_cols] ss_xsum; // sum of each design column over them
@@ -80,10 +84,10 @@ model {
     ss_theta[ : , 1] = rep_vector(Intercept, N_g);
     ss_theta[ : , 2] = b[1] + r_g_x;
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
-    real ss_q = ss_rss; // sum of squared residuals
-    for (k in 1 : ss_cols) {
-      ss_q += dot_self(rows_dot_product(ss_R[k], ss_dev));
-    }
+    int ss_m = N_g * ss_cols; // rows of the sparse factor
+    vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
+                             ss_u, to_vector(ss_dev')); // level by level
+    real ss_q = ss_rss + dot_self(ss_Rdev); // sum of squared residuals
     // the effects of g integrated out, from the level sums of the residuals
     vector[N_g] sum_g = ss_ysum - rows_dot_product(ss_xsum, ss_theta); // per level
     vector[N_g] v_g = square(sigma) + n_g * square(sd_g); // per level

@@ -37,7 +37,11 @@ data {
   // sufficient statistics of the observed rows, per level of g
   int<lower=1> ss_cols; // columns of each level's design: Intercept, z, x
   matrix[N_g, ss_cols] ss_bhat; // least-squares coefficients of each level
-  array[ss_cols] matrix[N_g, ss_cols] ss_R; // row k of each level's R, R'R = D'D
+  // the levels' triangular factors R (R'R = D'D) as one block-diagonal sparse matrix (CSR)
+  int<lower=1> ss_nnz; // its stored entries
+  vector[ss_nnz] ss_w; // their values
+  array[ss_nnz] int<lower=1> ss_v; // their columns
+  array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
@@ -78,10 +82,10 @@ model {
     ss_theta[ : , 2] = rep_vector(b[1], N_g);
     ss_theta[ : , 3] = r_g[ : , 2];
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
-    real ss_q = ss_rss; // sum of squared residuals
-    for (k in 1 : ss_cols) {
-      ss_q += dot_self(rows_dot_product(ss_R[k], ss_dev));
-    }
+    int ss_m = N_g * ss_cols; // rows of the sparse factor
+    vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
+                             ss_u, to_vector(ss_dev')); // level by level
+    real ss_q = ss_rss + dot_self(ss_Rdev); // sum of squared residuals
     target += -N_obs * log(sigma) - 0.5 * ss_q / square(sigma);
   }
 }
