@@ -155,7 +155,8 @@ def test_quick_suite_writes_figures_and_computed_ratios(suite, tmp_path, monkeyp
     assert data["options"] == bench.options_for(suite, True, {})
     assert data["tables"], "a suite must leave at least one table"
     ratios = sum(_check_ratios(t) for t in data["tables"])
-    assert ratios > 0, "no ratio was computed"
+    # without its comparison partner (lme4 not installed) a suite says so instead
+    assert ratios > 0 or data["skipped"], "no ratio was computed and nothing was skipped"
     for table in data["tables"]:
         assert table["rows"]
         for target in table["targets"]:
