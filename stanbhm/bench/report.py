@@ -68,7 +68,9 @@ def plot(table: Table, suite: str, folder: Path) -> Path | None:
     elif any(_median(r.get("ess_per_s")) for r in rows):
         shown = [r for r in rows if _median(r.get("ess_per_s"))]
         fig, ax = plt.subplots(figsize=(6, 0.4 * len(shown) + 1))
-        ax.barh([r["program"] for r in shown], [r["ess_per_s"] for r in shown])
+        labels = [f"{r['case']}: {r['program']}" if "case" in r else r["program"]
+                  for r in shown]  # a label per bar, even when programs repeat per case
+        ax.barh(labels, [r["ess_per_s"] for r in shown])
         ax.set_xscale("log")
         ax.invert_yaxis()
         ax.set_xlabel("min ESS bulk per second")
