@@ -59,7 +59,7 @@ def test_centered_and_noncentered_sample_and_agree_on_tau(nc_model, c_model):
         import arviz as az
 
         draws = fit.cmdstan.draws_xr("sd_school")["sd_school"].values
-        return draws.mean(), float(az.mcse(draws))
+        return draws.mean(), np.asarray(az.mcse(draws)).item()  # (1,) in ArviZ 0.23
 
     m, se = mean_and_mcse(nc)
     m_ref, se_ref = mean_and_mcse(ref)
