@@ -106,8 +106,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"stanbhm: --set takes key=value, not {item!r}", file=sys.stderr)
             return 2
         overrides[key] = value
-    command = "stanbhm bench " + " ".join(sys.argv[2:]) if args.command_line is None \
-        else args.command_line
+    command = "stanbhm bench " + " ".join(sys.argv[2:])
     try:
         bench.run_suite(args.suite, quick=args.quick, out=args.out, repeat=args.repeat,
                         seed=args.seed, overrides=overrides, command=command)
@@ -163,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a suite option, e.g. --set sizes=10000,100000 (see docs)")
     bench.add_argument("--docs", default="docs/benchmarks.md", help="report: file to write")
-    bench.add_argument("--command-line", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
     return parser
 

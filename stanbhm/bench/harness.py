@@ -142,7 +142,7 @@ class Ratio:
             else:
                 base = bases.get(row.get(self.group) if self.group else None)
                 other = None if base is None else base.get(self.value)
-            row[self.name] = divide(_number(row.get(self.value)), _number(other), self.invert)
+            row[self.name] = divide(number(row.get(self.value)), number(other), self.invert)
 
 
 def divide(mine: float | None, theirs: float | None, invert: bool = False) -> float | None:
@@ -169,7 +169,7 @@ class Target:
 
     def check(self, rows: list[dict[str, Any]]) -> None:
         found = [r for r in rows if r.get(self.key) == self.row]
-        self.value = _number(found[-1].get(self.column)) if found else None
+        self.value = number(found[-1].get(self.column)) if found else None
         if self.value is None:
             self.met = None
         else:
@@ -177,7 +177,8 @@ class Target:
                 self.value <= self.threshold
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A figure as a float: a timing's median, a number, or None for anything else."""
     if isinstance(value, dict) and "median" in value:
         return float(value["median"])
     if isinstance(value, bool) or value is None:

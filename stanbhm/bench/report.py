@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from . import SUITES
-from .harness import Ratio, Table, Target, read
+from .harness import Ratio, Table, Target, number, read
 
 
 def load(folders: list[Path]) -> dict[str, dict[str, Any]]:
@@ -42,31 +42,25 @@ def table_of(data: dict[str, Any]) -> Table:
                  data["notes"])
 
 
-def _median(value: Any) -> float | None:
-    if isinstance(value, dict):
-        return value.get("median")
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def plot(table: Table, suite: str, folder: Path) -> Path | None:
     """Time per gradient (or seconds) against N, a line per program; or ESS/s per
     program as bars. None when the table has neither shape."""
     rows = table.rows
-    measure = next((c for c in ("grad_ms", "seconds") if any(_median(r.get(c)) for r in rows)),
+    measure = next((c for c in ("grad_ms", "seconds") if any(number(r.get(c)) for r in rows)),
                    None)
     if any("N" in r for r in rows) and measure and len({r["N"] for r in rows if "N" in r}) > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
         for program in dict.fromkeys(r["program"] for r in rows):
-            points = [(r["N"], _median(r.get(measure))) for r in rows
-                      if r["program"] == program and _median(r.get(measure))]
+            points = [(r["N"], number(r.get(measure))) for r in rows
+                      if r["program"] == program and number(r.get(measure))]
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=program)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N (rows)")
         ax.set_ylabel(table.columns.get(measure, measure))
-    elif any(_median(r.get("ess_per_s")) for r in rows):
-        shown = [r for r in rows if _median(r.get("ess_per_s"))]
+    elif any(number(r.get("ess_per_s")) for r in rows):
+        shown = [r for r in rows if number(r.get("ess_per_s"))]
         fig, ax = plt.subplots(figsize=(6, 0.4 * len(shown) + 1))
         labels = [f"{r['case']}: {r['program']}" if "case" in r else r["program"]
                   for r in shown]  # a label per bar, even when programs repeat per case
