@@ -21,7 +21,7 @@ import numpy as np
 from .families import Family
 from .parts import Marginal, Output, Part, Rows
 
-__all__ = ["Cells", "Likelihood", "NestedCells", "Statistics"]
+__all__ = ["Cells", "Joint", "Likelihood", "NestedCells", "Segment", "Statistics"]
 
 #: The rows the collapsed likelihood works on: one row standing for each cell.
 CELL_ROWS = Rows("N_cell", "_cell", True, cell=True)
@@ -131,6 +131,55 @@ class Statistics:
         return out
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive coefficients of the joint statistics' vector: a Stan expression of
+    `width` numbers (a population coefficient, a run of b, one effect over the levels)."""
+
+    expr: str
+    width: int
+    comment: str
+
+
+@dataclass(frozen=True, eq=False)
+class Joint:
+    """Sufficient statistics over every coefficient at once (`passes.joint`): blocks of
+    rows whose sums of squares are |R phi - q|^2, the first over the fitted rows, then one
+    per class of the integrated-out factor's levels with one row count."""
+
+    segments: tuple[Segment, ...]  # the coefficient vector phi, in order
+    R: np.ndarray  # (rows of the factors, P): the blocks' triangular factors, stacked
+    q: np.ndarray  # (rows of the factors): their right-hand sides
+    start: np.ndarray  # 0-based first row of each block, then the end
+    rows: np.ndarray  # per class: rows of each of its levels (empty without a marginal)
+    members: np.ndarray  # per class: its levels
+
+    @property
+    def P(self) -> int:
+        return sum(s.width for s in self.segments)
+
+    @property
+    def blocks(self) -> int:
+        return len(self.start) - 1
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"js_P": self.P, "js_B": self.blocks, "js_M": len(self.q),
+                               "js_start": self.start + 1, "js_R": self.R, "js_q": self.q}
+        if len(self.rows):
+            out["js_n"] = self.rows.astype(float)
+            out["js_count"] = self.members.astype(float)
+        return out
+
+    def phi_lines(self) -> list[tuple[str, str, str]]:
+        """(index into phi, expression, comment) assigning each segment."""
+        lines, at = [], 1
+        for s in self.segments:
+            index = str(at) if s.width == 1 else f"{at} : {at + s.width - 1}"
+            lines.append((index, s.expr, s.comment))
+            at += s.width
+        return lines
+
+
 @dataclass(frozen=True, eq=False)
 class Likelihood(Part):
     """The outcome, its modifiers (``se()``, ``trials()``) and the likelihood statements."""
@@ -150,6 +199,7 @@ class Likelihood(Part):
     marginal: Marginal | None = None  # strategy "marginal": the term integrated out
     statistics: Statistics | None = None  # strategy "statistics"
     cells: Cells | None = None  # strategy "cells"
+    joint: Joint | None = None  # strategy "statistics", over every coefficient at once
     glm: bool = False  # rowwise through the family's GLM kernel (`passes.glm`)
     threads: int = 1  # > 1: reduce_sum over slices of the fitted rows (`passes.threads`)
     grainsize: int = 0  # rows per slice, at least, when threaded
@@ -177,6 +227,8 @@ class Likelihood(Part):
             out.update(self.statistics.data())
         if self.cells is not None:
             out.update(self.cells.data())
+        if self.joint is not None:
+            out.update(self.joint.data())
         if self.threads > 1:
             out["grainsize"] = self.grainsize
         out["prior_only"] = 0

@@ -123,6 +123,10 @@ REWRITES = {
                          {"g": "laplace"}),
     "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
                                      "noncentered", "auto"),
+    "joint_marginal_crossed": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "auto",
+                               ["marginalize", "joint_statistics"]),
+    "joint_partial_b": ("y ~ x + z + offset(pos) + (1 | g) + (z - 1 | h)", "gaussian",
+                        {"g": "centered", "h": "centered"}, ["joint_statistics"]),
 }
 
 # reduce_sum programs: (formula, family, parameterization, Model keywords)

@@ -97,9 +97,9 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
 
 @pytest.mark.parametrize(("rewrites", "error", "message"), [
     ("all", PlanError, "rewrites='all': use 'auto', 'none', a list of rewrites (marginalize, "
-     "sufficient_statistics, collapse) or a dict of group terms"),
+     "sufficient_statistics, collapse, joint_statistics) or a dict of group terms"),
     (["fast"], PlanError, "rewrites: unknown rewrite 'fast'; choose from marginalize, "
-     "sufficient_statistics, collapse"),
+     "sufficient_statistics, collapse, joint_statistics"),
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "

@@ -11,14 +11,16 @@ from .absorb import Absorb
 from .base import Decision, Pass, run_passes
 from .collapse import Collapse
 from .glm import Glm, Opencl
+from .joint import JointStatistics
 from .marginalize import Marginalize
 from .outputs import Effects, OutputPass
 from .parameterization import Parameterize
 from .statistics import SufficientStatistics
 from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Glm", "Marginalize", "Opencl",
-           "OutputPass", "Parameterize", "Pass", "SufficientStatistics", "Threads",
+__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Glm", "JointStatistics",
+           "Marginalize", "Opencl", "OutputPass", "Parameterize", "Pass",
+           "SufficientStatistics", "Threads",
            "default_passes", "run_passes"]
 
 
@@ -34,7 +36,8 @@ def default_passes(spec, options) -> list[Pass]:
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
-    passes += [SufficientStatistics(options.rewrites), Collapse(options.rewrites)]
+    passes += [SufficientStatistics(options.rewrites), Collapse(options.rewrites),
+               JointStatistics(options.rewrites)]
     passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..spec import ModelSpec
 
 #: Rewrites a list may name; each one is applied wherever it is exact.
-MODEL_REWRITES = ("marginalize", "sufficient_statistics", "collapse")
+MODEL_REWRITES = ("marginalize", "sufficient_statistics", "collapse", "joint_statistics")
 #: What a dict may ask of one group term.
 TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "beta_binomial", "laplace", "none")
 
@@ -56,6 +56,12 @@ def allowed(value: Any, rewrite: str) -> bool:
     if isinstance(value, list | tuple):
         return rewrite in value
     return True  # a dict speaks of terms; model-wide rewrites follow "auto"
+
+
+def named(value: Any, rewrite: str) -> bool:
+    """Whether a list asks for the rewrite by name (it then applies wherever it is exact,
+    not only where it pays)."""
+    return isinstance(value, list | tuple) and rewrite in value
 
 
 def term_choice(value: Any, term: str) -> str:

@@ -36,6 +36,8 @@ import numpy as np
 
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
+from .design import Design, factor_group, level_design
+from .joint import JointStatistics
 from .rewrites import allowed
 
 if TYPE_CHECKING:
@@ -56,6 +58,11 @@ class SufficientStatistics:
     _made: dict = field(default_factory=dict, compare=False, repr=False)
     _nested: dict = field(default_factory=dict, compare=False, repr=False)
     _stats: dict = field(default_factory=dict, compare=False, repr=False)
+    _joint: JointStatistics = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the joint statistics, asked whether they would cost less
+        object.__setattr__(self, "_joint", JointStatistics(self.rewrites))
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
@@ -88,7 +95,7 @@ class SufficientStatistics:
 
     def design(self, plan: Plan) -> Design:
         """The levels' design, built once per plan (applies and apply both ask)."""
-        return once(self._made, plan, lambda: _design(plan))
+        return once(self._made, plan, lambda: level_design(plan))
 
     def statistics(self, plan: Plan) -> Statistics:
         """The per-level statistics; computed only when the rewrite applies."""
@@ -126,14 +133,18 @@ class SufficientStatistics:
             return Decision(SUBJECT, "not applied", f"{cost}: fewer than {ROWS_PER_COLUMN} "
                             "rows per column and level, so the rows cost no more", applied=False)
         marginal = plan.likelihood.marginal
-        if marginal is not None and marginal.name != factor.name:
-            cells = self.statistics(plan).nested.n
-            if n < (cells + g) * p:
-                return Decision(
-                    SUBJECT, "not applied", f"{cost}; {marginal.name}, integrated out, is "
-                    f"nested in {factor.name}, but its {cells} cells and the {g} levels "
-                    f"times {p} columns outnumber the rows, so the rows cost no more",
-                    applied=False)
+        nested = marginal is not None and marginal.name != factor.name
+        cells = self.cell_count(plan) if nested else 0
+        if nested and n < (cells + g) * p:
+            return Decision(
+                SUBJECT, "not applied", f"{cost}; {marginal.name}, integrated out, is "
+                f"nested in {factor.name}, but its {cells} cells and the {g} levels "
+                f"times {p} columns outnumber the rows, so the rows cost no more",
+                applied=False)
+        joint = self._joint.cheaper_than(plan, (g + cells) * p * (p + 1) / 2)
+        if joint:
+            return Decision(SUBJECT, "not applied", f"{cost}: {joint}", applied=False)
+        if nested:
             return Decision(
                 SUBJECT, f"per level of {factor.name}, and of {marginal.name} per cell",
                 f"{cost}; {marginal.name}, integrated out, is nested in {factor.name}: its "
@@ -142,6 +153,13 @@ class SufficientStatistics:
                 "columns^2), not O(rows)")
         return Decision(SUBJECT, "per level of " + factor.name,
                         f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
+
+    def cell_count(self, plan: Plan) -> int:
+        """Cells of the nested marginal: its levels' distinct (home level, row count)."""
+        home = self.nested(plan)
+        counts = plan.likelihood.marginal.counts
+        present = counts > 0
+        return len(np.unique(home[present] * (int(counts.max()) + 1) + counts[present]))
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         stats = self.statistics(plan)
@@ -155,69 +173,6 @@ class SufficientStatistics:
         likelihood = dataclasses.replace(lik, strategy="statistics", statistics=stats,
                                          marginal=marginal)
         return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
-
-
-@dataclass(frozen=True, eq=False)
-class Design:
-    """The design every level's rows share: its columns over the fitted rows and, per
-    column, the Stan expression of the levels' coefficients."""
-
-    labels: tuple[str, ...]
-    D: np.ndarray  # (fitted rows, columns)
-    theta: tuple[str, ...]
-    whole: str  # all of theta as one matrix expression, or ""
-
-
-def _design(plan: Plan) -> Design:
-    groups = [g for g in plan.groups if not g.marginalized]
-    fixed = plan.fixed
-    lik = plan.likelihood
-    obs = lik.obs
-    # the design's columns: (label, values over the fitted rows, population coefficient)
-    columns: list[tuple[str, np.ndarray, str]] = []
-    keys: dict[tuple, int] = {}
-    if fixed.intercept or any("Intercept" in g.effects for g in groups):
-        # (an intercept integrated out adds nothing to theta: it is in the sums)
-        keys[("1",)] = len(columns)
-        pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
-        columns.append(("Intercept", np.ones(len(obs)), pop))
-    X = fixed.X[obs]
-    for j, name in enumerate(fixed.names):
-        keys[("X", name)] = len(columns)
-        values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
-        pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
-        columns.append((name, values, pop))
-    levels: list[list[str]] = [[] for _ in columns]
-    for g in groups:
-        for e, effect in enumerate(g.effects):
-            key = ("1",) if effect == "Intercept" else ("X", effect)
-            if key not in keys:  # a varying covariate with no population coefficient
-                key = ("Z", g.term_name, effect)
-                keys[key] = len(columns)
-                columns.append((effect, g.Z[obs, e], ""))
-                levels.append([])
-            levels[keys[key]].append(g.level_column(e))
-    first = factor_group(plan)
-    exprs = []
-    for (_, _, pop), parts in zip(columns, levels, strict=True):
-        if pop and parts:
-            exprs.append(" + ".join([pop, *parts]))
-        elif parts:
-            exprs.append(" + ".join(parts))
-        else:
-            exprs.append(f"rep_vector({pop}, N_{first.ident})")
-    whole = _whole_matrix(groups, columns, levels, first.ident)
-    return Design(labels=tuple(c[0] for c in columns),
-                  D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
-                  whole=whole)
-
-
-def factor_group(plan: Plan):
-    """The first group term of the factor whose levels the statistics are taken over: the
-    only factor, or the one kept when another is integrated out."""
-    if len({g.name for g in plan.groups}) == 1:
-        return plan.groups[0]
-    return next(g for g in plan.groups if not g.marginalized)
 
 
 def _nesting(plan: Plan) -> np.ndarray | None:
@@ -273,18 +228,3 @@ def level_statistics(
         bhat[j] = coef
         R[: r.shape[0], j, :] = r
     return bhat, R, rss
-
-
-def _whole_matrix(groups, columns, levels, ident: str) -> str:
-    """One matrix expression for the levels' coefficients when a single multi-effect term
-    covers every column in order (``rep_matrix([Intercept, b[1]], N_g) + r_g``), else ""."""
-    if len(groups) != 1 or groups[0].k < 2 or groups[0].k != len(columns):
-        return ""
-    g = groups[0]
-    if any(parts != [g.level_column(e)] for e, parts in enumerate(levels)):
-        return ""
-    matrix = f"r_{g.ident}" if g.noncentered else f"to_matrix({g.level_param})"
-    pops = [pop or "0" for _, _, pop in columns]
-    if all(p == "0" for p in pops):
-        return matrix
-    return f"rep_matrix([{', '.join(pops)}], N_{ident}) + {matrix}"

@@ -16,6 +16,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   joint statistics: not applied; the bernoulli family has no sufficient statistics
 //   glm: bernoulli_logit_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -19,6 +19,7 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
 //   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
+//   joint statistics: not applied; the binomial family has no sufficient statistics
 //   glm: binomial_logit_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000

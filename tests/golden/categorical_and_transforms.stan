@@ -16,6 +16,7 @@
 //   marginalization: not applied; no group term
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   joint statistics: not applied; no group term (a model without one is not built yet)
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (Intercept)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -21,6 +21,7 @@
 //   b_x: taken over by g; g is centered
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   joint statistics: not applied; rewrites='none' requested
 //   glm: normal_id_glm; the likelihood is Xc_free * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000

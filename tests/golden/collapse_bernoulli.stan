@@ -17,6 +17,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: binomial on the sums; 60 rows in 13 cells of identical linear predictor: exact, a constant apart
+//   joint statistics: not applied; the bernoulli family has no sufficient statistics
 //   glm: not used; the likelihood is rewritten (cells), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program

@@ -17,6 +17,7 @@
 //   Intercept: taken over by h; h is centered
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: poisson on the sums, exposures added; 60 rows in 12 cells of identical linear predictor: exact, a constant apart
+//   joint statistics: not applied; the poisson family has no sufficient statistics
 //   glm: not used; the likelihood is rewritten (cells), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program

@@ -14,6 +14,7 @@
 //   Intercept: taken over by school; school is centered
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; known standard errors: the rows are already the statistics
+//   joint statistics: not applied; known standard errors: the rows are already the statistics
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 8 observed rows, at most 5000

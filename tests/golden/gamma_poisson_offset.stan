@@ -16,6 +16,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: not applied; the likelihood is already rewritten (marginal)
+//   joint statistics: not applied; the poisson family has no sufficient statistics
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program

@@ -17,6 +17,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the lognormal family has no sufficient statistics
 //   collapse: not applied; the lognormal family has no exact collapse of counts
+//   joint statistics: not applied; the lognormal family has no sufficient statistics
 //   glm: not used; the lognormal family has no GLM kernel in Stan
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -19,6 +19,7 @@
 //   Intercept: taken over by h; h is partially centered
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; known standard errors: the rows are already the statistics
+//   joint statistics: not applied; known standard errors: the rows are already the statistics
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program

@@ -20,6 +20,7 @@
 //   b_x: taken over by g; g is centered
 //   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
 //   collapse: not applied; the negative binomial rows given their sum depend on phi, so a sum is not exact
+//   joint statistics: not applied; the negbinomial family has no sufficient statistics
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -18,6 +18,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
 //   collapse: normal on the cell means, with the sum of squares within cells; 60 rows in 6 cells of identical linear predictor: exact, a constant apart
+//   joint statistics: not applied; the likelihood is already rewritten (cells)
 //   glm: not used; the likelihood is rewritten (cells), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program

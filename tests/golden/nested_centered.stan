@@ -20,6 +20,7 @@
 //   Intercept: taken over by a; a is centered and has the most rows per level; a:b stays centered at 0
 //   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   joint statistics: not applied; 60 rows x 4 columns: the rows cost little already
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -21,6 +21,7 @@
 //   b_x: taken over by h; h is partially centered
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
+//   joint statistics: not applied; 60 rows x 4 columns: the rows cost little already
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000

@@ -19,6 +19,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: per level of g; 54 rows, 5 levels of g, 3 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
+//   joint statistics: not applied; the likelihood is already rewritten (statistics)
 //   glm: not used; the likelihood is rewritten (statistics), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000; one value per row, from the rows, as in the plain program

@@ -23,6 +23,7 @@
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   joint statistics: not applied; rewrites='none' requested
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: 2 per chain; reduce_sum over slices of the fitted rows; grainsize 7: 54 fitted rows over 4 slices per thread
 //   log_lik: on; 54 observed rows, at most 5000

@@ -16,6 +16,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   joint statistics: not applied; rewrites='none' requested
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: 3 per chain; reduce_sum over slices of the fitted rows; grainsize=7 requested
 //   log_lik: on; 60 observed rows, at most 5000

@@ -20,6 +20,7 @@
 //   b_x: taken over by g; g is centered
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
+//   joint statistics: not applied; rewrites='none' requested
 //   glm: not used; glm='never' requested
 //   threads: 2 per chain; reduce_sum over slices of the fitted rows; grainsize 8: 60 fitted rows over 4 slices per thread
 //   log_lik: on; 60 observed rows, at most 5000

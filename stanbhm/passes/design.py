@@ -1,0 +1,102 @@
+"""The gaussian rewrites' view of the linear predictor: its columns over the fitted rows.
+
+Every column of the design (the intercept, each column of X, each varying covariate
+without a population coefficient) carries a population coefficient, the level effects
+of the group terms that vary it, or both. The per-level statistics (`statistics`) read
+it level by level; the joint statistics (`joint`) spread each level effect over one
+column per level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..parts import GroupPart
+    from ..plan import Plan
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """The design every level's rows share: its columns over the fitted rows and, per
+    column, the Stan expression of the levels' coefficients."""
+
+    labels: tuple[str, ...]
+    D: np.ndarray  # (fitted rows, columns)
+    theta: tuple[str, ...]
+    whole: str  # all of theta as one matrix expression, or ""
+    pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
+    owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
+
+
+def level_design(plan: Plan) -> Design:
+    """The columns of the fitted rows' linear predictor, the integrated-out term left out
+    (its effects enter through its level sums instead)."""
+    groups = [g for g in plan.groups if not g.marginalized]
+    fixed = plan.fixed
+    lik = plan.likelihood
+    obs = lik.obs
+    # the design's columns: (label, values over the fitted rows, population coefficient)
+    columns: list[tuple[str, np.ndarray, str]] = []
+    keys: dict[tuple, int] = {}
+    if fixed.intercept or any("Intercept" in g.effects for g in groups):
+        keys[("1",)] = len(columns)
+        pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
+        columns.append(("Intercept", np.ones(len(obs)), pop))
+    X = fixed.X[obs]
+    for j, name in enumerate(fixed.names):
+        keys[("X", name)] = len(columns)
+        values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
+        pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
+        columns.append((name, values, pop))
+    owners: list[list[tuple[GroupPart, int]]] = [[] for _ in columns]
+    for g in groups:
+        for e, effect in enumerate(g.effects):
+            key = ("1",) if effect == "Intercept" else ("X", effect)
+            if key not in keys:  # a varying covariate with no population coefficient
+                key = ("Z", g.term_name, effect)
+                keys[key] = len(columns)
+                columns.append((effect, g.Z[obs, e], ""))
+                owners.append([])
+            owners[keys[key]].append((g, e))
+    levels = [[g.level_column(e) for g, e in parts] for parts in owners]
+    first = factor_group(plan)
+    exprs = []
+    for (_, _, pop), parts in zip(columns, levels, strict=True):
+        if pop and parts:
+            exprs.append(" + ".join([pop, *parts]))
+        elif parts:
+            exprs.append(" + ".join(parts))
+        else:
+            exprs.append(f"rep_vector({pop}, N_{first.ident})")
+    whole = _whole_matrix(groups, columns, levels, first.ident)
+    return Design(labels=tuple(c[0] for c in columns),
+                  D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
+                  whole=whole, pops=tuple(c[2] for c in columns),
+                  owners=tuple(tuple(parts) for parts in owners))
+
+
+def factor_group(plan: Plan):
+    """The first group term of the factor whose levels the statistics are taken over: the
+    only factor, or the one kept when another is integrated out."""
+    if len({g.name for g in plan.groups}) == 1:
+        return plan.groups[0]
+    return next(g for g in plan.groups if not g.marginalized)
+
+
+def _whole_matrix(groups, columns, levels, ident: str) -> str:
+    """One matrix expression for the levels' coefficients when a single multi-effect term
+    covers every column in order (``rep_matrix([Intercept, b[1]], N_g) + r_g``), else ""."""
+    if len(groups) != 1 or groups[0].k < 2 or groups[0].k != len(columns):
+        return ""
+    g = groups[0]
+    if any(parts != [g.level_column(e)] for e, parts in enumerate(levels)):
+        return ""
+    matrix = f"r_{g.ident}" if g.noncentered else f"to_matrix({g.level_param})"
+    pops = [pop or "0" for _, _, pop in columns]
+    if all(p == "0" for p in pops):
+        return matrix
+    return f"rep_matrix([{', '.join(pops)}], N_{ident}) + {matrix}"

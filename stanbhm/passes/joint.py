@@ -1,0 +1,341 @@
+"""Joint sufficient statistics: every coefficient of a gaussian model at once.
+
+Let phi hold every coefficient of the linear predictor: the population ones and, for
+each kept group term, one per level and effect (P in all). Over the fitted rows eta =
+Z phi + offset, and with A the triangular factor of [Z, y - offset] (A'A = [Z y]'[Z y]),
+
+    sum_i (y_i - eta_i)^2 = |A [phi; -1]|^2 = |R phi - q|^2        (R, q: A's columns)
+
+for every phi, rank-deficient Z included. With one group intercept integrated out
+(`marginalize`), level j of it (n_j rows, sums t_j of y and S_j of Z's rows) adds
+-(tau^2 / sigma^2) s_j^2 / (2 v_j) with s_j = t_j - S_j phi and v_j = sigma^2 + n_j tau^2,
+which depends on j through n_j alone. So its levels fall into classes of one row count,
+and each class's sum of squared s_j is again |R_k phi - q_k|^2, from the factor of its
+levels' [S t] rows. A gradient then costs one dense product with the stacked factors,
+O((1 + classes) P^2), whatever the number of rows or levels: the election model's 300k
+rows and 100k respondents become about 1500 x 140 numbers. Crossed factors, and an
+integrated-out factor that is not nested in the kept one, need nothing more.
+
+Where the per-level statistics (`statistics`) apply they are cheaper for many levels
+(G P^2 against (G P)^2); they hand over to these when these cost less than half as much.
+The factors are computed once in float64 by QR, a block of rows at a time (never Z'Z,
+whose squares lose half the digits). Exact: the log density changes by a constant only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..likelihood import Joint, Segment
+from .base import Decision, once
+from .design import Design, level_design
+from .rewrites import allowed, named
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from ..spec import ModelSpec
+
+SUBJECT = "joint statistics"
+#: Costs per gradient in nanoseconds, measured on the development VM (2-core AMD EPYC,
+#: Stan 2.39): the per-row program per row and design column, the per-level statistics
+#: per stored entry of their sparse factors, these per entry of their dense factors.
+ROW_NS, SPARSE_NS, DENSE_NS = 3.0, 2.0, 1.0
+#: Below this many nanoseconds per gradient the rows are left as they are: nothing to
+#: gain that a reader of the program would notice.
+LEAST_NS = 1e5
+#: The stacked factors are dense P x P blocks: offered up to this many coefficients.
+MOST_COEFFICIENTS = 1500
+#: The QR of the fitted rows' design costs about rows x P^2 multiply-adds, once.
+MOST_SETUP = 2e11
+#: Rows of the design built and folded into the factor at a time.
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Where each column of the design lands in phi: its population coefficient at
+    ``pop[c]`` (or -1), each (term, effect) that varies it at offset ``levels[c]``."""
+
+    segments: tuple[Segment, ...]
+    pop: np.ndarray  # (columns,) phi index of each column's population coefficient, or -1
+    levels: tuple[tuple[tuple[int, np.ndarray], ...], ...]  # per column: (offset, level of row)
+
+    @property
+    def P(self) -> int:
+        return sum(s.width for s in self.segments)
+
+
+def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
+    """phi's segments: the population coefficients in column order (a run of b's `k`
+    coefficients as one), then each level effect column by column."""
+    segments: list[Segment] = []
+    pop = np.full(len(design.labels), -1)
+    at = c = 0
+    while c < len(design.labels):
+        expr, end = design.pops[c], c + 1
+        if not expr:
+            c += 1
+            continue
+        if expr.startswith("b["):  # a run of consecutive coefficients of b
+            first = int(expr[2:-1])
+            while end < len(design.labels) and design.pops[end] == f"b[{first + end - c}]":
+                end += 1
+            last = first + end - c - 1
+            if last > first:  # else b[first] stays: phi[i] is a real, b a vector
+                expr = "b" if first == 1 and last == k else f"b[{first} : {last}]"
+        labels = design.labels[c:end]
+        comment = labels[0] if len(labels) == 1 else f"{labels[0]} ... {labels[-1]}"
+        segments.append(Segment(expr, end - c, comment))
+        pop[c:end] = np.arange(at, at + end - c)
+        at += end - c
+        c = end
+    levels: list[list[tuple[int, np.ndarray]]] = [[] for _ in design.labels]
+    for c, owners in enumerate(design.owners):
+        for g, e in owners:
+            segments.append(Segment(g.level_column(e), g.n_levels,
+                                    f"{g.term_name}: {g.effects[e]}, per level of {g.name}"))
+            levels[c].append((at, g.index[obs] - 1))
+            at += g.n_levels
+    return Layout(segments=tuple(segments), pop=pop,
+                  levels=tuple(tuple(parts) for parts in levels))
+
+
+def fill(lay: Layout, D: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The joint design Z of the fitted `rows` (0-based): dense, rows x P."""
+    Z = np.zeros((len(rows), lay.P))
+    span = np.arange(len(rows))
+    for c in range(D.shape[1]):
+        column = D[rows, c]
+        if lay.pop[c] >= 0:
+            Z[:, lay.pop[c]] = column
+        for offset, level in lay.levels[c]:
+            Z[span, offset + level[rows]] += column
+    return Z
+
+
+def piece(rows: np.ndarray) -> np.ndarray:
+    """A factor r of `rows` (r'r = rows'rows) from a QR of their nonzero columns only: a
+    block of rows of one level touches that level's columns and the population ones."""
+    used = np.flatnonzero(np.any(rows != 0, axis=0))
+    r = np.linalg.qr(rows[:, used], mode="r")
+    out = np.zeros((r.shape[0], rows.shape[1]))
+    out[:, used] = r
+    return out
+
+
+class Folder:
+    """Factors of blocks of rows, folded into one when they pile up (every block's rows
+    are kept in the sum r'r, so the order of folding does not matter)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.pieces: list[np.ndarray] = []
+        self.rows = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        self.pieces.append(piece(rows))
+        self.rows += len(self.pieces[-1])
+        if self.rows > 8 * self.width:
+            self.pieces = [self.result()]
+            self.rows = len(self.pieces[0])
+
+    def result(self) -> np.ndarray:
+        return piece(np.vstack(self.pieces))
+
+
+def chunks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[tuple[int, int]]:
+    """[start, end) of blocks of the ordered rows: one level of `home` at a time, a level
+    over `size` rows split between members, never within one."""
+    n = len(home)
+    starts = np.flatnonzero(np.diff(home, prepend=-1))
+    out = []
+    for first, last in zip(starts, [*starts[1:], n], strict=True):
+        at = int(first)
+        while at < last:
+            end = min(int(last), at + size)
+            if member is not None and end < last:
+                end = at + int(np.searchsorted(member[at:last], member[end - 1], side="right"))
+            out.append((at, end))
+            at = end
+    return out
+
+
+def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None,
+            home: np.ndarray | None = None, chunk: int = CHUNK,
+            ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The triangular factors of [Z, y] over the rows and, per class of members with one
+    row count, of their sums; with the classes' row counts and member counts.
+
+    `home` (a level per row, e.g. of the first kept factor) orders the rows so that each
+    block touches few columns; a member's rows go where its first row's level is."""
+    n = len(y)
+    home = np.zeros(n, dtype=int) if home is None else home
+    counts = np.zeros(0, dtype=int)
+    if member is None:
+        order = np.argsort(home, kind="stable")
+    else:
+        counts = np.bincount(member)
+        first = np.full(len(counts), n)
+        np.minimum.at(first, member, np.arange(n))
+        order = np.lexsort((member, home[first[member]]))
+    ranked = None if member is None else member[order]
+    whole = Folder(lay.P + 1)
+    classes: dict[int, Folder] = {}
+    keys = home[order] if member is None else home[first[member]][order]
+    for at, end in chunks(keys, ranked, chunk):
+        rows = order[at:end]
+        block = np.column_stack([fill(lay, D, rows), y[rows]])
+        whole.add(block)
+        if ranked is not None:
+            starts = np.flatnonzero(np.diff(ranked[at:end], prepend=-1))
+            sums = np.add.reduceat(block, starts, axis=0)  # one row per member
+            size = counts[ranked[at:end][starts]]
+            for k in np.unique(size):
+                classes.setdefault(int(k), Folder(lay.P + 1)).add(sums[size == k])
+    ks = np.array(sorted(classes), dtype=int)
+    present = counts[counts > 0]
+    members = np.array([int(np.sum(present == k)) for k in ks], dtype=int)
+    return [whole.result(), *(classes[int(k)].result() for k in ks)], ks, members
+
+
+def class_rows(plan: Plan, P: int) -> int:
+    """Rows of the stacked factors: at most P + 1 per block."""
+    n = min(plan.likelihood.n_obs, P + 1)
+    marginal = plan.likelihood.marginal
+    if marginal is None:
+        return n
+    present = marginal.counts[marginal.counts > 0]
+    _, members = np.unique(present, return_counts=True)
+    return n + int(np.minimum(members, P + 1).sum())
+
+
+def row_columns(plan: Plan) -> int:
+    """Columns the per-row program touches for each row: the intercept, X's columns and
+    one per group effect."""
+    return 1 + plan.fixed.k + sum(g.k for g in plan.groups)
+
+
+@dataclass(frozen=True)
+class JointStatistics:
+    """Replaces a gaussian likelihood's rows by triangular factors over every coefficient."""
+
+    rewrites: Any
+    _made: dict = field(default_factory=dict, compare=False, repr=False)
+    _built: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def layout(self, plan: Plan) -> tuple[Design, Layout]:
+        def make() -> tuple[Design, Layout]:
+            design = level_design(plan)
+            return design, layout(design, plan.likelihood.obs, plan.fixed.k)
+        return once(self._made, plan, make)
+
+    def skip_reason(self, plan: Plan) -> str:
+        lik = plan.likelihood
+        if not allowed(self.rewrites, "joint_statistics"):
+            return f"rewrites={self.rewrites!r} requested"
+        if lik.family.collapse != "sufficient statistics":
+            return f"the {lik.family.name} family has no sufficient statistics"
+        if lik.se is not None:
+            return "known standard errors: the rows are already the statistics"
+        if lik.strategy not in ("rowwise", "marginal"):
+            return f"the likelihood is already rewritten ({lik.strategy})"
+        if not plan.groups:
+            return "no group term (a model without one is not built yet)"
+        return ""
+
+    def size(self, plan: Plan) -> tuple[int, int, str]:
+        """(P, rows of the stacked factors, why they are too big to build or "")."""
+        P = self.layout(plan)[1].P
+        n = plan.likelihood.n_obs
+        if P > MOST_COEFFICIENTS:
+            return P, 0, (f"{P} coefficients: dense {P} x {P} factors are offered up to "
+                          f"{MOST_COEFFICIENTS}")
+        if n * P * P > MOST_SETUP:
+            return P, 0, (f"{n} rows and {P} coefficients: the factor of the rows would take "
+                          f"about {n * P * P:.2g} multiply-adds to compute")
+        return P, class_rows(plan, P), ""
+
+    def cost(self, plan: Plan) -> tuple[int, int, str]:
+        """`size`, and why the factors do not pay against the rows ("" when they do)."""
+        P, m, why = self.size(plan)
+        if why or self.forced:
+            return P, m, why
+        n, columns = plan.likelihood.n_obs, row_columns(plan)
+        rows_ns = ROW_NS * n * columns
+        if rows_ns < LEAST_NS:
+            return P, m, f"{n} rows x {columns} columns: the rows cost little already"
+        if DENSE_NS * m * P > 0.5 * rows_ns:
+            return P, m, (f"{n} rows x {columns} columns against factors of {m} x {P}: the "
+                          "rows cost no more")
+        return P, m, ""
+
+    @property
+    def forced(self) -> bool:
+        return named(self.rewrites, "joint_statistics")
+
+    def cheaper_than(self, plan: Plan, sparse_entries: float) -> str:
+        """Why the per-level statistics, with this many stored entries in their sparse
+        factors, should leave the rows to these ("" when they should not)."""
+        if self.skip_reason(plan):
+            return ""
+        P, m, why = self.size(plan)
+        if why:
+            return ""
+        if self.forced:
+            return "'joint_statistics' requested"
+        level_ns = SPARSE_NS * sparse_entries
+        if level_ns < LEAST_NS or DENSE_NS * m * P > 0.5 * level_ns:
+            return ""
+        return (f"the joint statistics cost less: dense factors of {m} x {P} against "
+                f"{sparse_entries:.3g} entries of sparse ones")
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        why = self.skip_reason(plan)
+        if not why:
+            why = self.cost(plan)[2]
+        if why:
+            return Decision(SUBJECT, "not applied", why, applied=False)
+        P, m, _ = self.cost(plan)
+        lik = plan.likelihood
+        what = (f"{lik.n_obs} rows, {P} coefficients (population, and per level of "
+                f"{', '.join(sorted({g.name for g in plan.groups if not g.marginalized}))})")
+        if lik.marginal is not None:
+            classes = len(np.unique(lik.marginal.counts[lik.marginal.counts > 0]))
+            what += (f"; {lik.marginal.name}, integrated out, enters through its levels' "
+                     f"sums in {classes} classes of one row count")
+        if self.forced:
+            what = f"'joint_statistics' requested; {what}"
+        order = "(1 + classes) x coefficients^2" if lik.marginal is not None else "coefficients^2"
+        return Decision(SUBJECT, f"over all {P} coefficients",
+                        f"{what}: factors of {m} x {P}, so a gradient costs O({order}), not "
+                        "O(rows)")
+
+    def joint(self, plan: Plan) -> Joint:
+        return once(self._built, plan, lambda: self._joint(plan))
+
+    def _joint(self, plan: Plan) -> Joint:
+        design, lay = self.layout(plan)
+        lik = plan.likelihood
+        y = lik.y - (plan.offset.values[lik.obs] if plan.offset else 0.0)
+        member = lik.marginal.index if lik.marginal is not None else None
+        kept = [level for parts in lay.levels for _, level in parts]
+        blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
+        stacked = np.vstack(blocks)
+        start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+        return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
+                     rows=ks, members=members)
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        lik = plan.likelihood
+        groups, marginal = plan.groups, lik.marginal
+        if marginal is not None:  # its level sums now come from the statistics
+            marginal = dataclasses.replace(marginal, from_statistics=True)
+            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
+                           for g in groups)
+        likelihood = dataclasses.replace(lik, strategy="statistics", joint=self.joint(plan),
+                                         marginal=marginal)
+        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)

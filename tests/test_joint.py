@@ -1,0 +1,116 @@
+"""Joint sufficient statistics: the factors, when they are chosen, and proof that the log
+density is the plain program's up to a constant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from exact import assert_constant_gap
+from test_rewrites import CROSSED, crossed_data, decision, grouped, nested_data, statistics_data
+
+import stanbhm as sb
+from stanbhm.datasets import election, election_formula
+from stanbhm.likelihood import Segment
+from stanbhm.passes.joint import Layout, factors
+
+
+def test_factors_give_each_blocks_sum_of_squares() -> None:
+    """Block 0 is the rows' sum of squares, block k the sum over the members with row
+    count ks[k - 1] of their squared residual sums, for any phi; folded a few rows at a
+    time, members never split."""
+    rng = np.random.default_rng(3)
+    n, levels = 230, 9
+    level = rng.integers(0, levels, size=n)
+    D = np.column_stack([np.ones(n), rng.normal(size=n) + 100.0, rng.normal(size=n)])
+    lay = Layout(segments=(Segment("b", 2, ""), Segment("r", levels, "")),
+                 pop=np.array([-1, 0, 1]), levels=(((2, level),), (), ()))
+    member = rng.integers(0, 80, size=n)
+    member[member == 5] = 6  # member 5 has no rows
+    y = rng.normal(size=n) + 3 * D[:, 1]
+    blocks, ks, members = factors(lay, D, y, member, chunk=16)
+    counts = np.bincount(member, minlength=80)
+    assert list(ks) == sorted(set(counts[counts > 0]))
+    assert list(members) == [int(np.sum(counts == k)) for k in ks]
+    for _ in range(4):
+        phi = rng.normal(size=2 + levels) + np.r_[3.0, 0.0, np.zeros(levels)]
+        resid = y - D[:, 1] * phi[0] - D[:, 2] * phi[1] - phi[2 + level]
+        sums = np.bincount(member, weights=resid, minlength=80)
+        expected = [float(resid @ resid)]
+        expected += [float(np.sum(sums[counts == k] ** 2)) for k in ks]
+        for block, want in zip(blocks, expected, strict=True):
+            got = float(np.sum((block[:, :-1] @ phi - block[:, -1]) ** 2))
+            assert abs(got - want) < 1e-9 * max(want, 1.0)
+
+
+def test_auto_takes_the_election_model_off_its_rows() -> None:
+    df, _ = election(seed=1, rows=30_000)
+    model = sb.Model(election_formula(), df, log_lik=False, y_rep=False)
+    joint = model.plan.likelihood.joint
+    assert joint is not None and joint.P == 140
+    m = 141 + sum(min(k, 141) for k in np.unique(
+        np.bincount(df["respondent"].astype("category").cat.codes), return_counts=True)[1])
+    assert decision(model, "sufficient statistics") == (
+        "sufficient statistics: not applied; 30000 rows, 50 levels of state, 42 columns per "
+        f"level: the joint statistics cost less: dense factors of {m} x 140 against 4.25e+05 "
+        "entries of sparse ones")
+    assert decision(model, "joint statistics") == (
+        "joint statistics: over all 140 coefficients; 30000 rows, 140 coefficients "
+        "(population, and per level of state); respondent, integrated out, enters through its "
+        f"levels' sums in 12 classes of one row count: factors of {m} x 140, so a gradient "
+        "costs O((1 + classes) x coefficients^2), not O(rows)")
+    data = model.stan_data()
+    rows = len(joint.q)  # at most m: a QR of fewer nonzero columns gives fewer rows
+    assert rows <= m and data["js_R"].shape == (rows, 140) and data["js_B"] == 13
+    assert data["js_start"][0] == 1 and data["js_start"][-1] == rows + 1
+    assert data["js_count"].sum() == len(np.unique(df["respondent"]))
+    assert (data["js_n"] * data["js_count"]).sum() == 30_000
+    code = model.stan_code()
+    assert "js_phi[1 : 40] = b; // V1 ... V40" in code
+    assert "js_phi[41 : 90] = coef_state; // state: Intercept, per level of state" in code
+
+
+def test_joint_statistics_are_skipped_with_a_reason() -> None:
+    df = grouped()
+    many = pd.DataFrame({"g": np.arange(3200) % 1600, "x": np.linspace(0, 1, 3200)})
+    many["y"] = np.sin(many["x"] * 7)
+    cases = [
+        (sb.Model("y ~ x + (1 | g) + (1 | h)", df), "60 rows x 4 columns: the rows cost "
+         "little already"),
+        (sb.Model("y ~ x + (1 | g)", df, rewrites="none"), "rewrites='none' requested"),
+        (sb.Model("y ~ x + (1 | g)", df, rewrites=["collapse"]),
+         "rewrites=['collapse'] requested"),
+        (sb.Model("y ~ x + (1 | g)", df, family="student_t"),
+         "the student_t family has no sufficient statistics"),
+        (sb.Model("y ~ x + (1 | g)", many, rewrites=["joint_statistics"]),
+         "1602 coefficients: dense 1602 x 1602 factors are offered up to 1500"),
+    ]
+    for model, reason in cases:
+        assert decision(model, "joint statistics") == f"joint statistics: not applied; {reason}"
+        assert "js_R" not in model.stan_code()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["nested_missing", "crossed_marginal", "crossed_offset",
+                                  "centered_slopes_missing"])
+def test_joint_statistics_keep_the_log_density(case) -> None:
+    """The joint program and the per-row one differ by a constant at 20 posterior draws."""
+    f = {"nested_missing": election_formula(3),
+         "crossed_marginal": "y ~ x + (1 | g) + (1 + x | h)",
+         "crossed_offset": CROSSED,
+         "centered_slopes_missing": "y ~ x + (1 + x | g)"}[case]
+    df = {"nested_missing": lambda: nested_data(True),
+          "crossed_marginal": lambda: grouped(missing=True),
+          "crossed_offset": crossed_data,
+          "centered_slopes_missing": lambda: statistics_data(missing=True)}[case]()
+    param = {"crossed_offset": "noncentered", "centered_slopes_missing": "centered"}.get(
+        case, "auto")
+    marginal = case in ("nested_missing", "crossed_marginal")
+    plain = sb.Model(f, df, parameterization=param,
+                     rewrites=["marginalize"] if marginal else "none")
+    joint = sb.Model(f, df, parameterization=param,
+                     rewrites=["marginalize", "joint_statistics"] if marginal
+                     else ["joint_statistics"])
+    assert joint.plan.likelihood.joint is not None
+    assert (joint.plan.likelihood.marginal is not None) == marginal
+    assert_constant_gap(plain, joint)
