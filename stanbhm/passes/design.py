@@ -32,6 +32,22 @@ class Design:
     owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
 
 
+class Designs:
+    """Designs built once per (fixed part, group terms, likelihood): the per-level and the
+    joint statistics read the same one from different plans. The key objects are kept
+    with the design, so their ids cannot be reused while the cache lives."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, int, int], tuple[tuple, Design]] = {}
+
+    def __call__(self, plan: Plan) -> Design:
+        key = (id(plan.fixed), id(plan.groups), id(plan.likelihood))
+        if key not in self._kept:
+            held = (plan.fixed, plan.groups, plan.likelihood)
+            self._kept[key] = (held, level_design(plan))
+        return self._kept[key][1]
+
+
 def level_design(plan: Plan) -> Design:
     """The columns of the fitted rows' linear predictor, the integrated-out term left out
     (its effects enter through its level sums instead)."""

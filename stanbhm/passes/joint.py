@@ -32,7 +32,7 @@ import numpy as np
 
 from ..likelihood import Joint, Segment
 from .base import Decision, once
-from .design import Design, level_design
+from .design import Design, Designs
 from .rewrites import allowed, named
 
 if TYPE_CHECKING:
@@ -224,12 +224,13 @@ class JointStatistics:
     """Replaces a gaussian likelihood's rows by triangular factors over every coefficient."""
 
     rewrites: Any
+    designs: Designs = field(default_factory=Designs, compare=False, repr=False)
     _made: dict = field(default_factory=dict, compare=False, repr=False)
     _built: dict = field(default_factory=dict, compare=False, repr=False)
 
     def layout(self, plan: Plan) -> tuple[Design, Layout]:
         def make() -> tuple[Design, Layout]:
-            design = level_design(plan)
+            design = self.designs(plan)
             return design, layout(design, plan.likelihood.obs, plan.fixed.k)
         return once(self._made, plan, make)
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
-from .design import Design, factor_group, level_design
+from .design import Design, Designs, factor_group
 from .joint import JointStatistics
 from .rewrites import allowed
 
@@ -55,14 +55,14 @@ class SufficientStatistics:
     """Replaces a gaussian likelihood's rows by per-level statistics."""
 
     rewrites: Any
-    _made: dict = field(default_factory=dict, compare=False, repr=False)
+    designs: Designs = field(default_factory=Designs, compare=False, repr=False)
     _nested: dict = field(default_factory=dict, compare=False, repr=False)
     _stats: dict = field(default_factory=dict, compare=False, repr=False)
     _joint: JointStatistics = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # the joint statistics, asked whether they would cost less
-        object.__setattr__(self, "_joint", JointStatistics(self.rewrites))
+        object.__setattr__(self, "_joint", JointStatistics(self.rewrites, self.designs))
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
@@ -95,7 +95,7 @@ class SufficientStatistics:
 
     def design(self, plan: Plan) -> Design:
         """The levels' design, built once per plan (applies and apply both ask)."""
-        return once(self._made, plan, lambda: level_design(plan))
+        return self.designs(plan)
 
     def statistics(self, plan: Plan) -> Statistics:
         """The per-level statistics; computed only when the rewrite applies."""

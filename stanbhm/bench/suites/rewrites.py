@@ -13,10 +13,11 @@
    4 chains x (1000 + `schools_draws`): divergences and ESS of tau (sd_school) per second.
 4. ``election``: the election-like gaussian model (`stanbhm.datasets.election`, 40
    covariates, 50 states, respondents with about 3 rows each), `election_rows` rows:
-   the plain program, the respondent effects integrated out over the rows, and
-   integrated out with sufficient statistics per state and per cell of respondents
-   (stanbhm's default), each with parameterization "auto": time per gradient and, with
-   `election_ess`, min ESS per second of full fits.
+   the plain program, the respondent effects integrated out over the rows, integrated
+   out with sufficient statistics per state and per cell of respondents, and with the
+   joint statistics over all coefficients (stanbhm's default at 300k rows), each with
+   parameterization "auto": time per gradient and, with `election_ess`, min ESS per
+   second of full fits.
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ def election_gradients(bench: Run, options: dict[str, object]) -> None:
     df, _ = election(seed=1, rows=rows)
     for label, rewrites in (("plain", "none"),
                             ("respondent integrated out, rows", ["marginalize"]),
-                            ("respondent integrated out, statistics", "auto")):
+                            ("respondent integrated out, statistics per state and cell",
+                             ["marginalize", "sufficient_statistics"]),
+                            ("respondent integrated out, joint statistics",
+                             ["marginalize", "joint_statistics"])):
         # parameterization "auto" (a requested one keeps the respondents' effects)
         model, build = built(election_formula(), df, rewrites=rewrites)
         if label != "plain" and model.plan.likelihood.marginal is None:
