@@ -10,9 +10,11 @@ column per level.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .rewrites import allowed
 
 if TYPE_CHECKING:
     from ..parts import GroupPart
@@ -30,6 +32,23 @@ class Design:
     whole: str  # all of theta as one matrix expression, or ""
     pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
     owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
+
+
+def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
+    """Why the rows of `plan` cannot give way to gaussian statistics under the request
+    for rewrite `name` ("" when they can)."""
+    lik = plan.likelihood
+    if not allowed(rewrites, name):
+        return f"rewrites={rewrites!r} requested"
+    if lik.family.collapse != "sufficient statistics":
+        return f"the {lik.family.name} family has no sufficient statistics"
+    if lik.se is not None:
+        return "known standard errors: the rows are already the statistics"
+    if lik.strategy not in ("rowwise", "marginal"):
+        return f"the likelihood is already rewritten ({lik.strategy})"
+    if not plan.groups:
+        return "no group term (a model without one is not built yet)"
+    return ""
 
 
 class Designs:

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..likelihood import Joint, Segment
 from .base import Decision, once
-from .design import Design, Designs
-from .rewrites import allowed, named
+from .design import Design, Designs, unfit_reason
+from .rewrites import named
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -51,8 +51,8 @@ LEAST_NS = 1e5
 MOST_COEFFICIENTS = 1500
 #: The QR of the fitted rows' design costs about rows x P^2 multiply-adds, once.
 MOST_SETUP = 2e11
-#: Rows of the design built and folded into the factor at a time.
-CHUNK = 1 << 16
+#: Numbers of the design built and folded into the factor at a time (32 MB).
+CHUNK = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +165,7 @@ def chunks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[tuple
 
 
 def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None,
-            home: np.ndarray | None = None, chunk: int = CHUNK,
+            home: np.ndarray | None = None, chunk: int | None = None,
             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The triangular factors of [Z, y] over the rows and, per class of members with one
     row count, of their sums; with the classes' row counts and member counts.
@@ -173,6 +173,7 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
     `home` (a level per row, e.g. of the first kept factor) orders the rows so that each
     block touches few columns; a member's rows go where its first row's level is."""
     n = len(y)
+    chunk = chunk or max(2 * (lay.P + 1), CHUNK // (lay.P + 1))  # rows at a time
     home = np.zeros(n, dtype=int) if home is None else home
     counts = np.zeros(0, dtype=int)
     if member is None:
@@ -235,18 +236,7 @@ class JointStatistics:
         return once(self._made, plan, make)
 
     def skip_reason(self, plan: Plan) -> str:
-        lik = plan.likelihood
-        if not allowed(self.rewrites, "joint_statistics"):
-            return f"rewrites={self.rewrites!r} requested"
-        if lik.family.collapse != "sufficient statistics":
-            return f"the {lik.family.name} family has no sufficient statistics"
-        if lik.se is not None:
-            return "known standard errors: the rows are already the statistics"
-        if lik.strategy not in ("rowwise", "marginal"):
-            return f"the likelihood is already rewritten ({lik.strategy})"
-        if not plan.groups:
-            return "no group term (a model without one is not built yet)"
-        return ""
+        return unfit_reason(self.rewrites, "joint_statistics", plan)
 
     def size(self, plan: Plan) -> tuple[int, int, str]:
         """(P, rows of the stacked factors, why they are too big to build or "")."""

@@ -36,9 +36,8 @@ import numpy as np
 
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
-from .design import Design, Designs, factor_group
+from .design import Design, Designs, factor_group, unfit_reason
 from .joint import JointStatistics
-from .rewrites import allowed
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -66,17 +65,10 @@ class SufficientStatistics:
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
-        if not allowed(self.rewrites, "sufficient_statistics"):
-            return f"rewrites={self.rewrites!r} requested"
-        if lik.family.collapse != "sufficient statistics":
-            return f"the {lik.family.name} family has no sufficient statistics"
-        if lik.se is not None:
-            return "known standard errors: the rows are already the statistics"
-        if lik.strategy not in ("rowwise", "marginal"):
-            return f"the likelihood is already rewritten ({lik.strategy})"
+        why = unfit_reason(self.rewrites, "sufficient_statistics", plan)
+        if why:
+            return why
         factors = sorted({g.name for g in plan.groups})
-        if not factors:
-            return "no group term (a model without one is not built yet)"
         if len(factors) > 1:
             kept = sorted({g.name for g in plan.groups if not g.marginalized})
             reason = f"group terms on {len(factors)} factors ({', '.join(factors)})"
