@@ -10,7 +10,6 @@ the parameterization of each group term, which later passes depend on.
 from .absorb import Absorb
 from .base import Decision, Pass, run_passes
 from .collapse import Collapse
-from .design import Designs
 from .glm import Glm, Opencl
 from .joint import JointStatistics
 from .marginalize import Marginalize
@@ -37,9 +36,9 @@ def default_passes(spec, options) -> list[Pass]:
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
-    designs = Designs()  # both statistics read the same design
-    passes += [SufficientStatistics(options.rewrites, designs), Collapse(options.rewrites),
-               JointStatistics(options.rewrites, designs)]
+    joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
+    passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites),
+               joint]
     passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))

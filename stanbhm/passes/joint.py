@@ -182,12 +182,12 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
         counts = np.bincount(member)
         first = np.full(len(counts), n)
         np.minimum.at(first, member, np.arange(n))
-        order = np.lexsort((member, home[first[member]]))
+        home = home[first[member]]  # each row goes where its member's first row is
+        order = np.lexsort((member, home))
     ranked = None if member is None else member[order]
     whole = Folder(lay.P + 1)
     classes: dict[int, Folder] = {}
-    keys = home[order] if member is None else home[first[member]][order]
-    for at, end in chunks(keys, ranked, chunk):
+    for at, end in chunks(home[order], ranked, chunk):
         rows = order[at:end]
         block = np.column_stack([fill(lay, D, rows), y[rows]])
         whole.add(block)
@@ -197,10 +197,13 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
             size = counts[ranked[at:end][starts]]
             for k in np.unique(size):
                 classes.setdefault(int(k), Folder(lay.P + 1)).add(sums[size == k])
-    ks = np.array(sorted(classes), dtype=int)
-    present = counts[counts > 0]
-    members = np.array([int(np.sum(present == k)) for k in ks], dtype=int)
+    ks, members = row_classes(counts)  # every member with rows is in its class's block
     return [whole.result(), *(classes[int(k)].result() for k in ks)], ks, members
+
+
+def row_classes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct row counts of the levels with rows, and how many levels have each."""
+    return np.unique(counts[counts > 0], return_counts=True)
 
 
 def class_rows(plan: Plan, P: int) -> int:
@@ -209,9 +212,7 @@ def class_rows(plan: Plan, P: int) -> int:
     marginal = plan.likelihood.marginal
     if marginal is None:
         return n
-    present = marginal.counts[marginal.counts > 0]
-    _, members = np.unique(present, return_counts=True)
-    return n + int(np.minimum(members, P + 1).sum())
+    return n + int(np.minimum(row_classes(marginal.counts)[1], P + 1).sum())
 
 
 def row_columns(plan: Plan) -> int:
@@ -230,10 +231,11 @@ class JointStatistics:
     _built: dict = field(default_factory=dict, compare=False, repr=False)
 
     def layout(self, plan: Plan) -> tuple[Design, Layout]:
-        def make() -> tuple[Design, Layout]:
-            design = self.designs(plan)
-            return design, layout(design, plan.likelihood.obs, plan.fixed.k)
-        return once(self._made, plan, make)
+        # keyed by the design, which `designs` keeps alive (the per-level pass asks with
+        # an earlier plan than this pass's own)
+        design = self.designs(plan)
+        return design, once(self._made, design,
+                            lambda: layout(design, plan.likelihood.obs, plan.fixed.k))
 
     def skip_reason(self, plan: Plan) -> str:
         return unfit_reason(self.rewrites, "joint_statistics", plan)
@@ -286,16 +288,14 @@ class JointStatistics:
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(plan)
-        if not why:
-            why = self.cost(plan)[2]
-        if why:
-            return Decision(SUBJECT, "not applied", why, applied=False)
-        P, m, _ = self.cost(plan)
+        P, m, cost = self.cost(plan) if not why else (0, 0, "")
+        if why or cost:
+            return Decision(SUBJECT, "not applied", why or cost, applied=False)
         lik = plan.likelihood
         what = (f"{lik.n_obs} rows, {P} coefficients (population, and per level of "
                 f"{', '.join(sorted({g.name for g in plan.groups if not g.marginalized}))})")
         if lik.marginal is not None:
-            classes = len(np.unique(lik.marginal.counts[lik.marginal.counts > 0]))
+            classes = len(row_classes(lik.marginal.counts)[0])
             what += (f"; {lik.marginal.name}, integrated out, enters through its levels' "
                      f"sums in {classes} classes of one row count")
         if self.forced:

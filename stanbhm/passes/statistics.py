@@ -36,7 +36,7 @@ import numpy as np
 
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
-from .design import Design, Designs, factor_group, unfit_reason
+from .design import Design, factor_group, unfit_reason
 from .joint import JointStatistics
 
 if TYPE_CHECKING:
@@ -54,14 +54,13 @@ class SufficientStatistics:
     """Replaces a gaussian likelihood's rows by per-level statistics."""
 
     rewrites: Any
-    designs: Designs = field(default_factory=Designs, compare=False, repr=False)
+    joint: JointStatistics | None = None  # the joint pass, asked whether it costs less
     _nested: dict = field(default_factory=dict, compare=False, repr=False)
     _stats: dict = field(default_factory=dict, compare=False, repr=False)
-    _joint: JointStatistics = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # the joint statistics, asked whether they would cost less
-        object.__setattr__(self, "_joint", JointStatistics(self.rewrites, self.designs))
+        if self.joint is None:
+            object.__setattr__(self, "joint", JointStatistics(self.rewrites))
 
     def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
         lik = plan.likelihood
@@ -87,7 +86,7 @@ class SufficientStatistics:
 
     def design(self, plan: Plan) -> Design:
         """The levels' design, built once per plan (applies and apply both ask)."""
-        return self.designs(plan)
+        return self.joint.designs(plan)
 
     def statistics(self, plan: Plan) -> Statistics:
         """The per-level statistics; computed only when the rewrite applies."""
@@ -133,7 +132,7 @@ class SufficientStatistics:
                 f"nested in {factor.name}, but its {cells} cells and the {g} levels "
                 f"times {p} columns outnumber the rows, so the rows cost no more",
                 applied=False)
-        joint = self._joint.cheaper_than(plan, (g + cells) * p * (p + 1) / 2)
+        joint = self.joint.cheaper_than(plan, (g + cells) * p * (p + 1) / 2)
         if joint:
             return Decision(SUBJECT, "not applied", f"{cost}: {joint}", applied=False)
         if nested:
@@ -148,10 +147,7 @@ class SufficientStatistics:
 
     def cell_count(self, plan: Plan) -> int:
         """Cells of the nested marginal: its levels' distinct (home level, row count)."""
-        home = self.nested(plan)
-        counts = plan.likelihood.marginal.counts
-        present = counts > 0
-        return len(np.unique(home[present] * (int(counts.max()) + 1) + counts[present]))
+        return len(cell_keys(self.nested(plan), plan.likelihood.marginal.counts)[0])
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         stats = self.statistics(plan)
@@ -189,12 +185,20 @@ def nested_cells(D: np.ndarray, y: np.ndarray, member: np.ndarray,
     t = np.bincount(member, weights=y, minlength=n_members)
     S = np.column_stack([np.bincount(member, weights=c, minlength=n_members) for c in D.T])
     present = counts > 0
-    width = int(counts.max()) + 1
-    cells, cell_of = np.unique(home[present] * width + counts[present], return_inverse=True)
+    cells, cell_of, width = cell_keys(home, counts)
     bhat, R, rss = level_statistics(S[present], t[present], cell_of, len(cells))
     return NestedCells(level=cells // width, rows=cells % width,
                        members=np.bincount(cell_of, minlength=len(cells)), bhat=bhat, R=R,
                        rss=rss)
+
+
+def cell_keys(home: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The cells (one key per distinct home level and row count, key = level x width +
+    count), the cell of each member with rows, and the width."""
+    present = counts > 0
+    width = int(counts.max()) + 1
+    cells, cell_of = np.unique(home[present] * width + counts[present], return_inverse=True)
+    return cells, cell_of, width
 
 
 def level_statistics(
