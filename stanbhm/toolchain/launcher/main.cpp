@@ -9,6 +9,7 @@
 // against each model object, which defines `new_model`.
 #include "args.hpp"
 #include "config.hpp"
+#include "csv_writer.hpp"
 #include "help.hpp"
 #include "io.hpp"
 
@@ -16,7 +17,6 @@
 #include <stan/callbacks/json_writer.hpp>
 #include <stan/callbacks/stream_logger.hpp>
 #include <stan/callbacks/structured_writer.hpp>
-#include <stan/callbacks/unique_stream_writer.hpp>
 #include <stan/math/prim/core/init_threadpool_tbb.hpp>
 #include <stan/math/rev/core/profiling.hpp>
 #include <stan/model/log_prob_grad.hpp>
@@ -61,7 +61,7 @@ stan::math::profile_map& get_stan_profile_data();
 
 namespace stanbhm {
 
-using writer_t = stan::callbacks::unique_stream_writer<std::ofstream>;
+using writer_t = csv_writer;
 using json_t = stan::callbacks::json_writer<std::ofstream>;
 using context_ptr = std::shared_ptr<stan::io::var_context>;
 
