@@ -234,6 +234,9 @@ class Likelihood(Part):
         out["prior_only"] = 0
         return out
 
+    def row_data(self) -> tuple[str, ...]:
+        return ("obs", "y", "se", "trials")
+
     def outputs(self) -> tuple[Output, ...]:
         out = []
         if self.log_lik:

@@ -71,6 +71,11 @@ class Part:
         """The entries this part adds to the data dictionary."""
         return {}
 
+    def row_data(self) -> tuple[str, ...]:
+        """The entries of `data` holding a value per row: left out of the data when
+        nothing in the program reads the rows (`passes.outputs.RowData`)."""
+        return ()
+
     def outputs(self) -> tuple[Output, ...]:
         """Every variable this part writes to the output, with its dims."""
         return ()
@@ -174,6 +179,19 @@ class FixedPart(Part):
 
     def data(self) -> dict[str, Any]:
         return {"K": self.k, "X": self.X} if self.k else {}
+
+    def row_data(self) -> tuple[str, ...]:
+        return ("X",)
+
+    def moments(self, obs: np.ndarray) -> dict[str, Any]:
+        """What transformed data computes from X over the observed rows `obs`, for a
+        program not given X: the column means (centered X) and sds (horseshoe)."""
+        out: dict[str, Any] = {}
+        if self.centered:
+            out["means_X"] = self.X[obs].mean(axis=0)
+        if self.horseshoe:
+            out["sds_X"] = self.X[obs].std(axis=0, ddof=1)
+        return out
 
     def outputs(self) -> tuple[Output, ...]:
         out = []
@@ -408,6 +426,11 @@ class GroupPart(Part):
             out.update(self.margin.data())
         return out
 
+    def row_data(self) -> tuple[str, ...]:
+        # an integrated-out term's level summaries are read only beside the rows
+        margin = tuple(self.margin.data()) if self.margin is not None else ()
+        return (f"J_{self.ident}", f"Z_{self.ident}", *margin)
+
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
         if not self.drawn:  # integrated out and not drawn back: only the sd remains
@@ -557,3 +580,6 @@ class OffsetPart(Part):
 
     def data(self) -> dict[str, Any]:
         return {"offs": self.values}
+
+    def row_data(self) -> tuple[str, ...]:
+        return ("offs",)

@@ -149,6 +149,7 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
     prediction: Prediction | None = None  # new rows to predict (`predict.prediction_plan`)
+    rows_given: bool = True  # False: no per-row data (`passes.outputs.RowData`)
 
     @property
     def new_rows(self) -> Rows:
@@ -235,6 +236,11 @@ class Plan:
         out: dict[str, Any] = {}
         for part in self.parts:
             out.update(part.data())
+        if not self.rows_given:
+            for part in self.parts:
+                for name in part.row_data():
+                    out.pop(name, None)
+            out.update(self.fixed.moments(self.likelihood.obs))
         return out
 
 

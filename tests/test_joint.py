@@ -70,6 +70,41 @@ def test_auto_takes_the_election_model_off_its_rows() -> None:
     assert "js_phi[41 : 90] = coef_state; // state: Intercept, per level of state" in code
 
 
+def test_rows_are_left_out_when_nothing_reads_them() -> None:
+    """Nothing per row is written and the respondents' effects are not drawn: the data
+    keep the row count and X's column means, not the 30000 rows."""
+    df, _ = election(seed=1, rows=30_000)
+    model = sb.Model(election_formula(), df, log_lik=False, y_rep=False)
+    assert decision(model, "row data") == (
+        "row data: left out; the joint statistics hold all the model block needs, and "
+        "nothing per row is written; the data keep the row count and X's column moments")
+    data = model.stan_data()
+    for name in ("y", "X", "J_state", "J_respondent", "J_state_age", "Z_state_age"):
+        assert name not in data
+    assert data["N"] == 30_000
+    columns = [f"V{j}" for j in range(1, 41)]
+    np.testing.assert_allclose(data["means_X"], df[columns].mean().to_numpy(), rtol=1e-12)
+    code = model.stan_code()
+    assert "matrix[N, K] X;" not in code and "  vector[K] means_X; // column means" in code
+    assert "transformed data" not in code
+
+
+def test_rows_are_passed_when_an_output_reads_them() -> None:
+    df, _ = election(seed=1, rows=30_000)
+    cases = [({"log_lik": True, "y_rep": False},
+              "row data: passed; computed from them: log_lik, the drawn effects of "
+              "respondent"),
+             ({"log_lik": False, "y_rep": False, "effects": True},
+              "row data: passed; computed from them: the drawn effects of respondent")]
+    for options, line in cases:
+        model = sb.Model(election_formula(), df, **options)
+        assert decision(model, "row data") == line
+        assert model.stan_data()["X"].shape == (30_000, 40)
+    model = sb.Model(election_formula(), df, rewrites="none", log_lik=False, y_rep=False)
+    # the rows are the likelihood: nothing to decide
+    assert all(d.subject != "row data" for d in model.plan.decisions)
+
+
 def test_joint_statistics_are_skipped_with_a_reason() -> None:
     df = grouped()
     many = pd.DataFrame({"g": np.arange(3200) % 1600, "x": np.linspace(0, 1, 3200)})
@@ -94,7 +129,8 @@ def test_joint_statistics_are_skipped_with_a_reason() -> None:
 @pytest.mark.parametrize("case", ["nested_missing", "crossed_marginal", "crossed_offset",
                                   "centered_slopes_missing"])
 def test_joint_statistics_keep_the_log_density(case) -> None:
-    """The joint program and the per-row one differ by a constant at 20 posterior draws."""
+    """The joint program and the per-row one differ by a constant at 20 posterior draws,
+    whether the joint one is given the rows or not."""
     f = {"nested_missing": election_formula(3),
          "crossed_marginal": "y ~ x + (1 | g) + (1 + x | h)",
          "crossed_offset": CROSSED,
@@ -106,11 +142,16 @@ def test_joint_statistics_keep_the_log_density(case) -> None:
     param = {"crossed_offset": "noncentered", "centered_slopes_missing": "centered"}.get(
         case, "auto")
     marginal = case in ("nested_missing", "crossed_marginal")
+    # two cases write nothing per row, so their joint programs are not given the rows
+    quiet = case in ("nested_missing", "crossed_offset")
+    outputs = {"log_lik": False, "y_rep": False, "effects": False if marginal else "auto"}
     plain = sb.Model(f, df, parameterization=param,
                      rewrites=["marginalize"] if marginal else "none")
     joint = sb.Model(f, df, parameterization=param,
                      rewrites=["marginalize", "joint_statistics"] if marginal
-                     else ["joint_statistics"])
+                     else ["joint_statistics"], **(outputs if quiet else {}))
     assert joint.plan.likelihood.joint is not None
     assert (joint.plan.likelihood.marginal is not None) == marginal
+    assert joint.plan.rows_given != quiet
+    assert ("X" in joint.stan_data()) != quiet
     assert_constant_gap(plain, joint)

@@ -146,6 +146,9 @@ OUTPUTS = {
     "marginal_undrawn": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
                          {"g": "marginalize"}, {"effects": False, "log_lik": False,
                                                 "y_rep": False}),
+    "joint_rows_left_out": ("y_missing ~ x + z + offset(pos) + (1 | g) + (1 + x | h)",
+                            "gaussian", "auto", ["marginalize", "joint_statistics"],
+                            {"effects": False, "log_lik": False, "y_rep": False}),
 }
 
 

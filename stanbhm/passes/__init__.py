@@ -13,7 +13,7 @@ from .collapse import Collapse
 from .glm import Glm, Opencl
 from .joint import JointStatistics
 from .marginalize import Marginalize
-from .outputs import Effects, OutputPass
+from .outputs import Effects, OutputPass, RowData
 from .parameterization import Parameterize
 from .statistics import SufficientStatistics
 from .threads import Threads
@@ -27,7 +27,8 @@ __all__ = ["Absorb", "Collapse", "Decision", "Effects", "Glm", "JointStatistics"
 def default_passes(spec, options) -> list[Pass]:
     """The passes for one model, in order: which group intercept is integrated out, the
     parameterization of each other group term, which centered term takes over each
-    population coefficient, the exact rewrites, the GLM kernel, threads, the per-row outputs."""
+    population coefficient, the exact rewrites, the GLM kernel, threads, the per-row outputs, and
+    whether the rows themselves are passed."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     # (coefficient, header label, effect name) of each population coefficient
@@ -43,4 +44,4 @@ def default_passes(spec, options) -> list[Pass]:
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
-    return [*passes, Effects(options.effects)]
+    return [*passes, Effects(options.effects), RowData()]

@@ -103,3 +103,33 @@ class Effects:
         marginal = dataclasses.replace(plan.likelihood.marginal, draw=False)
         likelihood = dataclasses.replace(plan.likelihood, marginal=marginal)
         return dataclasses.replace(plan, groups=groups, likelihood=likelihood)
+
+
+@dataclass(frozen=True)
+class RowData:
+    """Leaves the rows out of the data when nothing in the program reads them.
+
+    With the joint sufficient statistics the model block reads only their factors, so
+    unless a per-row output or drawn-back effects need the rows, the outcome, X and the
+    levels and covariates of every row are dead weight: at 3M rows and 40 columns that
+    is a 2 GB data file every chain parses and holds twice (X and its centered copy).
+    Then the data keep only the rows' count and X's column moments, computed in float64
+    here. Runs last: it looks at every output decision.
+    """
+
+    def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None:
+        lik = plan.likelihood
+        if lik.joint is None:
+            return None  # the model block reads the rows: they are always passed
+        needs = [name for name in ("log_lik", "y_rep") if getattr(lik, name)]
+        needs += [f"the drawn effects of {g.name}" for g in plan.groups
+                  if g.marginalized and g.drawn]
+        if needs:
+            return Decision("row data", "passed", f"computed from them: {', '.join(needs)}",
+                            applied=False)
+        return Decision("row data", "left out", "the joint statistics hold all the model "
+                        "block needs, and nothing per row is written; the data keep the "
+                        "row count and X's column moments")
+
+    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
+        return dataclasses.replace(plan, rows_given=False)

@@ -29,6 +29,7 @@
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
+//   row data: passed; computed from them: log_lik, y_rep, the drawn effects of g
 data {
   int<lower=1> N; // rows
   int<lower=0> N_obs; // rows with an observed outcome

@@ -27,6 +27,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
+//   row data: passed; computed from them: log_lik, y_rep
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
