@@ -263,6 +263,7 @@ class GroupPart(Part):
     c_levels: np.ndarray | None = None
     location: tuple[str, ...] = ()  # per effect, when centered: what it is centered at
     margin: Marginal | None = None  # integrated out of the likelihood (`passes.marginalize`)
+    folded: bool = False  # sd_<g> = |sd_<g>_signed|, sampled on the whole line (`passes.fold`)
     kind: str = "group"
 
     @property
@@ -369,7 +370,7 @@ class GroupPart(Part):
                     "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a",
                     "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b")
         names = [f"{p}_{ident}" for p in prefixes]
-        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng"]
+        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed"]
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
@@ -433,10 +434,12 @@ class GroupPart(Part):
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
+        sd = (Output(f"sd_{g}_signed"), Output(f"sd_{g}")) if self.folded else (
+            Output(f"sd_{g}"),)
         if not self.drawn:  # integrated out and not drawn back: only the sd remains
-            return (Output(f"sd_{g}"),)
+            return sd
         if self.k == 1:
-            out = [Output(f"sd_{g}"), Output(f"r_{g}", (level,))]
+            out = [*sd, Output(f"r_{g}", (level,))]
             if self.noncentered and not self.marginalized:
                 out.append(Output(f"z_{g}", (level,)))
             if self.has_coef:

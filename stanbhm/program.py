@@ -24,6 +24,9 @@ class OutputSchema:
     log_lik: str | None
     y_rep: str | None
     y_observed: np.ndarray
+    #: outputs left out of R-hat and ESS: a folded sd's sign is arbitrary by design, so
+    #: chains may keep to opposite signs while |sd| mixes (`passes.fold`)
+    unchecked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -84,6 +84,7 @@ def schema(plan: Plan) -> OutputSchema:
     return OutputSchema(
         dims=dims, coords=coords, log_lik="log_lik" if lik.log_lik else None,
         y_rep="y_rep" if lik.y_rep else None, y_observed=lik.y,
+        unchecked=tuple(f"sd_{g.ident}_signed" for g in plan.groups if g.folded),
     )
 
 

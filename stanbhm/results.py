@@ -87,7 +87,8 @@ class Fit:
     def _summary(self):
         import arviz as az
 
-        return az.summary(self._idata, kind="diagnostics")
+        names = [v for v in self._idata.posterior.data_vars if v not in self.schema.unchecked]
+        return az.summary(self._idata, var_names=names, kind="diagnostics")
 
     def diagnostics(self) -> dict[str, float]:
         """Sampler health in one dict (MCMC only): divergences, max-treedepth hits, the

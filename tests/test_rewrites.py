@@ -97,9 +97,9 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
 
 @pytest.mark.parametrize(("rewrites", "error", "message"), [
     ("all", PlanError, "rewrites='all': use 'auto', 'none', a list of rewrites (marginalize, "
-     "sufficient_statistics, collapse, joint_statistics) or a dict of group terms"),
+     "fold, sufficient_statistics, collapse, joint_statistics) or a dict of group terms"),
     (["fast"], PlanError, "rewrites: unknown rewrite 'fast'; choose from marginalize, "
-     "sufficient_statistics, collapse, joint_statistics"),
+     "fold, sufficient_statistics, collapse, joint_statistics"),
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "
@@ -219,6 +219,7 @@ def test_eight_schools_marginalized_matches_the_plain_program(eight_schools_df) 
     marginal = sb.Model(formula, eight_schools_df)
     plain = sb.Model(formula, eight_schools_df, parameterization="noncentered")
     assert marginal.plan.groups[0].marginalized and not plain.plan.groups[0].marginalized
+    assert marginal.plan.groups[0].folded  # sd_school = |sd_school_signed| (`passes.fold`)
     fits = {name: m.fit(chains=4, iter_warmup=1000, iter_sampling=5000, seed=7)
             for name, m in (("marginal", marginal), ("plain", plain))}
     assert fits["marginal"].diagnostics()["divergences"] == 0
@@ -660,7 +661,7 @@ def test_effects_of_many_levels_are_not_drawn_unless_asked() -> None:
     code = model.stan_code()
     assert "r_respondent" not in code and "coef_respondent" not in code
     assert not [name for name in model.program.schema.dims if "respondent" in name]
-    assert "real<lower=0> sd_respondent;" in code
+    assert "real<lower=0> sd_respondent" in code  # declared, or folded (passes.fold)
     from stanbhm.predict import predict_draws
 
     with pytest.raises(ValueError, match=r"this fit has no draws of the effects of respondent: "

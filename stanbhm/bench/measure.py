@@ -21,6 +21,7 @@ import arviz as az
 import numpy as np
 
 from ..datafile import data_file
+from ..toolchain import compile_model
 
 
 def gradient_ms(exe, data: str, iterations: int, threads: int = 1, seed: int = 1) -> float:
@@ -51,7 +52,8 @@ def hyper_names(idata, skip: tuple[str, ...] = ()) -> list[str]:
     """Everything but level effects, their raw forms, horseshoe scales and pointwise values."""
     prefixes = ("r_", "z_", "coef_", "L_", "Cor_", "hs_", "log_lik", "y_rep", "b_Intercept",
                 "mu_", *skip)
-    return [v for v in idata.posterior.data_vars if not v.startswith(prefixes)]
+    return [v for v in idata.posterior.data_vars
+            if not v.startswith(prefixes) and not v.endswith("_signed")]
 
 
 def fit_figures(model, names: list[str] | None = None, **options: Any) -> dict[str, Any]:
@@ -62,11 +64,25 @@ def fit_figures(model, names: list[str] | None = None, **options: Any) -> dict[s
     start = time.perf_counter()
     fit = model.fit(show_progress=False, advice=False, **options)
     wall = time.perf_counter() - start
-    idata = fit.to_arviz()
+    return run_figures(fit.cmdstan, fit.to_arviz(), names, wall)
+
+
+def program_figures(code: str, names: list[str], **options: Any) -> dict[str, Any]:
+    """`fit_figures` of a Stan program given as text (no data): a reference beside the
+    generated programs."""
+    exe = compile_model(code)
+    start = time.perf_counter()
+    mcmc = exe.sample(show_progress=False, **options)
+    wall = time.perf_counter() - start
+    return run_figures(mcmc, az.from_cmdstanpy(mcmc), names, wall)
+
+
+def run_figures(mcmc, idata, names: list[str] | None, wall: float) -> dict[str, Any]:
+    """The figures of one CmdStanPy sampling run and its InferenceData."""
     present = [v for v in (names or hyper_names(idata)) if v in idata.posterior]
     summary = az.summary(idata, var_names=present, kind="diagnostics")
-    sampler = float(sum(t["warmup"] + t["sampling"] for t in fit.cmdstan.time))
-    warmup = float(sum(t["warmup"] for t in fit.cmdstan.time))
+    sampler = float(sum(t["warmup"] + t["sampling"] for t in mcmc.time))
+    warmup = float(sum(t["warmup"] for t in mcmc.time))
     ess = float(summary["ess_bulk"].min())
     stats = idata.sample_stats
     means = {v: float(idata.posterior[v].mean()) for v in present

@@ -10,6 +10,7 @@ the parameterization of each group term, which later passes depend on.
 from .absorb import Absorb
 from .base import Decision, Pass, run_passes
 from .collapse import Collapse
+from .fold import Fold
 from .glm import Glm, Opencl
 from .joint import JointStatistics
 from .marginalize import Marginalize
@@ -18,7 +19,7 @@ from .parameterization import Parameterize
 from .statistics import SufficientStatistics
 from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Glm", "JointStatistics",
+__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Fold", "Glm", "JointStatistics",
            "Marginalize", "Opencl", "OutputPass", "Parameterize", "Pass",
            "SufficientStatistics", "Threads",
            "default_passes", "run_passes"]
@@ -31,6 +32,7 @@ def default_passes(spec, options) -> list[Pass]:
     whether the rows themselves are passed."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
+    passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient
     population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
     population += [(f"b[{j + 1}]", label, name) for j, (label, name)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ..spec import ModelSpec
 
 #: Rewrites a list may name; each one is applied wherever it is exact.
-MODEL_REWRITES = ("marginalize", "sufficient_statistics", "collapse", "joint_statistics")
+MODEL_REWRITES = ("marginalize", "fold", "sufficient_statistics", "collapse",
+                  "joint_statistics")
 #: What a dict may ask of one group term.
 TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "beta_binomial", "laplace", "none")
 

@@ -19,6 +19,7 @@
 //   marginalization: effects of g integrated out; gaussian rows with a group intercept: exact normal-normal marginalization; the level effects are drawn back in generated quantities
 //   parameterization of g: none; its level effects are integrated out
 //   parameterization of h: non-centered; "auto": the median level is weakly informed, Intercept: tau ~ 0.224, data precision per level 13.5 to 16.9, weights 0.40 to 0.46; x: tau ~ 0.178, data precision per level 7.08 to 17.2, weights 0.18 to 0.35
+//   sd of g: log scale; rewrites=['marginalize', 'joint_statistics'] requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; rewrites=['marginalize', 'joint_statistics'] requested

@@ -19,6 +19,7 @@
 //   marginalization: effects of g integrated out; gaussian rows with a group intercept: exact normal-normal marginalization; the level effects are drawn back in generated quantities
 //   parameterization of g: none; its level effects are integrated out
 //   parameterization of h: non-centered; parameterization="noncentered" requested
+//   sd of g: folded, sd_g = |sd_g_signed|; one-way F = 1.85 on 4 and 49 df: p = 0.13, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed, or another whose intercept is integrated out and whose levels each lie in one level of h, which g's do not
@@ -70,13 +71,14 @@ transformed data {
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
-  real<lower=0> sd_g; // sd of the effects of g
+  real sd_g_signed; // sd_g with a sign: sd_g = |sd_g_signed|
   vector<lower=0>[2] sd_h; // sds of the effects of h
   cholesky_factor_corr[2] L_h; // Cholesky factor of their correlations
   matrix[2, N_h] z_h; // effects of each level, standardized
   real<lower=0> sigma; // residual standard deviation
 }
 transformed parameters {
+  real<lower=0> sd_g = abs(sd_g_signed); // sd of the effects of g
   matrix[N_h, 2] r_h = (diag_pre_multiply(sd_h, L_h) * z_h)'; // level effects
 }
 model {

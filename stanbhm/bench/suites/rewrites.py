@@ -9,8 +9,11 @@
 2. ``collapse``: Bernoulli rows over categorical predictors (5 x 4 categories, 30 groups,
    at most 600 distinct linear predictors), `bernoulli_rows` rows: plain against the
    rows collapsed into binomial cells.
-3. ``eight_schools``: centered, non-centered and with the school effects integrated out,
-   4 chains x (1000 + `schools_draws`): divergences and ESS of tau (sd_school) per second.
+3. ``eight_schools``: centered, non-centered and with the school effects integrated out
+   (stanbhm's default, tau then folded: `stanbhm.passes.fold`), 4 chains x (1000 +
+   `schools_draws`): divergences and ESS of tau (sd_school) per second; and a reference
+   row, the same run of a program with two parameters and no data, which bounds what any
+   program for eight schools can reach per second.
 4. ``election``: the election-like gaussian model (`stanbhm.datasets.election`, 40
    covariates, 50 states, respondents with about 3 rows each), `election_rows` rows:
    the plain program, the respondent effects integrated out over the rows, integrated
@@ -30,7 +33,7 @@ import pandas as pd
 from ...datasets import eight_schools, election, election_formula, varying_slopes
 from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
-from ..measure import fit_figures, iterations_for, model_gradient_ms
+from ..measure import fit_figures, iterations_for, model_gradient_ms, program_figures
 
 HYPER = ["Intercept", "b", "sigma"]
 DEFAULTS: dict[str, object] = {
@@ -126,6 +129,18 @@ def collapse(bench: Run, options: dict[str, object]) -> None:
         table.add(**row)
 
 
+REFERENCE = """parameters {
+  real a;
+  real<lower=0> s;
+}
+model {
+  a ~ std_normal();
+  s ~ std_normal();
+}
+"""
+REFERENCE_LABEL = "reference: a ~ normal(0, 1), s ~ half-normal(0, 1), no data (ESS of s)"
+
+
 def schools(bench: Run, options: dict[str, object]) -> None:
     draws = int(options["schools_draws"])
     table = bench.table(
@@ -142,6 +157,12 @@ def schools(bench: Run, options: dict[str, object]) -> None:
                           ("marginalized", {"rewrites": {"school": "marginalize"}})):
         model, _ = built(formula, eight_schools(), **kwargs)
         table.add(program=label, **full_fit(model, ["sd_school"], bench.seed, draws))
+    # What the sampler costs and gives on a posterior as simple as two parameters get:
+    # no data, a normal and a half-normal. No program for eight schools can do much
+    # better per second, so this row bounds what any rewrite can reach.
+    table.add(program=REFERENCE_LABEL, **program_figures(
+        REFERENCE, ["s"], chains=4, parallel_chains=2, iter_warmup=1000,
+        iter_sampling=draws, seed=bench.seed))
 
 
 def election_gradients(bench: Run, options: dict[str, object]) -> None:
