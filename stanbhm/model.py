@@ -35,6 +35,9 @@ class Model:
     ``effects`` says whether the effects of a term integrated out of the likelihood are
     drawn back in generated quantities: ``"auto"`` draws them up to 5000 levels, or when
     ``log_lik`` or ``y_rep`` needs them; True or False.
+    ``opencl`` runs the GLM kernel on an OpenCL device: False (the default), True, "gpu",
+    "cpu", (platform, device), or "auto" (a GPU when there is one and the kernel is large
+    enough to repay a call's fixed cost; the header says which and why).
     ``threads=k`` sums the likelihood over slices of rows on k threads per chain
     (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
     over 4 slices per thread).
@@ -63,8 +66,9 @@ class Model:
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects)
         self.plan: Plan = make_plan(self.spec, self.options)
-        #: The OpenCL device the kernels run on (None: the CPU), found on this machine.
-        self.device = opencl_devices.resolve(opencl)
+        #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
+        #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).
+        self.device = self.plan.device if opencl == "auto" else opencl_devices.resolve(opencl)
 
     @cached_property
     def program(self) -> Program:

@@ -94,10 +94,10 @@ class Options:
 def _check_opencl(value: Any) -> None:
     pair = (isinstance(value, tuple) and len(value) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
-    if value is True or value is False or value in ("gpu", "cpu") or pair:
+    if value is True or value is False or value in ("gpu", "cpu", "auto") or pair:
         return
-    raise PlanError(f"opencl={value!r}: use False, True (a GPU if there is one), 'gpu', 'cpu' "
-                    "or (platform, device) as OpenCL numbers them")
+    raise PlanError(f"opencl={value!r}: use False, True (a GPU if there is one), 'gpu', 'cpu', "
+                    "'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers them")
 
 
 def _check_parameterization(value: Any, spec: ModelSpec) -> None:
@@ -150,6 +150,7 @@ class Plan:
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
     prediction: Prediction | None = None  # new rows to predict (`predict.prediction_plan`)
     rows_given: bool = True  # False: no per-row data (`passes.outputs.RowData`)
+    device: Any = None  # opencl="auto": the OpenCL GPU it chose (`passes.glm.Opencl`)
 
     @property
     def new_rows(self) -> Rows:

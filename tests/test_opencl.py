@@ -75,3 +75,38 @@ def test_the_device_program_has_the_cpu_log_density(formula, family) -> None:
         on_device = exe.log_prob(point, data=gpu.stan_data(), sig_figs=15)
         np.testing.assert_allclose(on_device.to_numpy(), on_cpu.to_numpy(), rtol=1e-9,
                                    atol=1e-9)
+
+
+def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
+    """opencl="auto": a GPU when there is one and the kernel's work per gradient is large
+    enough to pay for a call's fixed cost; otherwise the CPU, and the header says why."""
+    from stanbhm.passes import glm
+
+    df = rows()
+    gpu = opencl.Device(1, 0, "NVIDIA CUDA", "NVIDIA H100 80GB HBM3", "gpu")
+    cpu = opencl.Device(0, 0, "Portable Computing Language", "pthread-cpu", "cpu")
+    monkeypatch.setattr(opencl, "opencl_missing", lambda: None)
+    monkeypatch.setattr(opencl, "devices", lambda: [cpu, gpu])
+    small = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
+    assert decision(small) == (
+        "opencl: not used; 'auto': 500 rows x 3 columns in normal_id_glm, under 3e+06: a GPU "
+        "call's fixed ~3.5 ms would cost more than it saves")
+    assert small.device is None and "--use-opencl" not in str(small.build_options())
+    monkeypatch.setattr(glm, "AUTO_ENTRIES", 1000)
+    big = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
+    assert decision(big) == ("opencl: gpu 'NVIDIA H100 80GB HBM3' (platform 1, device 0); "
+                             "'auto': 500 rows x 3 columns in normal_id_glm, at least 1e+03")
+    assert big.device == gpu
+    assert big.build_options()[0]["OPENCL_PLATFORM_ID"] == 1
+    kept = sb.Model("y ~ 1 + (1 | g)", df, rewrites="none", opencl="auto")
+    assert decision(kept) == ("opencl: not used; 'auto': no GLM kernel applies, and the GLM "
+                              "kernels are what a GPU runs")
+    monkeypatch.setattr(opencl, "devices", lambda: [cpu])
+    alone = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
+    assert decision(alone) == (
+        "opencl: not used; 'auto': 500 rows x 3 columns in normal_id_glm, but no OpenCL GPU "
+        "device here (found: cpu 'pthread-cpu')")
+    assert alone.device is None
+    monkeypatch.setattr(opencl, "opencl_missing", lambda: "no OpenCL platform is installed")
+    bare = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
+    assert decision(bare) == "opencl: not used; 'auto': no OpenCL platform is installed"

@@ -42,9 +42,10 @@ def test_errors_share_one_base(df) -> None:
     ({"glm": "always"}, PlanError, "glm='always': use 'auto' (Stan's GLM kernels wherever the "
      "likelihood has their form) or 'never'"),
     ({"opencl": "tpu"}, PlanError, "opencl='tpu': use False, True (a GPU if there is one), 'gpu', "
-     "'cpu' or (platform, device) as OpenCL numbers them"),
+     "'cpu', 'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers them"),
     ({"opencl": (0, -1)}, PlanError, "opencl=(0, -1): use False, True (a GPU if there is one), "
-     "'gpu', 'cpu' or (platform, device) as OpenCL numbers them"),
+     "'gpu', 'cpu', 'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers "
+     "them"),
     ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False or 'auto'"),
     ({"parameterization": "center"}, PlanError,
      "parameterization 'center' is not one of centered, noncentered, auto"),
