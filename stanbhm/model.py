@@ -135,7 +135,8 @@ class Model:
                 raise ValueError("warm_start works with method='sample'")
             kwargs = {**warm_start_arguments(warm_start, kwargs.get("chains", 4)), **kwargs}
         exe = self.compile()
-        with data_file(self.stan_data(prior_only=prior_only)) as data:
+        with data_file(self.stan_data(prior_only=prior_only)) as data, \
+                opencl_devices.selected(self.device):
             if method == "sample":
                 if self.plan.likelihood.threads > 1:
                     kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)

@@ -4,6 +4,8 @@ device this machine has; PoCL's CPU device in CI)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,6 +79,38 @@ def test_the_device_program_has_the_cpu_log_density(formula, family) -> None:
                                    atol=1e-9)
 
 
+@pytest.mark.slow
+@pytest.mark.opencl
+@pytest.mark.skipif(not HERE, reason="no OpenCL platform or headers here")
+def test_the_device_is_chosen_at_run_time() -> None:
+    """One build serves every device: the launcher takes it from STANBHM_OPENCL_DEVICE,
+    which Model.fit sets for its runs, and refuses a malformed or absent one."""
+    import subprocess
+
+    from stanbhm.datafile import data_file
+
+    device = opencl.devices()[0]
+    model = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", rows(), rewrites="none",
+                     opencl=(device.platform_id, device.device_id))
+    fit = model.fit(chains=1, iter_warmup=50, iter_sampling=20, seed=1, show_progress=False,
+                    advice=False)
+    assert fit.cmdstan.stan_variable("Intercept").shape == (20,)
+    assert opencl.DEVICE_VARIABLE not in os.environ  # set for the run only
+    exe = model.compile().exe_file
+    with data_file(model.stan_data()) as data:
+        def run(value: str) -> subprocess.CompletedProcess:
+            env = {**os.environ, opencl.DEVICE_VARIABLE: value}
+            return subprocess.run([exe, "sample", "num_warmup=5", "num_samples=5", "data",
+                                   f"file={data}", "output", "file=/dev/null"],
+                                  capture_output=True, text=True, env=env, check=False)
+        assert run(f"{device.platform_id},{device.device_id}").returncode == 0
+        bad = run("gpu")
+        assert bad.returncode == 1
+        assert ("STANBHM_OPENCL_DEVICE must be 'platform,device' (two non-negative integers), "
+                "got 'gpu'") in bad.stdout + bad.stderr
+        assert run(f"{device.platform_id},99").returncode == 1
+
+
 def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
     """opencl="auto": a GPU when there is one and the kernel's work per gradient is large
     enough to pay for a call's fixed cost; otherwise the CPU, and the header says why."""
@@ -91,13 +125,18 @@ def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
     assert decision(small) == (
         "opencl: not used; 'auto': 500 rows x 3 columns in normal_id_glm, under 3e+06: a GPU "
         "call's fixed ~3.5 ms would cost more than it saves")
-    assert small.device is None and "--use-opencl" not in str(small.build_options())
+    assert small.device is None and small.build_options() == ({"STAN_THREADS": True}, {})
     monkeypatch.setattr(glm, "AUTO_ENTRIES", 1000)
     big = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
     assert decision(big) == ("opencl: gpu 'NVIDIA H100 80GB HBM3' (platform 1, device 0); "
                              "'auto': 500 rows x 3 columns in normal_id_glm, at least 1e+03")
     assert big.device == gpu
-    assert big.build_options()[0]["OPENCL_PLATFORM_ID"] == 1
+    # one build for any device; the device reaches the launcher when the program runs
+    assert big.build_options() == ({"STAN_THREADS": True, "STAN_OPENCL": True},
+                                   {"use-opencl": True})
+    with opencl.selected(big.device):
+        assert os.environ[opencl.DEVICE_VARIABLE] == "1,0"
+    assert opencl.DEVICE_VARIABLE not in os.environ
     kept = sb.Model("y ~ 1 + (1 | g)", df, rewrites="none", opencl="auto")
     assert decision(kept) == ("opencl: not used; 'auto': no GLM kernel applies, and the GLM "
                               "kernels are what a GPU runs")

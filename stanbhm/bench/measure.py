@@ -22,6 +22,7 @@ import numpy as np
 
 from ..datafile import data_file
 from ..toolchain import compile_model
+from ..toolchain.opencl import selected
 
 
 def gradient_ms(exe, data: str, iterations: int, threads: int = 1, seed: int = 1) -> float:
@@ -39,7 +40,7 @@ def gradient_ms(exe, data: str, iterations: int, threads: int = 1, seed: int = 1
 def model_gradient_ms(model, iterations: int, threads: int = 1) -> float:
     """`gradient_ms` of a stanbhm Model (compiled first, so no compile is timed)."""
     exe = model.compile()
-    with data_file(model.stan_data()) as data:
+    with data_file(model.stan_data()) as data, selected(model.device):
         return gradient_ms(exe, data, iterations, threads)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,9 +147,31 @@ def resolve(request: object) -> Device | None:
 
 
 def build_options(device: Device) -> tuple[dict[str, object], dict[str, object]]:
-    """(cpp_options, stanc_options) of a program whose kernels run on `device`: stanc
-    moves the GLM kernels and the distributions it can to OpenCL (``--use-opencl``), and
-    the launcher is built for that device's IDs."""
-    cpp = {"STAN_OPENCL": True, "OPENCL_PLATFORM_ID": device.platform_id,
-           "OPENCL_DEVICE_ID": device.device_id}
-    return cpp, {"use-opencl": True}
+    """(cpp_options, stanc_options) of a program whose kernels run on an OpenCL device:
+    stanc moves the GLM kernels and the distributions it can to OpenCL
+    (``--use-opencl``). One build serves every device: the launcher takes the device at
+    run time (`selected`), so `device` changes nothing here."""
+    return {"STAN_OPENCL": True}, {"use-opencl": True}
+
+
+#: The launcher's variable for the device (CmdStanPy passes no OpenCL arguments).
+DEVICE_VARIABLE = "STANBHM_OPENCL_DEVICE"
+
+
+@contextmanager
+def selected(device: Device | None) -> Iterator[None]:
+    """Runs of an OpenCL program inside this block use `device` (nothing changes for
+    None): the launcher reads `DEVICE_VARIABLE`, and CmdStanPy hands its processes this
+    process's environment, as it does for ``STAN_NUM_THREADS``."""
+    if device is None:
+        yield
+        return
+    before = os.environ.get(DEVICE_VARIABLE)
+    os.environ[DEVICE_VARIABLE] = f"{device.platform_id},{device.device_id}"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DEVICE_VARIABLE, None)
+        else:
+            os.environ[DEVICE_VARIABLE] = before

@@ -47,6 +47,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -907,6 +908,29 @@ void write_profiles(const run_context& c) {
     throw usage_error("cannot write profile_file '" + path + "'");
 }
 
+#ifdef STAN_OPENCL
+// stanbhm's addition: CmdStanPy passes no OpenCL arguments, so a program built once
+// takes its device at run time from STANBHM_OPENCL_DEVICE="platform,device" when the
+// command line names none.
+void opencl_device_from_env(long long& platform, long long& device) {
+  const char* value = std::getenv("STANBHM_OPENCL_DEVICE");
+  if (value == nullptr || *value == '\0')
+    return;
+  std::string text(value);
+  auto comma = text.find(',');
+  auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() < 10
+           && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (comma == std::string::npos || !digits(text.substr(0, comma))
+      || !digits(text.substr(comma + 1)))
+    throw usage_error("STANBHM_OPENCL_DEVICE must be 'platform,device' (two "
+                      "non-negative integers), got '" + text + "'");
+  platform = std::stoll(text.substr(0, comma));
+  device = std::stoll(text.substr(comma + 1));
+}
+#endif
+
 int run(const args& a) {
   a.allow_only(method_keys(a.method));
   if (a.boolean("save_cmdstan_config", false))
@@ -923,6 +947,8 @@ int run(const args& a) {
     long long device = a.integer("device", -1, -1);
     if ((platform < 0) != (device < 0))
       throw usage_error("Please set both device and platform OpenCL IDs.");
+    if (platform < 0)
+      opencl_device_from_env(platform, device);
     if (platform >= 0)
       stan::math::opencl_context.select_device(platform, device);
   }
