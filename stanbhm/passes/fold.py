@@ -10,8 +10,9 @@ Why it pays: Stan samples a positive tau as log tau. When the data leave tau = 0
 plausible, the posterior has mass at 0, which on the log scale is a long left tail the
 sampler crawls down in small steps. Folded, that mass sits in the middle of a smooth,
 symmetric density (smooth at 0 when the prior is flat at 0, as a half-normal or half-t
-is, since the likelihood is a function of tau^2). On eight schools it took 27% fewer
-leapfrog steps and gave 49% more effective draws of tau than the log scale.
+is, since the likelihood is a function of tau^2). On eight schools (4 x (1000 + 5000),
+one seed) it took 20% fewer leapfrog steps and gave 47% more effective draws of tau
+than the log scale.
 
 When tau is well away from 0 the folded density has two modes, at +-tau, and a chain
 keeps to one: harmless for |s|, but nothing gained. So under "auto" the sd is folded
