@@ -103,7 +103,7 @@ class Model:
         plus the OpenCL device's when ``opencl`` chose one."""
         cpp, stanc = dict(self.program.cpp_options), {}
         if self.device is not None:
-            device_cpp, stanc = opencl_devices.build_options(self.device)
+            device_cpp, stanc = opencl_devices.build_options()
             cpp.update(device_cpp)
         return cpp, stanc
 

@@ -53,8 +53,7 @@ def hyper_names(idata, skip: tuple[str, ...] = ()) -> list[str]:
     """Everything but level effects, their raw forms, horseshoe scales and pointwise values."""
     prefixes = ("r_", "z_", "coef_", "L_", "Cor_", "hs_", "log_lik", "y_rep", "b_Intercept",
                 "mu_", *skip)
-    return [v for v in idata.posterior.data_vars
-            if not v.startswith(prefixes) and not v.endswith("_signed")]
+    return [v for v in idata.posterior.data_vars if not v.startswith(prefixes)]
 
 
 def fit_figures(model, names: list[str] | None = None, **options: Any) -> dict[str, Any]:
@@ -65,7 +64,10 @@ def fit_figures(model, names: list[str] | None = None, **options: Any) -> dict[s
     start = time.perf_counter()
     fit = model.fit(show_progress=False, advice=False, **options)
     wall = time.perf_counter() - start
-    return run_figures(fit.cmdstan, fit.to_arviz(), names, wall)
+    idata = fit.to_arviz()
+    # outputs whose R-hat and ESS mean nothing (a folded sd's sign) are not figures
+    names = names or [v for v in hyper_names(idata) if v not in fit.schema.unchecked]
+    return run_figures(fit.cmdstan, idata, names, wall)
 
 
 def program_figures(code: str, names: list[str], **options: Any) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class Fold:
         if group is None or group.margin.kind != "normal":
             return None  # no sd enters the likelihood as tau^2 alone
         subject = f"sd of {group.name}"
+        folded = f"folded, sd_{group.ident} = |sd_{group.ident}_signed|"
         if not allowed(self.rewrites, "fold"):
             return Decision(subject, "log scale", f"rewrites={self.rewrites!r} requested",
                             applied=False)
@@ -64,9 +65,8 @@ class Fold:
             return Decision(subject, "log scale", f"its bounds are {bounds}, not a lower "
                             "bound of 0 alone", applied=False)
         if named(self.rewrites, "fold"):
-            return Decision(subject, f"folded, sd_{group.ident} = |sd_{group.ident}_signed|",
-                            "'fold' requested; the likelihood depends on it through its "
-                            "square alone")
+            return Decision(subject, folded, "'fold' requested; the likelihood depends on "
+                            "it through its square alone")
         prior = group.sd_priors[0]
         if prior.dist not in SMOOTH_AT_ZERO or float(prior.args[-2]) != 0:
             return Decision(subject, "log scale", f"its prior {prior} is not a normal, "
@@ -75,9 +75,8 @@ class Fold:
         if p < ALPHA:
             return Decision(subject, "log scale", f"{test}: p = {p:.2g}, the levels differ, "
                             "so its posterior stays clear of 0", applied=False)
-        return Decision(subject, f"folded, sd_{group.ident} = |sd_{group.ident}_signed|",
-                        f"{test}: p = {p:.2g}, sd = 0 is plausible; the likelihood depends "
-                        "on it through its square alone")
+        return Decision(subject, folded, f"{test}: p = {p:.2g}, sd = 0 is plausible; the "
+                        "likelihood depends on it through its square alone")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         groups = tuple(dataclasses.replace(g, folded=True) if g.marginalized else g

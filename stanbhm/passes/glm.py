@@ -104,9 +104,10 @@ class Opencl:
         missing = opencl.opencl_missing()
         if missing:
             return cpu(missing)
-        gpus = [d for d in opencl.devices() if d.kind == "gpu"]
+        found = opencl.devices()
+        gpus = [d for d in found if d.kind == "gpu"]
         if not gpus:
-            found = ", ".join(f"{d.kind} '{d.name}'" for d in opencl.devices())
+            found = ", ".join(f"{d.kind} '{d.name}'" for d in found)
             return cpu(f"{size}, but no OpenCL GPU device here (found: {found})")
         gpu = gpus[0]
         return Decision("opencl", f"gpu '{gpu.name}' (platform {gpu.platform_id}, device "

@@ -146,11 +146,11 @@ def resolve(request: object) -> Device | None:
         raise ToolchainError(f"opencl={request!r}: {exc}") from None
 
 
-def build_options(device: Device) -> tuple[dict[str, object], dict[str, object]]:
+def build_options() -> tuple[dict[str, object], dict[str, object]]:
     """(cpp_options, stanc_options) of a program whose kernels run on an OpenCL device:
     stanc moves the GLM kernels and the distributions it can to OpenCL
     (``--use-opencl``). One build serves every device: the launcher takes the device at
-    run time (`selected`), so `device` changes nothing here."""
+    run time (`selected`)."""
     return {"STAN_OPENCL": True}, {"use-opencl": True}
 
 

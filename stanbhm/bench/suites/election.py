@@ -98,8 +98,7 @@ def run(bench: Run, options: dict[str, object]) -> None:
     cores = os.cpu_count() or 1
     chains = 4
     threads = max(1, cores // chains)
-    missing = lme4_missing() if options["lme4"] not in (False, 0, "0", "false") else \
-        "lme4=0 requested"
+    missing = lme4_missing() if options["lme4"] else "lme4=0 requested"
     if missing:
         bench.skip(f"lme4 reference: {missing}")
     for family in str(options["families"]).split(","):
