@@ -11,6 +11,11 @@ result is a `Fit` like a local one. Dask is an optional extra:
 
 Chain k of a run with seed s is CmdStan's chain k of that seed whichever process runs
 it, so `sample_chains` gives the draws a local ``model.fit(chains=..., seed=s)`` gives.
+
+A program built for OpenCL finds its device on the worker, since the client's
+(platform, device) numbers may name another device, or none, on another machine: the
+model's ``opencl=`` request is resolved again there ("auto" as the type of device it
+chose here), and a worker without that device fails its task with the reason.
 """
 
 from __future__ import annotations
@@ -41,17 +46,29 @@ def _client_type() -> type:
 
 
 def run_task(code: str, cpp_options: dict[str, Any], stanc_options: dict[str, Any],
-             data: dict[str, Any], method: str, arguments: dict[str, Any]
-             ) -> list[tuple[str, bytes]]:
-    """On a worker: the program's CmdStan `method` on `data`; its CSV files as
-    (name, contents)."""
+             data: dict[str, Any], method: str, arguments: dict[str, Any],
+             opencl: Any = False) -> list[tuple[str, bytes]]:
+    """On a worker: the program's CmdStan `method` on `data`, its OpenCL kernels on the
+    worker's device for the request `opencl`; its CSV files as (name, contents)."""
     from . import toolchain
     from .datafile import data_file
+    from .toolchain import opencl as opencl_devices
 
+    device = opencl_devices.resolve(opencl)
     exe = toolchain.compile_model(code, cpp_options=cpp_options, stanc_options=stanc_options)
-    with tempfile.TemporaryDirectory(prefix="stanbhm-task-") as folder, data_file(data) as path:
+    with tempfile.TemporaryDirectory(prefix="stanbhm-task-") as folder, \
+            data_file(data) as path, opencl_devices.selected(device):
         result = getattr(exe, method)(data=path, output_dir=folder, **arguments)
         return [(Path(f).name, Path(f).read_bytes()) for f in result.runset.csv_files]
+
+
+def device_request(model: Model) -> Any:
+    """The ``opencl=`` request a worker resolves for `model`: the model's own, except
+    that "auto" becomes the type of device it chose ("gpu"), or False for none."""
+    request = model.options.opencl
+    if request == "auto":
+        return False if model.device is None else model.device.kind
+    return request
 
 
 def _task_arguments(model: Model) -> tuple[str, dict[str, Any], dict[str, Any], dict]:
@@ -94,7 +111,8 @@ def sample_chains(model: Model, client: Any, chains: int = 4, seed: int = 1,
     kwargs.setdefault("show_progress", False)
     futures = [client.submit(run_task, code, cpp, stanc, data, "sample",
                              {**kwargs, "chains": 1, "chain_ids": k + 1, "seed": seed},
-                             pure=False, key=f"stanbhm-chain-{k + 1}-{os.urandom(4).hex()}")
+                             device_request(model), pure=False,
+                             key=f"stanbhm-chain-{k + 1}-{os.urandom(4).hex()}")
                for k in range(chains)]
     # a one-chain run names its file without the chain id: add it, or chains collide
     files = [(f"chain{k + 1}-{name}", contents)
@@ -116,7 +134,7 @@ def fit_many(models: Mapping[str, Model], client: Any, method: str = "sample",
     for key, model in models.items():
         code, cpp, stanc, data = _task_arguments(model)
         futures[key] = client.submit(run_task, code, cpp, stanc, data, method, dict(kwargs),
-                                     pure=False)
+                                     device_request(model), pure=False)
     results = client.gather(futures)
     return {key: _collect(model, results[key], method,
                           None if out_dir is None else Path(out_dir) / key)

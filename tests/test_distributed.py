@@ -1,9 +1,11 @@
 """Chains and fits as Dask tasks on a local cluster of two worker processes: the same
-draws as a local fit, one fit per model, and a clear error without Dask."""
+draws as a local fit (on an OpenCL device too, found again on the worker), one fit per
+model, and a clear error without Dask or without the device on a worker."""
 
 from __future__ import annotations
 
 import builtins
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 
 import stanbhm as sb
 from stanbhm import distributed
+from stanbhm.toolchain import ToolchainError, opencl
 
 dask_distributed = pytest.importorskip("dask.distributed")
 
@@ -73,3 +76,40 @@ def test_without_dask_the_error_names_the_extra(monkeypatch) -> None:
     with pytest.raises(ImportError) as err:
         distributed.sample_chains(model, client=None)
     assert str(err.value) == 'stanbhm.distributed needs Dask: pip install "stanbhm[distributed]"'
+
+
+@pytest.mark.slow
+@pytest.mark.opencl
+@pytest.mark.skipif(opencl.opencl_missing() is not None, reason="no OpenCL platform here")
+def test_an_opencl_program_runs_on_the_workers_device(client) -> None:
+    """The task resolves the model's request on the worker and sets the launcher's device
+    variable there: the draws are the local fit's on the same device."""
+    kind = opencl.devices()[0].kind
+    rng = np.random.default_rng(5)
+    df = grouped(1.0, 5, n=200).assign(x=rng.normal(size=200))
+    df["y"] += 0.5 * df["x"]
+    model = sb.Model("y ~ x + (1 | g)", df, rewrites="none", opencl=kind)
+    kwargs = {"iter_warmup": 100, "iter_sampling": 50}
+    remote = distributed.sample_chains(model, client, chains=2, seed=3, **kwargs)
+    local = model.fit(chains=2, seed=3, show_progress=False, advice=False, **kwargs)
+    np.testing.assert_array_equal(remote.to_arviz().posterior["b"].values,
+                                  local.to_arviz().posterior["b"].values)
+
+
+def test_a_worker_finds_the_device_by_the_models_request(monkeypatch) -> None:
+    """"auto" travels as the type of device it chose, other requests as given; a worker
+    without that device fails the task, naming what it has, before any build."""
+    gpu = opencl.Device(1, 0, "NVIDIA CUDA", "NVIDIA H100 80GB HBM3", "gpu")
+    auto = SimpleNamespace(options=SimpleNamespace(opencl="auto"), device=gpu)
+    assert distributed.device_request(auto) == "gpu"
+    assert distributed.device_request(SimpleNamespace(options=SimpleNamespace(
+        opencl="auto"), device=None)) is False
+    assert distributed.device_request(SimpleNamespace(options=SimpleNamespace(
+        opencl=(1, 0)), device=gpu)) == (1, 0)
+    cpu = opencl.Device(0, 0, "Portable Computing Language", "pthread-cpu", "cpu")
+    monkeypatch.setattr(opencl, "opencl_missing", lambda: None)
+    monkeypatch.setattr(opencl, "devices", lambda: [cpu])
+    with pytest.raises(ToolchainError) as err:
+        distributed.run_task("this is never compiled", {}, {}, {}, "sample", {}, "gpu")
+    assert str(err.value) == "opencl='gpu': no OpenCL gpu device; found: cpu 'pthread-cpu' " \
+        "(platform 0)"
