@@ -16,9 +16,9 @@ once and cached by content), and shown. When R with lme4 is installed (Debian
 ``r-cran-lme4``), ``lmer`` / ``glmer`` fit the same data in the same run, timed inside
 R (``system.time`` around the fit, reading the CSV left out), as the reference; otherwise
 that row is skipped with a message. lme4 runs before stanbhm at each size, while this
-process holds only the data; a failed lme4 fit (at 3M rows on a 24 GB machine lmer was
-killed for memory) is recorded as skipped with its exit status, and ``lme4=0`` skips
-the reference.
+process holds only the data; a failed lme4 fit is recorded as skipped with its exit
+status, and ``lme4=0`` skips the reference. ``nagq`` is glmer's ``nAGQ``: 1, its default
+Laplace approximation, or 0 (`GLMER`); the quick run uses 0.
 """
 
 from __future__ import annotations
@@ -39,9 +39,14 @@ from ..measure import fit_figures, levers, seconds_to_ess
 DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "sizes_bernoulli": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
-                               "draws": 1000, "goal": 400, "lme4": True}
+                               "draws": 1000, "goal": 400, "lme4": True, "nagq": 1}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
-                            "draws": 200}
+                            "draws": 200, "nagq": 0}
+#: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
+#: effects with the variances (its default; 221 s for 3000 election rows here), while
+#: nAGQ = 0 fits them in the penalized least squares (1.4 s, a cruder approximation).
+#: More quadrature points need a single scalar random effect, which this model lacks.
+GLMER = {1: "glmer (Laplace)", 0: "glmer (nAGQ = 0)"}
 HYPER = ["Intercept", "b", "sigma", "sd_state", "sd_respondent", "sd_state_age"]
 
 R_SCRIPT = """\
@@ -53,10 +58,16 @@ d <- read.csv(args[1], colClasses = ifelse(head %in% c("state", "respondent"), "
 d$state <- factor(d$state)
 d$respondent <- factor(d$respondent)
 f <- as.formula(args[2])
-elapsed <- system.time(
-  m <- if (args[3] == "gaussian") lmer(f, data = d) else glmer(f, data = d, family = binomial)
-)[["elapsed"]]
+said <- character()
+elapsed <- system.time(withCallingHandlers(
+  m <- if (args[3] == "gaussian") lmer(f, data = d) else
+    glmer(f, data = d, family = binomial, nAGQ = as.integer(args[4])),
+  warning = function(w) {
+    said <<- c(said, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  }))[["elapsed"]]
 cat("seconds", elapsed, "\\n")
+for (w in said) cat("warning", gsub("[[:space:]]+", " ", w), "\\n")
 vc <- as.data.frame(VarCorr(m))
 for (i in seq_len(nrow(vc))) cat("sd", vc$grp[i], vc$var1[i], vc$sdcor[i], "\\n")
 """
@@ -72,11 +83,12 @@ def lme4_missing() -> str | None:
     return None
 
 
-def lme4_fit(df, formula: str, family: str) -> dict[str, Any]:
-    """lmer/glmer on ``df``: the fit's elapsed seconds, its sd estimates and the R
-    process's peak resident memory (``memory_gb``, reading the CSV included). The CSV is
-    read with every column's type given: left to guess, ``read.csv`` reads each column
-    as text first (at 300k rows the process then peaked at 1.9 GB, against 1.2 GB)."""
+def lme4_fit(df, formula: str, family: str, nagq: int = 1) -> dict[str, Any]:
+    """lmer/glmer on ``df``: the fit's elapsed seconds, its sd estimates, its warnings
+    (convergence) and the R process's peak resident memory (``memory_gb``, reading the
+    CSV included). The CSV is read with every column's type given: left to guess,
+    ``read.csv`` reads each column as text first (at 300k rows the process then peaked at
+    1.9 GB, against 1.2 GB)."""
     with tempfile.TemporaryDirectory() as folder:
         csv, script = Path(folder) / "data.csv", Path(folder) / "fit.R"
         out, err = Path(folder) / "out.txt", Path(folder) / "err.txt"
@@ -84,7 +96,7 @@ def lme4_fit(df, formula: str, family: str) -> dict[str, Any]:
         script.write_text(R_SCRIPT)
         with out.open("w") as stdout, err.open("w") as stderr:
             process = subprocess.Popen(["Rscript", str(script), str(csv), formula.replace(
-                "(age - 1 | state)", "(0 + age | state)"), family], stdout=stdout,
+                "(age - 1 | state)", "(0 + age | state)"), family, str(nagq)], stdout=stdout,
                 stderr=stderr)
             # wait4, not wait: the R process's own peak resident memory (kB on Linux)
             _, status, usage = os.wait4(process.pid, 0)
@@ -100,6 +112,9 @@ def lme4_fit(df, formula: str, family: str) -> dict[str, Any]:
         parts = line.split()
         if parts[:1] == ["seconds"]:
             found["seconds"] = float(parts[1])
+        elif parts[:1] == ["warning"]:
+            found["warnings"] = "; ".join(filter(None, (found.get("warnings"),
+                                                        " ".join(parts[1:]))))
         elif parts[:1] == ["sd"]:
             found[f"sd {parts[1]} {parts[2]}"] = float(parts[3])
     return found
@@ -107,6 +122,9 @@ def lme4_fit(df, formula: str, family: str) -> dict[str, Any]:
 
 def run(bench: Run, options: dict[str, object]) -> None:
     goal = float(options["goal"])
+    nagq = int(options["nagq"])
+    if nagq not in GLMER:
+        raise ValueError(f"option 'nagq' takes 1 (glmer's Laplace) or 0, not {nagq}")
     cores = os.cpu_count() or 1
     chains = 4
     threads = max(1, cores // chains)
@@ -123,7 +141,7 @@ def run(bench: Run, options: dict[str, object]) -> None:
              "compile_s": "compile s", "wall_s": "fit wall s", "ess_bulk": "min ESS bulk",
              "seconds": f"s to {goal:.0f} ESS (lme4: fit s)", "reached": "reached",
              "sd_respondent": "sd respondent", "sigma": "sigma",
-             "memory_gb": "lme4 peak GB"},
+             "memory_gb": "lme4 peak GB", "warnings": "lme4 warnings"},
             ratios=[Ratio("vs lme4", "seconds", "lme4", group="N")],
             targets=[Target(f"full Bayes at N = {sizes[-1]} in less time than lme4",
                             "stanbhm", "vs lme4", "<=", 1.0)])
@@ -133,10 +151,10 @@ def run(bench: Run, options: dict[str, object]) -> None:
             # over 21 GB, and the model's arrays would take 3 GB more
             if missing is None:
                 try:
-                    found = lme4_fit(df, election_formula(), family)
+                    found = lme4_fit(df, election_formula(), family, nagq)
                     table.add(N=n, program="lme4", levers="lmer" if family == "gaussian"
-                              else "glmer (Laplace)", seconds=found["seconds"],
-                              memory_gb=found["memory_gb"],
+                              else GLMER[nagq], seconds=found["seconds"],
+                              memory_gb=found["memory_gb"], warnings=found.get("warnings"),
                               sd_respondent=found.get("sd respondent (Intercept)"),
                               sigma=found.get("sd Residual NA"))
                 except RuntimeError as exc:
