@@ -140,6 +140,11 @@ class Model:
             if method == "sample":
                 if self.plan.likelihood.threads > 1:
                     kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
+                if self.device is not None:
+                    # chains as threads of one process share Stan's one OpenCL context,
+                    # and a rejection inside a kernel call then aborts the process (seen
+                    # on PoCL: exit -6 at the first "Scale vector = 0" of warmup)
+                    kwargs.setdefault("force_one_process_per_chain", True)
                 result = exe.sample(data=data, **kwargs)
             elif method == "laplace":
                 result = exe.laplace_sample(data=data, **kwargs)

@@ -111,6 +111,27 @@ def test_the_device_is_chosen_at_run_time() -> None:
         assert run(f"{device.platform_id},99").returncode == 1
 
 
+@pytest.mark.slow
+@pytest.mark.opencl
+@pytest.mark.skipif(not HERE, reason="no OpenCL platform or headers here")
+def test_chains_of_an_opencl_program_run_as_processes() -> None:
+    """Chains as threads of one process share Stan's OpenCL context, and the first
+    rejection inside a kernel (a zero scale in early warmup, as with these data and
+    seed) aborted the process; `fit` runs one process per chain instead."""
+    rng = np.random.default_rng(5)
+    g = rng.choice(list("abcd"), size=200)
+    df = pd.DataFrame({"g": g, "x": rng.normal(size=200)})
+    df["y"] = 1 + 0.5 * df["x"] + pd.Series(g).map(
+        {"a": -0.5, "b": 0.0, "c": 0.3, "d": 0.6}).to_numpy() + rng.normal(0, 0.5, 200)
+    device = opencl.devices()[0]
+    model = sb.Model("y ~ x + (1 | g)", df, rewrites="none",
+                     opencl=(device.platform_id, device.device_id))
+    fit = model.fit(chains=2, seed=3, iter_warmup=100, iter_sampling=50, show_progress=False,
+                    advice=False)
+    assert fit.cmdstan.runset.num_procs == 2
+    assert fit.cmdstan.stan_variable("b").shape == (100, 1)
+
+
 def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
     """opencl="auto": a GPU when there is one and the kernel's work per gradient is large
     enough to pay for a call's fixed cost; otherwise the CPU, and the header says why."""
