@@ -120,9 +120,20 @@ def test_report_builds_the_page_and_plots(tmp_path):
     quick = Run("rewrites", quick=True, repeat=1, command="stanbhm bench rewrites --quick")
     quick.load_after, quick.seconds = 0.5, 1.0
     write(quick, results)  # a quick run does not replace the full one
+    # a later run with another table joins the page; its file needs its own name
+    later = Run("rewrites", quick=False, repeat=1, command="stanbhm bench rewrites later")
+    later.started = "2999-01-01T00:00:00+0000"
+    cells = later.table("collapse", "cells", {"program": "program", "grad_ms": "ms"})
+    cells.add(program="plain", grad_ms=3.0)
+    later.load_after, later.seconds = 0.5, 2.0
+    cells.finish()
+    later_json, _ = write(later, tmp_path / "later")
+    later_json.rename(results / "rewrites-later.json")
     docs = report([results], tmp_path / "docs" / "benchmarks.md")
     text = docs.read_text()
     assert "## rewrites\n" in text and "| 100 | fast | 0.5 | 20.0 |" in text
+    assert text.count("## rewrites") == 1 and text.count("Command: `stanbhm bench rewrites") == 2
+    assert text.index("| 100 | fast |") < text.index("**cells**") < text.index("## scale")
     assert "![grad](bench/rewrites_statistics.png)" in text
     assert (tmp_path / "docs" / "bench" / "rewrites_statistics.png").stat().st_size > 1000
     assert "## peers\n\nNot run yet: `stanbhm bench peers`." in text

@@ -21,17 +21,27 @@ from . import SUITES
 from .harness import Ratio, Table, Target, number, read
 
 
-def load(folders: list[Path]) -> dict[str, dict[str, Any]]:
-    """The newest run of each suite found in ``folders``, full runs before quick ones."""
-    found: dict[str, dict[str, Any]] = {}
+def load(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Per suite, the runs the page shows, oldest first: each table comes from the newest
+    run that has it, full runs before quick ones, so a folder can keep runs of one suite
+    with different tables (``election.json`` for the gaussian sizes beside
+    ``election-bernoulli.json``). A run keeps only the tables it is shown for."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.json")):
             data = read(path)
             data["path"] = path
-            best = found.get(data["suite"])
             rank = (not data["quick"], data["started"])
-            if best is None or rank > (not best["quick"], best["started"]):
-                found[data["suite"]] = data
+            for raw in data["tables"]:
+                shown = best.get((data["suite"], raw["name"]))
+                if shown is None or rank > (not shown["quick"], shown["started"]):
+                    best[(data["suite"], raw["name"])] = data
+    found: dict[str, list[dict[str, Any]]] = {}
+    for data in sorted({id(d): d for d in best.values()}.values(),
+                       key=lambda d: (d["suite"], d["started"])):
+        names = {name for (suite, name), d in best.items() if d is data}
+        found.setdefault(data["suite"], []).append(
+            {**data, "tables": [t for t in data["tables"] if t["name"] in names]})
     return found
 
 
@@ -98,24 +108,24 @@ def report(folders: list[Path], docs: Path) -> Path:
         if suite not in runs:
             lines += [f"## {suite}", "", f"Not run yet: `stanbhm bench {suite}`.", ""]
             continue
-        data = runs[suite]
         doc = importlib.import_module(f"{__package__}.suites.{suite}").__doc__ or ""
-        m = data["machine"]
-        lines += [f"## {suite}{' (quick run)' if data['quick'] else ''}", "",
-                  doc.strip(), "",
-                  f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}; "
-                  f"Python {m['python']}, CmdStan {m['cmdstan']}, "
-                  + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-                  + f". Started {data['started']}, load {data['load_before']:.2f} before and "
-                  f"{data['load_after']:.2f} after, {data['seconds']:.0f} s in all. Command: "
-                  f"`{data['command']}`; options {data['options']}.", ""]
-        lines += [f"Skipped: {why}\n" for why in data["skipped"]]
-        for raw in data["tables"]:
-            table = table_of(raw)
-            lines += [table.markdown(), ""]
-            image = plot(table, suite, figures)
-            if image is not None:
-                lines += [f"![{table.title}]({image.relative_to(docs.parent)})", ""]
+        quick = all(data["quick"] for data in runs[suite])
+        lines += [f"## {suite}{' (quick run)' if quick else ''}", "", doc.strip(), ""]
+        for data in runs[suite]:
+            m = data["machine"]
+            lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+                      f"{m['os']}; Python {m['python']}, CmdStan {m['cmdstan']}, "
+                      + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+                      + f". Started {data['started']}, load {data['load_before']:.2f} before "
+                      f"and {data['load_after']:.2f} after, {data['seconds']:.0f} s in all. "
+                      f"Command: `{data['command']}`; options {data['options']}.", ""]
+            lines += [f"Skipped: {why}\n" for why in data["skipped"]]
+            for raw in data["tables"]:
+                table = table_of(raw)
+                lines += [table.markdown(), ""]
+                image = plot(table, suite, figures)
+                if image is not None:
+                    lines += [f"![{table.title}]({image.relative_to(docs.parent)})", ""]
     text = "\n".join(lines).rstrip() + "\n"
     part = docs.with_name(f".{docs.name}.{os.getpid()}.part")
     part.write_text(text)
