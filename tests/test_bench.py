@@ -13,7 +13,9 @@ import pytest
 from stanbhm import bench
 from stanbhm.bench.harness import Ratio, Run, Table, Target, Timing, read, write
 from stanbhm.bench.report import report
+from stanbhm.bench.suites import election as election_suite
 from stanbhm.cli import main
+from stanbhm.datasets import election, election_formula
 
 
 def test_ratio_against_baseline_row_within_groups_inverted():
@@ -175,3 +177,20 @@ def test_quick_suite_writes_figures_and_computed_ratios(suite, tmp_path, monkeyp
     markdown = (tmp_path / f"{suite}-quick.md").read_text()
     assert markdown.startswith(f"## {suite} (quick)\n\nMachine: ")
     assert markdown in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(election_suite.lme4_missing() is not None, reason="R with lme4 is not here")
+def test_lme4_reference_reports_its_fit_and_stops_at_the_limit():
+    """The lme4 reference gives its time, sds and R's peak memory, and a fit that runs
+    past the limit (glmer's Laplace fit takes minutes on these rows) is stopped, its
+    time then the limit."""
+    df, _ = election(seed=1, rows=3000)
+    found = election_suite.lme4_fit(df, election_formula(), "gaussian", limit=120.0)
+    assert found["stopped"] is False and 0 < found["seconds"] < 120
+    assert abs(found["sd respondent (Intercept)"] - 0.7) < 0.1  # the generator's 0.7
+    assert 0.05 < found["memory_gb"] < 4
+    df, _ = election(seed=1, rows=3000, family="bernoulli")
+    stopped = election_suite.lme4_fit(df, election_formula(), "bernoulli", 1, limit=2.0)
+    assert stopped["stopped"] is True and stopped["seconds"] == 2.0
+    assert stopped["warnings"] == "stopped at the 2 s limit: the fit takes longer"

@@ -18,7 +18,8 @@ R (``system.time`` around the fit, reading the CSV left out), as the reference; 
 that row is skipped with a message. lme4 runs before stanbhm at each size, while this
 process holds only the data; a failed lme4 fit is recorded as skipped with its exit
 status, and ``lme4=0`` skips the reference. ``nagq`` is glmer's ``nAGQ``: 1, its default
-Laplace approximation, or 0 (`GLMER`); the quick run uses 0.
+Laplace approximation, or 0 (`GLMER`); the quick run uses 0. An lme4 fit still running
+after ``lme4_limit`` seconds is stopped, and its row shows the limit as a lower bound.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from ..measure import fit_figures, levers, seconds_to_ess
 DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "sizes_bernoulli": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
-                               "draws": 1000, "goal": 400, "lme4": True, "nagq": 1}
+                               "draws": 1000, "goal": 400, "lme4": True, "nagq": 1,
+                               "lme4_limit": 3600.0}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
@@ -59,6 +61,8 @@ d$state <- factor(d$state)
 d$respondent <- factor(d$respondent)
 f <- as.formula(args[2])
 said <- character()
+cat("fitting\\n")
+flush(stdout())
 elapsed <- system.time(withCallingHandlers(
   m <- if (args[3] == "gaussian") lmer(f, data = d) else
     glmer(f, data = d, family = binomial, nAGQ = as.integer(args[4])),
@@ -83,12 +87,14 @@ def lme4_missing() -> str | None:
     return None
 
 
-def lme4_fit(df, formula: str, family: str, nagq: int = 1) -> dict[str, Any]:
+def lme4_fit(df, formula: str, family: str, nagq: int = 1,
+             limit: float | None = None) -> dict[str, Any]:
     """lmer/glmer on ``df``: the fit's elapsed seconds, its sd estimates, its warnings
     (convergence) and the R process's peak resident memory (``memory_gb``, reading the
     CSV included). The CSV is read with every column's type given: left to guess,
     ``read.csv`` reads each column as text first (at 300k rows the process then peaked at
-    1.9 GB, against 1.2 GB)."""
+    1.9 GB, against 1.2 GB). A fit still running `limit` seconds after it started is
+    stopped: its ``seconds`` are then the limit, a lower bound, and ``stopped`` is True."""
     with tempfile.TemporaryDirectory() as folder:
         csv, script = Path(folder) / "data.csv", Path(folder) / "fit.R"
         out, err = Path(folder) / "out.txt", Path(folder) / "err.txt"
@@ -99,15 +105,28 @@ def lme4_fit(df, formula: str, family: str, nagq: int = 1) -> dict[str, Any]:
                 "(age - 1 | state)", "(0 + age | state)"), family, str(nagq)], stdout=stdout,
                 stderr=stderr)
             # wait4, not wait: the R process's own peak resident memory (kB on Linux)
-            _, status, usage = os.wait4(process.pid, 0)
+            deadline, stopped = None, False
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                if deadline is None and limit is not None and "fitting" in out.read_text():
+                    deadline = time.monotonic() + limit
+                if deadline is not None and time.monotonic() > deadline and not stopped:
+                    process.kill()
+                    stopped = True
+                time.sleep(0.5)
             process.returncode = os.waitstatus_to_exitcode(status)
         stdout_text, stderr_text = out.read_text(), err.read_text()
+    if stopped:
+        return {"memory_gb": usage.ru_maxrss / 2**20, "seconds": limit, "stopped": True,
+                "warnings": f"stopped at the {limit:.0f} s limit: the fit takes longer"}
     if process.returncode != 0:
         killed = " (killed: the kernel's out-of-memory killer, most likely)" \
             if process.returncode in (-9, 137) else ""
         raise RuntimeError(f"lme4 failed on {len(df)} rows, exit status "
                            f"{process.returncode}{killed}: {stderr_text.strip()[-2000:]}")
-    found: dict[str, Any] = {"memory_gb": usage.ru_maxrss / 2**20}
+    found: dict[str, Any] = {"memory_gb": usage.ru_maxrss / 2**20, "stopped": False}
     for line in stdout_text.splitlines():
         parts = line.split()
         if parts[:1] == ["seconds"]:
@@ -151,9 +170,12 @@ def run(bench: Run, options: dict[str, object]) -> None:
             # over 21 GB, and the model's arrays would take 3 GB more
             if missing is None:
                 try:
-                    found = lme4_fit(df, election_formula(), family, nagq)
-                    table.add(N=n, program="lme4", levers="lmer" if family == "gaussian"
-                              else GLMER[nagq], seconds=found["seconds"],
+                    found = lme4_fit(df, election_formula(), family, nagq,
+                                     float(options["lme4_limit"]))
+                    lever = "lmer" if family == "gaussian" else GLMER[nagq]
+                    table.add(N=n, program="lme4", seconds=found["seconds"],
+                              levers=lever + (", stopped at the limit: its time is a lower "
+                                              "bound" if found["stopped"] else ""),
                               memory_gb=found["memory_gb"], warnings=found.get("warnings"),
                               sd_respondent=found.get("sd respondent (Intercept)"),
                               sigma=found.get("sd Residual NA"))
