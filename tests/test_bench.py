@@ -194,3 +194,12 @@ def test_lme4_reference_reports_its_fit_and_stops_at_the_limit():
     stopped = election_suite.lme4_fit(df, election_formula(), "bernoulli", 1, limit=2.0)
     assert stopped["stopped"] is True and stopped["seconds"] == 2.0
     assert stopped["warnings"] == "stopped at the 2 s limit: the fit takes longer"
+
+
+def test_peers_refuses_an_unknown_system():
+    from stanbhm.bench.suites import peers
+
+    run = Run("peers", quick=True, repeat=1, command="stanbhm bench peers --quick")
+    with pytest.raises(ValueError, match=r"^unknown peer system\(s\) Stan; known: NumPyro, PyMC$"):
+        peers.run(run, bench.options_for("peers", True, {"systems": "NumPyro,Stan"}))
+    assert run.tables == []

@@ -23,7 +23,7 @@ divergences, min ESS bulk over the hyper-parameters (ArviZ, the same call for ev
 system) and that ESS per second of post-warmup sampling (left empty when the fixed costs
 varied more than the extra draws cost, which happens to NumPyro on a loaded machine).
 Chains run in parallel in every system (stanbhm and PyMC one process per core, NumPyro
-one XLA device per chain).
+one XLA device per chain). ``systems`` names the peers to run (default both).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from ..harness import Ratio, Run
 from ..measure import levers
 
 DEFAULTS: dict[str, object] = {"cases": "eight_schools_2x5000,eight_schools_4x1000,"
-                                        "regression_30,scale_100k", "draws": 0}
+                                        "regression_30,scale_100k", "draws": 0,
+                               "systems": "NumPyro,PyMC"}
 QUICK: dict[str, object] = {"cases": "eight_schools_4x1000,regression_30", "draws": 300}
 
 PRIORS = {"Intercept": "normal(0, 5)", "b": "normal(0, 5)", "sd": "normal(0, 2)",
@@ -254,9 +255,17 @@ def run(bench: Run, options: dict[str, object]) -> None:
     unknown = [c for c in wanted if c not in CASES]
     if unknown:
         raise ValueError(f"unknown peers case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
-    systems = available()
-    for missing in sorted(set(PEERS) - set(systems)):
+    asked = str(options["systems"]).split(",") if options["systems"] else []
+    unknown = [s for s in asked if s not in PEERS]
+    if unknown:
+        raise ValueError(f"unknown peer system(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(PEERS)}")
+    systems = [s for s in available() if s in asked]
+    for missing in sorted(set(asked) - set(systems)):
         bench.skip(f"{missing} is not installed (pip install 'stanbhm[peers]'); its rows are "
+                   "left out")
+    for left in sorted(set(PEERS) - set(asked)):
+        bench.skip(f"{left} was not asked for (systems={options['systems']!r}); its rows are "
                    "left out")
     if "NumPyro" in systems:
         import numpyro
