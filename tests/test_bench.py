@@ -203,3 +203,10 @@ def test_peers_refuses_an_unknown_system():
     with pytest.raises(ValueError, match=r"^unknown peer system\(s\) Stan; known: NumPyro, PyMC$"):
         peers.run(run, bench.options_for("peers", True, {"systems": "NumPyro,Stan"}))
     assert run.tables == []
+
+
+def test_a_bar_in_a_cell_stays_in_its_cell():
+    table = Table("t", "Title", {"program": "program", "warnings": "warnings"})
+    table.add(program="lme4", warnings="failed with max|grad| = 0.5")
+    table.finish()
+    assert table.markdown().splitlines()[-1] == "| lme4 | failed with max\\|grad\\| = 0.5 |"

@@ -259,7 +259,8 @@ def _cell(value: Any) -> str:
             return f"{value:.3g}"
         digits = 0 if size >= 100 else 1 if size >= 10 else 2
         return f"{value:.{digits}f}"
-    return str(value)
+    # a bar inside a cell would end it (R's "max|grad|" in a convergence warning)
+    return str(value).replace("|", "\\|")
 
 
 @dataclass
