@@ -36,10 +36,11 @@ def load(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
                 shown = best.get((data["suite"], raw["name"]))
                 if shown is None or rank > (not shown["quick"], shown["started"]):
                     best[(data["suite"], raw["name"])] = data
+    shown: dict[int, tuple[dict[str, Any], set[str]]] = {}
+    for (_, name), data in best.items():
+        shown.setdefault(id(data), (data, set()))[1].add(name)
     found: dict[str, list[dict[str, Any]]] = {}
-    for data in sorted({id(d): d for d in best.values()}.values(),
-                       key=lambda d: (d["suite"], d["started"])):
-        names = {name for (suite, name), d in best.items() if d is data}
+    for data, names in sorted(shown.values(), key=lambda s: (s[0]["suite"], s[0]["started"])):
         found.setdefault(data["suite"], []).append(
             {**data, "tables": [t for t in data["tables"] if t["name"] in names]})
     return found

@@ -124,15 +124,16 @@ def lme4_fit(df, formula: str, family: str, nagq: int = 1,
                 raise
             process.returncode = os.waitstatus_to_exitcode(status)
         stdout_text, stderr_text = out.read_text(), err.read_text()
+    memory_gb = usage.ru_maxrss / 2**20
     if stopped:
-        return {"memory_gb": usage.ru_maxrss / 2**20, "seconds": limit, "stopped": True,
+        return {"memory_gb": memory_gb, "seconds": limit, "stopped": True,
                 "warnings": f"stopped at the {limit:.0f} s limit: the fit takes longer"}
     if process.returncode != 0:
         killed = " (killed: the kernel's out-of-memory killer, most likely)" \
             if process.returncode in (-9, 137) else ""
         raise RuntimeError(f"lme4 failed on {len(df)} rows, exit status "
                            f"{process.returncode}{killed}: {stderr_text.strip()[-2000:]}")
-    found: dict[str, Any] = {"memory_gb": usage.ru_maxrss / 2**20, "stopped": False}
+    found: dict[str, Any] = {"memory_gb": memory_gb, "stopped": False}
     for line in stdout_text.splitlines():
         parts = line.split()
         if parts[:1] == ["seconds"]:
