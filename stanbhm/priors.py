@@ -356,13 +356,14 @@ def resolve(spec: ModelSpec) -> PriorBook:
         horseshoe = _horseshoe(whole[1], fam.aux_names(spec.se is not None))
         b = [whole[1]] * spec.fixed.p
     else:
+        sds = _column_sds(spec.fixed.X, spec.observed)
         for j, name in enumerate(spec.fixed.names):
             given = user("b", name)
             if given:
                 _intersect(given[0], given[1], -_INF, "a coefficient", False)
                 b.append(given[1])
             else:
-                sx = _sd(spec.fixed.X[spec.observed, j])
+                sx = sds[j]
                 b.append(Prior("normal", ("0", fmt(scale / sx if sx > 0 else scale))))
 
     sd: dict[str, tuple[Prior, ...]] = {}
@@ -409,6 +410,15 @@ def _sd(values: np.ndarray) -> float:
     if len(values) < 2 or np.ptp(values) == 0:
         return 0.0
     return float(np.std(values, ddof=1))
+
+
+def _column_sds(X: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """`_sd` of each column over the observed rows, in one pass over X: picking a column
+    of a 3M-row matrix at a time took seconds."""
+    rows = X if observed.all() else X[observed]
+    if len(rows) < 2:
+        return np.zeros(X.shape[1])
+    return np.where(np.ptp(rows, axis=0) == 0, 0.0, np.std(rows, axis=0, ddof=1))
 
 
 def _effect_scale(scale: float, g: GroupEffects, k: int, observed: np.ndarray) -> float:

@@ -471,7 +471,8 @@ def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]
         categorical = series.cat.remove_unused_categories().array
     else:
         categorical = pd.Categorical(series)
-    labels = [str(level) for level in categorical.categories]
+    # through numpy objects: iterating a pandas Index of a million levels takes seconds
+    labels = [str(level) for level in categorical.categories.to_numpy(dtype=object)]
     if len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
         raise SpecError(

