@@ -100,11 +100,13 @@ class Model:
 
     def build_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(cpp_options, stanc_options) the program is compiled with: the program's own,
-        plus the OpenCL device's when ``opencl`` chose one."""
-        cpp, stanc = dict(self.program.cpp_options), {}
+        stanc's optimization (`toolchain.OPTIMIZED`), plus the OpenCL device's when
+        ``opencl`` chose one."""
+        cpp, stanc = dict(self.program.cpp_options), dict(toolchain.OPTIMIZED)
         if self.device is not None:
-            device_cpp, stanc = opencl_devices.build_options()
+            device_cpp, device_stanc = opencl_devices.build_options()
             cpp.update(device_cpp)
+            stanc.update(device_stanc)
         return cpp, stanc
 
     def compile(self):

@@ -178,7 +178,8 @@ def predict_draws(model: Model, result: Any, new_data: pd.DataFrame, new_levels:
 
     rows = encode(model, new_data, new_levels)
     plan = prediction_plan(model.plan, rows)
-    exe = toolchain.compile_model(render_code(plan), cpp_options=model.program.cpp_options)
+    exe = toolchain.compile_model(render_code(plan), cpp_options=model.program.cpp_options,
+                                 stanc_options=toolchain.OPTIMIZED)
     data = {**model.stan_data(), **prediction_data(plan, rows, new_levels == "sample")}
     with data_file(data) as path:
         quantities = exe.generate_quantities(data=path, previous_fit=result, seed=seed)

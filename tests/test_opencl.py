@@ -146,7 +146,7 @@ def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
     assert decision(small) == (
         "opencl: not used; 'auto': 500 rows x 3 columns in normal_id_glm, under 3e+06: a GPU "
         "call's fixed ~3.5 ms would cost more than it saves")
-    assert small.device is None and small.build_options() == ({"STAN_THREADS": True}, {})
+    assert small.device is None and small.build_options() == ({"STAN_THREADS": True}, {"O1": True})
     monkeypatch.setattr(glm, "AUTO_ENTRIES", 1000)
     big = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none", opencl="auto")
     assert decision(big) == ("opencl: gpu 'NVIDIA H100 80GB HBM3' (platform 1, device 0); "
@@ -154,7 +154,7 @@ def test_auto_puts_large_glm_kernels_on_a_gpu(monkeypatch) -> None:
     assert big.device == gpu
     # one build for any device; the device reaches the launcher when the program runs
     assert big.build_options() == ({"STAN_THREADS": True, "STAN_OPENCL": True},
-                                   {"use-opencl": True})
+                                   {"O1": True, "use-opencl": True})
     with opencl.selected(big.device):
         assert os.environ[opencl.DEVICE_VARIABLE] == "1,0"
     assert opencl.DEVICE_VARIABLE not in os.environ

@@ -169,3 +169,31 @@ def test_opencl_build_runs_glm_on_an_opencl_device(cmdstan):
     fit = gpu.optimize(data=data, seed=1)
     assert fit.stan_variable("alpha") == pytest.approx(0.5, abs=0.2)
     assert dev.platform_id >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
+def test_optimized_programs_keep_log_density_and_gradient(family):
+    """stanc's O1, which stanbhm compiles its programs with, changes how the gradient is
+    taped, not what it is: log density and gradient equal stanc's default build's at
+    posterior draws (partially centered levels, gathers of level effects, a GLM kernel)."""
+    import numpy as np
+
+    import stanbhm as sb
+    from stanbhm.datasets import election
+
+    df, _ = election(seed=2, rows=600, covariates=3, family=family)
+    model = sb.Model("y ~ V1 + V2 + V3 + (1 | state) + (1 | respondent) + (age - 1 | state)",
+                     df, family=family, rewrites="none", log_lik=False, y_rep=False)
+    assert model.build_options()[1] == toolchain.OPTIMIZED
+    optimized = model.compile()
+    plain = toolchain.compile_model(model.stan_code(), cpp_options=model.build_options()[0])
+    draws = model.fit(chains=1, iter_warmup=100, iter_sampling=10, seed=5, advice=False,
+                      show_progress=False).cmdstan
+    names = list(optimized.src_info()["parameters"])
+    data = model.stan_data()
+    for i in range(10):
+        point = {n: np.asarray(draws.stan_variable(n)[i]).tolist() for n in names}
+        a, b = (exe.log_prob(params=point, data=data, sig_figs=18).to_numpy()[0]
+                for exe in (optimized, plain))
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

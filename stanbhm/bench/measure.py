@@ -21,7 +21,7 @@ import arviz as az
 import numpy as np
 
 from ..datafile import data_file
-from ..toolchain import compile_model
+from ..toolchain import OPTIMIZED, compile_model
 from ..toolchain.opencl import selected
 
 
@@ -72,8 +72,8 @@ def fit_figures(model, names: list[str] | None = None, **options: Any) -> dict[s
 
 def program_figures(code: str, names: list[str], **options: Any) -> dict[str, Any]:
     """`fit_figures` of a Stan program given as text (no data): a reference beside the
-    generated programs."""
-    exe = compile_model(code)
+    generated programs, compiled as they are."""
+    exe = compile_model(code, stanc_options=OPTIMIZED)
     start = time.perf_counter()
     mcmc = exe.sample(show_progress=False, **options)
     wall = time.perf_counter() - start

@@ -85,8 +85,8 @@ def predictor(bench: Run, options: dict[str, object]) -> None:
     plain = Model(formula, df, glm="never", **common)
     kernel = Model(formula, df, **common)
     iterations = iterations_for(rows, 3_000_000, low=10, high=100)
-    cpp, _ = plain.build_options()
-    hand = toolchain.compile_model(HAND_WRITTEN, cpp_options=cpp)
+    cpp, stanc = plain.build_options()  # the same compiler options as stanbhm's programs
+    hand = toolchain.compile_model(HAND_WRITTEN, cpp_options=cpp, stanc_options=stanc)
     with data_file(plain.stan_data()) as data:
         table.add(program="hand-written", grad_ms=gradient_ms(hand, data, iterations))
     table.add(program="stanbhm, glm='never'", grad_ms=model_gradient_ms(plain, iterations))
