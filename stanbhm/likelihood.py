@@ -118,6 +118,7 @@ class Statistics:
     rss: float  # total residual sum of squares at the per-level least squares
     sums: tuple[np.ndarray, np.ndarray] | None = None  # per level: sum of y, of D's columns
     whole: str = ""  # the coefficients as one matrix expression, when one term has them all
+    whole_pops: str = ""  # the row of population coefficients added to `whole`'s rows, or ""
     nested: NestedCells | None = None  # a factor nested in this one, integrated out
 
     def data(self) -> dict[str, Any]:

@@ -113,8 +113,18 @@ class Model:
         """The compiled program (from stanbhm's cache when already built); with
         ``opencl`` its GLM kernels run on the chosen device."""
         cpp, stanc = self.build_options()
-        return toolchain.compile_model(self.stan_code(), cpp_options=cpp, stanc_options=stanc,
-                                       progress=_say)
+        try:
+            return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
+                                           stanc_options=stanc, progress=_say)
+        except toolchain.StanCompileError as exc:
+            if exc.stage != "c++":
+                raise
+            # stanc's O1 can emit C++ that Stan Math has no overload for (seen with 2.39:
+            # rep_matrix of a row of parameters); the program itself is fine at O0
+            _say("the C++ of stanc's O1 build failed to compile; compiling without O1")
+            plain = {k: v for k, v in stanc.items() if k not in toolchain.OPTIMIZED}
+            return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
+                                           stanc_options=plain, progress=_say)
 
     def fit(self, method: str = "sample", *, prior_only: bool = False,
             warm_start: Fit | None = None, advice: bool = True, **kwargs: Any) -> Fit:

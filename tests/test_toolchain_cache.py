@@ -197,3 +197,52 @@ def test_optimized_programs_keep_log_density_and_gradient(family):
         a, b = (exe.log_prob(params=point, data=data, sig_figs=18).to_numpy()[0]
                 for exe in (optimized, plain))
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+#: stanc 2.39's O1 turns ``m`` into one matrix node and then calls a ``rep_matrix`` that
+#: Stan Math does not have: the C++ fails to compile, the program is fine at O0.
+O1_FAILS = """\
+parameters {
+  real a;
+  real b;
+  matrix[3, 2] r;
+}
+model {
+  matrix[3, 2] m = rep_matrix([a, b], 3) + r;
+  matrix[3, 2] d = m - 1;
+  target += -0.5 * dot_self(to_vector(d'));
+  a ~ std_normal();
+  b ~ std_normal();
+  to_vector(r) ~ std_normal();
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_failing_optimized_build_falls_back_once_and_is_remembered(tmp_path, monkeypatch,
+                                                                     capsys):
+    """A program whose O1 C++ does not compile is built without O1, with a message; the
+    failure is cached, so the next compile starts no compiler at all."""
+    import stanbhm as sb
+
+    monkeypatch.setattr(cache, "models_dir", lambda: tmp_path)
+    model = sb.Model("y ~ 1", __import__("pandas").DataFrame({"y": [0.1, 0.4, -0.2]}))
+    monkeypatch.setattr(sb.Model, "stan_code", lambda self: O1_FAILS)
+    exe = model.compile()
+    assert "compiling without O1" in capsys.readouterr().err
+    assert [p.name.endswith(".failed") for p in tmp_path.iterdir()].count(True) == 1
+    fit = exe.optimize(seed=1)
+    # the mode: a = 0.6 and each r = 0.2 (a + 3 (a + r - 1) = 0, r + (a + r - 1) = 0)
+    assert fit.stan_variable("a") == pytest.approx(0.6, abs=1e-3)
+
+    started: list[object] = []
+    real_popen = subprocess.Popen
+
+    class Recorder(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args, *a, **kw):
+            started.append(args)
+            super().__init__(args, *a, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    again = model.compile()
+    assert again.exe_file == exe.exe_file and started == []

@@ -30,6 +30,7 @@ class Design:
     D: np.ndarray  # (fitted rows, columns)
     theta: tuple[str, ...]
     whole: str  # all of theta as one matrix expression, or ""
+    whole_pops: str  # with `whole`: the row of population coefficients each level adds, or ""
     pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
     owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
 
@@ -107,10 +108,10 @@ def level_design(plan: Plan) -> Design:
             exprs.append(" + ".join(parts))
         else:
             exprs.append(f"rep_vector({pop}, N_{first.ident})")
-    whole = _whole_matrix(groups, columns, levels, first.ident)
+    whole, whole_pops = _whole_matrix(groups, columns, levels)
     return Design(labels=tuple(c[0] for c in columns),
                   D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
-                  whole=whole, pops=tuple(c[2] for c in columns),
+                  whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
                   owners=tuple(tuple(parts) for parts in owners))
 
 
@@ -122,16 +123,19 @@ def factor_group(plan: Plan):
     return next(g for g in plan.groups if not g.marginalized)
 
 
-def _whole_matrix(groups, columns, levels, ident: str) -> str:
-    """One matrix expression for the levels' coefficients when a single multi-effect term
-    covers every column in order (``rep_matrix([Intercept, b[1]], N_g) + r_g``), else ""."""
+def _whole_matrix(groups, columns, levels) -> tuple[str, str]:
+    """The levels' coefficients as one matrix expression when a single multi-effect term
+    covers every column in order, with the row of population coefficients added to each
+    level (``("r_g", "[Intercept, b[1]]")``, added as ``rep_vector(1, N_g) * [...]``:
+    ``rep_matrix`` of that row fails to compile under stanc 2.39's O1, which stanbhm
+    uses); ("", "") otherwise."""
     if len(groups) != 1 or groups[0].k < 2 or groups[0].k != len(columns):
-        return ""
+        return "", ""
     g = groups[0]
     if any(parts != [g.level_column(e)] for e, parts in enumerate(levels)):
-        return ""
+        return "", ""
     matrix = f"r_{g.ident}" if g.noncentered else f"to_matrix({g.level_param})"
     pops = [pop or "0" for _, _, pop in columns]
     if all(p == "0" for p in pops):
-        return matrix
-    return f"rep_matrix([{', '.join(pops)}], N_{ident}) + {matrix}"
+        return matrix, ""
+    return matrix, f"[{', '.join(pops)}]"

@@ -111,6 +111,7 @@ class SufficientStatistics:
                                      for c in d.D.T]))
         return Statistics(ident=first.ident, name=first.name, labels=d.labels, theta=d.theta,
                           bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
+                          whole_pops=d.whole_pops,
                           nested=nested)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -116,19 +117,44 @@ def compile_model(
     key = cache_key(code, cpp, stanc, toolchain)
     final = models_dir() / key[:24]
     exe = final / MODEL_NAME
+    failed = final.with_name(final.name + ".failed")
     if not exe.exists():
         with file_lock(final.with_name(final.name + ".lock")):
+            _known_failure(failed)
             if not exe.exists():
                 start = time.perf_counter()
                 if progress is not None:
                     progress("compiling model (first time, ~15 s)...")
-                _build(code, cpp, stanc, toolchain, final)
+                try:
+                    _build(code, cpp, stanc, toolchain, final)
+                except StanCompileError as exc:
+                    # a compiler diagnostic: the same inputs fail the same way, so keep
+                    # it (a killed compiler, out of memory say, is not kept)
+                    if exc.stage == "c++" and "error:" in exc.output:
+                        _write_atomically(failed, exc.output)
+                    raise
                 if progress is not None:
                     progress(f"compiled in {time.perf_counter() - start:.0f} s")
     return cmdstanpy.CmdStanModel(
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
     )
+
+
+def _known_failure(failed: Path) -> None:
+    """Raise the C++ error a program failed with before: a compile that the compiler
+    rejected is cached like a good one (as ``<key>.failed``), so a caller that falls back
+    to other options (`Model.compile`) does not pay for the failing compile again."""
+    if failed.exists():
+        output = failed.read_text()
+        raise StanCompileError(f"C++ compilation failed for the Stan program (cached):\n"
+                               f"{output}", stage="c++", output=output)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _build(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path,

@@ -75,7 +75,8 @@ model {
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
-    matrix[N_g, ss_cols] ss_theta = rep_matrix([Intercept, b[1]], N_g) + r_g; // per level: Intercept, x
+    matrix[N_g, ss_cols] ss_theta = r_g; // per level: Intercept, x
+    ss_theta += rep_vector(1, N_g) * [Intercept, b[1]]; // and the population's
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_g * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
