@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..toolchain import OPTIMIZED
+
 SCHEMA = 1
 
 
@@ -107,8 +109,16 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "compiler": _compiler(),
         "cmdstan": _cmdstan_version(),
+        "stanc": " ".join(f"--{k}" for k in OPTIMIZED) or "default",
         "versions": {p: v for p in packages if (v := _version(p)) is not None},
     }
+
+
+def stanc_options(machine_facts: dict[str, Any]) -> str:
+    """The stanc options a run's programs were compiled with. Runs written before the
+    field existed compiled with stanc's default; the one run made with O1 before it (the
+    bernoulli election, 2026-12-01 evening) had the field added by hand."""
+    return machine_facts.get("stanc", "default, from before O1")
 
 
 @dataclass
@@ -300,7 +310,7 @@ class Run:
         m = self.machine
         head = [f"## {self.suite}{' (quick)' if self.quick else ''}", "",
                 f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}, "
-                f"Python {m['python']}, CmdStan {m['cmdstan']}, "
+                f"Python {m['python']}, CmdStan {m['cmdstan']} (stanc {stanc_options(m)}), "
                 f"stanbhm {m['versions'].get('stanbhm')}; {self.started}; load "
                 f"{self.load_before:.2f} before, {_cell(self.load_after)} after; "
                 f"{_cell(self.seconds)} s in all. Command: `{self.command}`."]

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from . import SUITES
-from .harness import Ratio, Table, Target, number, read
+from .harness import Ratio, Table, Target, number, read, stanc_options
 
 
 def load(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
@@ -115,7 +115,8 @@ def report(folders: list[Path], docs: Path) -> Path:
         for data in runs[suite]:
             m = data["machine"]
             lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
-                      f"{m['os']}; Python {m['python']}, CmdStan {m['cmdstan']}, "
+                      f"{m['os']}; Python {m['python']}, CmdStan {m['cmdstan']} "
+                      f"(stanc {stanc_options(m)}), "
                       + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
                       + f". Started {data['started']}, load {data['load_before']:.2f} before "
                       f"and {data['load_after']:.2f} after, {data['seconds']:.0f} s in all. "
