@@ -115,9 +115,8 @@ def machine() -> dict[str, Any]:
 
 
 def stanc_options(machine_facts: dict[str, Any]) -> str:
-    """The stanc options a run's programs were compiled with. Runs written before the
-    field existed compiled with stanc's default; the one run made with O1 before it (the
-    bernoulli election, 2026-12-01 evening) had the field added by hand."""
+    """The stanc options a run's programs were compiled with; runs written before the
+    field existed (commit ec2bdcc) all used stanc's default."""
     return machine_facts.get("stanc", "default, from before O1")
 
 
