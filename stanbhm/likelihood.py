@@ -96,9 +96,14 @@ def block_csr(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stan's CSR form (values, 1-based columns, 1-based row starts) of the block-diagonal
     matrix whose c-th block is the upper-triangular R[:, c, :]: one sparse product then
     gives every cell's R (theta - bhat), where a product per row of R would make Stan's
-    autodiff track each of the cells x columns^2 terms."""
+    autodiff track each of the cells x columns^2 terms.
+
+    The columns are numbered in the order of `to_vector(dev)` for the (cells, columns)
+    matrix `dev`, column-major, so the program needs no `to_vector(dev')`: under stanc's O1
+    a parameter matrix is one autodiff node, and Stan 2.39 flattens its transpose in the
+    untransposed order (a wrong log density, found by tests/test_rewrites.py)."""
     p, cells, _ = R.shape
-    cols = [c * p + np.arange(k, p) for c in range(cells) for k in range(p)]
+    cols = [np.arange(k, p) * cells + c for c in range(cells) for k in range(p)]
     values = [R[k, c, k:] for c in range(cells) for k in range(p)]
     lengths = np.tile(np.arange(p, 0, -1), cells)
     starts = np.concatenate([[0], np.cumsum(lengths)]) + 1

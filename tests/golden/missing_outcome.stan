@@ -37,7 +37,7 @@ data {
   // the levels' triangular factors R (R'R = D'D) as one block-diagonal sparse matrix (CSR)
   int<lower=1> ss_nnz; // its stored entries
   vector[ss_nnz] ss_w; // their values
-  array[ss_nnz] int<lower=1> ss_v; // their columns
+  array[ss_nnz] int<lower=1> ss_v; // their columns, in the order of to_vector(ss_dev)
   array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
@@ -76,7 +76,7 @@ model {
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_g * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
-                             ss_u, to_vector(ss_dev')); // level by level
+                             ss_u, to_vector(ss_dev)); // level by level
     real ss_q = ss_rss + dot_self(ss_Rdev); // sum of squared residuals
     target += -N_obs * log(sigma) - 0.5 * ss_q / square(sigma);
   }
