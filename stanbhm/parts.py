@@ -533,7 +533,7 @@ class Marginal:
             out[f"T_{g}"] = self.trials.round().astype(np.int64)
             out[f"first_{g}"] = self.first + 1
         elif self.kind == "gamma":
-            out[f"Y_{g}"] = self.totals
+            out[f"Y_{g}"] = self.totals.round().astype(np.int64)
         elif self.precision is None:
             out[f"n_{g}"] = self.counts
         else:

@@ -40,7 +40,7 @@ data {
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   array[N] int<lower=1, upper=N> rows_g; // fitted rows sorted by level of g
   array[N_g + 1] int<lower=1> start_g; // where each level's rows start in rows_g
-  vector<lower=0>[N_g] Y_g; // outcome summed over each level's fitted rows
+  array[N_g] int<lower=0> Y_g; // outcome summed over each level's fitted rows
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
 transformed data {
@@ -65,13 +65,14 @@ model {
     eta += offs;
     // the effects of g integrated out: each level multiplies the rate by
     // u ~ gamma(shape, shape), mean 1, sd sd_g; given the rest a level's rows need
-    // only its total count Y and the sum of its rates exp(eta)
+    // only its total count Y and the sum mu of its rates exp(eta); the terms are arranged
+    // so that none grows with shape = 1 / sd_g^2 (no cancellation as sd_g -> 0)
     real shape_g = inv_square(sd_g); // of the level multipliers
     vector[N_g] mu_g = level_sums(exp(eta), rows_g, start_g); // per level
     target += dot_product(to_vector(y), eta);
-    target += N_g * (shape_g * log(shape_g) - lgamma(shape_g));
-    target += sum(lgamma(Y_g + shape_g));
-    target += -dot_product(Y_g + shape_g, log(mu_g + shape_g));
+    target += sum(lchoose(shape_g + to_vector(Y_g) - 1, to_vector(Y_g)));
+    target += -sum(Y_g) * log(shape_g);
+    target += -dot_product(shape_g + to_vector(Y_g), log1p(mu_g / shape_g));
   }
 }
 generated quantities {
@@ -87,7 +88,7 @@ generated quantities {
         mu_g[J_g[i]] += exp(eta[i]);
       }
     }
-    vector[N_g] a_g = shape_g + (1 - prior_only) * Y_g; // per level
+    vector[N_g] a_g = shape_g + (1 - prior_only) * to_vector(Y_g); // per level
     r_g = log(to_vector(gamma_rng(a_g, shape_g + mu_g)));
   }
   vector[N_g] coef_g = Intercept + r_g; // total effect of each level
