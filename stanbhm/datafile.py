@@ -21,6 +21,8 @@ import numpy as np
 import orjson
 from cmdstanpy.utils import write_stan_json
 
+from . import atomic
+
 __all__ = ["data_file", "write_data"]
 
 
@@ -52,18 +54,10 @@ def write_data(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
         except TypeError as exc:
             raise TypeError(f"data '{name}': {exc}") from None
         encoded[name] = item
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if any(v is None for v in encoded.values()):
-                fh.close()
-                write_stan_json(tmp, data)
-            else:
-                fh.write(orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not any(v is None for v in encoded.values()):
+        return atomic.write(target, orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
+    with atomic.replacing(target) as scratch:
+        write_stan_json(str(scratch), data)
     return target
 
 

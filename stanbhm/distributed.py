@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import atomic
+
 if TYPE_CHECKING:
     from .model import Model
     from .results import Fit
@@ -87,10 +89,7 @@ def _collect(model: Model, files: list[tuple[str, bytes]], method: str,
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, contents in files:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(contents)
-        os.replace(tmp, folder / name)
+        atomic.write(folder / name, contents)
         paths.append(str(folder / name))
     result = cmdstanpy.from_csv(paths, method=method)
     return Fit(model.program.schema, result, method, model=model)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import toolchain
+from . import atomic, toolchain
 from .advice import warn
 from .datafile import data_file
 from .formula import Formula
@@ -86,17 +85,7 @@ class Model:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the program to ``path`` atomically (it appears whole or not at all)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.stan_code())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic.write(Path(path), self.stan_code())
 
     def build_options(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(cpp_options, stanc_options) the program is compiled with: the program's own,

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import atomic
 from ..toolchain import OPTIMIZED
 
 SCHEMA = 1
@@ -325,9 +326,7 @@ def write(run: Run, out: Path) -> tuple[Path, Path]:
     paths = out / f"{stem}.json", out / f"{stem}.md"
     texts = json.dumps(run.as_json(), indent=1, default=_plain) + "\n", run.markdown()
     for path, text in zip(paths, texts, strict=True):
-        part = path.with_name(f".{path.name}.{os.getpid()}.part")
-        part.write_text(text)
-        os.replace(part, path)
+        atomic.write(path, text)
     return paths
 
 

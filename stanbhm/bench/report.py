@@ -7,7 +7,6 @@ names the machine it was measured on. A full run of a suite is preferred to a qu
 from __future__ import annotations
 
 import importlib
-import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from .. import atomic
 from . import SUITES
 from .harness import Ratio, Table, Target, number, read, stanc_options
 
@@ -86,10 +86,9 @@ def plot(table: Table, suite: str, folder: Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = folder / f"{suite}_{table.name}.png"
-    part = path.with_name(f".{path.name}.{os.getpid()}.part.png")
-    fig.savefig(part, dpi=110)
+    with atomic.replacing(path) as part:
+        fig.savefig(part, dpi=110)
     plt.close(fig)
-    os.replace(part, path)
     return path
 
 
@@ -129,7 +128,4 @@ def report(folders: list[Path], docs: Path) -> Path:
                 if image is not None:
                     lines += [f"![{table.title}]({image.relative_to(docs.parent)})", ""]
     text = "\n".join(lines).rstrip() + "\n"
-    part = docs.with_name(f".{docs.name}.{os.getpid()}.part")
-    part.write_text(text)
-    os.replace(part, docs)
-    return docs
+    return atomic.write(docs, text)

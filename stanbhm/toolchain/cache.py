@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import cmdstanpy
 
+from .. import atomic
 from .errors import StanCompileError, ToolchainError
 from .locate import ensure_cmdstan, read_version
 from .locking import file_lock, publish, staging_dir
@@ -131,7 +131,7 @@ def compile_model(
                     # a compiler diagnostic: the same inputs fail the same way, so keep
                     # it (a killed compiler, out of memory say, is not kept)
                     if exc.stage == "c++" and "error:" in exc.output:
-                        _write_atomically(failed, exc.output)
+                        atomic.write(failed, exc.output)
                     raise
                 if progress is not None:
                     progress(f"compiled in {time.perf_counter() - start:.0f} s")
@@ -149,12 +149,6 @@ def _known_failure(failed: Path) -> None:
         output = failed.read_text()
         raise StanCompileError(f"C++ compilation failed for the Stan program (cached):\n"
                                f"{output}", stage="c++", output=output)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _build(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path,
