@@ -384,7 +384,11 @@ class GroupPart(Part):
 
         Each effect is a gather of one column over the rows times its covariate column,
         as a hand-written program would have it (``a[g] + b[g] .* x``): no N x k matrix
-        of effects is built, and no ``rows_dot_product`` walks one.
+        of effects is built, and no ``rows_dot_product`` walks one. Inside a reduce_sum
+        slice the term is one ``rows_dot_product`` of the gathered rows of effects and
+        covariates instead: stanc's O1 keeps a function's vectors as one autodiff node
+        per element, so each ``.*`` and ``+=`` there would add a node per row and effect
+        (retail's 23 effects: half the time per gradient).
         """
         g = self.ident
         J = rows.take(f"J_{g}")
@@ -401,6 +405,8 @@ class GroupPart(Part):
             if self.intercept_only:
                 return (f"{effects}[{J}]",)
             return (f"{effects}[{J}] .* {rows.take(self.z_name)}",)
+        if rows.window and not rows_of_levels:
+            return (f"rows_dot_product({effects}[{J}], {rows.take(self.z_name)})",)
         terms = []
         for e, effect in enumerate(self.effects, start=1):
             column = f"to_vector({effects}[{J}, {e}])" if rows_of_levels else f"{effects}[{J}, {e}]"

@@ -189,7 +189,10 @@ class Plan:
         if self.offset and not exposure:  # a poisson cell carries its rows' exposure
             terms.append(self.offset.eta(rows))
         if not design and terms[:1] == ["Intercept"] and len(terms) > 1:
-            terms[:2] = [f"Intercept + {terms[1]}"]
+            if terms[1].startswith("rows_dot_product("):  # a slice's term, one call a line
+                terms[0] = f"rep_vector(Intercept, {rows.n})"
+            else:
+                terms[:2] = [f"Intercept + {terms[1]}"]
         return tuple(terms) or (f"rep_vector(0, {rows.n})",)
 
     def glm_alpha(self, rows: Rows) -> str | None:

@@ -44,8 +44,8 @@ functions {
                             matrix r_g,
                             vector r_h,
                             real sigma) {
-    vector[end - start + 1] eta = Intercept + r_g[J_g_obs[start : end], 1];
-    eta += r_g[J_g_obs[start : end], 2] .* Zc_g_obs[start : end, 2];
+    vector[end - start + 1] eta = rep_vector(Intercept, end - start + 1);
+    eta += rows_dot_product(r_g[J_g_obs[start : end]], Zc_g_obs[start : end]);
     eta += r_h[J_h_obs[start : end]];
     return normal_id_glm_lupdf(y[start : end] | Xc[start : end], eta, b,
              sigma);
