@@ -93,8 +93,8 @@ class NestedCells:
 
 
 def block_csr(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stan's CSR form (values, 1-based columns, 1-based row starts) of the block-diagonal
-    matrix whose c-th block is the upper-triangular R[:, c, :]: one sparse product then
+    """Stan's CSR form (values, 1-based columns, 1-based row starts) of the matrix with one
+    block per cell, the c-th the upper-triangular R[:, c, :]: one sparse product then
     gives every cell's R (theta - bhat), where a product per row of R would make Stan's
     autodiff track each of the cells x columns^2 terms.
 

@@ -32,10 +32,11 @@ data {
   // sufficient statistics of the observed rows, per level of a:b
   int<lower=1> ss_cols; // columns of each level's design: Intercept, x
   matrix[N_a_b, ss_cols] ss_bhat; // least-squares coefficients of each level
-  // the levels' triangular factors R (R'R = D'D) as one block-diagonal sparse matrix (CSR)
+  // the levels' triangular factors R (R'R = D'D) as one sparse matrix (CSR), a block per
+  // level; its columns are numbered as the entries of to_vector(ss_dev), column by column
   int<lower=1> ss_nnz; // its stored entries
   vector[ss_nnz] ss_w; // their values
-  array[ss_nnz] int<lower=1> ss_v; // their columns, in the order of to_vector(ss_dev)
+  array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_a_b * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
