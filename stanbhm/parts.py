@@ -28,6 +28,20 @@ class Output:
     dims: tuple[str, ...] = ()
 
 
+class Call(str):
+    """A linear-predictor term that is one function call: its text, plus the function and
+    arguments, so the template can lay out a long call as stanc formats it without
+    parsing the text back."""
+
+    function: str
+    args: tuple[str, ...]
+
+    def __new__(cls, function: str, *args: str) -> Call:
+        term = super().__new__(cls, f"{function}({', '.join(args)})")
+        term.function, term.args = function, args
+        return term
+
+
 @dataclass(frozen=True)
 class Rows:
     """Which rows a linear predictor covers, and the names of their data.
@@ -406,7 +420,7 @@ class GroupPart(Part):
                 return (f"{effects}[{J}]",)
             return (f"{effects}[{J}] .* {rows.take(self.z_name)}",)
         if rows.window and not rows_of_levels:
-            return (f"rows_dot_product({effects}[{J}], {rows.take(self.z_name)})",)
+            return (Call("rows_dot_product", f"{effects}[{J}]", rows.take(self.z_name)),)
         terms = []
         for e, effect in enumerate(self.effects, start=1):
             column = f"to_vector({effects}[{J}, {e}])" if rows_of_levels else f"{effects}[{J}, {e}]"

@@ -18,7 +18,7 @@ from .errors import PlanError
 from .families import Family
 from .likelihood import CELL_ROWS, Likelihood
 from .names import Namespace
-from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart, Part, Rows
+from .parts import AuxParam, AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
 from .passes import Decision, default_passes, run_passes
 from .passes.parameterization import CHOICES
 from .passes.rewrites import check_rewrites
@@ -189,7 +189,7 @@ class Plan:
         if self.offset and not exposure:  # a poisson cell carries its rows' exposure
             terms.append(self.offset.eta(rows))
         if not design and terms[:1] == ["Intercept"] and len(terms) > 1:
-            if terms[1].startswith("rows_dot_product("):  # a slice's term, one call a line
+            if isinstance(terms[1], Call):  # a slice's term: one call a statement
                 terms[0] = f"rep_vector(Intercept, {rows.n})"
             else:
                 terms[:2] = [f"Intercept + {terms[1]}"]
