@@ -510,6 +510,13 @@ class Marginal:
     The effect is drawn back from u_j ~ N(tau^2 S_j / v_j, tau / sqrt(v_j)),
     v_j = 1 + tau^2 P_j. When no level has more than one row the rows are independent
     and the statement is ``y ~ normal(eta, sqrt(var + tau^2))``.
+
+    When the rows were collapsed into cells of identical linear predictor
+    (`passes.collapse`, `cell_level` set), each cell lies in one level and the sums run
+    over the cells instead: a gaussian cell c of n_c rows with mean ybar_c adds
+    n_c (ybar_c - eta_c) to its level's sum of residuals and n_c (ybar_c - eta_c)^2 to
+    their squares, which also take the rows' squares about their cell means; a poisson
+    cell adds its summed count and its rate times its summed exposure.
     """
 
     ident: str
@@ -523,6 +530,7 @@ class Marginal:
     trials: np.ndarray | None = None  # beta: the trials summed over each level
     first: np.ndarray | None = None  # beta: 0-based fitted row standing for each level
     draw: bool = True  # drawn back in generated quantities (`passes.outputs.Effects`)
+    cell_level: np.ndarray | None = None  # 0-based level of each cell (`passes.collapse`)
 
     @property
     def per_row(self) -> bool:
@@ -546,8 +554,11 @@ class Marginal:
         g = self.ident
         out: dict[str, Any] = {}
         if self.needs_sums:
-            out[f"rows_{g}"] = np.argsort(self.index, kind="stable") + 1
-            out[f"start_{g}"] = np.concatenate([[0], np.cumsum(self.counts)]) + 1
+            # the level sums run over the cells when the rows were collapsed into them
+            index = self.index if self.cell_level is None else self.cell_level
+            members = np.bincount(index, minlength=len(self.counts))
+            out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
+            out[f"start_{g}"] = np.concatenate([[0], np.cumsum(members)]) + 1
         if self.kind == "beta":
             out[f"Y_{g}"] = self.totals.round().astype(np.int64)
             out[f"T_{g}"] = self.trials.round().astype(np.int64)

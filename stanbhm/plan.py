@@ -48,7 +48,8 @@ RESERVED = frozenset(
         "eta_new", "mu_new", "y_new",
         "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
         "X_cell",
-        "Xc_cell", "Xc_free_cell", "offs_cell",
+        "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
+        "level_index", "n_levels", "first", "n_rows", "slice_rows", "sums", "at", "v", "m",
     }
 )  # fmt: skip
 

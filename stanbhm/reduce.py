@@ -7,6 +7,12 @@ the same linear predictor and the same density (GLM kernel or not) as the
 single-threaded program, each row-level name cut to ``[start : end]``, so the two
 programs' log densities are equal. Shared parameters are copied once per slice, which
 is why slices are not too small: see `grainsize`.
+
+A likelihood with a group intercept integrated out (`parts.Marginal`) is not a sum over
+rows: each level's rows enter together, through their sums. It is a sum over levels,
+though, so there reduce_sum slices the levels, and each slice gathers its levels' rows
+(``rows_<g>``, sorted by level) and adds their marginal log density. The slices' sum is
+the single-threaded program's expression term by term.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class PartialSum:
 
     arguments: tuple[tuple[str, str], ...]  # (Stan type, name)
     eta: tuple[str, ...]
-    density: tuple[str, tuple[str, ...]]  # the density function and its arguments
+    density: tuple[str, tuple[str, ...]] | None  # the rows' density function and arguments
+    levels: str = ""  # the term integrated out, whose levels are sliced; "": rows are
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -50,7 +57,8 @@ class PartialSum:
     @property
     def call(self) -> list[str]:
         """reduce_sum's arguments: the function, what it slices, the grainsize, the rest."""
-        return ["partial_log_lik_lupmf", "row_index", "grainsize", *self.names]
+        sliced = "level_index" if self.levels else "row_index"
+        return ["partial_log_lik_lupmf", sliced, "grainsize", *self.names]
 
     def signature(self) -> list[str]:
         """The function's first lines, laid out as stanc formats them."""
@@ -66,10 +74,15 @@ class PartialSum:
 
 
 def partial_sum(plan: Plan) -> PartialSum:
-    """The slice function of a row-wise likelihood (with or without a GLM kernel)."""
+    """The slice function of a row-wise likelihood (with or without a GLM kernel), or of
+    one whose group intercept is integrated out (slices of its levels)."""
     fit = plan.fit_rows
-    rows = dataclasses.replace(fit, n="end - start + 1", window=WINDOW)
     lik = plan.likelihood
+    if lik.marginal is not None:
+        rows = dataclasses.replace(fit, n="n_rows", window="slice_rows")
+        g = lik.marginal.ident
+        return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g)
+    rows = dataclasses.replace(fit, n="end - start + 1", window=WINDOW)
     design = plan.fixed.design(rows) if lik.glm else None
     alpha = plan.glm_alpha(rows) if lik.glm else None
     eta = () if alpha is not None else plan.eta_terms(rows, design=not lik.glm)
@@ -97,6 +110,11 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
         out.append(("array[] int", f"J_{g.ident}{fit.suffix}"))
         if g.has_z:
             out.append(("vector" if g.k == 1 else "matrix", g.z_name + fit.suffix))
+    marginal = lik.marginal
+    if marginal is not None:  # which rows make up each level, and the level summaries
+        g = marginal.ident
+        out += [("array[] int", f"rows_{g}"), ("array[] int", f"start_{g}"),
+                ("vector", f"n_{g}" if marginal.precision is None else f"W_{g}")]
     if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
         out.append(("real", "Intercept"))
     if design is not None:
@@ -109,4 +127,6 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
         else:
             out.append(("array[] row_vector", g.level_param))
     out += [("real", name) for name in lik.family.aux_names(lik.se is not None)]
+    if marginal is not None:
+        out.append(("real", f"sd_{marginal.ident}"))
     return tuple(out)

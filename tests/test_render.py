@@ -119,6 +119,9 @@ REWRITES = {
                             {"g_x": "noncentered"}, "auto"),
     "gamma_poisson_offset": ("yc ~ x + offset(log(expo)) + (1 | g)", "poisson", "auto",
                              {"g": "gamma_poisson"}),
+    "marginal_cells": ("y_missing ~ C(cat) + (1 | g) + (1 | h)", "gaussian", "auto", "auto"),
+    "gamma_poisson_cells": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson", "auto",
+                            {"h": "gamma_poisson"}),
     "laplace_binomial": ("ys_missing | trials(n) ~ x + (1 | g)", "binomial", "auto",
                          {"g": "laplace"}),
     "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
@@ -137,6 +140,10 @@ THREADED = {
                                      "centered", {"threads": 2, "glm": "never"}),
     "threads_known_se": ("y | se(pos) ~ x + (1 | g)", "gaussian", "noncentered",
                          {"threads": 3, "grainsize": 7}),
+    "threads_marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian",
+                                 "noncentered", {"threads": 2, "rewrites": {"g": "marginalize"}}),
+    "threads_marginal_known_se": ("y | se(pos) ~ x + z + (1 | g) + (1 | h)", "gaussian",
+                                  "centered", {"threads": 2, "rewrites": {"g": "marginalize"}}),
 }
 
 
@@ -157,7 +164,9 @@ def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
     if name in OUTPUTS:
         (formula, family, param, rewrites, options), priors = OUTPUTS[name], None
     elif name in THREADED:
-        (formula, family, param, options), priors, rewrites = THREADED[name], None, "none"
+        (formula, family, param, options), priors = THREADED[name], None
+        options = dict(options)
+        rewrites = options.pop("rewrites", "none")
     elif name in PRIORS:
         formula, family, param, priors = PRIORS[name]
     elif name in REWRITES:

@@ -371,6 +371,24 @@ def test_collapse_sums_cells_and_says_why_not() -> None:
         assert decision(model, "collapse") == f"collapse: not applied; {reason}"
 
 
+def test_negative_binomial_sums_would_change_the_posterior_of_phi() -> None:
+    """Why NB2 rows are not collapsed: their sum is NB2(n mu, n phi), but the rows' density
+    less the sum's still moves with phi (a poisson's does not move with its rate)."""
+    y = np.array([0, 3, 7, 1])
+    mu = 2.5
+
+    def nb2(k, m, phi):  # Stan's neg_binomial_2(m, phi)
+        return stats.nbinom.logpmf(k, phi, phi / (phi + m))
+
+    def gap(phi):
+        return nb2(y, mu, phi).sum() - nb2(y.sum(), len(y) * mu, len(y) * phi)
+
+    assert abs(gap(1.0) - gap(10.0)) > 1.0
+    rows = [stats.poisson.logpmf(y, m).sum() - stats.poisson.logpmf(y.sum(), len(y) * m)
+            for m in (1.0, 10.0)]
+    assert abs(rows[0] - rows[1]) < 1e-12
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(COLLAPSE_CASES))
 def test_collapse_keeps_the_log_density(case) -> None:
@@ -405,15 +423,22 @@ def test_gamma_poisson_is_asked_for_by_name() -> None:
 
 
 @pytest.mark.slow
-def test_gamma_poisson_marginal_is_the_integral() -> None:
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_gamma_poisson_marginal_is_the_integral(collapsed, monkeypatch) -> None:
     """The program's likelihood equals, up to a constant, the product over levels of
-    the integral of the poisson rows over the level's gamma multiplier (scipy quad)."""
+    the integral of the poisson rows over the level's gamma multiplier (scipy quad);
+    with the rows summed into cells (the default here) and without."""
     from scipy import integrate
 
+    from stanbhm.passes import collapse
+
+    if not collapsed:
+        monkeypatch.setattr(collapse, "MAX_CELL_SHARE", 0.0)
     df = count_data()
     df.loc[np.arange(len(df)) % 9 == 4, "yc"] = np.nan
     model = sb.Model("yc ~ c + offset(log(expo)) + (1 | g)", df, family="poisson",
                      rewrites={"g": "gamma_poisson"})
+    assert model.plan.likelihood.strategy == ("cells" if collapsed else "marginal")
     obs = df["yc"].notna().to_numpy()
     y = df["yc"].to_numpy()[obs]
     c = df["c"].to_numpy()[obs]
@@ -664,6 +689,63 @@ def test_gaussian_cells_keep_the_log_density() -> None:
     cells = sb.Model(CROSSED, df, parameterization="noncentered")
     assert cells.plan.likelihood.strategy == "cells"
     assert_constant_gap(plain, cells)
+
+
+def test_cells_serve_an_integrated_out_intercept() -> None:
+    """Each cell lies in one level of the term integrated out, so its level sums run over
+    the cells: the program reads which cells make up each level, and the rows per level."""
+    df = crossed_data()
+    model = sb.Model(CROSSED, df)
+    lik = model.plan.likelihood
+    assert (lik.strategy, lik.marginal.name) == ("cells", "g")
+    assert decision(model, "collapse") == (
+        f"collapse: normal on the cell means, with the sum of squares within cells; 564 rows "
+        f"in {lik.cells.n} cells of identical linear predictor: exact, a constant apart")
+    data = model.stan_data()
+    fitted = df.dropna(subset=["y"])
+    levels = sorted(fitted["g"].unique())
+    assert list(data["n_g"]) == [int((fitted["g"] == v).sum()) for v in levels]
+    level_of_cell = fitted["g"].to_numpy()[data["cell"] - 1]
+    for j, level in enumerate(levels):
+        members = data["rows_g"][data["start_g"][j] - 1: data["start_g"][j + 1] - 1] - 1
+        assert sorted(members) == list(np.flatnonzero(level_of_cell == level))
+        assert data["n_cell"][members].sum() == data["n_g"][j]
+    code = model.stan_code()
+    assert "    vector[N_g] sum_g = level_sums(n_cell .* resid, rows_g, start_g); // per level\n" \
+        in code
+    assert "  array[N_cell] int<lower=1, upper=N_cell> rows_g; // cells sorted by level of g\n" \
+        in code
+
+
+def test_gaussian_cells_give_way_to_cheaper_joint_statistics() -> None:
+    rng = np.random.default_rng(5)
+    n = 60_000
+    df = pd.DataFrame({"a": rng.choice(list("pqrst"), n), "b": rng.choice(list("vwxyz"), n),
+                       "g": rng.integers(0, 20, n).astype(str),
+                       "h": rng.integers(0, 20, n).astype(str), "y": rng.normal(size=n)})
+    model = sb.Model("y ~ C(a) + C(b) + (1 | g) + (1 | h)", df,
+                     parameterization="noncentered")
+    assert decision(model, "collapse") == (
+        "collapse: not applied; 60000 rows in 9980 cells of identical linear predictor: the "
+        "joint statistics cost less: dense factors of 50 x 49 against 9980 cells x 11 columns")
+    assert model.plan.likelihood.joint is not None
+    cells = sb.Model("y ~ C(a) + C(b) + (1 | g) + (1 | h)", df,
+                     parameterization="noncentered", rewrites=["collapse"])
+    assert cells.plan.likelihood.strategy == "cells"
+
+
+@pytest.mark.slow
+def test_cells_with_an_integrated_out_intercept_keep_the_log_density() -> None:
+    """Against the program that integrates g out over the rows. The outcome is moved
+    back to 0: at 1e4, the short warmup finds sd_g ~ 3700 with g carrying the mean, where
+    both programs cancel squared residuals of 1e8 each, so they agree only to 1e-7."""
+    df = crossed_data()
+    df["y"] -= 1e4
+    rows = sb.Model(CROSSED, df, rewrites=["marginalize", "fold"])
+    cells = sb.Model(CROSSED, df)
+    assert rows.plan.likelihood.strategy == "marginal"
+    assert cells.plan.likelihood.strategy == "cells"
+    assert_constant_gap(rows, cells)
 
 
 # ------------------------------------------------- effects integrated out, drawn or not

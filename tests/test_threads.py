@@ -58,34 +58,58 @@ def test_a_rewritten_likelihood_stays_on_one_thread_and_says_why() -> None:
     model = sb.Model("y ~ x + (1 + x | g)", rows(), threads=2)
     assert model.plan.likelihood.strategy == "statistics"
     assert decision(model) == ("threads: one per chain; the likelihood is rewritten (statistics), "
-                               "not a sum over rows that slices can share")
+                               "not a sum over rows or levels that slices can share")
     assert "reduce_sum(" not in model.stan_code()
 
 
-# formula, family, parameterization, glm
+def test_an_integrated_out_intercept_is_sliced_by_its_levels() -> None:
+    model = sb.Model("y_missing ~ x + (1 | g) + (1 + x | h)", rows(), threads=2,
+                     rewrites={"g": "marginalize"})
+    assert model.plan.likelihood.strategy == "marginal"
+    assert decision(model) == (
+        "threads: 2 per chain; reduce_sum over slices of the levels of g, whose effects are "
+        "integrated out (each level's rows together); grainsize 1: 8 levels of g over 4 "
+        "slices per thread")
+    assert model.stan_data()["grainsize"] == 1
+    code = model.stan_code()
+    assert "  array[N_g] int level_index = linspaced_int_array(N_g, 1, N_g); // what " \
+        "reduce_sum slices\n" in code
+    assert "    target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,\n" in code
+    gamma = sb.Model("yc ~ x + (1 | g)", rows(), family="poisson", threads=2,
+                     rewrites={"g": "gamma_poisson"})
+    assert decision(gamma) == ("threads: one per chain; the likelihood is rewritten (marginal), "
+                               "not a sum over rows or levels that slices can share")
+
+
+# formula, family, parameterization, glm, rewrites, grainsize
 CASES = {
     "gaussian_glm_missing": ("y_missing ~ x + (1 + x || g) + (1 | h)", "gaussian",
-                             "noncentered", "auto"),
+                             "noncentered", "auto", "none", 25),
     "negbinomial_centered_offset": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
-                                    "centered", "never"),
+                                    "centered", "never", "none", 25),
+    "marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
+                         "auto", {"g": "marginalize"}, 3),
+    "marginal_known_se": ("y | se(expo) ~ x + (1 | g) + (1 | h)", "gaussian", "centered",
+                          "auto", {"g": "marginalize"}, 2),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_threads_keep_the_log_density(case) -> None:
-    formula, family, param, glm = CASES[case]
+    formula, family, param, glm, rewrites, size = CASES[case]
     df = rows()
-    kwargs = {"family": family, "parameterization": param, "rewrites": "none", "glm": glm}
+    kwargs = {"family": family, "parameterization": param, "rewrites": rewrites, "glm": glm}
     single = sb.Model(formula, df, **kwargs)
-    threaded = sb.Model(formula, df, threads=2, grainsize=25, **kwargs)
+    threaded = sb.Model(formula, df, threads=2, grainsize=size, **kwargs)
     assert "reduce_sum(" in threaded.stan_code() and "reduce_sum(" not in single.stan_code()
+    assert single.plan.likelihood.strategy == threaded.plan.likelihood.strategy
     assert_constant_gap(single, threaded)
 
 
 @pytest.mark.slow
 def test_a_threaded_fit_runs_on_the_threads_asked_for() -> None:
-    formula, family, param, _ = CASES["gaussian_glm_missing"]
+    formula, family, param, *_ = CASES["gaussian_glm_missing"]
     model = sb.Model(formula, rows(), family=family, parameterization=param, rewrites="none",
                      threads=2)
     fit = model.fit(chains=2, iter_warmup=300, iter_sampling=300, seed=5)

@@ -41,7 +41,7 @@ def default_passes(spec, options) -> list[Pass]:
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
     joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
-    passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites),
+    passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
                joint]
     passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     if options.opencl is not False:

@@ -15,9 +15,14 @@ level and covariates of every group term, the same offset) share eta, and
   first, and a likelihood they rewrote is left alone);
 
 in each case the rows given their sum do not depend on the parameters, so the log
-density changes by a constant only. The negative binomial is left out on purpose: a
-sum of NB2(mu, phi) rows is NB2(n mu, n phi), but the rows given their sum still depend
-on phi, so collapsing would change the posterior of phi.
+density changes by a constant only. A group intercept integrated out (`marginalize`)
+needs only per-level sums, and each cell lies in one level, so the cells serve it too:
+gaussian rows with a normal intercept, poisson rows with gamma multipliers. Gaussian
+cells give way to the joint statistics (`joint`) where those cost less.
+
+The negative binomial is left out on purpose: a sum of NB2(mu, phi) rows is
+NB2(n mu, n phi), but the rows given their sum still depend on phi, so collapsing would
+change the posterior of phi.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 from ..likelihood import Cells
 from .base import Decision, once
+from .joint import ROW_NS, JointStatistics, row_columns
 from .rewrites import allowed
 
 if TYPE_CHECKING:
@@ -41,6 +47,8 @@ SUBJECT = "collapse"
 MAX_CELL_SHARE = 0.5
 #: The family rows' collapse rules this pass implements.
 RULES = ("binomial", "poisson sum", "gaussian cells")
+#: (rule, kind of the term integrated out) whose level sums the cells give exactly.
+SUMMED_MARGINALS = {("gaussian cells", "normal"), ("poisson sum", "gamma")}
 
 
 def rule_of(plan: Plan) -> str:
@@ -54,7 +62,12 @@ class Collapse:
     """Replaces count rows by sums over cells of identical linear predictor."""
 
     rewrites: Any
+    joint: JointStatistics | None = None  # the joint pass, asked whether it costs less
     _made: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.joint is None:
+            object.__setattr__(self, "joint", JointStatistics(self.rewrites))
 
     def skip_reason(self, plan: Plan) -> str:
         lik = plan.likelihood
@@ -68,6 +81,8 @@ class Collapse:
                 return ("the negative binomial rows given their sum depend on phi, so a sum "
                         "is not exact")
             return f"the {lik.family.name} family has no exact collapse of counts"
+        if lik.strategy == "marginal" and (rule, lik.marginal.kind) in SUMMED_MARGINALS:
+            return ""
         if lik.strategy != "rowwise":
             return f"the likelihood is already rewritten ({lik.strategy})"
         return ""
@@ -128,12 +143,24 @@ class Collapse:
         if cells.n > MAX_CELL_SHARE * n:
             return Decision(SUBJECT, "not applied", f"{what}: too few rows per cell to pay",
                             applied=False)
+        if cells.rule == "gaussian cells":  # the joint statistics may serve the rows better
+            columns = row_columns(plan)
+            joint = self.joint.cheaper_than(plan, ROW_NS * cells.n * columns,
+                                            f"{cells.n} cells x {columns} columns")
+            if joint:
+                return Decision(SUBJECT, "not applied", f"{what}: {joint}", applied=False)
         how = {"binomial": "binomial on the sums", "poisson sum": "poisson on the sums, "
                "exposures added", "gaussian cells": "normal on the cell means, with the "
                "sum of squares within cells"}[cells.rule]
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = dataclasses.replace(plan.likelihood, strategy="cells",
-                                         cells=self.cells(plan))
-        return dataclasses.replace(plan, likelihood=likelihood)
+        cells = self.cells(plan)
+        lik, groups = plan.likelihood, plan.groups
+        marginal = lik.marginal
+        if marginal is not None:  # its level sums now run over the cells
+            marginal = dataclasses.replace(marginal, cell_level=marginal.index[cells.row])
+            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
+                           for g in groups)
+        likelihood = dataclasses.replace(lik, strategy="cells", cells=cells, marginal=marginal)
+        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)

@@ -285,9 +285,9 @@ class JointStatistics:
     def forced(self) -> bool:
         return named(self.rewrites, "joint_statistics")
 
-    def cheaper_than(self, plan: Plan, sparse_entries: float) -> str:
-        """Why the per-level statistics, with this many stored entries in their sparse
-        factors, should leave the rows to these ("" when they should not)."""
+    def cheaper_than(self, plan: Plan, ns: float, what: str) -> str:
+        """Why another rewrite, costing about `ns` nanoseconds per gradient (`what` says
+        for what), should leave the rows to these ("" when it should not)."""
         if self.skip_reason(plan):
             return ""
         P, m, why = self.size(plan)
@@ -295,11 +295,9 @@ class JointStatistics:
             return ""
         if self.forced:
             return "'joint_statistics' requested"
-        level_ns = SPARSE_NS * sparse_entries
-        if level_ns < LEAST_NS or DENSE_NS * m * P > 0.5 * level_ns:
+        if ns < LEAST_NS or DENSE_NS * m * P > 0.5 * ns:
             return ""
-        return (f"the joint statistics cost less: dense factors of {m} x {P} against "
-                f"{sparse_entries:.3g} entries of sparse ones")
+        return f"the joint statistics cost less: dense factors of {m} x {P} against {what}"
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(plan)

@@ -37,7 +37,7 @@ import numpy as np
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
 from .design import Design, factor_group, unfit_reason
-from .joint import JointStatistics
+from .joint import SPARSE_NS, JointStatistics
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -133,7 +133,9 @@ class SufficientStatistics:
                 f"nested in {factor.name}, but its {cells} cells and the {g} levels "
                 f"times {p} columns outnumber the rows, so the rows cost no more",
                 applied=False)
-        joint = self.joint.cheaper_than(plan, (g + cells) * p * (p + 1) / 2)
+        entries = (g + cells) * p * (p + 1) / 2
+        joint = self.joint.cheaper_than(plan, SPARSE_NS * entries,
+                                        f"{entries:.3g} entries of sparse ones")
         if joint:
             return Decision(SUBJECT, "not applied", f"{cost}: {joint}", applied=False)
         if nested:

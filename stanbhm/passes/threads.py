@@ -1,9 +1,11 @@
-"""Whether the likelihood is summed over slices of rows on several threads (reduce_sum).
+"""Whether the likelihood is summed over slices on several threads (reduce_sum).
 
-Threads pay where the per-row work is large: a row-wise likelihood over many rows.
-The rewritten likelihoods (sufficient statistics, cells, marginal sums) already cost
-little per gradient or need each level's rows together, so they stay on one thread and
-the header says so; chains still run in parallel either way.
+Threads pay where the per-row work is large: a row-wise likelihood over many rows is
+sliced by rows; one whose gaussian group intercept is integrated out over the rows
+needs each level's rows together, and is sliced by levels (`reduce`). The other
+rewritten likelihoods (sufficient statistics, cells, the other conjugate marginals) cost
+little per gradient or per row already, so they stay on one thread and the header says
+so; chains still run in parallel either way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ if TYPE_CHECKING:
 SUBJECT = "threads"
 
 
+def sliced_levels(plan: Plan) -> int | None:
+    """The number of levels reduce_sum slices when the likelihood integrates a gaussian
+    group intercept out over the rows (None when it is not that likelihood)."""
+    marginal = plan.likelihood.marginal
+    if (plan.likelihood.strategy != "marginal" or marginal.kind != "normal"
+            or not marginal.needs_sums):
+        return None
+    return len(marginal.counts)
+
+
 @dataclass(frozen=True)
 class Threads:
     """Writes the likelihood as reduce_sum over slices of the fitted rows."""
@@ -34,19 +46,30 @@ class Threads:
         if self.threads in (None, 1):
             return Decision(SUBJECT, "one per chain",
                             "pass threads=k for reduce_sum over slices of rows", applied=False)
-        if lik.strategy != "rowwise":
+        levels = sliced_levels(plan)
+        if lik.strategy != "rowwise" and levels is None:
             return Decision(SUBJECT, "one per chain",
                             f"the likelihood is rewritten ({lik.strategy}), not a sum over rows "
-                            "that slices can share", applied=False)
+                            "or levels that slices can share", applied=False)
         size = self.size(plan)
+        if levels is not None:
+            group = next(g for g in plan.groups if g.marginalized)
+            what = f"{group.n_levels} levels of {group.name}"
+            how = (f"grainsize={size} requested" if self.grainsize is not None else
+                   f"grainsize {size}: {what} over 4 slices per thread")
+            return Decision(SUBJECT, f"{self.threads} per chain",
+                            f"reduce_sum over slices of the levels of {group.name}, whose "
+                            f"effects are integrated out (each level's rows together); {how}")
         how = (f"grainsize={size} requested" if self.grainsize is not None else
                f"grainsize {size}: {plan.n_obs} fitted rows over 4 slices per thread")
         return Decision(SUBJECT, f"{self.threads} per chain",
                         f"reduce_sum over slices of the fitted rows; {how}")
 
     def size(self, plan: Plan) -> int:
-        return self.grainsize if self.grainsize is not None else grainsize(plan.n_obs,
-                                                                          self.threads or 1)
+        if self.grainsize is not None:
+            return self.grainsize
+        levels = sliced_levels(plan)
+        return grainsize(plan.n_obs if levels is None else levels, self.threads or 1)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         likelihood = dataclasses.replace(plan.likelihood, threads=self.threads or 1,

@@ -15,7 +15,7 @@
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
-//   collapse: not applied; the likelihood is already rewritten (marginal)
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the poisson family has no sufficient statistics
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows

@@ -23,7 +23,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed, or another whose intercept is integrated out and whose levels each lie in one level of h, which g's do not
-//   collapse: not applied; the likelihood is already rewritten (marginal)
+//   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 54 rows x 5 columns: the rows cost little already
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
