@@ -209,11 +209,14 @@ class Likelihood(Part):
     glm: bool = False  # rowwise through the family's GLM kernel (`passes.glm`)
     threads: int = 1  # > 1: reduce_sum over slices of the fitted rows (`passes.threads`)
     grainsize: int = 0  # rows per slice, at least, when threaded
+    level_order: str = ""  # the fitted rows are sorted by this term's levels (`passes.threads`)
     kind: str = "likelihood"
 
     @property
     def missing(self) -> bool:
-        return len(self.obs) < self.n
+        """Whether the fitted rows are listed in ``obs``: some rows have no observed
+        outcome, or the rows are fitted in another order than the data's."""
+        return len(self.obs) < self.n or bool(self.level_order)
 
     @property
     def n_obs(self) -> int:

@@ -531,6 +531,7 @@ class Marginal:
     first: np.ndarray | None = None  # beta: 0-based fitted row standing for each level
     draw: bool = True  # drawn back in generated quantities (`passes.outputs.Effects`)
     cell_level: np.ndarray | None = None  # 0-based level of each cell (`passes.collapse`)
+    sorted_rows: bool = False  # the fitted rows come sorted by level (`passes.threads`)
 
     @property
     def per_row(self) -> bool:
@@ -557,7 +558,8 @@ class Marginal:
             # the level sums run over the cells when the rows were collapsed into them
             index = self.index if self.cell_level is None else self.cell_level
             members = np.bincount(index, minlength=len(self.counts))
-            out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
+            if not self.sorted_rows:
+                out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
             out[f"start_{g}"] = np.concatenate([[0], np.cumsum(members)]) + 1
         if self.kind == "beta":
             out[f"Y_{g}"] = self.totals.round().astype(np.int64)

@@ -49,7 +49,7 @@ RESERVED = frozenset(
         "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
         "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
-        "level_index", "n_levels", "first", "n_rows", "slice_rows", "sums", "at", "v", "m",
+        "level_index", "n_levels", "first", "n_rows", "slice_rows", "sums", "at", "v", "m", "last",
     }
 )  # fmt: skip
 
@@ -160,8 +160,9 @@ class Plan:
 
     @property
     def missing(self) -> bool:
-        """Whether some rows have no observed outcome (they are predicted, not fitted)."""
-        return self.n_obs < self.n
+        """Whether the fitted rows are listed in ``obs``: some rows have no observed
+        outcome (they are predicted, not fitted), or they are fitted in another order."""
+        return self.likelihood.missing
 
     @property
     def parts(self) -> tuple[Part, ...]:

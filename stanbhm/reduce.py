@@ -10,9 +10,12 @@ is why slices are not too small: see `grainsize`.
 
 A likelihood with a group intercept integrated out (`parts.Marginal`) is not a sum over
 rows: each level's rows enter together, through their sums. It is a sum over levels,
-though, so there reduce_sum slices the levels, and each slice gathers its levels' rows
-(``rows_<g>``, sorted by level) and adds their marginal log density. The slices' sum is
-the single-threaded program's expression term by term.
+though, so there reduce_sum slices the levels; the fitted rows are sorted by level
+(``obs``, `passes.threads`), so a slice's rows are one contiguous run, ``first :
+last``, and it adds their marginal log density. The slices' sum is the single-threaded
+program's expression term by term. (Gathering each slice's rows through an index
+instead made 2 threads 4x slower than one at 300k rows: 40 columns of X read row by
+row in a column-major matrix.)
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def partial_sum(plan: Plan) -> PartialSum:
     fit = plan.fit_rows
     lik = plan.likelihood
     if lik.marginal is not None:
-        rows = dataclasses.replace(fit, n="n_rows", window="slice_rows")
+        rows = dataclasses.replace(fit, n="n_rows", window="first : last")
         g = lik.marginal.ident
         return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g)
     rows = dataclasses.replace(fit, n="end - start + 1", window=WINDOW)
@@ -111,9 +114,9 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
         if g.has_z:
             out.append(("vector" if g.k == 1 else "matrix", g.z_name + fit.suffix))
     marginal = lik.marginal
-    if marginal is not None:  # which rows make up each level, and the level summaries
+    if marginal is not None:  # where each level's rows start, and the level summaries
         g = marginal.ident
-        out += [("array[] int", f"rows_{g}"), ("array[] int", f"start_{g}"),
+        out += [("array[] int", f"start_{g}"),
                 ("vector", f"n_{g}" if marginal.precision is None else f"W_{g}")]
     if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
         out.append(("real", "Intercept"))

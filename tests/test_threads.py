@@ -75,6 +75,13 @@ def test_an_integrated_out_intercept_is_sliced_by_its_levels() -> None:
     assert "  array[N_g] int level_index = linspaced_int_array(N_g, 1, N_g); // what " \
         "reduce_sum slices\n" in code
     assert "    target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,\n" in code
+    data = model.stan_data()
+    fitted = rows()["y_missing"].notna().to_numpy()
+    levels = data["J_g"][data["obs"] - 1]  # the fitted rows come sorted by level
+    assert sorted(data["obs"]) == list(np.flatnonzero(fitted) + 1)
+    assert (np.diff(levels) >= 0).all() and "rows_g" not in data
+    np.testing.assert_array_equal(data["y"], rows()["y_missing"].to_numpy()[data["obs"] - 1])
+    assert list(data["start_g"]) == list(np.searchsorted(levels, np.arange(1, 10)) + 1)
     gamma = sb.Model("yc ~ x + (1 | g)", rows(), family="poisson", threads=2,
                      rewrites={"g": "gamma_poisson"})
     assert decision(gamma) == ("threads: one per chain; the likelihood is rewritten (marginal), "
@@ -105,6 +112,28 @@ def test_threads_keep_the_log_density(case) -> None:
     assert "reduce_sum(" in threaded.stan_code() and "reduce_sum(" not in single.stan_code()
     assert single.plan.likelihood.strategy == threaded.plan.likelihood.strategy
     assert_constant_gap(single, threaded)
+
+
+@pytest.mark.slow
+def test_rows_sorted_by_level_keep_their_log_lik() -> None:
+    """log_lik of the program whose rows are sorted by level, at the single-threaded
+    fit's draws, is the single-threaded program's, row for row by obs_id."""
+    formula, family, param, glm, rewrites, _ = CASES["marginal_missing"]
+    kwargs = {"family": family, "parameterization": param, "rewrites": rewrites, "glm": glm,
+              "log_lik": True, "y_rep": False}
+    single = sb.Model(formula, rows(), **kwargs)
+    threaded = sb.Model(formula, rows(), threads=2, **kwargs)
+    fit = single.fit(chains=1, iter_warmup=200, iter_sampling=30, seed=4, advice=False,
+                     show_progress=False).cmdstan
+    values = {}
+    for model in (single, threaded):
+        gq = model.compile().generate_quantities(data=model.stan_data(), previous_fit=fit,
+                                                 seed=11)
+        ids = model.plan.likelihood.coords()["obs_id"]
+        values[model is threaded] = dict(zip(ids, gq.stan_variable("log_lik").T, strict=True))
+    assert sorted(values[True]) == sorted(values[False])
+    for row, own in values[False].items():
+        np.testing.assert_allclose(values[True][row], own, rtol=1e-10)
 
 
 @pytest.mark.slow

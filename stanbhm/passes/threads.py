@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..reduce import grainsize
 from .base import Decision
 
@@ -74,4 +76,23 @@ class Threads:
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         likelihood = dataclasses.replace(plan.likelihood, threads=self.threads or 1,
                                          grainsize=self.size(plan))
-        return dataclasses.replace(plan, likelihood=likelihood)
+        plan = dataclasses.replace(plan, likelihood=likelihood)
+        return by_level(plan) if sliced_levels(plan) is not None else plan
+
+
+def by_level(plan: Plan) -> Plan:
+    """The plan with its fitted rows sorted by level of the term integrated out, so that
+    a slice of levels reads one contiguous run of rows. The order lives in ``obs`` (the
+    fitted rows' numbers, as when some outcomes are missing), so ``log_lik`` keeps each
+    row's number as its label, and every part reads its fitted rows through ``obs``."""
+    lik = plan.likelihood
+    marginal = lik.marginal
+    order = np.argsort(marginal.index, kind="stable")
+    marginal = dataclasses.replace(marginal, index=marginal.index[order], sorted_rows=True)
+    likelihood = dataclasses.replace(lik, obs=lik.obs[order], y=lik.y[order],
+                                     marginal=marginal, level_order=marginal.ident)
+    groups = tuple(dataclasses.replace(g, missing=True, margin=marginal if g.marginalized
+                                       else g.margin) for g in plan.groups)
+    offset = dataclasses.replace(plan.offset, missing=True) if plan.offset else plan.offset
+    return dataclasses.replace(plan, likelihood=likelihood, groups=groups, offset=offset,
+                               fixed=dataclasses.replace(plan.fixed, missing=True))

@@ -30,28 +30,27 @@
 functions {
   // The log likelihood of the fitted rows of levels start to end of g, whose
   // effects are integrated out, constants kept: reduce_sum adds up such slices of
-  // the levels on several threads.
+  // the levels on several threads. The fitted rows are sorted by level (obs).
   real partial_log_lik_lpmf(array[] int slice,
                             int start,
                             int end,
                             vector y,
-                            vector se,
+                            vector se_obs,
                             matrix Xc,
-                            array[] int J_h,
-                            array[] int rows_g,
+                            array[] int J_h_obs,
                             array[] int start_g,
                             vector W_g,
                             vector b,
                             vector coef_h,
                             real sd_g) {
     int n_levels = end - start + 1; // levels in this slice
-    int first = start_g[start]; // where their rows start in rows_g
-    int n_rows = start_g[end + 1] - first; // their rows
-    array[n_rows] int slice_rows = rows_g[first : first + n_rows - 1]; // level by level
-    vector[n_rows] eta = Xc[slice_rows] * b;
-    eta += coef_h[J_h[slice_rows]];
-    vector[n_rows] resid = y[slice_rows] - eta; // residuals before the effects
-    vector[n_rows] scaled = resid ./ square(se[slice_rows]); // over their variances
+    int first = start_g[start]; // their rows, sorted by level: first to last
+    int last = start_g[end + 1] - 1;
+    int n_rows = last - first + 1;
+    vector[n_rows] eta = Xc[first : last] * b;
+    eta += coef_h[J_h_obs[first : last]];
+    vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
+    vector[n_rows] scaled = resid ./ square(se_obs[first : last]); // over their variances
     vector[n_levels] sums; // per level: the sum of its scaled residuals
     for (k in 1 : n_levels) {
       int at = start_g[start + k - 1] - first; // rows before level k's
@@ -65,15 +64,16 @@ functions {
 }
 data {
   int<lower=1> N; // rows
-  vector[N] y; // outcome: y
+  int<lower=0> N_obs; // rows with an observed outcome
+  array[N_obs] int<lower=1, upper=N> obs; // their row numbers, by level of g
+  vector[N_obs] y; // outcome: y
   vector<lower=0>[N] se; // known standard errors: pos
   int<lower=1> grainsize; // levels of g per reduce_sum slice, at least
   int<lower=1> K; // fixed-effect columns
   matrix[N, K] X; // fixed-effect columns: x, z
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  array[N] int<lower=1, upper=N> rows_g; // fitted rows sorted by level of g
-  array[N_g + 1] int<lower=1> start_g; // where each level's rows start in rows_g
+  array[N_g + 1] int<lower=1> start_g; // where each level's fitted rows start (they are sorted by level)
   vector<lower=0>[N_g] W_g; // per level: sum of 1 / se^2 over its fitted rows
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
@@ -81,12 +81,15 @@ data {
 }
 transformed data {
   array[N_g] int level_index = linspaced_int_array(N_g, 1, N_g); // what reduce_sum slices
+  vector[N_obs] se_obs = se[obs]; // standard errors of the observed rows
   vector[K] means_X; // column means of X over the observed rows
-  matrix[N, K] Xc; // X with centered columns
+  matrix[N_obs, K] Xc; // X, observed rows, with centered columns
   for (k in 1 : K) {
-    means_X[k] = mean(X[ : , k]);
-    Xc[ : , k] = X[ : , k] - means_X[k];
+    means_X[k] = mean(X[obs, k]);
+    Xc[ : , k] = X[obs, k] - means_X[k];
   }
+  array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
+  array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -108,21 +111,21 @@ model {
     // the fitted rows' log likelihood with the effects of g integrated out,
     // slices of its levels summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,
-                         se, Xc, J_h, rows_g, start_g, W_g, b, coef_h, sd_g);
+                         se_obs, Xc, J_h_obs, start_g, W_g, b, coef_h, sd_g);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
-    vector[N] eta = Xc * b; // linear predictor
-    eta += coef_h[J_h];
+    vector[N_obs] eta = Xc * b; // linear predictor
+    eta += coef_h[J_h_obs];
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {
-      for (i in 1 : N) {
-        sum_g[J_g[i]] += (y[i] - eta[i]) / square(se[i]);
-        prec_g[J_g[i]] += 1 / square(se[i]);
+      for (i in 1 : N_obs) {
+        sum_g[J_g_obs[i]] += (y[i] - eta[i]) / square(se_obs[i]);
+        prec_g[J_g_obs[i]] += 1 / square(se_obs[i]);
       }
     }
     vector[N_g] v_g = 1 + square(sd_g) * prec_g; // per level
@@ -131,14 +134,14 @@ generated quantities {
   }
   vector[N_g] coef_g = Intercept + r_g; // total effect of each level
   vector[N_h] r_h = coef_h - Intercept; // deviation of each level
-  vector[N] log_lik; // log likelihood of each observed row
+  vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
-    vector[N] eta = Intercept + Xc * b; // linear predictor
+    vector[N] eta = b_Intercept + X * b; // linear predictor
     eta += r_g[J_g];
     eta += r_h[J_h];
-    for (i in 1 : N) {
-      log_lik[i] = normal_lpdf(y[i] | eta[i], se[i]);
+    for (i in 1 : N_obs) {
+      log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], se[obs[i]]);
     }
     y_rep = normal_rng(eta, se);
   }

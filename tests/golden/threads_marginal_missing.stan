@@ -33,7 +33,7 @@
 functions {
   // The log likelihood of the fitted rows of levels start to end of g, whose
   // effects are integrated out, constants kept: reduce_sum adds up such slices of
-  // the levels on several threads.
+  // the levels on several threads. The fitted rows are sorted by level (obs).
   real partial_log_lik_lpmf(array[] int slice,
                             int start,
                             int end,
@@ -41,7 +41,6 @@ functions {
                             matrix Xc,
                             array[] int J_h_obs,
                             matrix Zc_h_obs,
-                            array[] int rows_g,
                             array[] int start_g,
                             vector n_g,
                             real Intercept,
@@ -50,12 +49,13 @@ functions {
                             real sigma,
                             real sd_g) {
     int n_levels = end - start + 1; // levels in this slice
-    int first = start_g[start]; // where their rows start in rows_g
-    int n_rows = start_g[end + 1] - first; // their rows
-    array[n_rows] int slice_rows = rows_g[first : first + n_rows - 1]; // level by level
-    vector[n_rows] eta = Intercept + Xc[slice_rows] * b;
-    eta += rows_dot_product(r_h[J_h_obs[slice_rows]], Zc_h_obs[slice_rows]);
-    vector[n_rows] resid = y[slice_rows] - eta; // residuals before the effects
+    int first = start_g[start]; // their rows, sorted by level: first to last
+    int last = start_g[end + 1] - 1;
+    int n_rows = last - first + 1;
+    vector[n_rows] eta = Intercept + Xc[first : last] * b;
+    eta += rows_dot_product(r_h[J_h_obs[first : last]],
+                            Zc_h_obs[first : last]);
+    vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
     vector[n_levels] sums; // per level: the sum of its residuals
     for (k in 1 : n_levels) {
       int at = start_g[start + k - 1] - first; // rows before level k's
@@ -71,15 +71,14 @@ functions {
 data {
   int<lower=1> N; // rows
   int<lower=0> N_obs; // rows with an observed outcome
-  array[N_obs] int<lower=1, upper=N> obs; // their row numbers
+  array[N_obs] int<lower=1, upper=N> obs; // their row numbers, by level of g
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> grainsize; // levels of g per reduce_sum slice, at least
   int<lower=1> K; // fixed-effect columns
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  array[N_obs] int<lower=1, upper=N_obs> rows_g; // fitted rows sorted by level of g
-  array[N_g + 1] int<lower=1> start_g; // where each level's rows start in rows_g
+  array[N_g + 1] int<lower=1> start_g; // where each level's fitted rows start (they are sorted by level)
   vector<lower=0>[N_g] n_g; // fitted rows of each level
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
@@ -125,8 +124,8 @@ model {
     // the fitted rows' log likelihood with the effects of g integrated out,
     // slices of its levels summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,
-                         Xc, J_h_obs, Zc_h_obs, rows_g, start_g, n_g,
-                         Intercept, b, r_h, sigma, sd_g);
+                         Xc, J_h_obs, Zc_h_obs, start_g, n_g, Intercept, b,
+                         r_h, sigma, sd_g);
   }
 }
 generated quantities {

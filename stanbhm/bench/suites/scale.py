@@ -10,7 +10,12 @@
    at `stores` x `days` and, with `full`, at 1000 x 942: the plain program (no GLM
    kernel, one thread), the GLM kernel, and the GLM kernel with reduce_sum on each of
    `threads`; time per gradient, speedup over the plain program, passes applied.
-3. ``data``: building the model and writing its data file at the retail sizes: formula
+3. ``marginal``: the gaussian election-like model (`stanbhm.datasets.election`) at
+   `marginal_rows` rows with its respondents integrated out over the rows (the rewrite
+   list ``["marginalize"]``, so the rows stay: what a model too big for the joint
+   statistics gets), on each of `threads`: reduce_sum over slices of the respondents;
+   time per gradient and speedup.
+4. ``data``: building the model and writing its data file at the retail sizes: formula
    to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
    and the process's peak memory (before CmdStanPy's writer runs) against the
    DataFrame's size; run this section alone for a clean peak.
@@ -27,14 +32,15 @@ from cmdstanpy.utils import write_stan_json
 
 from ... import toolchain
 from ...datafile import data_file, write_data
-from ...datasets import retail, retail_formula, varying_slopes
+from ...datasets import election, election_formula, retail, retail_formula, varying_slopes
 from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
 from ..measure import gradient_ms, iterations_for, model_gradient_ms
 
-DEFAULTS: dict[str, object] = {"sections": "predictor,retail,data", "rows": 100_000,
-                               "stores": 200, "days": 365, "full": False, "threads": "1,2"}
-QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60}
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,data", "rows": 100_000,
+                               "stores": 200, "days": 365, "full": False, "threads": "1,2",
+                               "marginal_rows": 300_000}
+QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000}
 
 HAND_WRITTEN = """\
 data {
@@ -130,6 +136,23 @@ def retail_gradients(bench: Run, options: dict[str, object]) -> None:
                       passes=decisions(model, "glm", "threads"))
 
 
+def marginal_gradients(bench: Run, options: dict[str, object]) -> None:
+    threads = [int(k) for k in str(options["threads"]).split(",")]
+    rows = int(options["marginal_rows"])
+    df, _ = election(seed=1, rows=rows)
+    table = bench.table(
+        "marginal", f"election-like gaussian model, N = {rows}, respondents integrated out "
+        "over the rows: threads",
+        {"program": "program", "grad_ms": "ms per gradient", "passes": "passes"},
+        ratios=[Ratio("speedup over 1 thread", "grad_ms", "1 thread", invert=True)])
+    for k in threads:
+        model = Model(election_formula(), df, rewrites=["marginalize"], log_lik=False,
+                      y_rep=False, effects=False, threads=k)
+        table.add(program=f"{k} thread{'s' if k > 1 else ''}", rows=rows,
+                  grad_ms=model_gradient_ms(model, iterations_for(rows, low=3, high=40), k),
+                  passes=decisions(model, "marginalization", "threads"))
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -163,7 +186,8 @@ def data_files(bench: Run, options: dict[str, object]) -> None:
                   file_mb=size_mb, peak_rss_mb=peak)
 
 
-SECTIONS = {"predictor": predictor, "retail": retail_gradients, "data": data_files}
+SECTIONS = {"predictor": predictor, "retail": retail_gradients,
+            "marginal": marginal_gradients, "data": data_files}
 
 
 
