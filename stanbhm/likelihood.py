@@ -207,8 +207,9 @@ class Likelihood(Part):
     cells: Cells | None = None  # strategy "cells"
     joint: Joint | None = None  # strategy "statistics", over every coefficient at once
     glm: bool = False  # rowwise through the family's GLM kernel (`passes.glm`)
-    threads: int = 1  # > 1: reduce_sum over slices of the fitted rows (`passes.threads`)
-    grainsize: int = 0  # rows per slice, at least, when threaded
+    threads: int = 1  # > 1: reduce_sum over slices of the fitted rows, or of the levels of
+    # the term integrated out (`passes.threads`)
+    grainsize: int = 0  # rows (levels) per slice, at least, when threaded
     level_order: str = ""  # the fitted rows are sorted by this term's levels (`passes.threads`)
     kind: str = "likelihood"
 

@@ -84,8 +84,9 @@ def test_an_integrated_out_intercept_is_sliced_by_its_levels() -> None:
     assert list(data["start_g"]) == list(np.searchsorted(levels, np.arange(1, 10)) + 1)
     gamma = sb.Model("yc ~ x + (1 | g)", rows(), family="poisson", threads=2,
                      rewrites={"g": "gamma_poisson"})
-    assert decision(gamma) == ("threads: one per chain; the likelihood is rewritten (marginal), "
-                               "not a sum over rows or levels that slices can share")
+    assert decision(gamma) == (
+        "threads: one per chain; the effects of g are integrated out (gamma); only a gaussian "
+        "intercept integrated out over the rows is summed over slices of its levels")
 
 
 # formula, family, parameterization, glm, rewrites, grainsize

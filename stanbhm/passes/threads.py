@@ -49,6 +49,11 @@ class Threads:
             return Decision(SUBJECT, "one per chain",
                             "pass threads=k for reduce_sum over slices of rows", applied=False)
         levels = sliced_levels(plan)
+        if lik.strategy == "marginal" and levels is None:
+            return Decision(SUBJECT, "one per chain",
+                            f"the effects of {lik.marginal.name} are integrated out "
+                            f"({lik.marginal.kind}); only a gaussian intercept integrated out "
+                            "over the rows is summed over slices of its levels", applied=False)
         if lik.strategy != "rowwise" and levels is None:
             return Decision(SUBJECT, "one per chain",
                             f"the likelihood is rewritten ({lik.strategy}), not a sum over rows "
