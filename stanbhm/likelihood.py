@@ -210,14 +210,19 @@ class Likelihood(Part):
     threads: int = 1  # > 1: reduce_sum over slices of the fitted rows, or of the levels of
     # the term integrated out (`passes.threads`)
     grainsize: int = 0  # rows (levels) per slice, at least, when threaded
-    level_order: str = ""  # the fitted rows are sorted by this term's levels (`passes.threads`)
     kind: str = "likelihood"
+
+    @property
+    def level_ordered(self) -> bool:
+        """Whether the fitted rows are sorted by level of the term integrated out
+        (`passes.threads`), not in the data's order."""
+        return self.marginal is not None and self.marginal.sorted_rows
 
     @property
     def missing(self) -> bool:
         """Whether the fitted rows are listed in ``obs``: some rows have no observed
         outcome, or the rows are fitted in another order than the data's."""
-        return len(self.obs) < self.n or bool(self.level_order)
+        return len(self.obs) < self.n or self.level_ordered
 
     @property
     def n_obs(self) -> int:

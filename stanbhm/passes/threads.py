@@ -58,19 +58,18 @@ class Threads:
             return Decision(SUBJECT, "one per chain",
                             f"the likelihood is rewritten ({lik.strategy}), not a sum over rows "
                             "or levels that slices can share", applied=False)
+        if levels is None:
+            sliced, what = "the fitted rows", f"{plan.n_obs} fitted rows"
+        else:
+            name = lik.marginal.name
+            sliced = (f"the levels of {name}, whose effects are integrated out (each level's "
+                      "rows together)")
+            what = f"{levels} levels of {name}"
         size = self.size(plan)
-        if levels is not None:
-            group = next(g for g in plan.groups if g.marginalized)
-            what = f"{group.n_levels} levels of {group.name}"
-            how = (f"grainsize={size} requested" if self.grainsize is not None else
-                   f"grainsize {size}: {what} over 4 slices per thread")
-            return Decision(SUBJECT, f"{self.threads} per chain",
-                            f"reduce_sum over slices of the levels of {group.name}, whose "
-                            f"effects are integrated out (each level's rows together); {how}")
         how = (f"grainsize={size} requested" if self.grainsize is not None else
-               f"grainsize {size}: {plan.n_obs} fitted rows over 4 slices per thread")
+               f"grainsize {size}: {what} over 4 slices per thread")
         return Decision(SUBJECT, f"{self.threads} per chain",
-                        f"reduce_sum over slices of the fitted rows; {how}")
+                        f"reduce_sum over slices of {sliced}; {how}")
 
     def size(self, plan: Plan) -> int:
         if self.grainsize is not None:
@@ -95,7 +94,7 @@ def by_level(plan: Plan) -> Plan:
     order = np.argsort(marginal.index, kind="stable")
     marginal = dataclasses.replace(marginal, index=marginal.index[order], sorted_rows=True)
     likelihood = dataclasses.replace(lik, obs=lik.obs[order], y=lik.y[order],
-                                     marginal=marginal, level_order=marginal.ident)
+                                     marginal=marginal)
     groups = tuple(dataclasses.replace(g, missing=True, margin=marginal if g.marginalized
                                        else g.margin) for g in plan.groups)
     offset = dataclasses.replace(plan.offset, missing=True) if plan.offset else plan.offset
