@@ -106,6 +106,8 @@ def test_cli_refuses_bad_suite_option_and_set(capsys):
     assert "unknown scale section(s) gpu; known: predictor, retail, marginal, data" in \
         capsys.readouterr().err
     assert main(["bench", "scale", "extra"]) == 2
+    assert main(["bench", "election", "--set", "chains=0"]) == 2
+    assert "option 'chains' takes a positive count, not 0" in capsys.readouterr().err
 
 
 def test_report_builds_the_page_and_plots(tmp_path):

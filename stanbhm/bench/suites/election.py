@@ -5,14 +5,14 @@ with about 3 rows each, 40 covariates) at each of `sizes` rows (`sizes_bernoulli
 the bernoulli outcome), gaussian and bernoulli,
 ``y ~ V1 + ... + V40 + (1 | state) + (1 | respondent) + (age - 1 | state)``. stanbhm
 fits it with every lever that applies (its defaults: rewrites, GLM kernels; threads per
-chain = cores / chains when there are cores to spare), 4 chains x (`warmup` + `draws`),
-chains in parallel up to the core count. Reported: the model's build and compile seconds,
-the fit's wall seconds, min ESS bulk over the hyper-parameters (Intercept, b, sigma and
-the three sds) and the wall seconds to 400 of it: the build (data to program, with the
-rewrites' statistics) plus the fit's warmup plus the sampling share that 400 effective
-draws take at the run's rate (the run's own ESS when it stopped short of 400 is
-extrapolated; "reached" says which). The compile is left out (a program is compiled
-once and cached by content), and shown. When R with lme4 is installed (Debian
+chain = cores / chains when there are cores to spare), `chains` chains (4 unless set) x
+(`warmup` + `draws`), chains in parallel up to the core count. Reported: the model's
+build and compile seconds, the fit's wall seconds, min ESS bulk over the hyper-parameters
+(Intercept, b, sigma and the three sds) and the wall seconds to 400 of it: the build
+(data to program, with the rewrites' statistics) plus the fit's warmup plus the sampling
+share that 400 effective draws take at the run's rate (the run's own ESS when it stopped
+short of 400 is extrapolated; "reached" says which). The compile is left out (a program
+is compiled once and cached by content), and shown. When R with lme4 is installed (Debian
 ``r-cran-lme4``), ``lmer`` / ``glmer`` fit the same data in the same run, timed inside
 R (``system.time`` around the fit, reading the CSV left out), as the reference; otherwise
 that row is skipped with a message. lme4 runs before stanbhm at each size, while this
@@ -40,7 +40,7 @@ from ..measure import fit_figures, levers, seconds_to_ess
 DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "sizes_bernoulli": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
-                               "draws": 1000, "goal": 400, "lme4": True, "nagq": 1,
+                               "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
                                "lme4_limit": 3600.0}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
@@ -152,7 +152,9 @@ def run(bench: Run, options: dict[str, object]) -> None:
     if nagq not in GLMER:
         raise ValueError(f"option 'nagq' takes 1 (glmer's Laplace) or 0, not {nagq}")
     cores = os.cpu_count() or 1
-    chains = 4
+    chains = int(options["chains"])
+    if chains < 1:
+        raise ValueError(f"option 'chains' takes a positive count, not {chains}")
     threads = max(1, cores // chains)
     missing = lme4_missing() if options["lme4"] else "lme4=0 requested"
     if missing:
@@ -162,7 +164,7 @@ def run(bench: Run, options: dict[str, object]) -> None:
         sizes = [int(s) for s in str(options[key]).split(",")]
         table = bench.table(
             f"election_{family}", f"election-like {family} model: stanbhm to {goal:.0f} ESS "
-            f"against lme4, 4 chains x ({options['warmup']} + {options['draws']})",
+            f"against lme4, {chains} chains x ({options['warmup']} + {options['draws']})",
             {"N": "N", "program": "system", "levers": "levers", "build_s": "build s",
              "compile_s": "compile s", "wall_s": "fit wall s", "ess_bulk": "min ESS bulk",
              "seconds": f"s to {goal:.0f} ESS (lme4: fit s)", "reached": "reached",
