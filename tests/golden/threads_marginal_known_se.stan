@@ -51,15 +51,17 @@ functions {
     eta += coef_h[J_h_obs[first : last]];
     vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
     vector[n_rows] scaled = resid ./ square(se_obs[first : last]); // over their variances
-    vector[n_levels] sums; // per level: the sum of its scaled residuals
+    vector[n_levels] sum_g; // per level: the sum of its scaled residuals
     for (k in 1 : n_levels) {
       int at = start_g[start + k - 1] - first; // rows before level k's
-      sums[k] = sum(scaled[at + 1 : start_g[start + k] - first]);
+      sum_g[k] = sum(scaled[at + 1 : start_g[start + k] - first]);
     }
-    vector[n_levels] v = 1 + square(sd_g) * W_g[start : end]; // per level
-    vector[n_levels] m = square(sd_g) * sums ./ v; // posterior means
-    real lp = -0.5 * (sum(log(v)) + dot_product(resid, scaled));
-    return lp + 0.5 * dot_product(sums, m);
+    real lp = 0;
+    vector[n_levels] v_g = 1 + square(sd_g) * W_g[start : end]; // per level
+    vector[n_levels] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
+    lp += -0.5 * (sum(log(v_g)) + dot_product(resid, scaled));
+    lp += 0.5 * dot_product(sum_g, m_g);
+    return lp;
   }
 }
 data {

@@ -56,16 +56,18 @@ functions {
     eta += rows_dot_product(r_h[J_h_obs[first : last]],
                             Zc_h_obs[first : last]);
     vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
-    vector[n_levels] sums; // per level: the sum of its residuals
+    vector[n_levels] sum_g; // per level: the sum of its residuals
     for (k in 1 : n_levels) {
       int at = start_g[start + k - 1] - first; // rows before level k's
-      sums[k] = sum(resid[at + 1 : start_g[start + k] - first]);
+      sum_g[k] = sum(resid[at + 1 : start_g[start + k] - first]);
     }
-    vector[n_levels] v = square(sigma) + n_g[start : end] * square(sd_g); // per level
-    vector[n_levels] m = square(sd_g) * sums ./ v; // posterior means
-    real lp = -(n_rows - n_levels) * log(sigma) - 0.5 * sum(log(v));
+    real lp = 0;
+    vector[n_levels] v_g = square(sigma) + n_g[start : end] * square(sd_g); // per level
+    vector[n_levels] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
+    lp += -(n_rows - n_levels) * log(sigma) - 0.5 * sum(log(v_g));
     lp += -0.5 * dot_self(resid) / square(sigma);
-    return lp + 0.5 * dot_product(sums, m) / square(sigma);
+    lp += 0.5 * dot_product(sum_g, m_g) / square(sigma);
+    return lp;
   }
 }
 data {
