@@ -49,7 +49,7 @@ RESERVED = frozenset(
         "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
         "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
-        "level_index", "n_levels", "first", "n_rows", "sums", "at", "v", "m", "last",
+        "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
     }
 )  # fmt: skip
 
