@@ -40,6 +40,10 @@ class Model:
     ``threads=k`` sums the likelihood over slices of rows on k threads per chain
     (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
     over 4 slices per thread).
+    ``scale_b="auto"`` samples each population coefficient in units of its approximate
+    posterior sd (``vector<multiplier=scale_b>``, from a pooled fit before sampling), so
+    that warmup does not begin with coefficients a hundred times narrower than the group
+    effects; the posterior is the same. ``"never"`` declares ``b`` plainly.
     """
 
     def __init__(
@@ -58,12 +62,14 @@ class Model:
         y_rep: Any = "auto",
         grainsize: int | None = None,
         effects: Any = "auto",
+        scale_b: Any = "auto",
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
-                               y_rep=y_rep, grainsize=grainsize, effects=effects)
+                               y_rep=y_rep, grainsize=grainsize, effects=effects,
+                               scale_b=scale_b)
         self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
         #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).
@@ -81,7 +87,9 @@ class Model:
     def stan_data(self, prior_only: bool = False) -> dict[str, Any]:
         """The data dictionary the program reads; ``prior_only=True`` leaves the
         likelihood out, for prior predictive checks."""
-        return {**self.program.data, "prior_only": int(bool(prior_only))}
+        if prior_only:
+            return {**self.program.data, **self.program.prior_data, "prior_only": 1}
+        return {**self.program.data, "prior_only": 0}
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the program to ``path`` atomically (it appears whole or not at all)."""

@@ -85,6 +85,10 @@ class Part:
         """The entries this part adds to the data dictionary."""
         return {}
 
+    def prior_data(self) -> dict[str, Any]:
+        """Entries that replace `data`'s when the program samples the prior alone."""
+        return {}
+
     def row_data(self) -> tuple[str, ...]:
         """The entries of `data` holding a value per row: left out of the data when
         nothing in the program reads the rows (`passes.outputs.RowData`)."""
@@ -125,6 +129,9 @@ class FixedPart(Part):
     horseshoe: Horseshoe | None
     absorbed_intercept: bool = False
     absorbed: tuple[int, ...] = ()  # 0-based columns a centered group term took over
+    #: the unit each coefficient is sampled in, and under prior_only (`passes.scale`)
+    scale: np.ndarray | None = None
+    prior_scale: np.ndarray | None = None
     kind: str = "fixed"
 
     @property
@@ -192,7 +199,15 @@ class FixedPart(Part):
         return None
 
     def data(self) -> dict[str, Any]:
-        return {"K": self.k, "X": self.X} if self.k else {}
+        if not self.k:
+            return {}
+        out = {"K": self.k, "X": self.X}
+        if self.scale is not None:
+            out["scale_b"] = self.scale
+        return out
+
+    def prior_data(self) -> dict[str, Any]:
+        return {"scale_b": self.prior_scale} if self.prior_scale is not None else {}
 
     def row_data(self) -> tuple[str, ...]:
         return ("X",)

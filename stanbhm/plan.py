@@ -34,7 +34,7 @@ __all__ = ["RESERVED", "Decision", "Options", "Plan", "PlanError", "make_plan"]
 RESERVED = frozenset(
     {
         "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
-        "K", "X", "X_obs", "Xc", "means_X", "sds_X", "Intercept", "b", "b_Intercept",
+        "K", "X", "X_obs", "Xc", "means_X", "sds_X", "scale_b", "Intercept", "b", "b_Intercept",
         "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
         "phi", "shape", "eta", "resid", "scaled", "level_sums", "log_lik", "y_rep", "prior_only",
         "i", "k", "lp", "ss_cols", "ss_bhat", "ss_nnz", "ss_w", "ss_v", "ss_u", "ss_m", "ss_rss",
@@ -67,6 +67,7 @@ class Options:
     grainsize: int | None = None
     y_rep: Any = "auto"
     effects: Any = "auto"
+    scale_b: Any = "auto"
 
     def validate(self, spec: ModelSpec) -> None:
         """PlanError for a malformed request, naming the option."""
@@ -90,6 +91,9 @@ class Options:
             raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
                             "with threads > 1 only; pass threads too")
         _check_opencl(self.opencl)
+        if not isinstance(self.scale_b, str) or self.scale_b not in ("auto", "never"):
+            raise PlanError(f"scale_b={self.scale_b!r}: use 'auto' (each coefficient sampled in "
+                            "units of its approximate posterior sd) or 'never'")
 
 
 def _check_opencl(value: Any) -> None:
@@ -247,6 +251,13 @@ class Plan:
                 for name in part.row_data():
                     out.pop(name, None)
             out.update(self.fixed.moments(self.likelihood.obs))
+        return out
+
+    def prior_data(self) -> dict[str, Any]:
+        """What replaces `data`'s entries when the program samples the prior alone."""
+        out: dict[str, Any] = {}
+        for part in self.parts:
+            out.update(part.prior_data())
         return out
 
 

@@ -37,3 +37,5 @@ class Program:
     data: dict[str, Any]
     schema: OutputSchema
     cpp_options: dict[str, Any] = field(default_factory=dict)
+    #: entries that replace `data`'s when the program samples the prior alone
+    prior_data: dict[str, Any] = field(default_factory=dict)

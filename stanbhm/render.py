@@ -91,4 +91,4 @@ def schema(plan: Plan) -> OutputSchema:
 def render(plan: Plan) -> Program:
     """The program, its data dictionary and its output schema."""
     return Program(code=render_code(plan), data=plan.data(), schema=schema(plan),
-                   cpp_options=plan.cpp_options)
+                   cpp_options=plan.cpp_options, prior_data=plan.prior_data())

@@ -105,7 +105,7 @@ def seconds_to_ess(figures: dict[str, Any], goal: float = 400.0) -> float:
 
 #: Plan decisions that change the program's cost or geometry, as the suites list them.
 LEVERS = ("marginalization", "sufficient statistics", "collapse", "joint statistics", "glm",
-          "threads")
+          "threads", "scale of b")
 
 
 def levers(model) -> str:

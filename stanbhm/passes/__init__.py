@@ -16,20 +16,22 @@ from .joint import JointStatistics
 from .marginalize import Marginalize
 from .outputs import Effects, OutputPass, RowData
 from .parameterization import Parameterize
+from .scale import ScaleCoefficients
 from .statistics import SufficientStatistics
 from .threads import Threads
 
 __all__ = ["Absorb", "Collapse", "Decision", "Effects", "Fold", "Glm", "JointStatistics",
            "Marginalize", "Opencl", "OutputPass", "Parameterize", "Pass",
-           "SufficientStatistics", "Threads",
+           "ScaleCoefficients", "SufficientStatistics", "Threads",
            "default_passes", "run_passes"]
 
 
 def default_passes(spec, options) -> list[Pass]:
     """The passes for one model, in order: which group intercept is integrated out, the
     parameterization of each other group term, which centered term takes over each
-    population coefficient, the exact rewrites, the GLM kernel, threads, the per-row outputs, and
-    whether the rows themselves are passed."""
+    population coefficient, the unit each coefficient is sampled in, the exact rewrites,
+    the GLM kernel, threads, the per-row outputs, and whether the rows themselves are
+    passed."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
     pooled: dict = {}  # one pooled fit serves every term's choice
     passes += [Parameterize(g.term_name, options.parameterization, pooled) for g in spec.groups]
@@ -40,6 +42,7 @@ def default_passes(spec, options) -> list[Pass]:
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
+    passes.append(ScaleCoefficients(options.scale_b, pooled))
     joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
     passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
                joint]

@@ -15,6 +15,7 @@
 //   marginalization: not applied; rewrites='none' requested
 //   parameterization of g: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.391, data precision per level 3.63 to 54.5, weights 0.36 to 0.89
 //   Intercept: taken over by g; g is partially centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
 //   joint statistics: not applied; rewrites='none' requested
@@ -26,6 +27,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y_unbalanced
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -43,7 +45,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector<offset=nc_g * Intercept, multiplier=pow(sd_g, nc_g)>[N_g] coef_g; // coefficient of each level
   real<lower=0> sigma; // residual standard deviation

@@ -14,6 +14,7 @@
 //   marginalization: not applied; the bernoulli family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name)
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the bernoulli family has no sufficient statistics
@@ -25,6 +26,7 @@ data {
   int<lower=1> N; // rows
   array[N] int<lower=0, upper=1> y; // outcome: yb
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -40,7 +42,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] z_g; // effect of each level, standardized
 }

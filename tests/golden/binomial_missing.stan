@@ -17,6 +17,7 @@
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
 //   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the binomial family has no sufficient statistics

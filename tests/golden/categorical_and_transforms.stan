@@ -14,6 +14,7 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   marginalization: not applied; no group term
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; no group term (a model without one is not built yet)
@@ -25,6 +26,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: C(cat)[T.lo], C(cat)[T.mid], log(pos), scale(z)
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
@@ -38,7 +40,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sigma; // residual standard deviation
 }
 model {

@@ -19,6 +19,7 @@
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior); 1 for b_x, which a group term varies
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
 //   joint statistics: not applied; rewrites='none' requested
@@ -32,6 +33,7 @@ data {
   array[N_obs] int<lower=1, upper=N> obs; // their row numbers
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x, z
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -53,7 +55,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   vector<lower=0>[2] sd_g; // sds of the effects of g
   cholesky_factor_corr[2] L_g; // Cholesky factor of their correlations
   array[N_g] row_vector[2] coef_g; // coefficients of each level

@@ -15,6 +15,7 @@
 //   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
 //   parameterization of h: centered; parameterization="centered" requested
 //   Intercept: taken over by h; h is centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: poisson on the sums, exposures added; 60 rows in 12 cells of identical linear predictor: exact, a constant apart
 //   joint statistics: not applied; the poisson family has no sufficient statistics
@@ -26,6 +27,7 @@ data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: C(cat)[T.lo], C(cat)[T.mid]
   vector[N] offs; // offset: log(n)
   int<lower=1> N_h; // levels of h
@@ -49,7 +51,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_h; // sd of the effects of h
   vector[N_h] coef_h; // coefficient of each level
 }

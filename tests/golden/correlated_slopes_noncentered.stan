@@ -18,6 +18,7 @@
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: per level of g; 60 rows, 5 levels of g, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)

@@ -21,6 +21,7 @@
 //   parameterization of h: non-centered; parameterization['h']="noncentered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 60 rows x 5 columns: the rows cost little already

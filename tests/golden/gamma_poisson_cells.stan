@@ -15,6 +15,7 @@
 //   marginalization: effects of h integrated out; 'gamma_poisson' requested: each level multiplies the rate by u ~ gamma(1 / sd_h^2, 1 / sd_h^2) (mean 1), integrated out exactly; r_h = log(u) is drawn back in generated quantities
 //   parameterization of h: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: poisson on the sums, exposures added; 60 rows in 12 cells of identical linear predictor: exact, a constant apart
 //   joint statistics: not applied; the poisson family has no sufficient statistics
@@ -35,6 +36,7 @@ data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: C(cat)[T.lo], C(cat)[T.mid]
   vector[N] offs; // offset: log(n)
   int<lower=1> N_h; // levels of h
@@ -60,7 +62,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_h; // sd of the effects of h
 }
 model {

@@ -14,6 +14,7 @@
 //   marginalization: effects of g integrated out; 'gamma_poisson' requested: each level multiplies the rate by u ~ gamma(1 / sd_g^2, 1 / sd_g^2) (mean 1), integrated out exactly; r_g = log(u) is drawn back in generated quantities
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the poisson family has no sufficient statistics
@@ -34,6 +35,7 @@ data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   vector[N] offs; // offset: log(expo)
   int<lower=1> N_g; // levels of g
@@ -53,7 +55,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
 }
 model {

@@ -15,6 +15,7 @@
 //   marginalization: not applied; g: its parameterization was requested; pass rewrites={'g': 'marginalize'} to integrate it out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: none; the horseshoe samples standardized coefficients already
 //   sufficient statistics: per level of g; 60 rows, 5 levels of g, 4 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)

@@ -10,6 +10,7 @@
 //   b ~ regularized horseshoe(df=3, scale_global=0.05, df_slab=6, scale_slab=2), on standardized columns
 // decisions:
 //   marginalization: not applied; no group term
+//   scale of b: none; the horseshoe samples standardized coefficients already
 //   sufficient statistics: not applied; the bernoulli family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the bernoulli family has no sufficient statistics

@@ -17,6 +17,7 @@
 //   marginalization: not applied; for: its parameterization was requested; pass rewrites={'for': 'marginalize'} to integrate it out
 //   parameterization of for: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: per level of for; 60 rows, 3 levels of for, 4 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)
@@ -28,6 +29,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x; target += 1e9, ñame, 1x
   int<lower=1> N_for_; // levels of for
   array[N] int<lower=1, upper=N_for_> J_for_; // level of each row
@@ -53,7 +55,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_for_; // sd of the effects of for
   vector[N_for_] z_for_; // effect of each level, standardized
   real<lower=0> sigma; // residual standard deviation

@@ -15,6 +15,7 @@
 //   marginalization: not applied; a:b: its parameterization was requested; pass rewrites={'a:b': 'marginalize'} to integrate it out
 //   parameterization of a:b: centered; parameterization="centered" requested
 //   Intercept: taken over by a:b; a:b is centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: per level of a:b; 60 rows, 6 levels of a:b, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)
@@ -26,6 +27,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_a_b; // levels of a:b
   array[N] int<lower=1, upper=N_a_b> J_a_b; // level of each row
@@ -51,7 +53,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_a_b; // sd of the effects of a:b
   vector[N_a_b] coef_a_b; // coefficient of each level
   real<lower=0> sigma; // residual standard deviation

@@ -22,6 +22,7 @@
 //   sd of g: log scale; rewrites=['marginalize', 'joint_statistics'] requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; rewrites=['marginalize', 'joint_statistics'] requested
 //   collapse: not applied; rewrites=['marginalize', 'joint_statistics'] requested
 //   joint statistics: over all 10 coefficients; 'joint_statistics' requested; 54 rows, 10 coefficients (population, and per level of h); g, integrated out, enters through its levels' sums in 3 classes of one row count: factors of 16 x 10, so a gradient costs O((1 + classes) x coefficients^2), not O(rows)

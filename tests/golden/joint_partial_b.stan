@@ -20,6 +20,7 @@
 //   parameterization of h: centered; parameterization['h']="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_z: taken over by h; h is centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior); 1 for b_z, which a group term varies
 //   sufficient statistics: not applied; rewrites=['joint_statistics'] requested
 //   collapse: not applied; rewrites=['joint_statistics'] requested
 //   joint statistics: over all 10 coefficients; 'joint_statistics' requested; 60 rows, 10 coefficients (population, and per level of g, h): factors of 11 x 10, so a gradient costs O(coefficients^2), not O(rows)
@@ -32,6 +33,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x, z
   vector[N] offs; // offset: pos
   int<lower=1> N_g; // levels of g
@@ -61,7 +63,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] coef_g; // coefficient of each level
   real<lower=0> sd_h; // sd of the effects of h

@@ -23,6 +23,7 @@
 //   sd of g: log scale; rewrites=['marginalize', 'joint_statistics'] requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior); 1 for b_x, which a group term varies
 //   sufficient statistics: not applied; rewrites=['marginalize', 'joint_statistics'] requested
 //   collapse: not applied; rewrites=['marginalize', 'joint_statistics'] requested
 //   joint statistics: over all 11 coefficients; 'joint_statistics' requested; 54 rows, 11 coefficients (population, and per level of h); g, integrated out, enters through its levels' sums in 3 classes of one row count: factors of 17 x 11, so a gradient costs O((1 + classes) x coefficients^2), not O(rows)
@@ -36,6 +37,7 @@ data {
   int<lower=1> N; // rows
   int<lower=0> N_obs; // rows with an observed outcome
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   vector[K] means_X; // column means of X over the observed rows: x, z
   int<lower=1> N_g; // levels of g
   int<lower=1> N_h; // levels of h
@@ -53,7 +55,7 @@ data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector<lower=0>[2] sd_h; // sds of the effects of h
   cholesky_factor_corr[2] L_h; // Cholesky factor of their correlations

@@ -14,6 +14,7 @@
 //   marginalization: effects of g integrated out; 'laplace' requested: an APPROXIMATION, not exact: Stan's embedded Laplace approximation integrates the effects out and laplace_latent_rng draws them back
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
 //   collapse: not applied; the likelihood is already rewritten (marginal)
 //   joint statistics: not applied; the binomial family has no sufficient statistics
@@ -50,6 +51,7 @@ data {
   array[N_obs] int<lower=0> y; // outcome: ys_missing
   array[N] int<lower=0> trials; // trials: n
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -67,7 +69,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
 }
 model {

@@ -20,6 +20,7 @@
 //   parameterization of h: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.293, data precision per level 10.9 to 13.6, weights 0.48 to 0.54
 //   sd of g: folded, sd_g = |sd_g_signed|; one-way F = 1.85 on 4 and 49 df: p = 0.13, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: taken over by h; h is partially centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed, or another whose intercept is integrated out and whose levels each lie in one level of h, which g's do not
 //   collapse: normal on the cell means, with the sum of squares within cells; 54 rows in 23 cells of identical linear predictor: exact, a constant apart
 //   joint statistics: not applied; the likelihood is already rewritten (cells)
@@ -42,6 +43,7 @@ data {
   array[N_obs] int<lower=1, upper=N> obs; // their row numbers
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: C(cat)[T.lo], C(cat)[T.mid]
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -74,7 +76,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real sd_g_signed; // sd_g with a sign: sd_g = |sd_g_signed|
   real<lower=0> sd_h; // sd of the effects of h
   vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] coef_h; // coefficient of each level

@@ -18,6 +18,7 @@
 //   parameterization of h: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.123, data precision per level 5.5 to 11, weights 0.08 to 0.14
 //   sd of g: folded, sd_g = |sd_g_signed|; Cochran's Q = 3.48 on 4 df: p = 0.48, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: taken over by h; h is partially centered
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; known standard errors: the rows are already the statistics
 //   collapse: not applied; known standard errors: the rows are already the statistics
 //   joint statistics: not applied; known standard errors: the rows are already the statistics
@@ -39,6 +40,7 @@ data {
   vector[N] y; // outcome: y
   vector<lower=0>[N] se; // known standard errors: pos
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -61,7 +63,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real sd_g_signed; // sd_g with a sign: sd_g = |sd_g_signed|
   real<lower=0> sd_h; // sd of the effects of h
   vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] coef_h; // coefficient of each level

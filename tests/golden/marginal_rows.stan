@@ -22,6 +22,7 @@
 //   sd of g: folded, sd_g = |sd_g_signed|; one-way F = 1.85 on 4 and 49 df: p = 0.13, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed, or another whose intercept is integrated out and whose levels each lie in one level of h, which g's do not
 //   collapse: not applied; 54 rows in 54 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 54 rows x 5 columns: the rows cost little already

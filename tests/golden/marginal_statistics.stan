@@ -20,6 +20,7 @@
 //   sd of g: folded, sd_g = |sd_g_signed|; one-way F = 1.94 on 4 and 55 df: p = 0.12, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: per level of g; 60 rows, 5 levels of g, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)

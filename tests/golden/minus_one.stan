@@ -8,6 +8,7 @@
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   marginalization: not applied; no group term
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; no group term (a model without one is not built yet)
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; no group term (a model without one is not built yet)
@@ -19,11 +20,12 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
 parameters {
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sigma; // residual standard deviation
 }
 model {

@@ -15,6 +15,7 @@
 //   marginalization: not applied; g: its parameterization was requested; pass rewrites={'g': 'marginalize'} to integrate it out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: per level of g; 54 rows, 5 levels of g, 2 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)
@@ -28,6 +29,7 @@ data {
   array[N_obs] int<lower=1, upper=N> obs; // their row numbers
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -54,7 +56,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] z_g; // effect of each level, standardized
   real<lower=0> sigma; // residual standard deviation

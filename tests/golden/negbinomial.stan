@@ -18,6 +18,7 @@
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
 //   collapse: not applied; the negative binomial rows given their sum depend on phi, so a sum is not exact
 //   joint statistics: not applied; the negbinomial family has no sufficient statistics

@@ -18,6 +18,7 @@
 //   parameterization of a: centered; parameterization="centered" requested
 //   parameterization of a:b: centered; parameterization="centered" requested
 //   Intercept: taken over by a; a is centered and has the most rows per level; a:b stays centered at 0
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; group terms on 2 factors (a, a:b); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 60 rows x 4 columns: the rows cost little already
@@ -29,6 +30,7 @@ data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_a; // levels of a
   array[N] int<lower=1, upper=N_a> J_a; // level of each row
@@ -46,7 +48,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_a; // sd of the effects of a
   vector[N_a] coef_a; // coefficient of each level
   real<lower=0> sd_a_b; // sd of the effects of a:b

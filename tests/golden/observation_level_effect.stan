@@ -14,6 +14,7 @@
 //   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
 //   parameterization of obs: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the poisson family has no sufficient statistics
@@ -26,6 +27,7 @@ data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_obs_2; // levels of obs
   array[N] int<lower=1, upper=N_obs_2> J_obs_2; // level of each row
@@ -41,7 +43,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_obs_2; // sd of the effects of obs
   vector[N_obs_2] z_obs_2; // effect of each level, standardized
 }

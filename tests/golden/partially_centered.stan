@@ -19,6 +19,7 @@
 //   parameterization of h: partially centered, c = 0.25; parameterization['h']=0.25 requested
 //   Intercept: taken over by g; g is partially centered
 //   b_x: taken over by h; h is partially centered
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 60 rows x 4 columns: the rows cost little already

@@ -18,6 +18,7 @@
 //   parameterization of g: centered; parameterization="centered" requested
 //   parameterization of h: centered; parameterization="centered" requested
 //   b_x: taken over by g; g is centered
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; group terms on 2 factors (g, h); one is needed
 //   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; 60 rows x 4 columns: the rows cost little already

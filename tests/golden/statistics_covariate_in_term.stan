@@ -17,6 +17,7 @@
 //   marginalization: not applied; g: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: per level of g; 54 rows, 5 levels of g, 3 columns per level: a gradient costs O(levels x columns^2), not O(rows)
 //   collapse: not applied; the likelihood is already rewritten (statistics)
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)
@@ -30,6 +31,7 @@ data {
   array[N_obs] int<lower=1, upper=N> obs; // their row numbers
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: z
   vector[N] offs; // offset: x
   int<lower=1> N_g; // levels of g
@@ -60,7 +62,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   vector<lower=0>[2] sd_g; // sds of the effects of g
   cholesky_factor_corr[2] L_g; // Cholesky factor of their correlations
   matrix[2, N_g] z_g; // effects of each level, standardized

@@ -21,6 +21,7 @@
 //   parameterization of h: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior); 1 for b_x, which a group term varies
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
 //   joint statistics: not applied; rewrites='none' requested
@@ -58,6 +59,7 @@ data {
   vector[N_obs] y; // outcome: y_missing
   int<lower=1> grainsize; // fitted rows per reduce_sum slice, at least
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x, z
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -82,7 +84,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   vector<lower=0>[2] sd_g; // sds of the effects of g
   matrix[2, N_g] z_g; // effects of each level, standardized
   real<lower=0> sd_h; // sd of the effects of h

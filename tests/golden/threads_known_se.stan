@@ -14,6 +14,7 @@
 //   marginalization: not applied; rewrites='none' requested
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
+//   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
 //   joint statistics: not applied; rewrites='none' requested
@@ -45,6 +46,7 @@ data {
   vector<lower=0>[N] se; // known standard errors: pos
   int<lower=1> grainsize; // fitted rows per reduce_sum slice, at least
   int<lower=1> K; // fixed-effect columns
+  vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
@@ -61,7 +63,7 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
-  vector[K] b; // coefficients of the columns of X
+  vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] z_g; // effect of each level, standardized
 }

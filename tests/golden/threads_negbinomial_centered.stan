@@ -18,6 +18,7 @@
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered
+//   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; rewrites='none' requested
 //   collapse: not applied; rewrites='none' requested
 //   joint statistics: not applied; rewrites='none' requested
