@@ -20,6 +20,9 @@ process holds only the data; a failed lme4 fit is recorded as skipped with its e
 status, and ``lme4=0`` skips the reference. ``nagq`` is glmer's ``nAGQ``: 1, its default
 Laplace approximation, or 0 (`GLMER`); the quick run uses 0. An lme4 fit still running
 after ``lme4_limit`` seconds is stopped, and its row shows the limit as a lower bound.
+``scale_b`` lists the model's settings of that option to fit side by side (e.g.
+``auto,never``: coefficients sampled in units of their approximate posterior sd, or
+plainly); a row other than the default is named ``stanbhm, scale_b=never``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "sizes_bernoulli": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
                                "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
-                               "lme4_limit": 3600.0}
+                               "lme4_limit": 3600.0, "scale_b": "auto"}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
@@ -156,6 +159,9 @@ def run(bench: Run, options: dict[str, object]) -> None:
     if chains < 1:
         raise ValueError(f"option 'chains' takes a positive count, not {chains}")
     threads = max(1, cores // chains)
+    settings = str(options["scale_b"]).split(",")
+    if not settings or any(v not in ("auto", "never") for v in settings):
+        raise ValueError(f"option 'scale_b' takes auto, never or both, not {options['scale_b']}")
     missing = lme4_missing() if options["lme4"] else "lme4=0 requested"
     if missing:
         bench.skip(f"lme4 reference: {missing}")
@@ -166,7 +172,8 @@ def run(bench: Run, options: dict[str, object]) -> None:
             f"election_{family}", f"election-like {family} model: stanbhm to {goal:.0f} ESS "
             f"against lme4, {chains} chains x ({options['warmup']} + {options['draws']})",
             {"N": "N", "program": "system", "levers": "levers", "build_s": "build s",
-             "compile_s": "compile s", "wall_s": "fit wall s", "ess_bulk": "min ESS bulk",
+             "compile_s": "compile s", "wall_s": "fit wall s",
+             "warmup_s": "warmup s, all chains", "ess_bulk": "min ESS bulk",
              "seconds": f"s to {goal:.0f} ESS (lme4: fit s)", "reached": "reached",
              "sd_respondent": "sd respondent", "sigma": "sigma",
              "memory_gb": "lme4 peak GB", "warnings": "lme4 warnings"},
@@ -190,22 +197,29 @@ def run(bench: Run, options: dict[str, object]) -> None:
                               sigma=found.get("sd Residual NA"))
                 except RuntimeError as exc:
                     bench.skip(f"lme4 reference at N = {n}: {exc}")
-            start = time.perf_counter()
-            model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
-                          threads=threads)
-            model.stan_data()
-            build = time.perf_counter() - start
-            start = time.perf_counter()
-            model.compile()
-            compile_s = time.perf_counter() - start
-            figures = fit_figures(model, HYPER, chains=chains,
-                                  parallel_chains=min(chains, cores),
-                                  iter_warmup=int(options["warmup"]),
-                                  iter_sampling=int(options["draws"]), seed=bench.seed)
-            fit_means = figures.pop("means")
-            wall = build + figures["wall_s"] * seconds_to_ess(figures, goal) / figures[
-                "sampler_s"]
-            table.add(N=n, program="stanbhm", levers=levers(model), build_s=build,
-                      compile_s=compile_s, seconds=wall, reached=figures["ess_bulk"] >= goal,
-                      sd_respondent=fit_means.get("sd_respondent"),
-                      sigma=fit_means.get("sigma"), **figures)
+            for setting in settings:
+                program = "stanbhm" if setting == "auto" else f"stanbhm, scale_b={setting}"
+                table.add(N=n, program=program,
+                          **stanbhm_figures(df, family, threads, setting, chains, cores,
+                                            options, goal, bench.seed))
+
+
+def stanbhm_figures(df, family: str, threads: int, scale_b: str, chains: int, cores: int,
+                    options: dict[str, object], goal: float, seed: int) -> dict[str, Any]:
+    """One stanbhm fit of the election model and what its row reports."""
+    start = time.perf_counter()
+    model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
+                  threads=threads, scale_b=scale_b)
+    model.stan_data()
+    build = time.perf_counter() - start
+    start = time.perf_counter()
+    model.compile()
+    compile_s = time.perf_counter() - start
+    figures = fit_figures(model, HYPER, chains=chains, parallel_chains=min(chains, cores),
+                          iter_warmup=int(options["warmup"]),
+                          iter_sampling=int(options["draws"]), seed=seed)
+    fit_means = figures.pop("means")
+    wall = build + figures["wall_s"] * seconds_to_ess(figures, goal) / figures["sampler_s"]
+    return dict(levers=levers(model), build_s=build, compile_s=compile_s, seconds=wall,
+                reached=figures["ess_bulk"] >= goal, sd_respondent=fit_means.get("sd_respondent"),
+                sigma=fit_means.get("sigma"), **figures)
