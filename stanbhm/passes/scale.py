@@ -77,11 +77,11 @@ class ScaleCoefficients:
     #: the pooled fit per spec, shared with the parameterization passes (`default_passes`)
     pooled: dict[int, PooledFit] = field(default_factory=dict, compare=False, repr=False)
 
-    def varied(self, spec: ModelSpec, plan: Plan) -> set[int]:
-        """0-based columns a group term varies, or took over."""
+    def varied(self, spec: ModelSpec) -> set[int]:
+        """0-based columns a group term varies (those a centered term took over among
+        them: `Absorb` runs only for shared effects)."""
         shared = {e for g in spec.groups for e in g.effect_names}
-        return {j for j, name in enumerate(spec.fixed.names) if name in shared} | set(
-            plan.fixed.absorbed)
+        return {j for j, name in enumerate(spec.fixed.names) if name in shared}
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None:
         fixed = plan.fixed
@@ -93,7 +93,7 @@ class ScaleCoefficients:
         if fixed.horseshoe:
             return Decision(subject, "none", "the horseshoe samples standardized "
                             "coefficients already", applied=False)
-        varied = self.varied(spec, plan)
+        varied = self.varied(spec)
         if len(varied) == fixed.k:
             return Decision(subject, "none", "group terms vary every coefficient",
                             applied=False)
@@ -113,7 +113,7 @@ class ScaleCoefficients:
         ok = np.isfinite(sds) & (sds > 0)
         scale = np.where(ok, sds, 1.0)
         prior = priors.copy()
-        for j in self.varied(spec, plan):
+        for j in self.varied(spec):
             scale[j] = prior[j] = 1.0
         fixed = dataclasses.replace(fixed, scale=rounded(scale), prior_scale=rounded(prior))
         return dataclasses.replace(plan, fixed=fixed)

@@ -160,7 +160,7 @@ def run(bench: Run, options: dict[str, object]) -> None:
         raise ValueError(f"option 'chains' takes a positive count, not {chains}")
     threads = max(1, cores // chains)
     settings = str(options["scale_b"]).split(",")
-    if not settings or any(v not in ("auto", "never") for v in settings):
+    if any(v not in ("auto", "never") for v in settings):
         raise ValueError(f"option 'scale_b' takes auto, never or both, not {options['scale_b']}")
     missing = lme4_missing() if options["lme4"] else "lme4=0 requested"
     if missing:
