@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import atomic, toolchain
+from . import atomic, metric, toolchain
 from .advice import warn
 from .datafile import data_file
 from .formula import Formula
@@ -44,6 +44,9 @@ class Model:
     posterior sd (``vector<multiplier=scale_b>``, from a pooled fit before sampling), so
     that warmup does not begin with coefficients a hundred times narrower than the group
     effects; the posterior is the same. ``"never"`` declares ``b`` plainly.
+    ``initial_metric="auto"`` starts NUTS's warmup from each parameter's approximate
+    posterior variance (`initial_metric`, from the same pooled fit) instead of CmdStan's
+    unit metric; adaptation still replaces it. ``"unit"`` leaves CmdStan's default.
     """
 
     def __init__(
@@ -63,13 +66,14 @@ class Model:
         grainsize: int | None = None,
         effects: Any = "auto",
         scale_b: Any = "auto",
+        initial_metric: Any = "auto",
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,
-                               scale_b=scale_b)
+                               scale_b=scale_b, initial_metric=initial_metric)
         self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
         #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).
@@ -79,6 +83,13 @@ class Model:
     def program(self) -> Program:
         """The rendered program: code, data and output schema."""
         return render(self.plan)
+
+    @cached_property
+    def initial_metric(self) -> metric.InitialMetric:
+        """The diagonal inverse metric warmup starts from (``initial_metric="auto"``):
+        each unconstrained parameter's approximate posterior variance, from the pooled
+        fit before sampling. ``.table()`` shows it as sds per parameter."""
+        return metric.initial_metric(self.spec, self.plan)
 
     def stan_code(self) -> str:
         """The Stan program (deterministic for the same formula, data shape and options)."""
@@ -149,6 +160,8 @@ class Model:
             if method == "sample":
                 if self.plan.likelihood.threads > 1:
                     kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
+                if self._starts_from_guess(kwargs, prior_only):
+                    kwargs["inv_metric"] = self.initial_metric.vector
                 if self.device is not None:
                     # chains as threads of one process share Stan's one OpenCL context,
                     # and a rejection inside a kernel call then aborts the process (seen
@@ -163,6 +176,16 @@ class Model:
         if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
             warn(fit.advice())
         return fit
+
+    def _starts_from_guess(self, kwargs: dict[str, Any], prior_only: bool) -> bool:
+        """Whether a sampling run starts warmup from `initial_metric`: asked for, warmup
+        adapts, the metric is diagonal, the user gave none (``warm_start`` gives its own)
+        and the data are not left out (the guess is the posterior's, not the prior's)."""
+        return (self.options.initial_metric == "auto" and not prior_only
+                and "inv_metric" not in kwargs and not kwargs.get("fixed_param")
+                and kwargs.get("adapt_engaged", True) is not False
+                and kwargs.get("iter_warmup", 1) != 0
+                and kwargs.get("metric", "diag_e") in ("diag", "diag_e"))
 
 
 def _say(message: str) -> None:

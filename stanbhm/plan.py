@@ -68,6 +68,7 @@ class Options:
     y_rep: Any = "auto"
     effects: Any = "auto"
     scale_b: Any = "auto"
+    initial_metric: Any = "auto"
 
     def validate(self, spec: ModelSpec) -> None:
         """PlanError for a malformed request, naming the option."""
@@ -94,6 +95,10 @@ class Options:
         if not isinstance(self.scale_b, str) or self.scale_b not in ("auto", "never"):
             raise PlanError(f"scale_b={self.scale_b!r}: use 'auto' (each coefficient sampled in "
                             "units of its approximate posterior sd) or 'never'")
+        if not isinstance(self.initial_metric, str) or self.initial_metric not in ("auto", "unit"):
+            raise PlanError(f"initial_metric={self.initial_metric!r}: use 'auto' (warmup starts "
+                            "from each parameter's approximate posterior variance) or 'unit' "
+                            "(CmdStan's default)")
 
 
 def _check_opencl(value: Any) -> None:

@@ -109,8 +109,11 @@ def test_cli_refuses_bad_suite_option_and_set(capsys):
     assert main(["bench", "election", "--set", "chains=0"]) == 2
     assert "option 'chains' takes a positive count, not 0" in capsys.readouterr().err
     assert main(["bench", "election", "--set", "scale_b=auto,sometimes"]) == 2
-    assert "option 'scale_b' takes auto, never or both, not auto,sometimes" in \
-        capsys.readouterr().err
+    assert "option 'scale_b' takes auto or never (or both, comma-separated), not " \
+        "auto,sometimes" in capsys.readouterr().err
+    assert main(["bench", "election", "--set", "initial_metric=guess"]) == 2
+    assert "option 'initial_metric' takes auto or unit (or both, comma-separated), not " \
+        "guess" in capsys.readouterr().err
 
 
 def test_report_builds_the_page_and_plots(tmp_path):

@@ -109,8 +109,11 @@ LEVERS = ("marginalization", "sufficient statistics", "collapse", "joint statist
 
 
 def levers(model) -> str:
-    """The rewrites, kernels, threads and parameterizations a model's plan applied."""
-    return "; ".join(
-        f"{d.subject}: {d.choice}" for d in model.plan.decisions
-        if (d.subject in LEVERS or d.subject.startswith("parameterization of"))
-        and not d.choice.startswith(("not", "one per chain", "none"))) or "none"
+    """The rewrites, kernels, threads and parameterizations a model's plan applied, and
+    where warmup's metric started (not a plan decision: it is passed to CmdStan)."""
+    applied = [f"{d.subject}: {d.choice}" for d in model.plan.decisions
+               if (d.subject in LEVERS or d.subject.startswith("parameterization of"))
+               and not d.choice.startswith(("not", "one per chain", "none"))]
+    if model.options.initial_metric == "auto":
+        applied.append("initial metric: guessed")
+    return "; ".join(applied) or "none"

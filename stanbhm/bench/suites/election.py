@@ -20,9 +20,11 @@ process holds only the data; a failed lme4 fit is recorded as skipped with its e
 status, and ``lme4=0`` skips the reference. ``nagq`` is glmer's ``nAGQ``: 1, its default
 Laplace approximation, or 0 (`GLMER`); the quick run uses 0. An lme4 fit still running
 after ``lme4_limit`` seconds is stopped, and its row shows the limit as a lower bound.
-``scale_b`` lists the model's settings of that option to fit side by side (e.g.
-``auto,never``: coefficients sampled in units of their approximate posterior sd, or
-plainly); a row other than the default is named ``stanbhm, scale_b=never``.
+``scale_b`` and ``initial_metric`` list the model's settings of those options to fit
+side by side, every combination (e.g. ``scale_b=auto,never``: coefficients sampled in
+units of their approximate posterior sd, or plainly; ``initial_metric=auto,unit``: warmup
+started from the guessed metric or CmdStan's unit one); a row is named by the settings
+that differ from the default, e.g. ``stanbhm, initial_metric=unit``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "sizes_bernoulli": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
                                "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
-                               "lme4_limit": 3600.0, "scale_b": "auto"}
+                               "lme4_limit": 3600.0, "scale_b": "auto",
+                               "initial_metric": "auto"}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
@@ -159,9 +162,7 @@ def run(bench: Run, options: dict[str, object]) -> None:
     if chains < 1:
         raise ValueError(f"option 'chains' takes a positive count, not {chains}")
     threads = max(1, cores // chains)
-    settings = str(options["scale_b"]).split(",")
-    if any(v not in ("auto", "never") for v in settings):
-        raise ValueError(f"option 'scale_b' takes auto, never or both, not {options['scale_b']}")
+    settings = variants(options)
     missing = lme4_missing() if options["lme4"] else "lme4=0 requested"
     if missing:
         bench.skip(f"lme4 reference: {missing}")
@@ -198,18 +199,36 @@ def run(bench: Run, options: dict[str, object]) -> None:
                 except RuntimeError as exc:
                     bench.skip(f"lme4 reference at N = {n}: {exc}")
             for setting in settings:
-                program = "stanbhm" if setting == "auto" else f"stanbhm, scale_b={setting}"
-                table.add(N=n, program=program,
+                changed = [f"{k}={v}" for k, v in setting.items() if v != DEFAULTS[k]]
+                table.add(N=n, program=", ".join(["stanbhm", *changed]),
                           **stanbhm_figures(df, family, threads, setting, chains, cores,
                                             options, goal, bench.seed))
 
 
-def stanbhm_figures(df, family: str, threads: int, scale_b: str, chains: int, cores: int,
-                    options: dict[str, object], goal: float, seed: int) -> dict[str, Any]:
-    """One stanbhm fit of the election model and what its row reports."""
+#: The model options the suite can fit side by side, and the settings each takes.
+VARIANTS = {"scale_b": ("auto", "never"), "initial_metric": ("auto", "unit")}
+
+
+def variants(options: dict[str, object]) -> list[dict[str, str]]:
+    """Every combination of the settings listed for `VARIANTS` (e.g. ``scale_b=auto,never``)."""
+    combos: list[dict[str, str]] = [{}]
+    for name, allowed in VARIANTS.items():
+        listed = str(options[name]).split(",")
+        if any(v not in allowed for v in listed):
+            raise ValueError(f"option '{name}' takes {' or '.join(allowed)} (or both, "
+                             f"comma-separated), not {options[name]}")
+        combos = [{**c, name: v} for c in combos for v in listed]
+    return combos
+
+
+def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chains: int,
+                    cores: int, options: dict[str, object], goal: float, seed: int
+                    ) -> dict[str, Any]:
+    """One stanbhm fit of the election model (`setting`: its `VARIANTS` options) and what
+    its row reports."""
     start = time.perf_counter()
     model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
-                  threads=threads, scale_b=scale_b)
+                  threads=threads, **setting)
     model.stan_data()
     build = time.perf_counter() - start
     start = time.perf_counter()

@@ -1,0 +1,190 @@
+"""The inverse metric NUTS's warmup starts from: each unconstrained parameter's
+approximate posterior variance, known before sampling.
+
+CmdStan starts warmup with a unit metric and keeps it through the initial buffer and
+the first window (about 100 iterations). Where the parameters' posterior scales differ
+by orders of magnitude, every early tree has to cross the widest at the step size the
+narrowest allows. In the bernoulli election model at 300k rows (the log sd of the
+respondents' effects about 100 times narrower than the effects) warmup ran at tree
+depth 10 (1023 leapfrog steps per iteration, about 70 s each here) from its 6th
+iteration on. Started from this guess instead, its first 65 iterations took 15 to 127
+steps each; at 30k rows it took 3.3k steps for the first 100 iterations per chain
+against 18k, as few as the metric adapted by a full warmup needed (3.4k). Adaptation
+still runs and replaces the guess at the end of each window, so the posterior is the
+same: only the start of warmup changes.
+
+The guesses come from the pooled fit of `passes.information` (working weights, per level
+data precision I_j, tau^2 of each effect by DerSimonian-Laird), for the normal
+hierarchical model with weights w_j = I_j tau^2 / (1 + I_j tau^2):
+
+- a level's effect: variance V_j = 1 / (I_j + 1 / tau^2), in the units it is sampled
+  in (divided by tau^(2 (1 - c_j)) for a fraction c_j of centering);
+- the log of an sd: 1 / (2 sum_j w_j^2), the inverse of the marginal likelihood's
+  information about log tau (capped at 1, a prior-dominated scale);
+- the intercept and a coefficient a term varies: 1 / sum_j 1 / (tau^2 + 1 / I_j) (the
+  precision of the levels' mean), or the pooled fit's variance where that is larger;
+- a coefficient sampled in units of its sd (`passes.scale`): 1; plainly: its pooled
+  variance; log sigma of a gaussian-like family: 1 / (2 N).
+
+Parameters it has no rule for (correlations, the horseshoe, other auxiliary parameters,
+a term whose tau^2 estimate is 0, bounds other than a lower bound of 0) keep 1, as in
+CmdStan's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .passes.information import LevelInformation, PooledFit, level_information, pooled_fit
+from .passes.scale import posterior_sds, prior_scale
+
+if TYPE_CHECKING:
+    from .parts import FixedPart, GroupPart
+    from .plan import Plan
+    from .spec import ModelSpec
+
+#: Largest variance guessed for the log of an sd: beyond it the prior rules, and 1 is
+#: CmdStan's own start.
+MAX_LOG_SD_VARIANCE = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class InitialMetric:
+    """Per declared parameter, in the program's order: its name and the variance of each
+    of its unconstrained coordinates (in Stan's order: column-major, arrays outermost)."""
+
+    names: tuple[str, ...]
+    variances: tuple[np.ndarray, ...]
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The diagonal inverse metric CmdStan reads (``inv_metric``)."""
+        return np.concatenate(self.variances)
+
+    def table(self) -> pd.Series:
+        """Each parameter's guessed posterior sd on the unconstrained scale (the range
+        over its coordinates), for a look in a notebook."""
+        rows = {}
+        for name, v in zip(self.names, self.variances, strict=True):
+            sd = np.sqrt(v)
+            rows[name] = f"{sd.min():.3g}" if sd.min() == sd.max() else \
+                f"{sd.min():.3g} to {sd.max():.3g}"
+        return pd.Series(rows, name="sd, unconstrained")
+
+
+@dataclass(frozen=True, eq=False)
+class TermGuess:
+    """One effect of a group term: the variances of its log sd and of its level effects
+    as sampled, and of the mean of its levels."""
+
+    log_sd: float
+    effects: np.ndarray
+    mean: float
+    tau2: float
+
+    @classmethod
+    def of(cls, info: LevelInformation, centering: np.ndarray) -> TermGuess | None:
+        tau2 = info.tau2
+        if not tau2 > 0:
+            return None
+        I = info.precision  # noqa: E741 (the information's usual name)
+        w = info.weights
+        log_sd = min(1 / max(2 * float(np.sum(w**2)), 1e-12), MAX_LOG_SD_VARIANCE)
+        effects = 1 / (I + 1 / tau2) / tau2 ** (1 - centering)
+        mean = 1 / float(np.sum(1 / (tau2 + 1 / np.where(I > 0, I, np.inf))))
+        return cls(log_sd, effects, mean, tau2)
+
+
+def initial_metric(spec: ModelSpec, plan: Plan, pooled: PooledFit | None = None
+                   ) -> InitialMetric:
+    """The guess for `plan`'s program (`pooled`: the spec's pooled fit, when kept)."""
+    pooled = pooled or pooled_fit(spec)
+    guesses: dict[str, list[TermGuess | None]] = {}
+    for group, term in zip(spec.groups, plan.groups, strict=True):
+        infos = plan.information.get(term.term_name) or level_information(spec, group, pooled)
+        centering = term.c_levels if term.c_levels is not None else \
+            np.full(term.n_levels, float(term.c))
+        guesses[term.term_name] = [TermGuess.of(i, centering) for i in infos]
+    names: list[str] = []
+    variances: list[np.ndarray] = []
+
+    def add(name: str, v: np.ndarray | float, size: int = 1) -> None:
+        names.append(name)
+        variances.append(np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy())
+
+    for part in plan.parts:
+        if part.kind == "fixed":
+            _fixed(spec, plan, part, pooled, guesses, add)
+        elif part.kind == "group":
+            _group(part, guesses[part.term_name], add)
+        elif part.kind == "aux":
+            n_obs = int(spec.observed.sum())
+            for a in part.params:
+                add(a.name, 1 / (2 * n_obs) if a.name == "sigma" and n_obs else 1.0)
+    return InitialMetric(tuple(names), tuple(variances))
+
+
+def _fixed(spec: ModelSpec, plan: Plan, x: FixedPart, pooled: PooledFit,
+           guesses: dict[str, list[TermGuess | None]], add) -> None:
+    """Intercept, then b (or the horseshoe's four), as `fixed.stan.j2` declares them."""
+    means: dict[str, float] = {}  # per effect name: the widest mean of levels varying it
+    for g in plan.groups:
+        for effect, guess in zip(g.effects, guesses[g.term_name], strict=True):
+            if guess is not None:
+                means[effect] = max(means.get(effect, 0.0), guess.mean)
+    weights = pooled.weights / pooled.sigma2
+    if x.intercept:
+        if x.intercept_bounds.lower > -np.inf or x.intercept_bounds.upper < np.inf:
+            add("Intercept", 1.0)
+        else:
+            pooled_var = 1 / max(float(weights.sum()), 1e-12)
+            add("Intercept", max(pooled_var, means.get("Intercept", 0.0)))
+    if not x.k:
+        return
+    if x.horseshoe:
+        for name, size in (("hs_z", x.k), ("hs_global", 1), ("hs_local", x.k), ("hs_slab", 1)):
+            add(name, 1.0, size)
+        return
+    if x.scale is not None:
+        v = np.ones(x.k)
+    else:
+        priors = np.array([prior_scale(p) for p in x.b_priors])
+        v = posterior_sds(spec.fixed.X[spec.observed], weights, spec.fixed.intercept,
+                          priors) ** 2
+        v = np.where(np.isfinite(v) & (v > 0), v, 1.0)
+    for j, name in enumerate(x.names):
+        if name in means:  # a term varies it: sampled in its own units (scale 1)
+            v[j] = max(v[j] if x.scale is None else 0.0, means[name])
+    add("b", v, x.k)
+
+
+def _group(x: GroupPart, guesses: list[TermGuess | None], add) -> None:
+    """The sd(s), correlations and level effects, as `group.stan.j2` declares them."""
+    g = x.ident
+    plain_sd = x.sd_bounds.lower == 0 and x.sd_bounds.upper == np.inf
+    log_sd = np.array([q.log_sd if q is not None and plain_sd else 1.0 for q in guesses])
+    if x.folded:  # sd_signed lives on the natural scale: var(sd) ~ tau^2 var(log sd)
+        q = guesses[0]
+        add(f"sd_{g}_signed", q.log_sd * q.tau2 if q is not None else 1.0)
+    else:
+        add(f"sd_{g}", log_sd, x.k)
+    if x.k > 1 and x.correlated:
+        add(f"L_{g}", 1.0, x.k * (x.k - 1) // 2)
+    if x.marginalized:
+        return
+    n = x.n_levels
+    effects = np.ones((n, x.k))  # levels outermost: matrix[k, N] and array[N] row_vector[k]
+    for e, q in enumerate(guesses):
+        if q is not None:
+            effects[:, e] = q.effects
+    if x.noncentered:
+        name = f"z_{g}"
+    elif x.k == 1:
+        name = f"coef_{g}" if x.absorbs else f"r_{g}"
+    else:
+        name = x.level_param
+    add(name, effects.ravel(), n * x.k)
