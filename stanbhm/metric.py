@@ -95,7 +95,8 @@ class TermGuess:
         w = info.weights
         log_sd = min(1 / max(2 * float(np.sum(w**2)), 1e-12), MAX_LOG_SD_VARIANCE)
         effects = 1 / (I + 1 / tau2) / tau2 ** (1 - centering)
-        mean = 1 / float(np.sum(1 / (tau2 + 1 / np.where(I > 0, I, np.inf))))
+        # each level's estimate informs the mean with precision 1 / (tau^2 + 1 / I_j)
+        mean = 1 / max(float(np.sum(I / (1 + I * tau2))), 1e-12)
         return cls(log_sd, effects, mean, tau2)
 
 

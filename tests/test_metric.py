@@ -130,3 +130,15 @@ def test_warmup_starts_from_the_guess_and_takes_fewer_steps(cmdstan) -> None:
                               seed=4, show_progress=False)
             assert not _metric_file(prior)  # the guess is the posterior's, not the prior's
     assert steps["auto"] < 0.75 * steps["unit"]
+
+
+def test_a_level_without_observed_rows_does_not_inform_the_intercept() -> None:
+    df = balanced()
+    unseen = pd.DataFrame({"y": [np.nan] * 3, "g": ["unseen"] * 3})
+    both = sb.Model("y ~ 1 + (1 | g)", pd.concat([df, unseen], ignore_index=True),
+                    parameterization="centered", rewrites="none")
+    alone = sb.Model("y ~ 1 + (1 | g)", df, parameterization="centered", rewrites="none")
+    assert both.initial_metric.variances[0][0] == pytest.approx(
+        alone.initial_metric.variances[0][0], rel=1e-6)
+    tau2 = level_information(both.spec, both.spec.groups[0])[0].tau2
+    assert both.initial_metric.variances[2][-1] == pytest.approx(tau2)  # its prior, centered
