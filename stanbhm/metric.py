@@ -8,10 +8,10 @@ narrowest allows. In the bernoulli election model at 300k rows (the log sd of th
 respondents' effects about 100 times narrower than the effects) warmup ran at tree
 depth 10 (1023 leapfrog steps per iteration, about 70 s each here) from its 6th
 iteration on. Started from this guess instead, its first 65 iterations took 15 to 127
-steps each; at 30k rows it took 3.3k steps for the first 100 iterations per chain
-against 18k, as few as the metric adapted by a full warmup needed (3.4k). Adaptation
-still runs and replaces the guess at the end of each window, so the posterior is the
-same: only the start of warmup changes.
+steps each; at 30k rows it took 3.1k to 3.6k steps for the first 100 iterations per
+chain against 18k, as few as the metric adapted by a full warmup needed (3.3k to 3.5k).
+Adaptation still runs and replaces the guess at the end of each window, so the
+posterior is the same: only the start of warmup changes.
 
 The guesses come from the pooled fit of `passes.information` (working weights, per level
 data precision I_j, tau^2 of each effect by DerSimonian-Laird), for the normal
