@@ -105,8 +105,7 @@ def sample_chains(model: Model, client: Any, chains: int = 4, seed: int = 1,
     if chains < 1:
         raise ValueError(f"chains={chains}: need at least one")
     code, cpp, stanc, data = _task_arguments(model)
-    if model.plan.likelihood.threads > 1:
-        kwargs.setdefault("threads_per_chain", model.plan.likelihood.threads)
+    kwargs = model.sample_arguments(kwargs)
     kwargs.setdefault("show_progress", False)
     futures = [client.submit(run_task, code, cpp, stanc, data, "sample",
                              {**kwargs, "chains": 1, "chain_ids": k + 1, "seed": seed},
@@ -132,7 +131,8 @@ def fit_many(models: Mapping[str, Model], client: Any, method: str = "sample",
     futures = {}
     for key, model in models.items():
         code, cpp, stanc, data = _task_arguments(model)
-        futures[key] = client.submit(run_task, code, cpp, stanc, data, method, dict(kwargs),
+        task = model.sample_arguments(kwargs) if method == "sample" else dict(kwargs)
+        futures[key] = client.submit(run_task, code, cpp, stanc, data, method, task,
                                      device_request(model), pure=False)
     results = client.gather(futures)
     return {key: _collect(model, results[key], method,

@@ -158,10 +158,7 @@ class Model:
         with data_file(self.stan_data(prior_only=prior_only)) as data, \
                 opencl_devices.selected(self.device):
             if method == "sample":
-                if self.plan.likelihood.threads > 1:
-                    kwargs.setdefault("threads_per_chain", self.plan.likelihood.threads)
-                if self._starts_from_guess(kwargs, prior_only):
-                    kwargs["inv_metric"] = self.initial_metric.vector
+                kwargs = self.sample_arguments(kwargs, prior_only)
                 if self.device is not None:
                     # chains as threads of one process share Stan's one OpenCL context,
                     # and a rejection inside a kernel call then aborts the process (seen
@@ -176,6 +173,19 @@ class Model:
         if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
             warn(fit.advice())
         return fit
+
+    def sample_arguments(self, kwargs: dict[str, Any], prior_only: bool = False
+                         ) -> dict[str, Any]:
+        """CmdStanPy's ``sample`` arguments for this model: the caller's, plus threads per
+        chain (``threads=k``) and the initial metric (``initial_metric="auto"``) where they
+        apply. Chains run elsewhere (`distributed`) get the same, so they are the chains
+        a local fit runs."""
+        out = dict(kwargs)
+        if self.plan.likelihood.threads > 1:
+            out.setdefault("threads_per_chain", self.plan.likelihood.threads)
+        if self._starts_from_guess(out, prior_only):
+            out["inv_metric"] = self.initial_metric.vector
+        return out
 
     def _starts_from_guess(self, kwargs: dict[str, Any], prior_only: bool) -> bool:
         """Whether a sampling run starts warmup from `initial_metric`: asked for, warmup
