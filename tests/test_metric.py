@@ -28,6 +28,12 @@ def test_the_guess_names_every_parameter_in_the_programs_order(name, cmdstan,
     assert np.all(model.initial_metric.vector > 0)
 
 
+def by_name(model: sb.Model) -> dict[str, np.ndarray]:
+    """The guessed variances per parameter."""
+    m = model.initial_metric
+    return dict(zip(m.names, m.variances, strict=True))
+
+
 def balanced(levels: int = 40, per_level: int = 25, tau: float = 0.5, sigma: float = 1.0,
              seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -43,7 +49,7 @@ def test_a_balanced_gaussian_term_gets_the_normal_models_variances() -> None:
     df = balanced()
     model = sb.Model("y ~ 1 + (1 | g)", df, parameterization="centered",
                      rewrites="none")
-    guess = dict(zip(model.initial_metric.names, model.initial_metric.variances, strict=True))
+    guess = by_name(model)
     tau2 = level_information(model.spec, model.spec.groups[0])[0].tau2
     assert tau2 > 0
     n, J = 25, 40
@@ -63,7 +69,7 @@ def test_noncentered_effects_are_guessed_in_standard_units() -> None:
                      rewrites="none")
     info = level_information(model.spec, model.spec.groups[0])
     tau2 = info[0].tau2
-    guess = dict(zip(model.initial_metric.names, model.initial_metric.variances, strict=True))
+    guess = by_name(model)
     np.testing.assert_allclose(guess["z_g"], 1 / (1 + info[0].precision * tau2))
     assert guess["sd_g"][0] <= 1.0  # few, weakly informed levels: the prior's scale
 
@@ -75,7 +81,7 @@ def test_terms_without_a_rule_keep_the_unit_metric() -> None:
     df["y"] = df.x + rng.normal(size=200)  # no level effects: tau^2 estimate 0
     model = sb.Model("y ~ x + (1 + x | g)", df, parameterization="noncentered",
                      rewrites="none")
-    guess = dict(zip(model.initial_metric.names, model.initial_metric.variances, strict=True))
+    guess = by_name(model)
     assert list(guess) == ["Intercept", "b", "sd_g", "L_g", "z_g", "sigma"]
     assert len(guess["L_g"]) == 1 and guess["L_g"][0] == 1.0
     assert len(guess["z_g"]) == 20
