@@ -397,7 +397,7 @@ class GroupPart(Part):
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
                     "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a",
-                    "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b")
+                    "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b", "lin")
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed"]
         if missing:

@@ -27,3 +27,12 @@ def log_density(model: sb.Model, params: dict, prior_only: bool) -> float:
     frame = model.compile().log_prob(params=params, data=model.stan_data(prior_only=prior_only),
                                      jacobian=False, sig_figs=18)
     return float(frame["lp__"].iloc[0])
+
+
+def gradient(model: sb.Model, params: dict) -> dict[str, float]:
+    """The gradient of the log density, Jacobian included, in the unconstrained
+    coordinates the sampler moves in (log sd for an sd), by parameter name."""
+    frame = model.compile().log_prob(params=params, data=model.stan_data(), jacobian=True,
+                                     sig_figs=18)
+    return {name[2:]: float(value) for name, value in frame.iloc[0].items()
+            if name.startswith("g_")}

@@ -20,6 +20,28 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
+functions {
+  // The sum over j of sum_{i < n_j} log1p(i / k_j) for large k_j: four terms of its series
+  // in 1 / k_j, the first left out below 1e-13 of the first kept when k_j > 1000 n_j.
+  real rising_series(vector k, vector n) {
+    vector[rows(n)] x = inv(k);
+    vector[rows(n)] s1 = n .* (n - 1) / 2; // sum of i, i < n
+    vector[rows(n)] s2 = s1 .* (2 * n - 1) / 3; // of i^2
+    vector[rows(n)] s3 = square(s1); // of i^3
+    vector[rows(n)] s4 = s2 .* (3 * square(n) - 3 * n - 1) / 5; // of i^4
+    return sum(x .* (s1 - x .* (s2 / 2 - x .* (s3 / 3 - x .* s4 / 4))));
+  }
+  // The sum over j of lgamma(k_j + n_j) - lgamma(k_j) - n_j log(k_j), for counts n_j. Its
+  // derivative in k_j is a difference of digammas, which loses every digit once k_j is
+  // far above n_j (sd -> 0), so above c_j = 1000 n_j + 1 the series takes over, shifted
+  // to meet the direct form at c_j; fmin and fmax choose, with no branch on k.
+  real sum_log_rising_ratio(vector k, vector n) {
+    vector[rows(n)] c = 1000 * n + 1; // where the series takes over
+    vector[rows(n)] low = fmin(k, c);
+    return sum(lgamma(low + n) - lgamma(low) - n .* log(low))
+           + rising_series(fmax(k, c), n) - rising_series(c, n);
+  }
+}
 data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: ys
@@ -42,10 +64,19 @@ model {
     vector[N] eta = rep_vector(Intercept, N); // linear predictor
     // the effects of g integrated out: each level has one probability
     // p ~ beta(mu k, (1 - mu) k), mu = inv_logit(eta) of its rows, k = 1 / sd_g^2, so
-    // its successes are beta-binomial
-    vector[N_g] mu_g = inv_logit(eta[first_g]); // mean probability of each level
+    // its successes are beta-binomial: the binomial at mu, and what the spread of p adds,
+    // which goes to 0 as sd_g -> 0 (written so that nothing cancels there)
+    vector[N_g] lin_g = eta[first_g]; // linear predictor of each level
     real k_g = inv_square(sd_g); // concentration of the level probabilities
-    Y_g ~ beta_binomial(T_g, mu_g * k_g, (1 - mu_g) * k_g);
+    vector[N_g] a_g = inv_logit(lin_g) * k_g; // p ~ beta(a, b) per level
+    vector[N_g] b_g = inv_logit(-lin_g) * k_g; // per level
+    vector[N_g] hit_g = to_vector(Y_g); // successes of each level
+    vector[N_g] miss_g = to_vector(T_g) - hit_g; // failures
+    target += dot_product(hit_g, log_inv_logit(lin_g));
+    target += dot_product(miss_g, log1m_inv_logit(lin_g));
+    target += sum_log_rising_ratio(a_g, hit_g);
+    target += sum_log_rising_ratio(b_g, miss_g);
+    target += -sum_log_rising_ratio(a_g + b_g, to_vector(T_g));
   }
 }
 generated quantities {
