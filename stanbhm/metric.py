@@ -100,13 +100,12 @@ class TermGuess:
         return cls(log_sd, effects, mean, tau2)
 
 
-def initial_metric(spec: ModelSpec, plan: Plan, pooled: PooledFit | None = None
-                   ) -> InitialMetric:
-    """The guess for `plan`'s program (`pooled`: the spec's pooled fit, when kept)."""
-    pooled = pooled or pooled_fit(spec)
+def initial_metric(spec: ModelSpec, plan: Plan) -> InitialMetric:
+    """The guess for `plan`'s program (from the pooled fit the passes made for `spec`)."""
+    pooled = pooled_fit(spec)
     guesses: dict[str, list[TermGuess | None]] = {}
     for group, term in zip(spec.groups, plan.groups, strict=True):
-        infos = plan.information.get(term.term_name) or level_information(spec, group, pooled)
+        infos = plan.information.get(term.term_name) or level_information(spec, group)
         centering = term.c_levels if term.c_levels is not None else \
             np.full(term.n_levels, float(term.c))
         guesses[term.term_name] = [TermGuess.of(i, centering) for i in infos]

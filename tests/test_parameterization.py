@@ -211,7 +211,7 @@ def test_pooled_least_squares_match_the_svd_solution() -> None:
 
 def test_one_pooled_fit_serves_every_term(monkeypatch) -> None:
     """The pooled fit (IRLS for link families: seconds at 300k rows) runs once per model,
-    not once per group term."""
+    not once per group term, and the initial metric reuses it."""
     from stanbhm.passes import information
 
     calls = []
@@ -222,4 +222,6 @@ def test_one_pooled_fit_serves_every_term(monkeypatch) -> None:
     data["y"] = (data["y"] > 1).astype(int)
     model = sb.Model("y ~ x + (1 | g) + (1 | h) + (x - 1 | g)", data, family="bernoulli")
     assert [d.subject for d in model.plan.decisions].count("parameterization of h") == 1
+    assert len(calls) == 1
+    assert len(model.initial_metric.vector) > 0
     assert len(calls) == 1

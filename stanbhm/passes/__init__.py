@@ -33,8 +33,7 @@ def default_passes(spec, options) -> list[Pass]:
     the GLM kernel, threads, the per-row outputs, and whether the rows themselves are
     passed."""
     passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
-    pooled: dict = {}  # one pooled fit serves every term's choice
-    passes += [Parameterize(g.term_name, options.parameterization, pooled) for g in spec.groups]
+    passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient
     population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
@@ -42,7 +41,7 @@ def default_passes(spec, options) -> list[Pass]:
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
-    passes.append(ScaleCoefficients(options.scale_b, pooled))
+    passes.append(ScaleCoefficients(options.scale_b))
     joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
     passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
                joint]

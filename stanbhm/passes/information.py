@@ -23,6 +23,7 @@ estimated in one pass over the data, with numpy and no Stan run:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -168,9 +169,20 @@ class PooledFit:
     sigma2: float
 
 
+#: Each spec's pooled fit, kept while the spec lives: every group term's parameterization,
+#: ScaleCoefficients and the initial metric (`stanbhm.metric`) ask for it.
+_POOLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def pooled_fit(spec: ModelSpec) -> PooledFit:
-    """The pooled fit and backfitting, done once per model: they do not depend on the
-    term asked about (at 300k bernoulli rows they are seconds per call)."""
+    """The pooled fit and backfitting, made once per spec: they do not depend on the
+    term asked about, and at 300k bernoulli rows they take seconds."""
+    if spec not in _POOLED:
+        _POOLED[spec] = _pooled_fit(spec)
+    return _POOLED[spec]
+
+
+def _pooled_fit(spec: ModelSpec) -> PooledFit:
     r, w, estimate_sigma = working_residuals(spec)
     estimates, resid = _backfit(spec, r, w)
     sigma2 = 1.0
@@ -181,11 +193,9 @@ def pooled_fit(spec: ModelSpec) -> PooledFit:
     return PooledFit(w, estimates, sigma2)
 
 
-def level_information(spec: ModelSpec, group: GroupEffects, pooled: PooledFit | None = None,
-                      ) -> tuple[LevelInformation, ...]:
-    """Precision per level and tau^2, for each effect of `group` (from `pooled`, the
-    model's `pooled_fit`, when the caller kept it)."""
-    pooled = pooled or pooled_fit(spec)
+def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInformation, ...]:
+    """Precision per level and tau^2, for each effect of `group`."""
+    pooled = pooled_fit(spec)
     t = next(i for i, g in enumerate(spec.groups) if g is group)
     index = group.index[spec.observed] - 1
     out = []

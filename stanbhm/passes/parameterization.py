@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import Decision, once
-from .information import LevelInformation, PooledFit, level_information, pooled_fit
+from .information import LevelInformation, level_information
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -59,8 +59,6 @@ class Parameterize:
 
     term: str
     requested: Any
-    #: the pooled fit per spec, shared by every term's pass of one model (`default_passes`)
-    pooled: dict[int, PooledFit] = field(default_factory=dict, compare=False, repr=False)
     _made: dict = field(default_factory=dict, compare=False, repr=False)
 
     def choose(self, spec: ModelSpec) -> Choice:
@@ -80,8 +78,7 @@ class Parameterize:
             c = float(choice)
             label = {0.0: "non-centered", 1.0: "centered"}.get(c, f"partially centered, c = {c:g}")
             return Choice(c, None, label, f"parameterization{where}={c:g} requested")
-        pooled = once(self.pooled, spec, lambda: pooled_fit(spec))
-        info = level_information(spec, group, pooled)
+        info = level_information(spec, group)
         numbers = "; ".join(i.describe() for i in info)
         weights = [i.weights for i in info]
         if all(w.min() >= CENTER_ABOVE for w in weights):

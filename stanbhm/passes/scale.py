@@ -23,13 +23,13 @@ samples the prior, each coefficient's unit is its prior's scale instead.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Decision, once
-from .information import PooledFit, pooled_fit
+from .base import Decision
+from .information import pooled_fit
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -74,8 +74,6 @@ class ScaleCoefficients:
     """Sets ``scale_b`` of the fixed part from the pooled fit (``scale_b="auto"``)."""
 
     requested: Any
-    #: the pooled fit per spec, shared with the parameterization passes (`default_passes`)
-    pooled: dict[int, PooledFit] = field(default_factory=dict, compare=False, repr=False)
 
     def varied(self, spec: ModelSpec) -> set[int]:
         """0-based columns a group term varies (those a centered term took over among
@@ -105,7 +103,7 @@ class ScaleCoefficients:
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         fixed = plan.fixed
-        pooled = once(self.pooled, spec, lambda: pooled_fit(spec))
+        pooled = pooled_fit(spec)
         priors = np.array([prior_scale(p) for p in fixed.b_priors])
         obs = spec.observed
         sds = posterior_sds(spec.fixed.X[obs], pooled.weights / pooled.sigma2,
