@@ -24,15 +24,18 @@ def assert_constant_gap(plain: sb.Model, rewritten: sb.Model) -> None:
 
 
 def log_density(model: sb.Model, params: dict, prior_only: bool) -> float:
-    frame = model.compile().log_prob(params=params, data=model.stan_data(prior_only=prior_only),
-                                     jacobian=False, sig_figs=18)
-    return float(frame["lp__"].iloc[0])
+    return float(_log_prob(model, params, prior_only, jacobian=False)["lp__"])
 
 
 def gradient(model: sb.Model, params: dict) -> dict[str, float]:
     """The gradient of the log density, Jacobian included, in the unconstrained
     coordinates the sampler moves in (log sd for an sd), by parameter name."""
-    frame = model.compile().log_prob(params=params, data=model.stan_data(), jacobian=True,
-                                     sig_figs=18)
-    return {name[2:]: float(value) for name, value in frame.iloc[0].items()
-            if name.startswith("g_")}
+    row = _log_prob(model, params, prior_only=False, jacobian=True)
+    return {name[2:]: float(value) for name, value in row.items() if name.startswith("g_")}
+
+
+def _log_prob(model: sb.Model, params: dict, prior_only: bool, jacobian: bool):
+    """CmdStan's log_prob method at one point: lp__ and the gradient (g_*)."""
+    frame = model.compile().log_prob(params=params, data=model.stan_data(prior_only=prior_only),
+                                     jacobian=jacobian, sig_figs=18)
+    return frame.iloc[0]
