@@ -210,8 +210,6 @@ class Likelihood(Part):
     threads: int = 1  # > 1: reduce_sum over slices of the fitted rows, or of the levels of
     # the term integrated out (`passes.threads`)
     grainsize: int = 0  # rows (levels) per slice, at least, when threaded
-    block_rows: int = 0  # > 0: the GLM kernel is called on blocks of this many fitted rows
-    # (`passes.glm.Glm`)
     kind: str = "likelihood"
 
     @property
@@ -248,8 +246,6 @@ class Likelihood(Part):
             out.update(self.joint.data())
         if self.threads > 1:
             out["grainsize"] = self.grainsize
-        if self.block_rows:
-            out["block_rows"] = self.block_rows
         out["prior_only"] = 0
         return out
 

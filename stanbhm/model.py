@@ -40,10 +40,6 @@ class Model:
     ``threads=k`` sums the likelihood over slices of rows on k threads per chain
     (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
     over 4 slices per thread).
-    ``block_rows`` sets the fitted rows per call of the GLM kernel on one thread; by
-    default, with more rows than fill 1 MiB of X, the rows are called in blocks of that
-    size, which stay in the CPU's cache between the kernel's two passes over X (the
-    header says so); a number at least the fitted rows gives one call.
     ``scale_b="auto"`` samples each population coefficient in units of its approximate
     posterior sd (``vector<multiplier=scale_b>``, from a pooled fit before sampling), so
     that warmup does not begin with coefficients a hundred times narrower than the group
@@ -71,15 +67,13 @@ class Model:
         effects: Any = "auto",
         scale_b: Any = "auto",
         initial_metric: Any = "auto",
-        block_rows: int | None = None,
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,
-                               scale_b=scale_b, initial_metric=initial_metric,
-                               block_rows=block_rows)
+                               scale_b=scale_b, initial_metric=initial_metric)
         self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
         #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).

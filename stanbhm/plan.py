@@ -44,7 +44,7 @@ RESERVED = frozenset(
         "ms_w", "ms_v", "ms_u", "ms_m", "ms_Rdev", "ms_Rdev_cells", "ss_Rdev", "ms_rss",
         "ms_dev", "ms_q", "ms_weight", "js_P", "js_B", "js_M", "js_start", "js_R", "js_q",
         "js_n", "js_count", "js_phi", "js_e", "js_ss", "js_weight", "grainsize",
-        "row_index", "partial_log_lik", "slice", "start", "block_rows",
+        "row_index", "partial_log_lik", "slice", "start",
         "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
         "eta_new", "mu_new", "y_new",
         "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
@@ -70,7 +70,6 @@ class Options:
     effects: Any = "auto"
     scale_b: Any = "auto"
     initial_metric: Any = "auto"
-    block_rows: int | None = None
 
     def validate(self, spec: ModelSpec) -> None:
         """PlanError for a malformed request, naming the option."""
@@ -94,7 +93,6 @@ class Options:
             raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
                             "with threads > 1 only; pass threads too")
         _check_opencl(self.opencl)
-        self._check_block_rows()
         if not isinstance(self.scale_b, str) or self.scale_b not in ("auto", "never"):
             raise PlanError(f"scale_b={self.scale_b!r}: use 'auto' (each coefficient sampled in "
                             "units of its approximate posterior sd) or 'never'")
@@ -102,22 +100,6 @@ class Options:
             raise PlanError(f"initial_metric={self.initial_metric!r}: use 'auto' (warmup starts "
                             "from each parameter's approximate posterior variance) or 'unit' "
                             "(CmdStan's default)")
-
-
-    def _check_block_rows(self) -> None:
-        rows = self.block_rows
-        if rows is None:
-            return
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            raise PlanError(f"block_rows={rows!r}: use None (the default rule: as many rows as "
-                            "fill 1 MiB of X) or a positive number of fitted rows per call of "
-                            "the GLM kernel")
-        if self.threads not in (None, 1):
-            raise PlanError(f"block_rows={rows!r} sets the GLM kernel's blocks on one thread; "
-                            "with threads > 1 reduce_sum slices the rows (see grainsize)")
-        if self.opencl is not False:
-            raise PlanError(f"block_rows={rows!r} with opencl: the device runs the GLM kernel "
-                            "on every row in one call")
 
 
 def _check_opencl(value: Any) -> None:

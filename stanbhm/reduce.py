@@ -63,24 +63,17 @@ class PartialSum:
         sliced = "level_index" if self.levels else "row_index"
         return ["partial_log_lik_lupmf", sliced, "grainsize", *self.names]
 
-    @property
-    def block_call(self) -> list[str]:
-        """The arguments of the call that adds one block of rows (``start : end``) on one
-        thread: the same function's, with the block in place of reduce_sum's slice."""
-        return ["row_index[start : end] | start", "end", *self.names]
-
     def signature(self) -> list[str]:
         """The function's first lines, laid out as stanc formats them."""
         declared = ["array[] int slice", "int start", "int end",
                     *(f"{kind} {name}" for kind, name in self.arguments)]
         return signature("  real partial_log_lik_lpmf(", declared, ") {")
 
-    def returned(self, pad: str = "    ", keyword: str = "return") -> list[str]:
-        """The return statement's lines (or, with `keyword` ``target +=``, the statement
-        that adds the slice to the log density), laid out as stanc formats them."""
+    def returned(self) -> list[str]:
+        """The return statement's lines, laid out as stanc formats them."""
         function, args = self.density
-        head = f"{pad}{keyword} {function}("
-        return wrap(head, list(args), ");", indent=len(f"{pad}{keyword} ") + 2)
+        head = f"    return {function}("
+        return wrap(head, list(args), ");", indent=len("    return ") + 2)
 
 
 def partial_sum(plan: Plan) -> PartialSum:

@@ -9,7 +9,6 @@ import pytest
 from exact import assert_constant_gap
 
 import stanbhm as sb
-from stanbhm.passes.glm import block_rows
 
 
 def rows(n: int = 300, seed: int = 4) -> pd.DataFrame:
@@ -119,81 +118,3 @@ def test_the_kernel_keeps_the_log_density(case) -> None:
     kernel = sb.Model(formula, df, family=family, parameterization=param, rewrites="none")
     assert kernel.plan.likelihood.glm and not plain.plan.likelihood.glm
     assert_constant_gap(plain, kernel)
-
-
-def test_the_rows_per_block_fill_one_mebibyte_of_x() -> None:
-    assert block_rows(40) == 3276
-    assert block_rows(2) == 65536
-    assert block_rows(10_000) == 256  # never fewer rows than that
-
-
-def test_many_rows_call_the_kernel_in_blocks() -> None:
-    model = sb.Model("yb ~ x + z + (1 | g)", rows(70_000), family="bernoulli",
-                     parameterization="centered")
-    assert decision(model) == (
-        "glm: bernoulli_logit_glm in 2 blocks of 65536 rows; the likelihood is Xc * b plus a "
-        "per-row intercept (the linear predictor without X * b); a block's 1 MiB of Xc stays "
-        "in the CPU's cache between the kernel's two passes over it")
-    assert model.stan_data()["block_rows"] == 65536
-    assert (
-        "    for (k in 1 : (N - 1) %/% block_rows + 1) {\n"
-        "      int start = (k - 1) * block_rows + 1; // the block's first row\n"
-        "      int end = min(k * block_rows, N); // and its last\n"
-        "      target += partial_log_lik_lupmf(row_index[start : end] | start, end, y,\n"
-        "                  Xc, J_g, b, coef_g);\n"
-        "    }\n") in model_block(model)
-    function = model.stan_code().split("functions {\n")[1].split("\n}\n")[0]
-    assert function.endswith(
-        "    vector[end - start + 1] eta = coef_g[J_g[start : end]];\n"
-        "    return bernoulli_logit_glm_lupmf(y[start : end] | Xc[start : end], eta,\n"
-        "             b);\n"
-        "  }")
-
-
-def test_a_requested_block_size_and_one_call() -> None:
-    df = rows()
-    blocked = sb.Model("yb ~ x + z + (1 | g)", df, family="bernoulli", block_rows=100)
-    assert decision(blocked).startswith("glm: bernoulli_logit_glm in 3 blocks of 100 rows; ")
-    assert decision(blocked).endswith("; block_rows=100 requested")
-    whole = sb.Model("yb ~ x + z + (1 | g)", df, family="bernoulli", block_rows=300,
-                     parameterization="centered")
-    assert decision(whole).startswith("glm: bernoulli_logit_glm; ")
-    assert "block_rows" not in whole.stan_data()
-    assert "    y ~ bernoulli_logit_glm(Xc, eta, b);\n" in model_block(whole)
-
-
-def test_threads_and_opencl_take_every_row_their_own_way() -> None:
-    df = rows(70_000)
-    for options in ({"threads": 2}, {"opencl": "auto"}):
-        model = sb.Model("yb ~ x + z + (1 | g)", df, family="bernoulli", **options)
-        assert decision(model).startswith("glm: bernoulli_logit_glm; ")
-        assert "block_rows" not in model.stan_code()
-
-
-@pytest.mark.parametrize(("value", "options", "message"), [
-    (0, {}, "block_rows=0: use None (the default rule: as many rows as fill 1 MiB of X) or a "
-            "positive number of fitted rows per call of the GLM kernel"),
-    (True, {}, "block_rows=True: use None (the default rule: as many rows as fill 1 MiB of X) "
-               "or a positive number of fitted rows per call of the GLM kernel"),
-    (50, {"threads": 2}, "block_rows=50 sets the GLM kernel's blocks on one thread; with "
-                         "threads > 1 reduce_sum slices the rows (see grainsize)"),
-    (50, {"opencl": "auto"}, "block_rows=50 with opencl: the device runs the GLM kernel on "
-                             "every row in one call"),
-])
-def test_a_bad_block_size_is_refused(value, options, message) -> None:
-    with pytest.raises(sb.PlanError) as err:
-        sb.Model("yb ~ x + z + (1 | g)", rows(), family="bernoulli", block_rows=value,
-                 **options)
-    assert str(err.value) == message
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", ["gaussian_missing", "poisson_offset"])
-def test_blocks_keep_the_log_density(case) -> None:
-    formula, family, param, _ = CASES[case]
-    df = rows()
-    whole = sb.Model(formula, df, family=family, parameterization=param, rewrites="none")
-    blocked = sb.Model(formula, df, family=family, parameterization=param, rewrites="none",
-                       block_rows=7)  # 300 rows: 43 blocks, the last one of 6 rows or fewer
-    assert blocked.plan.likelihood.block_rows == 7 and not whole.plan.likelihood.block_rows
-    assert_constant_gap(whole, blocked)

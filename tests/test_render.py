@@ -132,11 +132,8 @@ REWRITES = {
                         {"g": "centered", "h": "centered"}, ["joint_statistics"]),
 }
 
-# programs that split the fitted rows, reduce_sum slices or GLM blocks: (formula, family,
-# parameterization, Model keywords)
+# reduce_sum programs: (formula, family, parameterization, Model keywords)
 THREADED = {
-    "glm_blocks_missing": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered",
-                           {"block_rows": 40}),
     "threads_glm_missing": ("y_missing ~ x + z + (1 + x || g) + (1 | h)", "gaussian",
                             "noncentered", {"threads": 2}),
     "threads_negbinomial_centered": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",

@@ -45,9 +45,7 @@ def default_passes(spec, options) -> list[Pass]:
     joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
     passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
                joint]
-    blocks = options.threads in (None, 1) and options.opencl is False
-    passes += [Glm(options.glm, blocks, options.block_rows),
-               Threads(options.threads, options.grainsize)]
+    passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]

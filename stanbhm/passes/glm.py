@@ -26,33 +26,11 @@ if TYPE_CHECKING:
 SUBJECT = "glm"
 
 
-#: The bytes of X one call of the GLM kernel reads, at most, when the rows are called in
-#: blocks (`block_rows`).
-BLOCK_BYTES = 1 << 20
-
-
-def block_rows(columns: int) -> int:
-    """Fitted rows per call of the GLM kernel: as many as fill `BLOCK_BYTES` of X.
-
-    The kernel reads X twice per gradient, for ``X * b`` and then for the gradient of b.
-    Called on all rows at once, X (96 MB at 300k rows x 40 columns) comes from memory
-    both times; a block of 1 MiB stays in the CPU's cache between the two. Timed here
-    (Stan 2.39, 2-core AMD EPYC, bernoulli_logit_glm, 300k x 40, gradient of the kernel
-    alone): 33 ms on all rows, 26 ms in blocks of 4096 or fewer, 25 to 27 ms from 512 to
-    4096 rows; two processes at once, 36 and 27 ms.
-    """
-    return max(256, BLOCK_BYTES // (8 * max(1, columns)))
-
-
 @dataclass(frozen=True)
 class Glm:
-    """Switches the likelihood statement to the family's GLM kernel where it fits, called
-    on blocks of rows (`block_rows`) when the rows are many and `blocks` allows it:
-    reduce_sum (threads) slices the rows itself, and a GPU wants one call per gradient."""
+    """Switches the likelihood statement to the family's GLM kernel where it fits."""
 
     request: Any  # "auto" or "never"
-    blocks: bool = True
-    block_rows: int | None = None  # requested rows per call; None: `block_rows`'s rule
 
     def skip_reason(self, plan: Plan) -> str:
         lik = plan.likelihood
@@ -72,24 +50,11 @@ class Glm:
             return Decision(SUBJECT, "not used", reason, applied=False)
         x, _ = plan.fixed.design(plan.fit_rows)
         alpha = plan.glm_alpha(plan.fit_rows) or "the linear predictor without X * b"
-        reason = f"the likelihood is {x} * b plus a per-row intercept ({alpha})"
-        rows = self.rows(plan)
-        if not rows:
-            return Decision(SUBJECT, plan.family.glm, reason)
-        count = -(-plan.n_obs // rows)
-        why = (f"block_rows={rows} requested" if self.block_rows else
-               f"a block's {BLOCK_BYTES >> 20} MiB of {x} stays in the CPU's cache between the "
-               "kernel's two passes over it")
-        return Decision(SUBJECT, f"{plan.family.glm} in {count} blocks of {rows} rows",
-                        f"{reason}; {why}")
-
-    def rows(self, plan: Plan) -> int:
-        """Fitted rows per call of the kernel, or 0 for one call on every row."""
-        rows = self.block_rows or block_rows(len(plan.fixed.free))
-        return rows if self.blocks and plan.n_obs > rows else 0
+        return Decision(SUBJECT, plan.family.glm,
+                        f"the likelihood is {x} * b plus a per-row intercept ({alpha})")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = dataclasses.replace(plan.likelihood, glm=True, block_rows=self.rows(plan))
+        likelihood = dataclasses.replace(plan.likelihood, glm=True)
         return dataclasses.replace(plan, likelihood=likelihood)
 
 

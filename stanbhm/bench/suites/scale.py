@@ -15,11 +15,7 @@
    list ``["marginalize"]``, so the rows stay: what a model too big for the joint
    statistics gets), on each of `threads`: reduce_sum over slices of the respondents;
    time per gradient and speedup.
-4. ``blocks``: the bernoulli election-like model (`stanbhm.datasets.election`, 40
-   covariates, ``bernoulli_logit_glm``) at `blocks_rows` rows: time per gradient with
-   the GLM kernel called once on every row and in stanbhm's default blocks
-   (`passes.glm.block_rows`), and the speedup.
-5. ``data``: building the model and writing its data file at the retail sizes: formula
+4. ``data``: building the model and writing its data file at the retail sizes: formula
    to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
    and the process's peak memory (before CmdStanPy's writer runs) against the
    DataFrame's size; run this section alone for a clean peak.
@@ -41,12 +37,10 @@ from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
 from ..measure import gradient_ms, iterations_for, model_gradient_ms
 
-DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,blocks,data",
-                               "rows": 100_000, "stores": 200, "days": 365, "full": False,
-                               "threads": "1,2", "marginal_rows": 300_000,
-                               "blocks_rows": 300_000}
-QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000,
-                            "blocks_rows": 6000}
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,data", "rows": 100_000,
+                               "stores": 200, "days": 365, "full": False, "threads": "1,2",
+                               "marginal_rows": 300_000}
+QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000}
 
 HAND_WRITTEN = """\
 data {
@@ -132,8 +126,7 @@ def retail_gradients(bench: Run, options: dict[str, object]) -> None:
             if 2 in threads else [])
         common = {"family": "negbinomial", "rewrites": "none",
                   "parameterization": "noncentered", "log_lik": False, "y_rep": False}
-        programs = [("plain", {"glm": "never"}), ("GLM, one call", {"block_rows": rows}),
-                    ("GLM", {})]
+        programs = [("plain", {"glm": "never"}), ("GLM", {})]
         programs += [(f"GLM + {k} threads", {"threads": k}) for k in threads if k > 1]
         iterations = iterations_for(rows, low=3, high=40)
         for label, extra in programs:
@@ -158,22 +151,6 @@ def marginal_gradients(bench: Run, options: dict[str, object]) -> None:
         table.add(program=f"{k} thread{'s' if k > 1 else ''}", rows=rows,
                   grad_ms=model_gradient_ms(model, iterations_for(rows, low=3, high=40), k),
                   passes=decisions(model, "marginalization", "threads"))
-
-
-def glm_blocks(bench: Run, options: dict[str, object]) -> None:
-    rows = int(options["blocks_rows"])
-    df, _ = election(seed=1, rows=rows, family="bernoulli")
-    table = bench.table(
-        "blocks", f"election-like bernoulli model, N = {rows}, 40 covariates: the GLM kernel "
-        "on every row at once or in blocks",
-        {"program": "program", "grad_ms": "ms per gradient", "passes": "passes"},
-        ratios=[Ratio("speedup over one call", "grad_ms", "one call", invert=True)])
-    for label, extra in [("one call", {"block_rows": rows}), ("blocks", {})]:
-        model = Model(election_formula(), df, family="bernoulli", log_lik=False, y_rep=False,
-                      **extra)
-        table.add(program=label, rows=rows,
-                  grad_ms=model_gradient_ms(model, iterations_for(rows, low=3, high=40)),
-                  passes=decisions(model, "glm"))
 
 
 def peak_mb() -> float:
@@ -210,7 +187,7 @@ def data_files(bench: Run, options: dict[str, object]) -> None:
 
 
 SECTIONS = {"predictor": predictor, "retail": retail_gradients,
-            "marginal": marginal_gradients, "blocks": glm_blocks, "data": data_files}
+            "marginal": marginal_gradients, "data": data_files}
 
 
 
