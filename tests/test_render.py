@@ -134,6 +134,10 @@ REWRITES = {
 
 # reduce_sum programs: (formula, family, parameterization, Model keywords)
 THREADED = {
+    # correlated slopes over missing outcomes: a slice's slope line is too long for one
+    # line, and breaks where stanc --auto-format breaks it
+    "threads_correlated_missing": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered",
+                                   {"threads": 2}),
     "threads_glm_missing": ("y_missing ~ x + z + (1 + x || g) + (1 | h)", "gaussian",
                             "noncentered", {"threads": 2}),
     "threads_negbinomial_centered": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
