@@ -95,6 +95,9 @@ CASES = {
                              "noncentered", "auto", "none", 25),
     "negbinomial_centered_offset": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
                                     "centered", "never", "none", 25),
+    # the slice's slope line is broken in two, as stanc formats it
+    "gaussian_correlated_missing": ("y_missing ~ x + (1 + x | g)", "gaussian", "centered",
+                                    "auto", "none", 25),
     "marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
                          "auto", {"g": "marginalize"}, 3),
     "marginal_known_se": ("y | se(expo) ~ x + (1 | g) + (1 | h)", "gaussian", "centered",
