@@ -76,7 +76,7 @@ model {
     target += dot_product(miss_g, log1m_inv_logit(lin_g));
     target += sum_log_rising_ratio(a_g, hit_g);
     target += sum_log_rising_ratio(b_g, miss_g);
-    target += -sum_log_rising_ratio(a_g + b_g, to_vector(T_g));
+    target += -sum_log_rising_ratio(rep_vector(k_g, N_g), to_vector(T_g));
   }
 }
 generated quantities {
