@@ -41,4 +41,4 @@ if ! wait "$build_pid"; then
   exit 1
 fi
 cat "$build_log"
-.venv/bin/stanbhm toolchain --build
+.venv/bin/stanbhm toolchain install

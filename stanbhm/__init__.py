@@ -1,12 +1,12 @@
 """stanbhm: hierarchical Bayesian models as readable Stan programs.
 
 The pipeline runs formula -> spec -> plan (parts, likelihood, passes) -> render ->
-toolchain -> results; see DESIGN.md. This package root re-exports the public names.
+toolchain -> results; see docs/architecture.md. This package root re-exports the public names.
 """
 
 __version__ = "0.1.0"
 
-from . import toolchain
+from . import datasets, plots, toolchain
 from .advice import SamplingWarning
 from .errors import PlanError, SpecError, StanbhmError
 from .families import FAMILIES
@@ -25,5 +25,7 @@ __all__ = [
     "SamplingWarning",
     "SpecError",
     "StanbhmError",
+    "datasets",
+    "plots",
     "toolchain",
 ]

@@ -1,7 +1,7 @@
 """The parts of a program: fixed effects, one per group term, auxiliary parameters, offset.
 
 A part owns everything about itself: its data entries (`data`), its Stan code (a
-template partial in ``stan_templates/parts/<kind>.stan.j2`` with one macro per program
+template partial in ``stanbhm/stan_templates/parts/<kind>.stan.j2`` with one macro per program
 block), the header lines for its priors, and its outputs with their ArviZ dims and
 coords. The data dictionary, the header and the ArviZ conversion are all derived from
 the parts, so they cannot disagree with the program. Parts are frozen; passes replace
@@ -79,7 +79,7 @@ class Rows:
 class Part:
     """Interface every part implements (documented here, checked by the tests)."""
 
-    kind: str  # the template partial: stan_templates/parts/<kind>.stan.j2
+    kind: str  # the template partial: stanbhm/stan_templates/parts/<kind>.stan.j2
 
     def data(self) -> dict[str, Any]:
         """The entries this part adds to the data dictionary."""

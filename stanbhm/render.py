@@ -7,7 +7,6 @@ schema come from the same parts that wrote the program, so they cannot disagree.
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -25,14 +24,8 @@ INTERNAL_DIMS = ("coef", "row", "obs_id")
 
 
 def template_dir() -> Path:
-    """The templates: shipped as ``stanbhm.stan_templates`` or, in a checkout, at the top."""
-    try:
-        shipped = Path(str(importlib.resources.files("stanbhm.stan_templates")))
-        if (shipped / "program.stan.j2").exists():
-            return shipped
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[1] / "stan_templates"
+    """The templates: package data beside this module, in a checkout and installed alike."""
+    return Path(__file__).resolve().parent / "stan_templates"
 
 
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")

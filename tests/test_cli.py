@@ -64,3 +64,19 @@ def test_code_command_accepts_a_fraction_per_term(eight_schools_df, tmp_path, ca
     out = capsys.readouterr().out
     assert "parameterization of school: partially centered, c = 0.5" in out
     assert "vector<offset=0.5 * Intercept, multiplier=pow(sd_school, 0.5)>" in out
+
+
+def test_version_is_the_package_version(capsys):
+    import stanbhm as sb
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"stanbhm {sb.__version__}\n"
+
+
+def test_toolchain_install_reuses_the_built_toolchain(cmdstan, capsys):
+    assert cli.main(["toolchain", "install"]) == 0
+    captured = capsys.readouterr()
+    assert f"CmdStan:   {cmdstan}" in captured.out
+    assert "building the Stan toolchain" not in captured.err

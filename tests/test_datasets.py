@@ -66,3 +66,10 @@ def test_eight_schools_ships_with_the_package() -> None:
     assert df["school"].tolist() == list("ABCDEFGH")
     assert df["y"].tolist() == [28, 8, -3, 7, -1, 1, 18, 12]
     assert df["sigma"].tolist() == [15, 10, 16, 11, 9, 11, 10, 18]
+
+
+def test_datasets_and_plots_come_with_the_package_import():
+    import stanbhm as sb
+
+    assert sb.datasets.eight_schools()["school"].tolist() == list("ABCDEFGH")
+    assert callable(sb.plots.ppc)

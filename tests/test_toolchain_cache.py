@@ -246,3 +246,23 @@ def test_a_failing_optimized_build_falls_back_once_and_is_remembered(tmp_path, m
     monkeypatch.setattr(subprocess, "Popen", Recorder)
     again = model.compile()
     assert again.exe_file == exe.exe_file and started == []
+
+
+def test_first_use_announces_the_one_time_toolchain_build(monkeypatch, tmp_path):
+    """With no CmdStan anywhere, the first compile builds the toolchain and says so, with
+    its one-time cost, through the same progress callback as the compile (here the
+    build stops at once on a missing wheel, so nothing is downloaded)."""
+    monkeypatch.delenv("CMDSTAN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cmdstan
+    monkeypatch.setenv("STANBHM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STANBHM_HTTPSTAN_WHEEL", str(tmp_path / "missing.whl"))
+    said: list[str] = []
+    with pytest.raises(toolchain.ToolchainError, match="missing.whl is not a file"):
+        toolchain.compile_model("parameters { real x; }", progress=said.append)
+    assert said == [
+        f"building the Stan toolchain into {tmp_path / 'home'}/cmdstan-2.39.0-httpstan-4.17.0: "
+        "once per machine, about 3 minutes on 2 cores (`stanbhm toolchain install` does it "
+        "ahead of the first fit)",
+        "fetching httpstan 4.17.0 wheel (Stan 2.39.0)",
+    ]
+    assert not (tmp_path / "home" / "cmdstan-2.39.0-httpstan-4.17.0").exists()

@@ -106,8 +106,9 @@ def compile_model(
     progress: Callable[[str], None] | None = None,
 ) -> cmdstanpy.CmdStanModel:
     """Return a CmdStanModel for ``code``, compiling it only on a cache miss; a compile
-    (seconds, not the instant of a hit) is announced through `progress`."""
-    toolchain = toolchain or ensure_cmdstan()
+    (seconds, not the instant of a hit) and a first-use toolchain build (minutes) are
+    announced through `progress`."""
+    toolchain = toolchain or ensure_cmdstan(progress=progress)
     cpp = normalize_cpp_options(cpp_options)
     stanc = dict(stanc_options or {})
     if "STAN_OPENCL" in cpp:

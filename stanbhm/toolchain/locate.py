@@ -79,7 +79,7 @@ def find_installation(
         if not build:
             raise ToolchainError(
                 "no CmdStan found and the offline toolchain is not built; "
-                "run `stanbhm toolchain --build`"
+                "run `stanbhm toolchain install`"
             )
         build_offline(progress=progress)
     return Installation(offline, "offline", validate(offline))

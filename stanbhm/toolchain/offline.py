@@ -234,6 +234,9 @@ def build_offline(
         if not force and refresh_launcher(final, progress):
             return final
         with staging_dir(final) as tmp, tempfile.TemporaryDirectory() as dl:
+            _say(progress, f"building the Stan toolchain into {final}: once per machine, "
+                           "about 3 minutes on 2 cores (`stanbhm toolchain install` "
+                           "does it ahead of the first fit)")
             _say(progress, f"fetching httpstan {HTTPSTAN_VERSION} wheel (Stan {STAN_VERSION})")
             wheel = download_wheel(Path(dl))
             _say(progress, f"unpacking {wheel.name}")
