@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from . import datasets, plots, toolchain
 from .advice import SamplingWarning
-from .errors import PlanError, SpecError, StanbhmError
+from .errors import CmdStanError, PlanError, SpecError, StanbhmError
 from .families import FAMILIES
 from .formula import Formula, FormulaError, GroupTerm
 from .model import Model
@@ -16,6 +16,7 @@ from .results import Fit
 
 __all__ = [
     "FAMILIES",
+    "CmdStanError",
     "Fit",
     "Formula",
     "FormulaError",

@@ -62,11 +62,18 @@ def _divergence_hint(term: TermState | None) -> str:
 
 
 def advice(numbers: dict, chains: int, draws: int, max_depth: int, ebfmi: np.ndarray,
-           worst: dict[str, str], term: TermState | None) -> list[str]:
+           worst: dict[str, str], term: TermState | None,
+           rejections: list[str] = ()) -> list[str]:
     """One message per problem in `numbers` (`Fit.diagnostics()`), each with what to try.
     `worst` names the variable with the largest R-hat and the smallest ESS; `term` the
-    term the divergences point at, if any."""
+    term the divergences point at, if any; `rejections` are CmdStan's messages for
+    proposals rejected after warmup (those of early warmup are routine)."""
     out = []
+    if rejections:
+        n = len(rejections)
+        out.append(f"{n} proposal{'s' if n > 1 else ''} rejected after warmup (first: "
+                   f"{rejections[0]}): the sampler reached values where the model is not "
+                   "defined; check the priors' support and the data for extreme values")
     n = numbers["divergences"]
     if n:
         share = f"{n / draws:.1%}" if n / draws >= 0.001 else f"{n / draws:.2%}"

@@ -7,7 +7,7 @@ arguments generically keeps working.
 
 from __future__ import annotations
 
-__all__ = ["PlanError", "SpecError", "StanbhmError"]
+__all__ = ["CmdStanError", "PlanError", "SpecError", "StanbhmError"]
 
 
 class StanbhmError(Exception):
@@ -24,3 +24,7 @@ class SpecError(StanbhmError, ValueError):
     The message always names what is at fault (a column, term, grouping factor, family
     or prior key) so the user can fix it without reading stanbhm's source.
     """
+
+
+class CmdStanError(StanbhmError, RuntimeError):
+    """A CmdStan run exited with an error; the message is CmdStan's own."""

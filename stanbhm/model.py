@@ -11,18 +11,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import atomic, metric, toolchain
+from . import arguments, atomic, console, metric, toolchain
 from .advice import warn
 from .datafile import data_file
+from .errors import CmdStanError
 from .formula import Formula
 from .plan import Options, Plan, make_plan
+from .predict import no_rows
 from .program import Program
 from .render import render
 from .results import Fit
 from .spec import ModelSpec, build_spec
 from .toolchain import opencl as opencl_devices
 
-METHODS = ("sample", "pathfinder", "variational", "laplace", "optimize")
+METHODS = tuple(arguments.METHODS)
 
 
 class Model:
@@ -79,6 +81,21 @@ class Model:
         #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).
         self.device = self.plan.device if opencl == "auto" else opencl_devices.resolve(opencl)
 
+    def __repr__(self) -> str:
+        """Formula, family, rows, and each term's parameterization and rewrite, as the
+        program's header states them."""
+        spec, plan = self.spec, self.plan
+        observed = int(np.asarray(spec.observed).sum())
+        lines = [f"stanbhm Model: {self.formula.text}",
+                 f"  family: {plan.family.name} ({plan.family.link} link)",
+                 f"  rows: {len(spec.y)}, {observed} with an observed outcome"]
+        for part in plan.groups:
+            lines.append(f"  ({' + '.join(part.effects)} | {part.name}): {part.n_levels} "
+                         f"levels, {len(part.effects)} effect{'s' if part.k > 1 else ''}")
+        lines.append("  decisions:")
+        lines += [f"    {d.subject}: {d.choice}" for d in plan.decisions]
+        return "\n".join(lines)
+
     @cached_property
     def program(self) -> Program:
         """The rendered program: code, data and output schema."""
@@ -97,10 +114,12 @@ class Model:
 
     def stan_data(self, prior_only: bool = False) -> dict[str, Any]:
         """The data dictionary the program reads; ``prior_only=True`` leaves the
-        likelihood out, for prior predictive checks."""
+        likelihood out, for prior predictive checks. The program's new rows to predict
+        are none (`predict.no_rows`): `Fit.predict` passes them to the same program."""
+        new_rows = no_rows(self.plan)
         if prior_only:
-            return {**self.program.data, **self.program.prior_data, "prior_only": 1}
-        return {**self.program.data, "prior_only": 0}
+            return {**self.program.data, **self.program.prior_data, **new_rows, "prior_only": 1}
+        return {**self.program.data, **new_rows, "prior_only": 0}
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the program to ``path`` atomically (it appears whole or not at all)."""
@@ -154,22 +173,21 @@ class Model:
             if method != "sample":
                 raise ValueError("warm_start works with method='sample'")
             kwargs = {**warm_start_arguments(warm_start, kwargs.get("chains", 4)), **kwargs}
-        exe = self.compile()
-        with data_file(self.stan_data(prior_only=prior_only)) as data, \
-                opencl_devices.selected(self.device):
-            if method == "sample":
-                kwargs = self.sample_arguments(kwargs, prior_only)
-                if self.device is not None:
-                    # chains as threads of one process share Stan's one OpenCL context,
-                    # and a rejection inside a kernel call then aborts the process (seen
-                    # on PoCL: exit -6 at the first "Scale vector = 0" of warmup)
-                    kwargs.setdefault("force_one_process_per_chain", True)
-                result = exe.sample(data=data, **kwargs)
-            elif method == "laplace":
-                result = exe.laplace_sample(data=data, **kwargs)
-            else:
-                result = getattr(exe, method)(data=data, **kwargs)
-        fit = Fit(self.program.schema, result, method, model=self)
+        kwargs = arguments.check(method, kwargs)  # before the compile: errors come first
+        with console.quiet(kwargs.get("show_console", False)):
+            exe = self.compile()
+            with data_file(self.stan_data(prior_only=prior_only)) as data, \
+                    opencl_devices.selected(self.device):
+                if method == "sample":
+                    kwargs = self.sample_arguments(kwargs, prior_only)
+                    if self.device is not None:
+                        # chains as threads of one process share Stan's one OpenCL
+                        # context, and a rejection inside a kernel call then aborts the
+                        # process (seen on PoCL: exit -6 at the first "Scale vector = 0")
+                        kwargs.setdefault("force_one_process_per_chain", True)
+                result = getattr(exe, arguments.METHODS[method])(data=data, **kwargs)
+        raise_if_failed(result, method)
+        fit = Fit(self.program.schema, result, method, model=self, prior_only=prior_only)
         if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
             warn(fit.advice())
         return fit
@@ -196,6 +214,26 @@ class Model:
                 and kwargs.get("adapt_engaged", True) is not False
                 and kwargs.get("iter_warmup", 1) != 0
                 and kwargs.get("metric", "diag_e") in ("diag", "diag_e"))
+
+
+def raise_if_failed(result: Any, method: str) -> None:
+    """CmdStanError with CmdStan's own message when a run exited non-zero. CmdStanPy
+    raises for a failed sample but returns a laplace run that died after "Calculating
+    Hessian" as a fit of no draws."""
+    runset = getattr(result, "_runset", None) or getattr(result, "runset", None)
+    if runset is None or runset._check_retcodes():
+        return
+    messages = []
+    for path in runset.stdout_files:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            continue
+        messages += [line for line in text.splitlines()
+                     if line.startswith(("Error", "Exception", "Rejecting", "Chain"))]
+    codes = ", ".join(str(runset._retcode(i)) for i in range(runset.num_procs))
+    said = "\n".join(dict.fromkeys(messages)) or "(CmdStan printed no error message)"
+    raise CmdStanError(f"CmdStan's {method} failed (exit {codes}):\n{said}")
 
 
 def _say(message: str) -> None:

@@ -22,10 +22,14 @@ __all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Outpu
 
 @dataclass(frozen=True)
 class Output:
-    """One program output and its ArviZ dims (one per array dimension)."""
+    """One program output and its ArviZ dims (one per array dimension). An ``internal``
+    output is the sampler's working coordinate (a raw z, a Cholesky factor, a signed
+    sd) or a matrix with constant cells (a correlation matrix, whose pairs the fit shows
+    as ``cor_<term>``), which the fit keeps out of the posterior a user summarizes."""
 
     name: str
     dims: tuple[str, ...] = ()
+    internal: bool = False
 
 
 class Call(str):
@@ -229,7 +233,7 @@ class FixedPart(Part):
         if self.k:
             out.append(Output("b", ("coef",)))
         if self.horseshoe:
-            out += [Output("hs_z", ("coef",)), Output("hs_local", ("coef",)),
+            out += [Output("hs_z", ("coef",), internal=True), Output("hs_local", ("coef",)),
                     Output("hs_global"), Output("hs_slab")]
         if self.centered:
             out.append(Output("b_Intercept"))
@@ -469,23 +473,24 @@ class GroupPart(Part):
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
-        sd = (Output(f"sd_{g}_signed"), Output(f"sd_{g}")) if self.folded else (
+        sd = (Output(f"sd_{g}_signed", internal=True), Output(f"sd_{g}")) if self.folded else (
             Output(f"sd_{g}"),)
         if not self.drawn:  # integrated out and not drawn back: only the sd remains
             return sd
         if self.k == 1:
             out = [*sd, Output(f"r_{g}", (level,))]
             if self.noncentered and not self.marginalized:
-                out.append(Output(f"z_{g}", (level,)))
+                out.append(Output(f"z_{g}", (level,), internal=True))
             if self.has_coef:
                 out.append(Output(f"coef_{g}", (level,)))
             return tuple(out)
         eff = self.effect_dim
         out = [Output(f"sd_{g}", (eff,)), Output(f"r_{g}", (level, eff))]
         if self.noncentered:
-            out.append(Output(f"z_{g}", (eff, level)))
+            out.append(Output(f"z_{g}", (eff, level), internal=True))
         if self.correlated:
-            out += [Output(f"L_{g}", (eff, f"{eff}_bis")), Output(f"Cor_{g}", (eff, f"{eff}_bis"))]
+            out += [Output(f"L_{g}", (eff, f"{eff}_bis"), internal=True),
+                    Output(f"Cor_{g}", (eff, f"{eff}_bis"), internal=True)]
         if self.has_coef:
             out.append(Output(f"coef_{g}", (level, eff)))
         return tuple(out)

@@ -22,7 +22,7 @@ from .parts import AuxParam, AuxPart, Call, FixedPart, GroupPart, OffsetPart, Pa
 from .passes import Decision, default_passes, run_passes
 from .passes.parameterization import CHOICES
 from .passes.rewrites import check_rewrites
-from .predict import NEW_ROWS, Prediction
+from .predict import NEW_ROWS, with_predictions
 from .priors import VectorPrior, resolve
 from .reduce import PartialSum, partial_sum
 from .spec import ModelSpec
@@ -159,13 +159,13 @@ class Plan:
     decisions: tuple[Decision, ...] = ()
     notes: tuple[str, ...] = field(default=())
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
-    prediction: Prediction | None = None  # new rows to predict (`predict.prediction_plan`)
+    prediction: bool = False  # declares new rows to predict (`predict.with_predictions`)
     rows_given: bool = True  # False: no per-row data (`passes.outputs.RowData`)
     device: Any = None  # opencl="auto": the OpenCL GPU it chose (`passes.glm.Opencl`)
 
     @property
     def new_rows(self) -> Rows:
-        """The rows a prediction program predicts."""
+        """The new rows the program predicts (`predict`), given as data."""
         return NEW_ROWS
 
     @property
@@ -334,7 +334,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         aux=aux, groups=tuple(groups), offset=offset, likelihood=likelihood, options=options,
         notes=tuple(notes),
     )
-    return run_passes(spec, plan, default_passes(spec, options))
+    return with_predictions(run_passes(spec, plan, default_passes(spec, options)))
 
 
 def _check_horseshoe_columns(spec: ModelSpec) -> None:

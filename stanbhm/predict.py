@@ -1,12 +1,17 @@
 """Predictions for new rows from a fitted model's draws.
 
 New rows are encoded exactly as the training rows were (formulaic's stored model specs,
-so categorical levels, ``scale()`` and ``C()`` reuse the training data's encoding), and
-run through CmdStan's standalone generated quantities with the fit's draws: a program
-with the model's data, parameters and generated quantities, plus the new rows and their
-predictions. A level the training data never saw gets its effect from the fitted
-hierarchical distribution (``new_levels="sample"``, correlated terms through their
+so categorical levels, ``scale()`` and ``C()`` reuse the training data's encoding). The
+fitted program itself predicts: its data block declares the new rows and its generated
+quantities compute their linear predictor, mean and predictive draws, with no new rows
+while fitting (`no_rows`). Predicting passes the rows as data and runs CmdStan's
+standalone generated quantities of the executable the fit used, over the fit's draws,
+so nothing is compiled. A level the training data never saw gets its effect from the
+fitted hierarchical distribution (``new_levels="sample"``, correlated terms through their
 fitted Cholesky factor), the population value (``"zero"``), or an error (``"error"``).
+
+A program whose group effects are integrated out and not drawn back has no draws to
+predict from, so it carries no new rows (`with_predictions`).
 """
 
 from __future__ import annotations
@@ -21,19 +26,19 @@ import pandas as pd
 from .errors import SpecError
 from .parts import Rows
 from .passes.base import Decision
-from .spec import _predictor, _trials, strictly
+from .spec import _bare_column, _predictor, _trials, _vector, strictly
 
 if TYPE_CHECKING:
     from .model import Model
     from .plan import Plan
     from .spec import GroupEffects
 
-__all__ = ["NEW_LEVELS", "NEW_ROWS", "NewRows", "Prediction", "encode", "predict_draws",
-           "prediction_data", "prediction_plan"]
+__all__ = ["NEW_LEVELS", "NEW_ROWS", "NewRows", "encode", "fitted_rows", "no_rows",
+           "outcome", "predict_draws", "prediction_data", "with_predictions"]
 
 #: What a level the training data never saw gets.
 NEW_LEVELS = ("sample", "zero", "error")
-#: The rows of the prediction program's generated quantities.
+#: The rows of the prediction block's generated quantities.
 NEW_ROWS = Rows("N_new", "_new", False, new=True)
 _SHOWN = 5
 
@@ -54,19 +59,12 @@ class NewRows:
     """New rows encoded as the training rows were."""
 
     n: int
-    labels: list[str]  # the new data's index, as coordinates
+    labels: pd.Index  # the new data's index, as coordinates (its own type: int stays int)
     X: np.ndarray
     terms: tuple[NewTerm, ...]
     offset: np.ndarray | None
     se: np.ndarray | None
     trials: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the prediction program adds to a plan: how many new levels each term has."""
-
-    new_levels: dict[str, int]
 
 
 def _labels(group: GroupEffects, data: pd.DataFrame) -> np.ndarray:
@@ -107,6 +105,11 @@ def _term(group: GroupEffects, ident: str, data: pd.DataFrame, new_levels: str) 
     return NewTerm(ident, index, Z, tuple(unseen))
 
 
+def _row_labels(index: pd.Index) -> pd.Index:
+    """The rows' labels as one coordinate: a MultiIndex becomes its tuples."""
+    return index.to_flat_index() if isinstance(index, pd.MultiIndex) else index
+
+
 def encode(model: Model, new_data: pd.DataFrame, new_levels: str = "sample") -> NewRows:
     """The new rows' data, or SpecError naming the column or level at fault."""
     if new_levels not in NEW_LEVELS:
@@ -114,7 +117,7 @@ def encode(model: Model, new_data: pd.DataFrame, new_levels: str = "sample") -> 
     if not isinstance(new_data, pd.DataFrame) or len(new_data) == 0:
         raise SpecError("new data must be a non-empty pandas DataFrame")
     spec, plan = model.spec, model.plan
-    labels = [str(i) for i in new_data.index]
+    labels = _row_labels(new_data.index)
     data = new_data.reset_index(drop=True)
     X = spec.fixed.design(data)
     if not np.isfinite(X).all():
@@ -132,20 +135,64 @@ def encode(model: Model, new_data: pd.DataFrame, new_levels: str = "sample") -> 
     return NewRows(len(data), labels, X, terms, offset, se, trials)
 
 
-def prediction_plan(plan: Plan, rows: NewRows) -> Plan:
-    """The fitted model's plan writing predictions for `rows` instead of per-row
-    outputs of the training rows."""
-    likelihood = dataclasses.replace(plan.likelihood, log_lik=False, y_rep=False)
-    counts = {t.ident: len(t.new_levels) for t in rows.terms}
-    kept = tuple(d for d in plan.decisions if d.subject not in ("log_lik", "y_rep"))
+def fitted_rows(model: Model) -> NewRows:
+    """The model's own rows, every one (a missing outcome too), as the fit encoded them:
+    every level is a fitted one. The model keeps no data frame, so the rows are labelled
+    by position, as ``y_rep``'s are."""
+    spec, plan = model.spec, model.plan
+    terms = tuple(NewTerm(part.ident, g.index, g.Z, ())
+                  for g, part in zip(spec.groups, plan.groups, strict=True))
+    return NewRows(spec.n, pd.RangeIndex(spec.n), spec.fixed.X, terms, spec.offset, spec.se,
+                   spec.trials)
+
+
+def outcome(model: Model, new_data: pd.DataFrame | None) -> np.ndarray:
+    """The observed outcome of each row (NaN where missing): the fitted rows' for None,
+    otherwise read from `new_data` as the fit read it, or SpecError naming the column."""
+    spec = model.spec
+    if new_data is None:
+        return np.asarray(spec.y, dtype=np.float64)
+    expr = spec.formula.response
+    column = _bare_column(expr)
+    if column is not None and column not in new_data.columns:
+        raise SpecError(f"new data has no column '{column}' (the outcome): residuals need "
+                        "the observed outcome of each row")
+    return _vector(expr, new_data.reset_index(drop=True), "response",
+                   "the outcome of the new data")
+
+
+def no_rows(plan: Plan) -> dict[str, Any]:
+    """The new-row entries of the fitted program's data: none (N_new = 0), with empty
+    arrays of the declared shapes; empty for a program that cannot predict."""
+    if not plan.prediction:
+        return {}
+    k = plan.fixed.k
+    terms = tuple(NewTerm(g.ident, np.zeros(0, dtype=np.int64), np.zeros((0, g.k)), ())
+                  for g in plan.groups)
+    lik = plan.likelihood
+    empty = np.zeros(0)
+    rows = NewRows(0, pd.RangeIndex(0), np.zeros((0, k)), terms,
+                   empty if plan.offset else None, empty if lik.se is not None else None,
+                   np.zeros(0, dtype=np.int64) if lik.trials is not None else None)
+    return prediction_data(plan, rows, sample_new_levels=False)
+
+
+def with_predictions(plan: Plan) -> Plan:
+    """`plan` with the new-row block, when every group term's effects are drawn; the
+    header says which."""
+    undrawn = [g.name for g in plan.groups if not g.drawn]
+    if undrawn:
+        said = Decision("predictions", "none", f"the effects of {undrawn[0]} are integrated "
+                        "out and not drawn back; effects=True draws them", applied=False)
+        return dataclasses.replace(plan, decisions=(*plan.decisions, said))
     said = Decision("predictions", "eta_new, mu_new, y_new",
-                    "for the new rows, in generated quantities from the fitted draws")
-    return dataclasses.replace(plan, likelihood=likelihood, prediction=Prediction(counts),
-                               decisions=(*kept, said))
+                    "for new rows passed as data (none while fitting), by standalone "
+                    "generated quantities from the fitted draws")
+    return dataclasses.replace(plan, prediction=True, decisions=(*plan.decisions, said))
 
 
 def prediction_data(plan: Plan, rows: NewRows, sample_new_levels: bool) -> dict[str, Any]:
-    """The new rows' entries of the prediction program's data."""
+    """The new rows' entries of the program's data."""
     out: dict[str, Any] = {"N_new": rows.n, "new_levels_sampled": int(sample_new_levels)}
     if plan.fixed.k:
         out["X_new"] = rows.X
@@ -163,26 +210,29 @@ def prediction_data(plan: Plan, rows: NewRows, sample_new_levels: bool) -> dict[
     return out
 
 
-def predict_draws(model: Model, result: Any, new_data: pd.DataFrame, new_levels: str,
-                  seed: int | None) -> tuple[list[str], dict[str, np.ndarray]]:
-    """(row labels, {"y", "mu", "eta": draws x rows}) for `new_data` from the draws of
-    `result` (a CmdStanMCMC of `model`'s program)."""
+def predict_draws(model: Model, result: Any, new_data: pd.DataFrame | None, new_levels: str,
+                  seed: int | None) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """(row labels, {"y", "mu", "eta": draws x rows}) for `new_data` (the fitted rows for
+    None) from the draws of `result` (a CmdStanMCMC of `model`'s program), by the fitted
+    executable's standalone generated quantities."""
     undrawn = [g.name for g in model.plan.groups if not g.drawn]
-    if undrawn:
-        raise ValueError(f"this fit has no draws of the effects of {undrawn[0]}: they were "
+    if undrawn or not model.plan.prediction:
+        name = undrawn[0] if undrawn else "a group term"
+        raise ValueError(f"this fit has no draws of the effects of {name}: they were "
                          "integrated out and not drawn back (see the program header); refit "
                          "with effects=True to predict")
-    from . import toolchain
     from .datafile import data_file
-    from .render import render_code
+    from .toolchain import opencl
 
-    rows = encode(model, new_data, new_levels)
-    plan = prediction_plan(model.plan, rows)
-    exe = toolchain.compile_model(render_code(plan), cpp_options=model.program.cpp_options,
-                                 stanc_options=toolchain.OPTIMIZED)
-    data = {**model.stan_data(), **prediction_data(plan, rows, new_levels == "sample")}
-    with data_file(data) as path:
-        quantities = exe.generate_quantities(data=path, previous_fit=result, seed=seed)
+    rows = fitted_rows(model) if new_data is None else encode(model, new_data, new_levels)
+    exe = model.compile()  # the fit's executable, from the cache
+    data = {**model.stan_data(), **prediction_data(model.plan, rows, new_levels == "sample")}
+    # as many significant figures as the draws they are computed from
+    figures = int(result.metadata.cmdstan_config.get("sig_figs", -1))
+    precision = {"sig_figs": figures} if figures > 0 else {}
+    with data_file(data) as path, opencl.selected(model.device):
+        quantities = exe.generate_quantities(data=path, previous_fit=result, seed=seed,
+                                             **precision)
     names = {"y": "y_new", "mu": "mu_new", "eta": "eta_new"}
     return rows.labels, {k: np.asarray(quantities.stan_variable(v), dtype=float)
                          for k, v in names.items()}

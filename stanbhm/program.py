@@ -27,6 +27,9 @@ class OutputSchema:
     #: outputs left out of R-hat and ESS: a folded sd's sign is arbitrary by design, so
     #: chains may keep to opposite signs while |sd| mixes (`passes.fold`)
     unchecked: tuple[str, ...] = ()
+    #: the sampler's working coordinates (`parts.Output.internal`), kept in the
+    #: InferenceData group ``internals`` instead of ``posterior``
+    internal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

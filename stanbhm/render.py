@@ -20,7 +20,7 @@ from .program import OutputSchema, Program
 
 #: Dims that stanbhm itself names; a grouping factor with one of these names keeps its
 #: own name and the internal dim gets a trailing "_".
-INTERNAL_DIMS = ("coef", "row", "obs_id")
+INTERNAL_DIMS = ("coef", "row", "obs_id", "new_row")
 
 
 def template_dir() -> Path:
@@ -73,11 +73,17 @@ def schema(plan: Plan) -> OutputSchema:
         for dim, values in part.coords().items():
             coords[rename.get(dim, dim)] = values
     dims["y"] = [rename["obs_id"]]
+    if plan.prediction:  # no new rows while fitting; `Fit.predict` labels its own
+        for name in ("eta_new", "mu_new", "y_new"):
+            dims[name] = [rename["new_row"]]
+        coords[rename["new_row"]] = []
     lik = plan.likelihood
     return OutputSchema(
         dims=dims, coords=coords, log_lik="log_lik" if lik.log_lik else None,
         y_rep="y_rep" if lik.y_rep else None, y_observed=lik.y,
         unchecked=tuple(f"sd_{g.ident}_signed" for g in plan.groups if g.folded),
+        internal=tuple(out.name for part in plan.parts for out in part.outputs()
+                       if out.internal),
     )
 
 

@@ -257,7 +257,7 @@ def test_first_use_announces_the_one_time_toolchain_build(monkeypatch, tmp_path)
     monkeypatch.setenv("STANBHM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("STANBHM_HTTPSTAN_WHEEL", str(tmp_path / "missing.whl"))
     said: list[str] = []
-    with pytest.raises(toolchain.ToolchainError, match="missing.whl is not a file"):
+    with pytest.raises(toolchain.ToolchainError, match=r"missing\.whl is not a file"):
         toolchain.compile_model("parameters { real x; }", progress=said.append)
     assert said == [
         f"building the Stan toolchain into {tmp_path / 'home'}/cmdstan-2.39.0-httpstan-4.17.0: "

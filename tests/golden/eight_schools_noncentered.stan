@@ -19,6 +19,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 8 observed rows, at most 5000
 //   y_rep: on; 8 rows, at most 5000
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -26,6 +27,12 @@ data {
   int<lower=1> N_school; // levels of school
   array[N] int<lower=1, upper=N_school> J_school; // level of each row
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  int<lower=0> N_school_new; // levels of school the fit has not seen
+  array[N_new] int<lower=1, upper=N_school + N_school_new> J_school_new; // level of each new row
+  vector<lower=0>[N_new] se_new; // known standard error of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 parameters {
   real Intercept; // intercept
@@ -56,5 +63,25 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[i], se[i]);
     }
     y_rep = normal_rng(eta, se);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_school_new] r_school_new = rep_vector(0, N_school_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_school_new > 0) {
+      r_school_new = to_vector(normal_rng(r_school_new, sd_school));
+    }
+    vector[N_school + N_school_new] r_school_all; // the fitted levels' effects, then the new ones'
+    r_school_all = append_row(r_school, r_school_new);
+    vector[N_new] eta = rep_vector(Intercept, N_new); // linear predictor
+    eta += r_school_all[J_school_new];
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, se_new);
+    }
   }
 }

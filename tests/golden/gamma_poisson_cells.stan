@@ -24,6 +24,7 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of h, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of h: drawn back; log_lik and y_rep need them
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The sum over j of sum_{i < n_j} log1p(i / k_j) for large k_j: four terms of its series
   // in 1 / k_j, the first left out below 1e-13 of the first kept when k_j > 1000 n_j.
@@ -70,6 +71,13 @@ data {
   array[N_cell] int<lower=1, upper=N_cell> rows_h; // cells sorted by level of h
   array[N_h + 1] int<lower=1> start_h; // where each level's cells start in rows_h
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_h_new; // levels of h the fit has not seen
+  array[N_new] int<lower=1, upper=N_h + N_h_new> J_h_new; // level of each new row
+  vector[N_new] offs_new; // offset of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -130,5 +138,26 @@ generated quantities {
       log_lik[i] = poisson_log_lpmf(y[i] | eta[i]);
     }
     y_rep = poisson_log_rng(eta);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] int y_new; // predictive draw of each new row
+  {
+    vector[N_h_new] r_h_new = rep_vector(0, N_h_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_h_new > 0) {
+      r_h_new = to_vector(normal_rng(r_h_new, sd_h));
+    }
+    vector[N_h + N_h_new] r_h_all; // the fitted levels' effects, then the new ones'
+    r_h_all = append_row(r_h, r_h_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_h_all[J_h_new];
+    eta += offs_new;
+    eta_new = eta;
+    mu_new = exp(eta);
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = poisson_log_rng(eta);
+    }
   }
 }

@@ -29,6 +29,7 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   row data: passed; computed from them: log_lik, y_rep
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -50,6 +51,16 @@ data {
   matrix[js_M, js_P] js_R; // the blocks' triangular factors, stacked
   vector[js_M] js_q; // their right-hand sides (the outcome's column of each factor)
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  int<lower=0> N_h_new; // levels of h the fit has not seen
+  array[N_new] int<lower=1, upper=N_h + N_h_new> J_h_new; // level of each new row
+  vector[N_new] Z_h_new; // covariate of the varying effect
+  vector[N_new] offs_new; // offset of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -60,6 +71,7 @@ transformed data {
   }
   matrix[N, 1] Xc_free = Xc[ : , {1}]; // columns no group term took over
   vector[N] Zc_h = Z_h - means_X[2]; // centered like X's column
+  vector[N_new] Zc_h_new = Z_h_new - means_X[2]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -108,5 +120,34 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
     y_rep = normal_rng(eta, sigma);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+    }
+    vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    vector[N_h_new] r_h_new = rep_vector(0, N_h_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_h_new > 0) {
+      r_h_new = to_vector(normal_rng(r_h_new, sd_h));
+    }
+    vector[N_h + N_h_new] r_h_all; // the fitted levels' effects, then the new ones'
+    r_h_all = append_row(r_h, r_h_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new];
+    eta += r_h_all[J_h_new] .* Zc_h_new;
+    eta += offs_new;
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, sigma);
+    }
   }
 }

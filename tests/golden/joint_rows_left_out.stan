@@ -33,6 +33,7 @@
 //   y_rep: off; y_rep=False requested
 //   effects of g: not drawn; effects=False requested
 //   row data: left out; the joint statistics hold all the model block needs, and nothing per row is written; the data keep the row count and X's column moments
+//   predictions: none; the effects of g are integrated out and not drawn back; effects=True draws them
 data {
   int<lower=1> N; // rows
   int<lower=0> N_obs; // rows with an observed outcome

@@ -23,6 +23,7 @@
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The log likelihood of the rows given the effects u of g.
   real lik_g(vector u, array[] int y, vector eta, array[] int J,
@@ -56,6 +57,13 @@ data {
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  array[N_new] int<lower=0> trials_new; // trials of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   array[N_obs] int trials_obs = trials[obs]; // trials of the observed rows
@@ -102,5 +110,25 @@ generated quantities {
       log_lik[i] = binomial_logit_lpmf(y[i] | trials[obs[i]], eta[obs[i]]);
     }
     y_rep = binomial_rng(trials, inv_logit(eta));
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] int y_new; // predictive draw of each new row
+  {
+    vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+    }
+    vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new];
+    eta_new = eta;
+    mu_new = to_vector(trials_new) .* inv_logit(eta);
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = binomial_rng(trials_new, inv_logit(eta));
+    }
   }
 }

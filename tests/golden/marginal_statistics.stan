@@ -29,6 +29,7 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -53,6 +54,15 @@ data {
   vector[N_g] ss_ysum; // sum of the outcome over each level's rows
   matrix[N_g, ss_cols] ss_xsum; // sum of each design column over them
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  int<lower=0> N_g_x_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g_x + N_g_x_new> J_g_x_new; // level of each new row
+  vector[N_new] Z_g_x_new; // covariate of the varying effect
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -62,6 +72,7 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   vector[N] Zc_g_x = Z_g_x - means_X[1]; // centered like X's column
+  vector[N_new] Zc_g_x_new = Z_g_x_new - means_X[1]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -132,5 +143,33 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
     y_rep = normal_rng(eta, sigma);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+    }
+    vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    vector[N_g_x_new] r_g_x_new = rep_vector(0, N_g_x_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_x_new > 0) {
+      r_g_x_new = to_vector(normal_rng(r_g_x_new, sd_g_x));
+    }
+    vector[N_g_x + N_g_x_new] r_g_x_all; // the fitted levels' effects, then the new ones'
+    r_g_x_all = append_row(r_g_x, r_g_x_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new];
+    eta += r_g_x_all[J_g_x_new] .* Zc_g_x_new;
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, sigma);
+    }
   }
 }

@@ -31,6 +31,7 @@
 //   log_lik: off; log_lik=False requested
 //   y_rep: off; y_rep=False requested
 //   effects of g: not drawn; effects=False requested
+//   predictions: none; the effects of g are integrated out and not drawn back; effects=True draws them
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
   vector level_sums(vector v, array[] int rows, array[] int start) {

@@ -26,6 +26,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
@@ -35,6 +36,13 @@ data {
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  matrix[N_new, 2] Z_g_new; // covariates of the effects
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -45,6 +53,8 @@ transformed data {
   }
   matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
   Zc_g[ : , 2] -= means_X[1];
+  matrix[N_new, 2] Zc_g_new = Z_g_new; // centered as in the fit
+  Zc_g_new[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -84,5 +94,27 @@ generated quantities {
       log_lik[i] = neg_binomial_2_log_lpmf(y[i] | eta[i], phi);
     }
     y_rep = neg_binomial_2_log_rng(eta, phi);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] int y_new; // predictive draw of each new row
+  {
+    matrix[N_g_new, 2] r_g_new = rep_matrix(0, N_g_new, 2); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_matrix(normal_rng(to_vector(r_g_new), 1), N_g_new, 2);
+      r_g_new = r_g_new * diag_pre_multiply(sd_g, L_g)';
+    }
+    matrix[N_g + N_g_new, 2] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new, 1];
+    eta += r_g_all[J_g_new, 2] .* Zc_g_new[ : , 2];
+    eta_new = eta;
+    mu_new = exp(eta);
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = neg_binomial_2_log_rng(eta, phi);
+    }
   }
 }

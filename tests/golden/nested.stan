@@ -23,6 +23,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -37,6 +38,13 @@ data {
   vector<lower=1>[N_cell] n_cell; // rows in each cell
   real<lower=0> ss_cell; // sum of squares of the rows about their cell's mean
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  int<lower=0> N_a_new; // levels of a the fit has not seen
+  array[N_new] int<lower=1, upper=N_a + N_a_new> J_a_new; // level of each new row
+  int<lower=0> N_a_b_new; // levels of a:b the fit has not seen
+  array[N_new] int<lower=1, upper=N_a_b + N_a_b_new> J_a_b_new; // level of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   array[N_cell] int J_a_cell = J_a[cell]; // levels of the rows standing for the cells
@@ -83,5 +91,33 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
     y_rep = normal_rng(eta, sigma);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_a_new] r_a_new = rep_vector(0, N_a_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_a_new > 0) {
+      r_a_new = to_vector(normal_rng(r_a_new, sd_a));
+    }
+    vector[N_a + N_a_new] r_a_all; // the fitted levels' effects, then the new ones'
+    r_a_all = append_row(r_a, r_a_new);
+    vector[N_a_b_new] r_a_b_new = rep_vector(0, N_a_b_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_a_b_new > 0) {
+      r_a_b_new = to_vector(normal_rng(r_a_b_new, sd_a_b));
+    }
+    vector[N_a_b + N_a_b_new] r_a_b_all; // the fitted levels' effects, then the new ones'
+    r_a_b_all = append_row(r_a_b, r_a_b_new);
+    vector[N_new] eta = rep_vector(Intercept, N_new); // linear predictor
+    eta += r_a_all[J_a_new];
+    eta += r_a_b_all[J_a_b_new];
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, sigma);
+    }
   }
 }

@@ -22,6 +22,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 //   names: obs is written obs_2 in the program, clear of the names the program itself uses
 data {
   int<lower=1> N; // rows
@@ -32,6 +33,12 @@ data {
   int<lower=1> N_obs_2; // levels of obs
   array[N] int<lower=1, upper=N_obs_2> J_obs_2; // level of each row
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_obs_2_new; // levels of obs the fit has not seen
+  array[N_new] int<lower=1, upper=N_obs_2 + N_obs_2_new> J_obs_2_new; // level of each new row
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -72,5 +79,25 @@ generated quantities {
       log_lik[i] = poisson_log_lpmf(y[i] | eta[i]);
     }
     y_rep = poisson_log_rng(eta);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] int y_new; // predictive draw of each new row
+  {
+    vector[N_obs_2_new] r_obs_2_new = rep_vector(0, N_obs_2_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_obs_2_new > 0) {
+      r_obs_2_new = to_vector(normal_rng(r_obs_2_new, sd_obs_2));
+    }
+    vector[N_obs_2 + N_obs_2_new] r_obs_2_all; // the fitted levels' effects, then the new ones'
+    r_obs_2_all = append_row(r_obs_2, r_obs_2_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_obs_2_all[J_obs_2_new];
+    eta_new = eta;
+    mu_new = exp(eta);
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = poisson_log_rng(eta);
+    }
   }
 }

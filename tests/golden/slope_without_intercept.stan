@@ -26,6 +26,7 @@
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -38,6 +39,16 @@ data {
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   vector[N] Z_h; // covariate of the varying effect: z
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  vector[N_new] Z_g_new; // covariate of the varying effect
+  int<lower=0> N_h_new; // levels of h the fit has not seen
+  array[N_new] int<lower=1, upper=N_h + N_h_new> J_h_new; // level of each new row
+  vector[N_new] Z_h_new; // covariate of the varying effect
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   vector[K] means_X; // column means of X over the observed rows
@@ -47,6 +58,7 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   vector[N] Zc_g = Z_g - means_X[1]; // centered like X's column
+  vector[N_new] Zc_g_new = Z_g_new - means_X[1]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -85,5 +97,33 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
     y_rep = normal_rng(eta, sigma);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+    }
+    vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    vector[N_h_new] r_h_new = rep_vector(0, N_h_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_h_new > 0) {
+      r_h_new = to_vector(normal_rng(r_h_new, sd_h));
+    }
+    vector[N_h + N_h_new] r_h_all; // the fitted levels' effects, then the new ones'
+    r_h_all = append_row(r_h, r_h_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new] .* Zc_g_new;
+    eta += r_h_all[J_h_new] .* Z_h_new;
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, sigma);
+    }
   }
 }

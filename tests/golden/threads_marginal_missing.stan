@@ -31,6 +31,7 @@
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
+//   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The log likelihood of the fitted rows of levels start to end of g, whose
   // effects are integrated out, constants kept: reduce_sum adds up such slices of
@@ -87,6 +88,15 @@ data {
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   matrix[N, 2] Z_h; // covariates of the effects: Intercept, x
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
+  // new rows to predict from the fitted draws (none while fitting)
+  int<lower=0> N_new; // new rows
+  matrix[N_new, K] X_new; // their fixed-effect columns
+  int<lower=0> N_g_new; // levels of g the fit has not seen
+  array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  int<lower=0> N_h_new; // levels of h the fit has not seen
+  array[N_new] int<lower=1, upper=N_h + N_h_new> J_h_new; // level of each new row
+  matrix[N_new, 2] Z_h_new; // covariates of the effects
+  int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
   array[N_g] int level_index = linspaced_int_array(N_g, 1, N_g); // what reduce_sum slices
@@ -101,6 +111,8 @@ transformed data {
   Zc_h[ : , 2] -= means_X[1];
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Zc_h_obs = Zc_h[obs]; // their covariates
+  matrix[N_new, 2] Zc_h_new = Z_h_new; // centered as in the fit
+  Zc_h_new[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -166,5 +178,35 @@ generated quantities {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
     }
     y_rep = normal_rng(eta, sigma);
+  }
+  vector[N_new] eta_new; // linear predictor of each new row
+  vector[N_new] mu_new; // expected outcome of each new row
+  array[N_new] real y_new; // predictive draw of each new row
+  {
+    vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_g_new > 0) {
+      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+    }
+    vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
+    r_g_all = append_row(r_g, r_g_new);
+    matrix[N_h_new, 2] r_h_new = rep_matrix(0, N_h_new, 2); // new levels' effects
+    // Stan 2.39: normal_rng of no means and a scalar sd crashes
+    if (new_levels_sampled && N_h_new > 0) {
+      r_h_new = to_matrix(normal_rng(to_vector(r_h_new), 1), N_h_new, 2);
+      r_h_new = r_h_new * diag_pre_multiply(sd_h, L_h)';
+    }
+    matrix[N_h + N_h_new, 2] r_h_all; // the fitted levels' effects, then the new ones'
+    r_h_all = append_row(r_h, r_h_new);
+    vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
+    eta += r_g_all[J_g_new];
+    eta += r_h_all[J_h_new, 1];
+    eta += r_h_all[J_h_new, 2] .* Zc_h_new[ : , 2];
+    eta_new = eta;
+    mu_new = eta;
+    // Stan 2.39: an rng of no values and a scalar argument crashes
+    if (N_new > 0) {
+      y_new = normal_rng(eta, sigma);
+    }
   }
 }
