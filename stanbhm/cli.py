@@ -56,14 +56,39 @@ def _parameterization(text: str) -> object:
         return text
 
 
+class UsageError(Exception):
+    """A command line the parser accepted but stanbhm cannot run: exit 2."""
+
+
+def _priors(items: list[str]) -> dict[str, str] | None:
+    """--prior KEY=DIST, repeated: {"b": "normal(0, 1)", ...}."""
+    out = {}
+    for item in items:
+        key, sep, dist = item.partition("=")
+        if not sep or not key.strip() or not dist.strip():
+            raise UsageError(f"--prior takes KEY=DISTRIBUTION, e.g. b=normal(0,1); not {item!r}")
+        out[key.strip()] = dist.strip()
+    return out or None
+
+
 def _model(args: argparse.Namespace):
     import pandas as pd
 
     from .model import Model
 
-    data = pd.read_csv(args.data)
-    return Model(args.formula, data, family=args.family,
+    path = Path(args.data)
+    if not path.is_file():
+        raise FileNotFoundError(f"no data file {args.data!r} (--data takes a CSV file)")
+    try:
+        data = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {args.data} as CSV: {exc}") from exc
+    return Model(args.formula, data, family=args.family, priors=_priors(args.prior),
                  parameterization=_parameterization(args.parameterization))
+
+
+class DataError(Exception):
+    """The data file cannot be read: exit 1."""
 
 
 def cmd_code(args: argparse.Namespace) -> int:
@@ -72,18 +97,17 @@ def cmd_code(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    import arviz as az
+    sampler = {"iter_warmup": args.iter_warmup, "iter_sampling": args.iter_sampling,
+               "chains": args.chains, "adapt_delta": args.adapt_delta}
+    options = {k: v for k, v in sampler.items() if v is not None}
+    if args.method != "sample" and options:
+        raise UsageError(f"--{next(iter(options)).replace('_', '-')} applies to "
+                         "--method sample only")
+    from . import arguments
 
-    model = _model(args)
-    fit = model.fit(method=args.method, seed=args.seed, **({"chains": args.chains}
-                                                           if args.method == "sample" else {}))
-    idata = fit.to_arviz()
-    names = [v for v in idata.posterior.data_vars if not v.startswith(("z_", "L_"))]
-    print(az.summary(idata, var_names=names, kind="stats" if args.method != "sample" else "all")
-          .to_string())
-    if args.method == "sample":
-        for key, value in fit.diagnostics().items():
-            print(f"{key}: {value}")
+    arguments.check(args.method, options)  # before the model compiles
+    fit = _model(args).fit(method=args.method, seed=args.seed, **options)
+    print(fit.summary(), end="")
     return 0
 
 
@@ -119,9 +143,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from .families import FAMILIES
+
     p.add_argument("formula", help="e.g. 'y | se(sigma) ~ 1 + (1 | school)'")
     p.add_argument("--data", required=True, help="CSV file with the columns the formula uses")
-    p.add_argument("--family", default="gaussian")
+    p.add_argument("--family", default="gaussian", choices=sorted(FAMILIES))
+    p.add_argument("--prior", action="append", default=[], metavar="KEY=DIST",
+                   help="a prior, e.g. --prior 'sd_school=normal(0, 5)' (repeat for more)")
     p.add_argument("--parameterization", default="auto",
                    help="centered, noncentered, auto, or term=choice,... "
                         "(term names as in the program header)")
@@ -151,7 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(fit)
     fit.add_argument("--method", default="sample",
                      choices=["sample", "pathfinder", "variational", "laplace", "optimize"])
-    fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument("--chains", type=int, help="chains (sample; default 4)")
+    fit.add_argument("--iter-warmup", type=int, help="warmup iterations per chain (default 1000)")
+    fit.add_argument("--iter-sampling", type=int, help="draws per chain (default 1000)")
+    fit.add_argument("--adapt-delta", type=float, help="target acceptance rate (default 0.8)")
     fit.add_argument("--seed", type=int, default=1)
     fit.set_defaults(func=cmd_fit)
     from .bench import SUITES
@@ -176,8 +207,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. A user's error is one line on stderr naming the fault, never a
+    traceback: exit 2 for the command line (argparse's convention), 1 for the model, the
+    data or a CmdStan run."""
+    from .errors import StanbhmError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (UsageError, TypeError, ValueError) as exc:
+        if isinstance(exc, StanbhmError):  # SpecError, PlanError: the model or its data
+            return _fail(exc, 1)
+        return _fail(exc, 2)
+    except (StanbhmError, FileNotFoundError, DataError) as exc:
+        return _fail(exc, 1)
+    except BrokenPipeError:  # `stanbhm code ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    message = str(exc.args[0]) if isinstance(exc, FileNotFoundError) and exc.args else str(exc)
+    first, *rest = message.strip().splitlines() or [type(exc).__name__]
+    print(f"stanbhm: {first}", file=sys.stderr)
+    for line in rest:  # a formula error's caret line (indented already), CmdStan's message
+        print(line if line[:1].isspace() else f"  {line}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

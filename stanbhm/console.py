@@ -28,11 +28,17 @@ _SAID_ELSEWHERE = (
 )
 
 
+#: CmdStanPy's log line for a chain that exited non-zero; Model.fit raises CmdStanError
+#: with CmdStan's own message instead.
+_CHAIN_FAILED = re.compile(r"^Chain \[\d+\] error: code")
+
+
 class _Drop(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return False
-        return not str(record.msg).startswith(_SAID_ELSEWHERE)
+        message = record.getMessage()
+        return not (message.startswith(_SAID_ELSEWHERE) or _CHAIN_FAILED.match(message))
 
 
 class _NoPadding:

@@ -185,7 +185,11 @@ class Model:
                         # context, and a rejection inside a kernel call then aborts the
                         # process (seen on PoCL: exit -6 at the first "Scale vector = 0")
                         kwargs.setdefault("force_one_process_per_chain", True)
-                result = getattr(exe, arguments.METHODS[method])(data=data, **kwargs)
+                try:
+                    result = getattr(exe, arguments.METHODS[method])(data=data, **kwargs)
+                except RuntimeError as exc:  # CmdStanPy's, for a failed sample
+                    raise CmdStanError(f"CmdStan's {method} failed:\n"
+                                       f"{cmdstan_messages(str(exc))}") from exc
         raise_if_failed(result, method)
         fit = Fit(self.program.schema, result, method, model=self, prior_only=prior_only)
         if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
@@ -223,17 +227,26 @@ def raise_if_failed(result: Any, method: str) -> None:
     runset = getattr(result, "_runset", None) or getattr(result, "runset", None)
     if runset is None or runset._check_retcodes():
         return
-    messages = []
+    text = ""
     for path in runset.stdout_files:
         try:
-            text = Path(path).read_text(errors="replace")
+            text += Path(path).read_text(errors="replace")
         except OSError:
             continue
-        messages += [line for line in text.splitlines()
-                     if line.startswith(("Error", "Exception", "Rejecting", "Chain"))]
     codes = ", ".join(str(runset._retcode(i)) for i in range(runset.num_procs))
-    said = "\n".join(dict.fromkeys(messages)) or "(CmdStan printed no error message)"
-    raise CmdStanError(f"CmdStan's {method} failed (exit {codes}):\n{said}")
+    raise CmdStanError(f"CmdStan's {method} failed (exit {codes}):\n{cmdstan_messages(text)}")
+
+
+def cmdstan_messages(text: str, most: int = 5) -> str:
+    """CmdStan's error lines in `text`, each once, at most `most` of them: a chain that
+    fails at initialization repeats the same rejection a hundred times."""
+    lines = [line.strip() for line in text.splitlines()]
+    said = list(dict.fromkeys(line for line in lines if line.startswith(("Error", "Exception"))
+                              and not line.startswith("Error during")))  # CmdStanPy's
+    if not said:
+        return "(CmdStan printed no error message)"
+    more = f"\n(and {len(said) - most} more)" if len(said) > most else ""
+    return "\n".join(said[:most]) + more
 
 
 def _say(message: str) -> None:

@@ -51,9 +51,15 @@ def test_fit_command_prints_a_summary(eight_schools_df, tmp_path, capsys):
     csv = tmp_path / "es.csv"
     eight_schools_df.to_csv(csv, index=False)
     assert cli.main(["fit", "y | se(sigma) ~ 1 + (1 | school)", "--data", str(csv),
-                     "--parameterization", "noncentered", "--chains", "2"]) == 0
+                     "--parameterization", "noncentered", "--chains", "2",
+                     "--iter-warmup", "300", "--iter-sampling", "400",
+                     "--prior", "sd_school=normal(0, 5)"]) == 0
     out = capsys.readouterr().out
-    assert "sd_school" in out and "r_school[A]" in out and "rhat_max:" in out
+    assert out.startswith(" Family: gaussian\n")
+    assert "  Draws: 2 chains, each with 300 warmup and 400 draws; total draws = 800\n" in out
+    assert "~school (Number of levels: 8)\n" in out and "\nsd(Intercept) " in out
+    assert "r_school" not in out  # levels are ranef()'s, not the summary's
+    assert "Draws were sampled using NUTS: divergent transitions " in out
 
 
 def test_code_command_accepts_a_fraction_per_term(eight_schools_df, tmp_path, capsys):
@@ -80,3 +86,50 @@ def test_toolchain_install_reuses_the_built_toolchain(cmdstan, capsys):
     captured = capsys.readouterr()
     assert f"CmdStan:   {cmdstan}" in captured.out
     assert "building the Stan toolchain" not in captured.err
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["code", "y ~ 1", "--data", "nope.csv"], 1,
+     "stanbhm: no data file 'nope.csv' (--data takes a CSV file)\n"),
+    (["code", "y ~ 1 + (1 | scool)", "--data", "es.csv"], 1,
+     "stanbhm: column 'scool' (used in group term (1 | scool)) is not in the data; available "
+     "columns: school, y, sigma\n"),
+    (["code", "y ~ 1 + (1 | school", "--data", "es.csv"], 1,
+     "stanbhm: unclosed '(' at position 9 in formula:\n  y ~ 1 + (1 | school\n"
+     "          ^\n"),
+    (["fit", "y ~ 1", "--data", "es.csv", "--chains", "0"], 2,
+     "stanbhm: fit(method='sample'): chains=0 must be at least 1\n"),
+    (["fit", "y ~ 1", "--data", "es.csv", "--prior", "b"], 2,
+     "stanbhm: --prior takes KEY=DISTRIBUTION, e.g. b=normal(0,1); not 'b'\n"),
+    (["fit", "y ~ 1", "--data", "es.csv", "--method", "optimize", "--chains", "2"], 2,
+     "stanbhm: --chains applies to --method sample only\n"),
+    (["code", "a ~ b", "--data", "bad.csv"], 1,
+     "stanbhm: cannot read bad.csv as CSV: Error tokenizing data. C error: EOF inside string "
+     "starting at row 1\n"),
+])
+def test_user_errors_are_one_message_and_an_exit_code(eight_schools_df, tmp_path, monkeypatch,
+                                                      capsys, argv, code, message):
+    """No traceback, and nothing compiles before the arguments are checked."""
+    from stanbhm.model import Model
+
+    monkeypatch.chdir(tmp_path)
+    eight_schools_df.to_csv("es.csv", index=False)
+    (tmp_path / "bad.csv").write_text('a,b\n1,"2\n')
+    monkeypatch.setattr(Model, "compile", lambda self: pytest.fail("compiled"))
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    assert captured.err == message
+    assert captured.out == ""
+
+
+@pytest.mark.slow
+def test_a_failed_cmdstan_run_is_one_message(eight_schools_df, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    eight_schools_df.to_csv("es.csv", index=False)
+    assert cli.main(["fit", "y ~ 1", "--data", "es.csv", "--prior", "sigma=normal(0, -1)",
+                     "--chains", "1", "--iter-warmup", "10", "--iter-sampling", "10"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("stanbhm: CmdStan's sample failed:\n  Exception: normal_lpdf: Scale "
+                        "parameter is -1, but must be positive! (in 'model.stan', line 40, "
+                        "column 2 to column 24)\n")
+    assert "Traceback" not in err and "cmdstanpy - ERROR" not in err
