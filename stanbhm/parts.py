@@ -249,7 +249,8 @@ class FixedPart(Part):
         if self.horseshoe:
             lines.append(f"b ~ regularized {self.horseshoe.settings}, on standardized columns")
         else:
-            lines += [f"{i} ~ {p}" for i, p in zip(self.idents, self.b_priors, strict=True)]
+            # the prior keys as the user writes them, spelled as the fit labels b's coords
+            lines += [f"b_{n} ~ {p}" for n, p in zip(self.names, self.b_priors, strict=True)]
         return tuple(lines)
 
 

@@ -216,8 +216,9 @@ def prior_keys(
     """Valid prior keys for this model, each mapped to (class, target or None).
 
     Targets are fixed-effect column names and group *term* names (``state_age`` for the
-    second term on ``state``). Canonical keys come first in listing order; Stan-spelled
-    aliases (``b_x_z`` for ``b_x:z``, ``sd_a_b`` for ``sd_a:b``) follow.
+    second term on ``state``). Canonical keys, spelled as the fit's labels
+    (``b_trt[T.b]``), come first in listing order; Stan-spelled aliases (``b_x_z`` for
+    ``b_x:z``, ``sd_a_b`` for ``sd_a:b``) and brms's (``b_trtb``) follow.
     """
     canonical: dict[str, tuple[str, str | None]] = {}
     aliases: dict[str, tuple[str, str | None]] = {}
@@ -232,6 +233,7 @@ def prior_keys(
             for name, stan_name in zip(fixed.names, fixed.stan_names, strict=True):
                 canonical[f"b_{name}"] = ("b", name)
                 aliases[stan_name] = ("b", name)
+                aliases.setdefault(f"b_{brms_name(name)}", ("b", name))
         elif cls in ("sd", "cor"):
             for group in groups if cls == "sd" else correlated:
                 canonical[f"{cls}_{group.term_name}"] = (cls, group.term_name)
@@ -239,6 +241,14 @@ def prior_keys(
     for name in fam.aux_names(has_se):
         canonical[name] = (name, None)
     return canonical | {k: v for k, v in aliases.items() if k not in canonical}
+
+
+def brms_name(column: str) -> str:
+    """brms's name for a population-level column: a factor's level follows its name
+    (``trt[T.b]`` -> ``trtb``) and other characters but letters, digits, ``_``, ``.``
+    and ``:`` go (``scale(age)`` -> ``scaleage``)."""
+    joined = re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
+    return re.sub(r"[^A-Za-z0-9_.:]", "", joined)
 
 
 def _canonical_keys(table: Mapping[str, tuple[str, str | None]]) -> list[str]:

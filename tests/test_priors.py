@@ -141,3 +141,19 @@ def test_two_terms_on_one_factor_have_their_own_prior_keys() -> None:
                                         "sd_state, sd_state_age, sigma"):
         sb.Model("y ~ age + (1 | state) + (age - 1 | state)", data,
                  priors={"sd_state_2": "exponential(3)"})
+
+
+def test_a_coefficient_has_one_spelling_and_brms_names_are_understood():
+    """The header, the prior keys and the fit's labels say ``b_trt[T.b]``; brms's
+    ``b_trtb`` and ``b_scaleage`` set the same coefficients."""
+    df = pd.DataFrame({"y": np.arange(10.0), "trt": list("ab") * 5, "age": np.arange(10)})
+    model = sb.Model("y ~ trt + scale(age)", df,
+                     priors={"b_trtb": "normal(0, 1)", "b_scaleage": "normal(0, 2)"})
+    code = model.stan_code()
+    assert "//   b_trt[T.b] ~ normal(0, 1)\n//   b_scale(age) ~ normal(0, 2)\n" in code
+    assert model.program.schema.coords["coef"] == ["trt[T.b]", "scale(age)"]
+    same = sb.Model("y ~ trt + scale(age)", df,
+                    priors={"b_trt[T.b]": "normal(0, 1)", "b_scale(age)": "normal(0, 2)"})
+    assert same.stan_code() == code
+    with pytest.raises(sb.SpecError, match=r"priors 'b_trt\[T.b\]' and 'b_trtb' set the same "):
+        sb.Model("y ~ trt", df, priors={"b_trt[T.b]": "normal(0, 1)", "b_trtb": "normal(0, 2)"})

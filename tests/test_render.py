@@ -218,7 +218,9 @@ def test_hostile_names_never_reach_the_program(eight_schools_df):
     for raw in ("target += 1e9", "ñame", "1x", "1 x", ";  "):
         assert raw not in statements
     assert not re.search(r"\bfor\b(?! \()", statements)  # only as a loop keyword
-    assert "N_for_" in statements and "b_x_target_1e9" in code
+    assert "N_for_" in statements
+    # the header names the prior key as the user writes it, inside a comment
+    assert "\n//   b_x; target += 1e9 ~ normal(0, 2.74)\n" in code
 
 
 def test_line_breaks_in_names_cannot_escape_comments(tmp_path):

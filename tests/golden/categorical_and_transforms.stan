@@ -7,10 +7,10 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
-//   b_C_cat_T_lo ~ normal(0, 5.23)
-//   b_C_cat_T_mid ~ normal(0, 5.83)
-//   b_log_pos ~ normal(0, 6.1)
-//   b_scale_z ~ normal(0, 2.6)
+//   b_C(cat)[T.lo] ~ normal(0, 5.23)
+//   b_C(cat)[T.mid] ~ normal(0, 5.83)
+//   b_log(pos) ~ normal(0, 6.1)
+//   b_scale(z) ~ normal(0, 2.6)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   marginalization: not applied; no group term

@@ -8,8 +8,8 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, -1.65, 2.5)
-//   b_C_cat_T_lo ~ normal(0, 5.03)
-//   b_C_cat_T_mid ~ normal(0, 5.61)
+//   b_C(cat)[T.lo] ~ normal(0, 5.03)
+//   b_C(cat)[T.mid] ~ normal(0, 5.61)
 //   sd_h ~ student_t(3, 0, 2.5)
 // decisions:
 //   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)

@@ -8,8 +8,8 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
-//   b_x_target_1e9 ~ normal(0, 2.74)
-//   b_name ~ normal(0, 2.77)
+//   b_x; target += 1e9 ~ normal(0, 2.74)
+//   b_ñame ~ normal(0, 2.77)
 //   b_1x ~ normal(0, 2.9)
 //   sd_for_ ~ student_t(3, 0, 2.6)
 //   sigma ~ student_t(3, 0, 2.6)

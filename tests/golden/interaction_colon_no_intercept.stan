@@ -5,7 +5,7 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   b_x ~ normal(0, 2.92)
-//   b_x_z ~ normal(0, 4.65)
+//   b_x:z ~ normal(0, 4.65)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   marginalization: not applied; no group term

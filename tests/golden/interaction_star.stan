@@ -9,7 +9,7 @@
 //   Intercept ~ student_t(3, 0.511, 2.6)
 //   b_x ~ normal(0, 2.92)
 //   b_z ~ normal(0, 3.08)
-//   b_x_z ~ normal(0, 4.65)
+//   b_x:z ~ normal(0, 4.65)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
 //   marginalization: not applied; no group term

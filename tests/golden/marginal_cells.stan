@@ -9,8 +9,8 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.575, 2.66)
-//   b_C_cat_T_lo ~ normal(0, 5.37)
-//   b_C_cat_T_mid ~ normal(0, 5.89)
+//   b_C(cat)[T.lo] ~ normal(0, 5.37)
+//   b_C(cat)[T.mid] ~ normal(0, 5.89)
 //   sd_g ~ student_t(3, 0, 2.66)
 //   sd_h ~ student_t(3, 0, 2.66)
 //   sigma ~ student_t(3, 0, 2.66)
