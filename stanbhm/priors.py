@@ -10,7 +10,7 @@ Three jobs, kept together so no other module parses or defaults a prior:
   the family's auxiliary parameters...) and which parameter each one lands on.
 * **Resolution.** `resolve` turns the user's priors and data-scaled defaults into a
   `PriorBook`: one prior per scalar (per coefficient, per effect's sd) with the bounds
-  the declaration needs. Defaults follow rstanarm/brms and are documented in the README.
+  the declaration needs. Defaults follow rstanarm/brms and are documented in docs/models.md.
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ def test_catalogue_covers_every_family():
 
 # --------------------------------------------------------------------------- invariants
 
-#: stanc --warn-pedantic may say only these about a golden program (README, "Tests"):
+#: stanc --warn-pedantic may say only these about a golden program (docs/testing.md):
 #: the unit-scale hint for data-scaled default priors, and the "has no priors" false
 #: positive for a parameter whose prior's location or scale involves another parameter
 #: (the horseshoe's global scale, per sigma; a centered term's levels, around Intercept).

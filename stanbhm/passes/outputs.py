@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..plan import Plan
     from ..spec import ModelSpec
 
-#: Rows up to which log_lik and y_rep are written by default (documented in the README).
+#: Rows up to which log_lik and y_rep are written by default (documented in docs/models.md).
 MAX_ROWS = 5000
 
 
