@@ -67,6 +67,17 @@ DISTRIBUTIONS: dict[str, tuple[int | None, tuple[float, float] | None]] = {
     "horseshoe": (None, None),
 }
 
+#: Arguments that must be positive, by position, with the names Stan's functions
+#: reference gives them: a scale, rate, shape or degrees of freedom of 0 or below makes
+#: the density undefined, and CmdStan would reject every draw.
+POSITIVE_ARGUMENTS: dict[str, dict[int, str]] = {
+    "normal": {1: "sigma"}, "student_t": {0: "nu", 2: "sigma"}, "cauchy": {1: "sigma"},
+    "double_exponential": {1: "sigma"}, "logistic": {1: "sigma"}, "exponential": {0: "beta"},
+    "gamma": {0: "alpha", 1: "beta"}, "inv_gamma": {0: "alpha", 1: "beta"},
+    "lognormal": {1: "sigma"}, "weibull": {0: "alpha", 1: "sigma"},
+    "beta": {0: "alpha", 1: "beta"}, "lkj_corr_cholesky": {0: "eta"},
+}
+
 #: Keyword arguments of the regularized horseshoe on ``b``, with brms's defaults.
 HORSESHOE_ARGUMENTS = {"df": 1.0, "scale_global": 1.0, "df_slab": 4.0, "scale_slab": 2.0}
 
@@ -178,6 +189,10 @@ def parse_prior(key: str, value: Any, cls: str) -> Prior:
     if len(args) != arity:
         plural = "argument" if arity == 1 else "arguments"
         raise SpecError(f"{where}: {name}() takes {arity} {plural}, got {len(args)}")
+    for position, meaning in POSITIVE_ARGUMENTS.get(name, {}).items():
+        if not float(args[position]) > 0:
+            raise SpecError(f"{where}: {name}'s {meaning} (argument {position + 1}) must be "
+                            f"positive, not {args[position]}")
     if name == "uniform" and not float(args[0]) < float(args[1]):
         raise SpecError(f"{where}: the lower limit must be below the upper limit")
     return Prior(name, tuple(args))

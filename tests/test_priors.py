@@ -157,3 +157,21 @@ def test_a_coefficient_has_one_spelling_and_brms_names_are_understood():
     assert same.stan_code() == code
     with pytest.raises(sb.SpecError, match=r"priors 'b_trt\[T.b\]' and 'b_trtb' set the same "):
         sb.Model("y ~ trt", df, priors={"b_trt[T.b]": "normal(0, 1)", "b_trtb": "normal(0, 2)"})
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("b", "normal(0, -1)", "prior 'b' = 'normal(0, -1)': normal's sigma (argument 2) must be "
+                           "positive, not -1"),
+    ("sigma", "exponential(-1)", "prior 'sigma' = 'exponential(-1)': exponential's beta "
+                                 "(argument 1) must be positive, not -1"),
+    ("sd", "student_t(0, 0, 2.5)", "prior 'sd' = 'student_t(0, 0, 2.5)': student_t's nu "
+                                   "(argument 1) must be positive, not 0"),
+    ("cor", "lkj_corr_cholesky(0)", "prior 'cor' = 'lkj_corr_cholesky(0)': "
+                                    "lkj_corr_cholesky's eta (argument 1) must be positive, "
+                                    "not 0"),
+])
+def test_a_prior_argument_out_of_its_range_is_refused(key, value, message):
+    cls = key if key in ("b", "sd", "cor") else "sigma"
+    with pytest.raises(SpecError) as error:
+        parse_prior(key, value, cls)
+    assert str(error.value) == message

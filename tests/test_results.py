@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -125,3 +126,17 @@ def test_a_healthy_fit_prints_progress_and_nothing_else(slopes, capfd, caplog):
     assert "Non-fatal error" not in err and "cmdstanpy - INFO" not in err
     assert "Sampling completed" in err  # the progress bars still show
     assert [r.getMessage() for r in caplog.records] == []
+
+
+@pytest.mark.slow
+def test_a_failed_sample_raises_cmdstans_message_once(eight_schools_df):
+    """An initial value outside its bounds: every chain fails the same way; the error
+    says it once, in CmdStan's words (CmdStanPy's RuntimeError repeated it per try)."""
+    model = sb.Model("y ~ 1", eight_schools_df)
+    with pytest.raises(sb.CmdStanError) as error:
+        model.fit(chains=2, inits={"sigma": -1}, iter_warmup=10, iter_sampling=10,
+                  show_progress=False)
+    message = str(error.value)
+    assert re.fullmatch(r"CmdStan's sample failed:\nException: lb_free: Lower bounded variable "
+                        r"is -1, but must be greater than or equal to 0\.000000 \(in "
+                        r"'model\.stan', line \d+, column \d+ to column \d+\)", message)
