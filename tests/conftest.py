@@ -6,6 +6,7 @@ session-scoped fixture and the executables come from stanbhm's content cache.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,22 @@ from stanbhm.datasets import eight_schools
 
 TESTS = Path(__file__).resolve().parent
 STAN_DIR = TESTS / "stan"
+
+
+@pytest.fixture
+def started_processes(monkeypatch) -> list[list[str]]:
+    """The argv of every process Python starts while the test runs (compilers
+    included), so a test can assert that something compiled nothing."""
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class Recorder(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args, *a, **kw):
+            started.append(list(args) if not isinstance(args, str) else [args])
+            super().__init__(args, *a, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    return started
 
 
 @pytest.fixture(scope="session")

@@ -191,26 +191,19 @@ def test_new_levels_get_zero_or_a_draw_from_the_fitted_sds(slopes_fit) -> None:
 
 
 @pytest.mark.slow
-def test_predicting_compiles_nothing(slopes_fit, monkeypatch) -> None:
+def test_predicting_compiles_nothing(slopes_fit, monkeypatch, started_processes) -> None:
     """predict() runs the executable the fit ran: no stanc, make or C++ compiler, for the
     fitted rows and for new rows with unseen levels alike."""
     model, fit = slopes_fit
     model.compile()  # the fit's executable, from the cache
     builds: list[str] = []
-    started: list[list[str]] = []
-    real_popen = subprocess.Popen
-
-    class Recorder(real_popen):  # type: ignore[misc,valid-type]
-        def __init__(self, args, *a, **kw):
-            started.append(list(args) if not isinstance(args, str) else [args])
-            super().__init__(args, *a, **kw)
+    started = started_processes
 
     def no_build(code, *args, **kwargs):
         builds.append(code)
         raise AssertionError("predict compiled a program")
 
     monkeypatch.setattr(cache, "_build", no_build)
-    monkeypatch.setattr(subprocess, "Popen", Recorder)
     new = fit.predict(NEW, seed=1).predictions
     fitted = fit.posterior_epred()
     assert builds == []

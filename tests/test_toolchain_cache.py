@@ -15,18 +15,10 @@ from stanbhm import toolchain
 from stanbhm.toolchain import cache, locate, opencl
 
 
-def test_cache_hit_starts_no_compiler_process(normal_model, monkeypatch):
+def test_cache_hit_starts_no_compiler_process(normal_model, started_processes):
     """A second request for the same program must not run make, stanc or g++."""
     code = Path(normal_model.stan_file).read_text()
-    started: list[list[str]] = []
-    real_popen = subprocess.Popen
-
-    class Recorder(real_popen):  # type: ignore[misc,valid-type]
-        def __init__(self, args, *a, **kw):
-            started.append(list(args) if not isinstance(args, str) else [args])
-            super().__init__(args, *a, **kw)
-
-    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    started = started_processes
     again = toolchain.compile_model(code, cpp_options={"STAN_THREADS": "true"})
     assert again.exe_file == normal_model.exe_file
     tools = {Path(cmd[0]).name for cmd in started}
