@@ -14,11 +14,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from typing import TextIO
 
 __all__ = ["quiet", "rejections_after_warmup"]
+
+# ArviZ 0.23 announces its 1.0 refactor with a FutureWarning on import, in every session
+# of every user; stanbhm requires arviz<1, so the change it announces does not reach them.
+warnings.filterwarnings("ignore", message="\nArviZ is undergoing a major refactor",
+                        category=FutureWarning)
 
 #: CmdStanPy warnings that stanbhm says better elsewhere, by their first words.
 _SAID_ELSEWHERE = (

@@ -51,3 +51,15 @@ def test_quiet_drops_info_repeats_and_blank_padding(capsys, caplog):
     assert capsys.readouterr().out == "a result\n"
     logger.info("outside")  # the filter is gone afterwards
     assert caplog.records[-1].getMessage() == "outside"
+
+
+def test_importing_stanbhm_and_arviz_prints_nothing(tmp_path):
+    """ArviZ 0.23's once-a-day FutureWarning about its 1.0 refactor (a fresh HOME has no
+    stamp of today's) stays out of a stanbhm session."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", "import stanbhm, arviz"], env=env,
+                          capture_output=True, text=True, check=True)
+    assert proc.stderr == ""
