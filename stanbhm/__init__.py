@@ -4,8 +4,6 @@ The pipeline runs formula -> spec -> plan (parts, likelihood, passes) -> render 
 toolchain -> results; see docs/architecture.md. This package root re-exports the public names.
 """
 
-__version__ = "0.1.0"
-
 from . import datasets, plots, toolchain
 from .advice import SamplingWarning
 from .errors import CmdStanError, PlanError, SpecError, StanbhmError
@@ -13,6 +11,7 @@ from .families import FAMILIES
 from .formula import Formula, FormulaError, GroupTerm
 from .model import Model
 from .results import Fit
+from .version import __version__ as __version__
 
 __all__ = [
     "FAMILIES",

@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, toolchain
+from . import toolchain
+from .version import __version__
 
 
 def _progress() -> toolchain.offline.Progress:

@@ -54,7 +54,7 @@ class Family:
         pooled_variance: Var(y) at a pooled fit, from (y, mean, d mean / d eta), with
             the family's own parameter estimated by moments; None when the canonical
             link makes it d mean / d eta (bernoulli, binomial, poisson). Used by the
-            "auto" parameterization rule (`stanbhm.passes.information`).
+            "auto" parameterization rule (`stanbhm.information`).
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
         conjugate_intercept: the exact marginal of a group intercept, or None:

@@ -13,7 +13,7 @@ chain against 18k, as few as the metric adapted by a full warmup needed (3.3k to
 Adaptation still runs and replaces the guess at the end of each window, so the
 posterior is the same: only the start of warmup changes.
 
-The guesses come from the pooled fit of `passes.information` (working weights, per level
+The guesses come from the pooled fit of `information` (working weights, per level
 data precision I_j, tau^2 of each effect by DerSimonian-Laird), for the normal
 hierarchical model with weights w_j = I_j tau^2 / (1 + I_j tau^2):
 
@@ -39,8 +39,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .passes.information import LevelInformation, PooledFit, level_information, pooled_fit
-from .passes.scale import posterior_sds, prior_scale
+from .information import (
+    LevelInformation,
+    PooledFit,
+    level_information,
+    pooled_fit,
+    posterior_sds,
+    prior_scale,
+)
 
 if TYPE_CHECKING:
     from .parts import FixedPart, GroupPart

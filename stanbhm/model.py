@@ -16,7 +16,8 @@ from .advice import warn
 from .datafile import data_file
 from .errors import CmdStanError
 from .formula import Formula
-from .plan import Options, Plan, make_plan
+from .plan import Options, Plan
+from .planner import make_plan
 from .predict import no_rows
 from .program import Program
 from .render import render

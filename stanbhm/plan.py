@@ -1,10 +1,9 @@
-"""Every modelling decision, made once, with the reason it was made.
+"""The program to write, as data: its parts, its likelihood and every decision behind them.
 
-``make_plan(spec, options)`` validates the options, builds the program's parts from the
-spec (fixed effects, one part per group term, the family's auxiliary parameters, the
-offset) and the likelihood, picks every identifier clear of the names the templates
-use, then runs the passes (`stanbhm.passes`), each recording a `Decision`. Templates
-only loop and branch on the plan's fields; each decision is a line of the header.
+A `Plan` is built by `planner.make_plan` and then only read: templates loop and branch
+on its fields, and each `Decision` it holds is a line of the program's header. This
+module imports nothing that makes decisions (the passes, predictions, reduce_sum), so
+every module that reads a plan can import it.
 """
 
 from __future__ import annotations
@@ -12,52 +11,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .errors import PlanError
 from .families import Family
 from .likelihood import CELL_ROWS, Likelihood
-from .names import Namespace
-from .parts import AuxParam, AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
-from .passes import Decision, default_passes, run_passes
-from .passes.parameterization import CHOICES
-from .passes.rewrites import check_rewrites
-from .predict import NEW_ROWS, with_predictions
-from .priors import VectorPrior, resolve
-from .reduce import PartialSum, partial_sum
-from .spec import ModelSpec
+from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
+from .priors import VectorPrior
 
-__all__ = ["RESERVED", "Decision", "Options", "Plan", "PlanError", "make_plan"]
+__all__ = ["NEW_ROWS", "Decision", "Options", "Plan", "PlanError"]
 
-#: Every name the templates use outside a group term's own names; user terms never get
-#: these (or anything derived from them), whatever the data's column and level names.
-RESERVED = frozenset(
-    {
-        "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
-        "K", "X", "X_obs", "Xc", "means_X", "sds_X", "scale_b", "Intercept", "b", "b_Intercept",
-        "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
-        "phi", "shape", "eta", "resid", "scaled", "level_sums", "sum_log_rising_ratio",
-        "rising_series", "log_lik", "y_rep", "prior_only",
-        "i", "k", "lp", "ss_cols", "ss_bhat", "ss_nnz", "ss_w", "ss_v", "ss_u", "ss_m", "ss_rss",
-        "ss_theta", "ss_dev", "ss_q",
-        "ss_ysum", "ss_xsum", "N_ms", "ms_level", "ms_n", "ms_count", "ms_bhat", "ms_nnz",
-        "ms_w", "ms_v", "ms_u", "ms_m", "ms_Rdev", "ms_Rdev_cells", "ss_Rdev", "ms_rss",
-        "ms_dev", "ms_q", "ms_weight", "js_P", "js_B", "js_M", "js_start", "js_R", "js_q",
-        "js_n", "js_count", "js_phi", "js_e", "js_ss", "js_weight", "grainsize",
-        "row_index", "partial_log_lik", "slice", "start",
-        "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
-        "eta_new", "mu_new", "y_new",
-        "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
-        "X_cell",
-        "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
-        "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
-    }
-)  # fmt: skip
+#: The rows of the prediction block's generated quantities (`predict`).
+NEW_ROWS = Rows("N_new", "_new", False, new=True)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One line of the program header: ``subject: choice; reason``.
+
+    ``applied`` is False for a pass that looked and did nothing; the line still says why,
+    so a reader learns what was considered, not only what was done.
+    """
+
+    subject: str
+    choice: str
+    reason: str
+    applied: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.choice}; {self.reason}"
 
 
 @dataclass(frozen=True)
 class Options:
-    """The user's requests, validated: what `Model` accepts besides formula, data, priors."""
+    """The user's requests: what `Model` accepts besides formula, data, priors
+    (`planner.validate` checks them)."""
 
     parameterization: Any = "auto"
     rewrites: Any = "auto"
@@ -70,76 +56,6 @@ class Options:
     effects: Any = "auto"
     scale_b: Any = "auto"
     initial_metric: Any = "auto"
-
-    def validate(self, spec: ModelSpec) -> None:
-        """PlanError for a malformed request, naming the option."""
-        _check_parameterization(self.parameterization, spec)
-        for name in ("log_lik", "y_rep", "effects"):
-            if getattr(self, name) not in (True, False, "auto"):
-                raise PlanError(f"{name}={getattr(self, name)!r}: use True, False or 'auto'")
-        check_rewrites(self.rewrites, spec)
-        if not isinstance(self.glm, str) or self.glm not in ("auto", "never"):
-            raise PlanError(f"glm={self.glm!r}: use 'auto' (Stan's GLM kernels wherever the "
-                            "likelihood has their form) or 'never'")
-        threads = self.threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or threads < 1):
-            raise PlanError(f"threads={threads!r}: use None or a positive number of threads")
-        size = self.grainsize
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise PlanError(f"grainsize={size!r}: use None (the default rule) or a positive "
-                            "number of rows")
-        if size is not None and threads in (None, 1):
-            raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
-                            "with threads > 1 only; pass threads too")
-        _check_opencl(self.opencl)
-        if not isinstance(self.scale_b, str) or self.scale_b not in ("auto", "never"):
-            raise PlanError(f"scale_b={self.scale_b!r}: use 'auto' (each coefficient sampled in "
-                            "units of its approximate posterior sd) or 'never'")
-        if not isinstance(self.initial_metric, str) or self.initial_metric not in ("auto", "unit"):
-            raise PlanError(f"initial_metric={self.initial_metric!r}: use 'auto' (warmup starts "
-                            "from each parameter's approximate posterior variance) or 'unit' "
-                            "(CmdStan's default)")
-
-
-def _check_opencl(value: Any) -> None:
-    pair = (isinstance(value, tuple) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
-    if value is True or value is False or value in ("gpu", "cpu", "auto") or pair:
-        return
-    raise PlanError(f"opencl={value!r}: use False, True (a GPU if there is one), 'gpu', 'cpu', "
-                    "'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers them")
-
-
-def _check_parameterization(value: Any, spec: ModelSpec) -> None:
-    terms = [g.term_name for g in spec.groups]
-    entries = value.items() if isinstance(value, dict) else [(None, value)]
-    for term, choice in entries:
-        where = f" for '{term}'" if term is not None else ""
-        if term is not None and term not in terms:
-            raise PlanError(
-                f"parameterization given for '{term}', which is not a group term of this "
-                f"model (group terms: {', '.join(terms) or 'none'})"
-            )
-        if isinstance(choice, bool) or not isinstance(choice, str | float | int):
-            raise PlanError(f"parameterization {choice!r}{where} is not one of "
-                            f"{', '.join(CHOICES)} or a fraction in [0, 1]")
-        if isinstance(choice, float | int):
-            if not 0 <= choice <= 1:
-                raise PlanError(f"parameterization {choice!r}{where}: a fraction of "
-                                "centering must be in [0, 1]")
-            wide = [g for g in spec.groups if g.k > 1 and choice not in (0, 1)
-                    and (term is None or g.term_name == term)]
-            if wide:
-                raise PlanError(
-                    f"parameterization {choice!r}{where}: partial centering applies to "
-                    f"single-effect terms, and {wide[0].term} has {wide[0].k} effects; use "
-                    f"0 or 1 for it, or split it into single-effect terms"
-                )
-            continue
-        if choice not in CHOICES:
-            raise PlanError(f"parameterization {choice!r}{where} is not one of "
-                            f"{', '.join(CHOICES)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,11 +134,6 @@ class Plan:
         return None
 
     @property
-    def partial_sum(self) -> PartialSum:
-        """The reduce_sum slice function of a threaded likelihood."""
-        return partial_sum(self)
-
-    @property
     def fit_rows(self) -> Rows:
         return Rows("N_obs", "_obs", True) if self.missing else Rows("N", "", True)
 
@@ -265,85 +176,3 @@ class Plan:
         for part in self.parts:
             out.update(part.prior_data())
         return out
-
-
-def _population(spec: ModelSpec, effect: str) -> str:
-    """The population coefficient an effect deviates from (its intercept is at the
-    predictors' means, like ``Intercept``), or "0"."""
-    if effect == "Intercept":
-        return "Intercept" if spec.fixed.intercept else "0"
-    if effect in spec.fixed.names:
-        return f"b[{spec.fixed.names.index(effect) + 1}]"
-    return "0"
-
-
-def _shift(spec: ModelSpec, effect: str, centered_x: bool) -> str:
-    """A slope's covariate is centered like its column of X, so population and level
-    coefficients multiply the same variable whatever the parameterization."""
-    if centered_x and effect != "Intercept" and effect in spec.fixed.names:
-        return f"means_X[{spec.fixed.names.index(effect) + 1}]"
-    return ""
-
-
-def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
-    """Decide everything the program needs, with reasons."""
-    options = options or Options()
-    options.validate(spec)
-    fam = spec.family_row
-    book = resolve(spec)
-    missing = spec.n_obs < spec.n
-    fixed = FixedPart(
-        names=spec.fixed.names, idents=spec.fixed.stan_names, X=spec.fixed.X,
-        intercept=spec.fixed.intercept, missing=missing, intercept_prior=book.intercept,
-        intercept_bounds=book.intercept_bounds, b_priors=book.b, horseshoe=book.horseshoe,
-    )
-    if book.horseshoe is not None:
-        _check_horseshoe_columns(spec)
-    names = Namespace(RESERVED)
-    notes: list[str] = []
-    groups = []
-    for g in spec.groups:
-        ident = names.claim(g.term_name, lambda s: GroupPart.derived_names(s, missing))
-        if ident != g.stan_name:
-            notes.append(f"{g.term_name} is written {ident} in the program, clear of the "
-                         "names the program itself uses")
-        groups.append(GroupPart(
-            name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
-            effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
-            missing=missing, sd_priors=book.sd[g.term_name],
-            sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
-            population=tuple(_population(spec, e) for e in g.effect_names),
-            shift=tuple(_shift(spec, e, fixed.centered) for e in g.effect_names),
-            location=("0",) * g.k,
-        ))
-    aux = AuxPart(tuple(
-        AuxParam(a.name, book.aux_bounds[a.name], a.comment, book.aux[a.name])
-        for a in fam.aux if a.name in book.aux
-    ))
-    offset = None
-    if spec.offset is not None:
-        offset = OffsetPart(spec.formula.offset or "", spec.offset, missing)
-    obs = np.flatnonzero(spec.observed)
-    likelihood = Likelihood(
-        family=fam, strategy="rowwise", response=spec.response, y=spec.y[obs], n=spec.n,
-        obs=obs, se=spec.se, trials=spec.trials, log_lik=False, y_rep=False,
-        se_expr=spec.formula.se or "", trials_expr=spec.formula.trials or "",
-    )
-    plan = Plan(
-        formula=spec.formula.text, family=fam, n=spec.n, n_obs=spec.n_obs, fixed=fixed,
-        aux=aux, groups=tuple(groups), offset=offset, likelihood=likelihood, options=options,
-        notes=tuple(notes),
-    )
-    return with_predictions(run_passes(spec, plan, default_passes(spec, options)))
-
-
-def _check_horseshoe_columns(spec: ModelSpec) -> None:
-    """The horseshoe standardizes columns, so a constant column has no scale."""
-    X = spec.fixed.X[spec.observed]
-    for j, name in enumerate(spec.fixed.names):
-        if len(X) < 2 or np.std(X[:, j]) == 0:
-            raise PlanError(
-                f"prior 'b' = horseshoe(...): column '{name}' is constant over the observed "
-                "rows, so it cannot be standardized; drop it from the formula"
-            )
-

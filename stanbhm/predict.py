@@ -18,29 +18,38 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .parts import Rows
-from .passes.base import Decision
+from .plan import NEW_ROWS, Decision
 from .spec import _bare_column, _predictor, _trials, _vector, strictly
 
 if TYPE_CHECKING:
-    from .model import Model
     from .plan import Plan
-    from .spec import GroupEffects
+    from .spec import GroupEffects, ModelSpec
 
-__all__ = ["NEW_LEVELS", "NEW_ROWS", "NewRows", "encode", "fitted_rows", "no_rows",
-           "outcome", "predict_draws", "prediction_data", "with_predictions"]
+__all__ = ["NEW_LEVELS", "NEW_ROWS", "FittedModel", "NewRows", "encode", "fitted_rows",
+           "no_rows", "outcome", "predict_draws", "prediction_data", "with_predictions"]
 
 #: What a level the training data never saw gets.
 NEW_LEVELS = ("sample", "zero", "error")
-#: The rows of the prediction block's generated quantities.
-NEW_ROWS = Rows("N_new", "_new", False, new=True)
 _SHOWN = 5
+
+
+class FittedModel(Protocol):
+    """What predicting reads of a model (a `model.Model`, which imports this module):
+    its spec and plan, its data, its compiled executable and the OpenCL device it ran on."""
+
+    spec: ModelSpec
+    plan: Plan
+    device: Any
+
+    def compile(self) -> Any: ...
+
+    def stan_data(self, prior_only: bool = False) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +119,7 @@ def _row_labels(index: pd.Index) -> pd.Index:
     return index.to_flat_index() if isinstance(index, pd.MultiIndex) else index
 
 
-def encode(model: Model, new_data: pd.DataFrame, new_levels: str = "sample") -> NewRows:
+def encode(model: FittedModel, new_data: pd.DataFrame, new_levels: str = "sample") -> NewRows:
     """The new rows' data, or SpecError naming the column or level at fault."""
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels={new_levels!r} is not one of {', '.join(NEW_LEVELS)}")
@@ -135,7 +144,7 @@ def encode(model: Model, new_data: pd.DataFrame, new_levels: str = "sample") -> 
     return NewRows(len(data), labels, X, terms, offset, se, trials)
 
 
-def fitted_rows(model: Model) -> NewRows:
+def fitted_rows(model: FittedModel) -> NewRows:
     """The model's own rows, every one (a missing outcome too), as the fit encoded them:
     every level is a fitted one. The model keeps no data frame, so the rows are labelled
     by position, as ``y_rep``'s are."""
@@ -146,7 +155,7 @@ def fitted_rows(model: Model) -> NewRows:
                    spec.trials)
 
 
-def outcome(model: Model, new_data: pd.DataFrame | None) -> np.ndarray:
+def outcome(model: FittedModel, new_data: pd.DataFrame | None) -> np.ndarray:
     """The observed outcome of each row (NaN where missing): the fitted rows' for None,
     otherwise read from `new_data` as the fit read it, or SpecError naming the column."""
     spec = model.spec
@@ -210,8 +219,8 @@ def prediction_data(plan: Plan, rows: NewRows, sample_new_levels: bool) -> dict[
     return out
 
 
-def predict_draws(model: Model, result: Any, new_data: pd.DataFrame | None, new_levels: str,
-                  seed: int | None) -> tuple[pd.Index, dict[str, np.ndarray]]:
+def predict_draws(model: FittedModel, result: Any, new_data: pd.DataFrame | None,
+                  new_levels: str, seed: int | None) -> tuple[pd.Index, dict[str, np.ndarray]]:
     """(row labels, {"y", "mu", "eta": draws x rows}) for `new_data` (the fitted rows for
     None) from the draws of `result` (a CmdStanMCMC of `model`'s program), by the fitted
     executable's standalone generated quantities."""

@@ -1,6 +1,6 @@
 """Priors: parsed once into objects, checked against their parameter's bounds, looked up here.
 
-Three jobs, kept together so no other module parses or defaults a prior:
+Three jobs, kept together so no other module parses a prior or bounds a parameter by it:
 
 * **Parsing.** A prior string is pasted into Stan code, so only a call to a listed
   distribution with numeric arguments passes, character by character. The result is a
@@ -8,9 +8,10 @@ Three jobs, kept together so no other module parses or defaults a prior:
   ``<lower=0, upper=10>`` and a ``lognormal`` on the unbounded coefficients is refused.
 * **Keys.** Which keys a model accepts (``b``, ``b_x``, ``sd``, ``sd_<term>``, ``cor``,
   the family's auxiliary parameters...) and which parameter each one lands on.
-* **Resolution.** `resolve` turns the user's priors and data-scaled defaults into a
-  `PriorBook`: one prior per scalar (per coefficient, per effect's sd) with the bounds
-  the declaration needs. Defaults follow rstanarm/brms and are documented in docs/models.md.
+* **Bounds.** `intersect`: the bounds a declaration needs under its prior.
+
+The keys take the model's names as plain values, so this module reads no spec: `spec`
+builds on it, and `priorbook` (which reads the spec) resolves a model's priors.
 """
 
 from __future__ import annotations
@@ -19,15 +20,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from .errors import SpecError
-from .families import Family
-
-if TYPE_CHECKING:
-    from .spec import FixedEffects, GroupEffects, ModelSpec
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -35,12 +30,12 @@ __all__ = [
     "Bounds",
     "Horseshoe",
     "Prior",
-    "PriorBook",
     "VectorPrior",
     "check_user_priors",
+    "fmt",
+    "intersect",
     "parse_prior",
     "prior_keys",
-    "resolve",
     "vector_prior",
 ]
 
@@ -226,9 +221,15 @@ def _parse_horseshoe(key: str, where: str, args: list[str]) -> Prior:
 
 
 def prior_keys(
-    fixed: FixedEffects, groups: Sequence[GroupEffects], fam: Family, has_se: bool
+    columns: Sequence[tuple[str, str]], intercept: bool,
+    terms: Sequence[tuple[str, str, bool]], aux: Sequence[str],
 ) -> dict[str, tuple[str, str | None]]:
     """Valid prior keys for this model, each mapped to (class, target or None).
+
+    The model is given by its names: each population-level column's (name, Stan
+    spelling), whether it has an intercept, each group term's (name, Stan spelling,
+    whether it has correlations: correlated and more than one effect), and the family's
+    auxiliary parameters the model samples.
 
     Targets are fixed-effect column names and group *term* names (``state_age`` for the
     second term on ``state``). Canonical keys, spelled as the fit's labels
@@ -237,23 +238,23 @@ def prior_keys(
     """
     canonical: dict[str, tuple[str, str | None]] = {}
     aliases: dict[str, tuple[str, str | None]] = {}
-    correlated = [g for g in groups if g.correlated and g.k > 1]
-    available = {"b": fixed.p > 0, "Intercept": fixed.intercept, "sd": bool(groups),
+    correlated = [t for t in terms if t[2]]
+    available = {"b": bool(columns), "Intercept": intercept, "sd": bool(terms),
                  "cor": bool(correlated)}
     for cls in _CLASSES:
         if not available[cls]:
             continue
         canonical[cls] = (cls, None)
         if cls == "b":
-            for name, stan_name in zip(fixed.names, fixed.stan_names, strict=True):
+            for name, stan_name in columns:
                 canonical[f"b_{name}"] = ("b", name)
                 aliases[stan_name] = ("b", name)
                 aliases.setdefault(f"b_{brms_name(name)}", ("b", name))
         elif cls in ("sd", "cor"):
-            for group in groups if cls == "sd" else correlated:
-                canonical[f"{cls}_{group.term_name}"] = (cls, group.term_name)
-                aliases[f"{cls}_{group.stan_name}"] = (cls, group.term_name)
-    for name in fam.aux_names(has_se):
+            for term_name, stan_name, _ in terms if cls == "sd" else correlated:
+                canonical[f"{cls}_{term_name}"] = (cls, term_name)
+                aliases[f"{cls}_{stan_name}"] = (cls, term_name)
+    for name in aux:
         canonical[name] = (name, None)
     return canonical | {k: v for k, v in aliases.items() if k not in canonical}
 
@@ -306,30 +307,10 @@ def check_user_priors(
     return parsed
 
 
-# --------------------------------------------------------------------------- resolution
+# --------------------------------------------------------------------------- bounds
 
 
-@dataclass(frozen=True)
-class PriorBook:
-    """Every prior of one model, resolved: user's where given, else the data default.
-
-    Per-element tuples line up with the vector they apply to (coefficients in column
-    order, a term's sds in effect order). Bounds are the declarations' bounds after
-    intersecting the parameter's own support with its prior's.
-    """
-
-    intercept: Prior | None
-    intercept_bounds: Bounds
-    b: tuple[Prior, ...]
-    horseshoe: Horseshoe | None
-    sd: dict[str, tuple[Prior, ...]]
-    sd_bounds: dict[str, Bounds]
-    cor: dict[str, Prior]
-    aux: dict[str, Prior]
-    aux_bounds: dict[str, Bounds]
-
-
-def _intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> Bounds:
+def intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> Bounds:
     """The bounds a parameter with natural lower bound `lower` needs under `prior`."""
     lo, hi = prior.support
     new = Bounds(max(lower, lo), hi)
@@ -348,124 +329,6 @@ def _intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> 
             f"whole real line such as normal()"
         )
     return new
-
-
-def resolve(spec: ModelSpec) -> PriorBook:
-    """User priors where given, data-scaled defaults elsewhere, with declaration bounds."""
-    fam = spec.family_row
-    users = spec.priors
-
-    def user(cls: str, target: str | None = None) -> tuple[str, Prior] | None:
-        return users.get((cls, target)) or users.get((cls, None))
-
-    y = spec.y[spec.observed]
-    trials = None if spec.trials is None else spec.trials[spec.observed]
-    offset = None if spec.offset is None else spec.offset[spec.observed]
-    scale = 2.5 * fam.outcome_scale(y)
-
-    intercept = None
-    intercept_bounds = Bounds()
-    if spec.fixed.intercept:
-        given = user("Intercept")
-        if given:
-            intercept = given[1]
-            intercept_bounds = _intersect(given[0], intercept, -_INF, "Intercept", True)
-        else:
-            loc = fam.intercept_location(y, trials, offset)
-            intercept = Prior("student_t", ("3", fmt(loc), fmt(scale)))
-
-    horseshoe = None
-    b: list[Prior] = []
-    whole = user("b")
-    if whole and whole[1].dist == "horseshoe":
-        horseshoe = _horseshoe(whole[1], fam.aux_names(spec.se is not None))
-        b = [whole[1]] * spec.fixed.p
-    else:
-        sds = _column_sds(spec.fixed.X, spec.observed)
-        for j, name in enumerate(spec.fixed.names):
-            given = user("b", name)
-            if given:
-                _intersect(given[0], given[1], -_INF, "a coefficient", False)
-                b.append(given[1])
-            else:
-                sx = sds[j]
-                b.append(Prior("normal", ("0", fmt(scale / sx if sx > 0 else scale))))
-
-    sd: dict[str, tuple[Prior, ...]] = {}
-    sd_bounds: dict[str, Bounds] = {}
-    cor: dict[str, Prior] = {}
-    for g in spec.groups:
-        given = user("sd", g.term_name)
-        if given:
-            sd[g.term_name] = (given[1],) * g.k
-            sd_bounds[g.term_name] = _intersect(given[0], given[1], 0.0, "a standard deviation",
-                                                True)
-        else:
-            sd[g.term_name] = tuple(
-                Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, spec.observed))))
-                for k in range(g.k)
-            )
-            sd_bounds[g.term_name] = Bounds(0.0)
-        if g.correlated and g.k > 1:
-            given = user("cor", g.term_name)
-            cor[g.term_name] = given[1] if given else Prior("lkj_corr_cholesky", ("2",))
-
-    aux: dict[str, Prior] = {}
-    aux_bounds: dict[str, Bounds] = {}
-    for param in fam.aux:
-        if param.name not in fam.aux_names(spec.se is not None):
-            continue
-        given = user(param.name)
-        if given:
-            aux[param.name] = given[1]
-            aux_bounds[param.name] = _intersect(given[0], given[1], param.lower, param.name, True)
-        else:
-            aux[param.name] = parse_prior(param.name, param.default_prior.format(scale=fmt(scale)),
-                                          param.name)
-            aux_bounds[param.name] = Bounds(param.lower)
-    return PriorBook(
-        intercept=intercept, intercept_bounds=intercept_bounds, b=tuple(b), horseshoe=horseshoe,
-        sd=sd, sd_bounds=sd_bounds, cor=cor, aux=aux, aux_bounds=aux_bounds,
-    )
-
-
-def _sd(values: np.ndarray) -> float:
-    """The sample sd, 0 for a constant column (whose float sd is rounding noise, ~1e-17,
-    which would make a default prior scale of 1e16)."""
-    if len(values) < 2 or np.ptp(values) == 0:
-        return 0.0
-    return float(np.std(values, ddof=1))
-
-
-def _column_sds(X: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """`_sd` of each column over the observed rows, in one pass over X: picking a column
-    of a 3M-row matrix at a time took seconds."""
-    rows = X if observed.all() else X[observed]
-    if len(rows) < 2:
-        return np.zeros(X.shape[1])
-    return np.where(np.ptp(rows, axis=0) == 0, 0.0, np.std(rows, axis=0, ddof=1))
-
-
-def _effect_scale(scale: float, g: GroupEffects, k: int, observed: np.ndarray) -> float:
-    """A slope's sd prior is scaled by 1/sd(x), like its coefficient's: a level may move
-    the outcome by a few outcome sds per sd of x. The intercept column keeps ``scale``."""
-    if g.effect_names[k] == "Intercept":
-        return scale
-    sx = _sd(g.Z[observed, k])
-    return scale / sx if sx > 0 else scale
-
-
-def _horseshoe(prior: Prior, aux: tuple[str, ...]) -> Horseshoe:
-    values = dict(prior.kwargs)
-    per_sigma = " * sigma" if "sigma" in aux else ""
-    half_df = fmt(values["df_slab"] / 2)
-    return Horseshoe(
-        settings=prior,
-        local=Prior("student_t", (fmt(values["df"]), "0", "1")),
-        global_=Prior("student_t", ("1", "0", f"{fmt(values['scale_global'])}{per_sigma}")),
-        slab=Prior("inv_gamma", (half_df, half_df)),
-        slab_scale2=fmt(values["scale_slab"] ** 2),
-    )
 
 
 # --------------------------------------------------------------------------- statements

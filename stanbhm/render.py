@@ -13,10 +13,11 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__
 from .likelihood import wrap
 from .plan import Plan
 from .program import OutputSchema, Program
+from .reduce import partial_sum
+from .version import __version__
 
 #: Dims that stanbhm itself names; a grouping factor with one of these names keeps its
 #: own name and the internal dim gets a trailing "_".
@@ -46,6 +47,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["comment"] = comment_text
     env.globals["wrap"] = wrap  # long signatures and calls, laid out as stanc formats them
+    env.globals["partial_sum"] = partial_sum  # a threaded likelihood's slice function
     return env
 
 

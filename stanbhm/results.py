@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .predict import FittedModel
     from .program import OutputSchema
 
 
@@ -40,7 +40,7 @@ class Fit:
     """A CmdStanPy result plus the output schema that labels it."""
 
     def __init__(self, schema: OutputSchema, result: Any, method: str,
-                 model: Model | None = None, prior_only: bool = False) -> None:
+                 model: FittedModel | None = None, prior_only: bool = False) -> None:
         self.schema = schema
         self.method = method
         self._result = result

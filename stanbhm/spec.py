@@ -30,7 +30,7 @@ from __future__ import annotations
 import builtins
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,7 +234,7 @@ class ModelSpec:
         spelling (``"a:b"``) or its Stan spelling (``"a_b"``, ``"b_x"``).
         """
         if target is not None:
-            table = prior_keys(self.fixed, self.groups, self.family_row, self.se is not None)
+            table = _prior_keys(self.fixed, self.groups, self.family_row, self.se is not None)
             hit = table.get(f"{cls}_{target}") or (table.get(target) if cls == "b" else None)
             if hit is not None and hit[0] == cls:
                 target = hit[1]
@@ -243,6 +243,16 @@ class ModelSpec:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _prior_keys(fixed: FixedEffects, groups: Sequence[GroupEffects], fam: Family,
+                has_se: bool) -> dict[str, tuple[str, str | None]]:
+    """`priors.prior_keys` for these terms: the valid prior keys of the model."""
+    return prior_keys(
+        tuple(zip(fixed.names, fixed.stan_names, strict=True)), fixed.intercept,
+        tuple((g.term_name, g.stan_name, g.correlated and g.k > 1) for g in groups),
+        fam.aux_names(has_se),
+    )
 
 
 def strictly(encode_rows: Callable[[], Any], what: str) -> Any:
@@ -721,7 +731,7 @@ def build_spec(
                 stacklevel=2,
             )
 
-    table = prior_keys(fixed, groups, fam, se is not None)
+    table = _prior_keys(fixed, groups, fam, se is not None)
     checked = check_user_priors(priors or {}, table)
 
     values = y[observed]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,13 +21,28 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from .parts import GroupPart
-    from .results import Fit
 
 __all__ = ["Summary", "coef", "fixef", "ranef", "summarize"]
 
 COLUMNS = ["Estimate", "Est.Error", "Q2.5", "Q97.5"]
 DIAGNOSTICS = ["Rhat", "Bulk_ESS", "Tail_ESS"]
 _CHAIN_DRAW = ("chain", "draw")
+
+
+class Fitted(Protocol):
+    """What a summary reads of a fit (a `results.Fit`, which imports this module)."""
+
+    method: str
+    prior_only: bool
+    model: Any  # the `model.Model` that ran, None for a bare result
+
+    @property
+    def draws(self) -> xr.Dataset: ...
+
+    @property
+    def cmdstan(self) -> Any: ...
+
+    def diagnostics(self) -> dict[str, float]: ...
 
 
 def _table(rows: dict[str, xr.DataArray], diagnostics: bool) -> pd.DataFrame:
@@ -51,7 +66,7 @@ def _table(rows: dict[str, xr.DataArray], diagnostics: bool) -> pd.DataFrame:
     return table
 
 
-def _population(fit: Fit) -> dict[str, xr.DataArray]:
+def _population(fit: Fitted) -> dict[str, xr.DataArray]:
     """Population-level effects at predictors = 0, labelled as in the formula."""
     draws = fit.draws
     rows = {}
@@ -65,7 +80,7 @@ def _population(fit: Fit) -> dict[str, xr.DataArray]:
     return rows
 
 
-def _shift(fit: Fit, part: GroupPart) -> np.ndarray:
+def _shift(fit: Fitted, part: GroupPart) -> np.ndarray:
     """Per effect, the mean its covariate was centered at in the program (0 when it was
     not), so that deviations can be moved to covariate = 0."""
     model = fit.model
@@ -78,7 +93,7 @@ def _shift(fit: Fit, part: GroupPart) -> np.ndarray:
     return out
 
 
-def _deviations(fit: Fit, part: GroupPart) -> xr.DataArray:
+def _deviations(fit: Fitted, part: GroupPart) -> xr.DataArray:
     """r_<term> as (chain, draw, level, effect), each level's deviation at covariate = 0:
     where the program centered a covariate, the intercept deviation it samples is at the
     covariate's mean and loses slope deviation x mean."""
@@ -94,7 +109,7 @@ def _deviations(fit: Fit, part: GroupPart) -> xr.DataArray:
     return draws
 
 
-def _group_part(fit: Fit, term: str) -> GroupPart:
+def _group_part(fit: Fitted, term: str) -> GroupPart:
     for part in fit.model.plan.groups:
         if term in (part.term_name, part.name):
             return part
@@ -102,7 +117,7 @@ def _group_part(fit: Fit, term: str) -> GroupPart:
     raise ValueError(f"'{term}' is not a group term of this model (group terms: {names})")
 
 
-def _per_level(fit: Fit, parts, values_of) -> dict[str, pd.DataFrame]:
+def _per_level(fit: Fitted, parts, values_of) -> dict[str, pd.DataFrame]:
     """{term: DataFrame indexed by level, columns (effect, statistic)}."""
     out = {}
     for part in parts:
@@ -123,17 +138,17 @@ def _per_level(fit: Fit, parts, values_of) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _need_model(fit: Fit, what: str) -> None:
+def _need_model(fit: Fitted, what: str) -> None:
     if fit.model is None:
         raise ValueError(f"{what}() needs a fit from Model.fit")
 
 
-def fixef(fit: Fit) -> pd.DataFrame:
+def fixef(fit: Fitted) -> pd.DataFrame:
     """Population-level effects (lme4's fixef, brms's fixef): one row per coefficient."""
     return _table(_population(fit), diagnostics=False)
 
 
-def ranef(fit: Fit, term: str | None = None):
+def ranef(fit: Fitted, term: str | None = None):
     """Each level's deviations from the population effects (lme4's ranef): {term:
     DataFrame} or, for `term`, its DataFrame (rows levels, columns (effect, statistic))."""
     _need_model(fit, "ranef")
@@ -142,7 +157,7 @@ def ranef(fit: Fit, term: str | None = None):
     return out[parts[0].term_name] if term else out
 
 
-def coef(fit: Fit, term: str | None = None):
+def coef(fit: Fitted, term: str | None = None):
     """Each level's coefficients (lme4's coef): the population effect, where the formula
     has one, plus the level's deviation, at covariate = 0."""
     _need_model(fit, "coef")
@@ -198,7 +213,7 @@ def _format(table: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-def _group_rows(fit: Fit, part: GroupPart) -> dict[str, xr.DataArray]:
+def _group_rows(fit: Fitted, part: GroupPart) -> dict[str, xr.DataArray]:
     draws = fit.draws
     rows = {}
     sd = draws[f"sd_{part.ident}"]
@@ -215,7 +230,7 @@ def _group_rows(fit: Fit, part: GroupPart) -> dict[str, xr.DataArray]:
     return rows
 
 
-def summarize(fit: Fit) -> Summary:
+def summarize(fit: Fitted) -> Summary:
     """The fit's `Summary`: its model, draws, and the tables of each kind of parameter."""
     _need_model(fit, "summary")
     model, plan = fit.model, fit.model.plan

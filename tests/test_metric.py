@@ -11,7 +11,7 @@ from test_render import ALL, GOLDEN, _stanc, build
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
-from stanbhm.passes.information import level_information
+from stanbhm.information import level_information
 from stanbhm.plan import PlanError
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import stanbhm as sb
 from stanbhm.errors import PlanError
-from stanbhm.passes.information import level_information
+from stanbhm.information import level_information
 
 
 def grouped(sizes, tau=0.5, sigma=1.0, seed=0) -> pd.DataFrame:
@@ -195,7 +195,7 @@ def test_taken_over_slope_without_intercept_compiles(cmdstan, tmp_path) -> None:
 def test_pooled_least_squares_match_the_svd_solution() -> None:
     """The pooled fit's normal equations (scaled, refined once) give the SVD's weighted
     least squares; a duplicated column gives its fitted values."""
-    from stanbhm.passes.information import _lstsq
+    from stanbhm.information import _lstsq
 
     rng = np.random.default_rng(7)
     X = np.column_stack([np.ones(2000), rng.normal(size=(2000, 3)) * [1, 100, 1e-3]])
@@ -212,7 +212,7 @@ def test_pooled_least_squares_match_the_svd_solution() -> None:
 def test_one_pooled_fit_serves_every_term(monkeypatch) -> None:
     """The pooled fit (IRLS for link families: seconds at 300k rows) runs once per model,
     not once per group term, and the initial metric reuses it."""
-    from stanbhm.passes import information
+    from stanbhm import information
 
     calls = []
     real = information.working_residuals

@@ -10,7 +10,7 @@ import stanbhm as sb
 from stanbhm.errors import PlanError, StanbhmError
 from stanbhm.passes import Decision, OutputPass, Parameterize, run_passes
 from stanbhm.passes.outputs import MAX_ROWS
-from stanbhm.plan import RESERVED, Options, make_plan
+from stanbhm.planner import RESERVED, Options, make_plan
 from stanbhm.spec import build_spec
 
 

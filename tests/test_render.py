@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stanbhm as sb
-from stanbhm.plan import RESERVED
+from stanbhm.planner import RESERVED
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 HOSTILE = ["x; target += 1e9", "for", "ñame", "1x"]

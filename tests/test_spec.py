@@ -667,12 +667,12 @@ def test_hostile_column_names_are_sanitized() -> None:
 def test_valid_priors_are_kept_as_given(df: pd.DataFrame) -> None:
     priors = {
         "b": "horseshoe(df=1, scale_global=0.1, df_slab=4, scale_slab=2)",
-        "Intercept": "normal(0, 1e1)",
+        "Intercept": "normal(-1.5E-2, 1e1)",
         "sd": "exponential(1)",
         "sd_g": "gamma(2, 0.5)",
         "cor": "lkj_corr_cholesky(2)",
         "cor_g": "lkj_corr_cholesky(4)",
-        "sigma": "inv_gamma(-1.5E-2, .5)",
+        "sigma": "inv_gamma(1.5E-2, .5)",
     }
     spec = build_spec("y ~ x + z + (1 + x | g) + (1 | s)", df, priors=priors)
     given = {key: str(prior) for key, prior in spec.priors.values()}

@@ -1,33 +1,19 @@
-"""What every pass shares: the `Decision` it reports and the loop that runs passes."""
+"""What every pass shares: the `Decision` it reports (a `plan.Decision`, kept in the plan)
+and the loop that runs passes."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from ..plan import Decision
 
 if TYPE_CHECKING:
     from ..plan import Plan
     from ..spec import ModelSpec
 
-
-@dataclass(frozen=True)
-class Decision:
-    """One line of the program header: ``subject: choice; reason``.
-
-    ``applied`` is False for a pass that looked and did nothing; the line still says why,
-    so a reader learns what was considered, not only what was done.
-    """
-
-    subject: str
-    choice: str
-    reason: str
-    applied: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.choice}; {self.reason}"
-
+__all__ = ["Decision", "Pass", "once", "run_passes"]
 
 T = TypeVar("T")
 

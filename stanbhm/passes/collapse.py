@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..likelihood import Cells
+from ..rewrites import allowed
 from .base import Decision, once
 from .joint import ROW_NS, JointStatistics, row_columns
-from .rewrites import allowed
 
 if TYPE_CHECKING:
     from ..plan import Plan

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from ..rewrites import allowed, named
 from .base import Decision
-from .rewrites import allowed, named
 
 if TYPE_CHECKING:
     from ..parts import GroupPart

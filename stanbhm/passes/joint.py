@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..design import Design, Designs, unfit_reason
 from ..likelihood import Joint, Segment
+from ..rewrites import named
 from .base import Decision, once
-from .design import Design, Designs, unfit_reason
-from .rewrites import named
 
 if TYPE_CHECKING:
     from ..plan import Plan

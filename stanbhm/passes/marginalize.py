@@ -38,9 +38,9 @@ import numpy as np
 
 from ..errors import PlanError
 from ..parts import Marginal
+from ..rewrites import term_choice
 from .base import Decision
 from .parameterization import choice_for
-from .rewrites import term_choice
 
 if TYPE_CHECKING:
     from ..plan import Plan

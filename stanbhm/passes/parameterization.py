@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..information import LevelInformation, level_information
 from .base import Decision, once
-from .information import LevelInformation, level_information
 
 if TYPE_CHECKING:
     from ..plan import Plan

@@ -28,41 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..information import pooled_fit, posterior_sds, prior_scale
 from .base import Decision
-from .information import pooled_fit
 
 if TYPE_CHECKING:
     from ..plan import Plan
-    from ..priors import Prior
     from ..spec import ModelSpec
 
-#: Rows per block of ``X' W X``, so that no weighted copy of a large X is made.
-BLOCK = 65536
 #: Significant digits kept: the scales are a guess, and short numbers read better in data.
 DIGITS = 3
-
-
-def prior_scale(prior: Prior) -> float:
-    """The scale of a coefficient's prior (its last argument: every prior ``b`` accepts
-    is a location-scale family on the real line; 1 for std_normal)."""
-    return float(prior.args[-1]) if prior.args else 1.0
-
-
-def posterior_sds(X: np.ndarray, weights: np.ndarray, intercept: bool,
-                  prior_sds: np.ndarray) -> np.ndarray:
-    """sd of each coefficient of the weighted least squares posterior with normal priors
-    of `prior_sds` (the intercept, first when present, flat and integrated over)."""
-    k = X.shape[1]
-    p = k + int(intercept)
-    A = np.zeros((p, p))
-    for start in range(0, len(weights), BLOCK):
-        x = X[start:start + BLOCK]
-        if intercept:
-            x = np.column_stack([np.ones(len(x)), x])
-        A += (x * weights[start:start + BLOCK, None]).T @ x
-    A[np.arange(int(intercept), p), np.arange(int(intercept), p)] += 1 / prior_sds**2
-    variance = np.diag(np.linalg.pinv(A, hermitian=True))[int(intercept):]
-    return np.sqrt(np.clip(variance, 0.0, None))
 
 
 def rounded(values: np.ndarray) -> np.ndarray:

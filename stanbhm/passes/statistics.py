@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..design import Design, factor_group, unfit_reason
 from ..likelihood import NestedCells, Statistics
 from .base import Decision, once
-from .design import Design, factor_group, unfit_reason
 from .joint import SPARSE_NS, JointStatistics
 
 if TYPE_CHECKING:

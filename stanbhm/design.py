@@ -2,9 +2,9 @@
 
 Every column of the design (the intercept, each column of X, each varying covariate
 without a population coefficient) carries a population coefficient, the level effects
-of the group terms that vary it, or both. The per-level statistics (`statistics`) read
-it level by level; the joint statistics (`joint`) spread each level effect over one
-column per level.
+of the group terms that vary it, or both. The per-level statistics
+(`passes.statistics`) read it level by level; the joint statistics (`passes.joint`)
+spread each level effect over one column per level.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 from .rewrites import allowed
 
 if TYPE_CHECKING:
-    from ..parts import GroupPart
-    from ..plan import Plan
+    from .parts import GroupPart
+    from .plan import Plan
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,11 @@ estimated in one pass over the data, with numpy and no Stan run:
   b_j = sum v z r / I_j of the level's deviation, every group term's effects fitted in
   turn (backfitting) so that one term's residual does not hold the others' effects;
 - tau^2 by the DerSimonian-Laird moment estimator over the levels, floored at 0.
+
+The same pooled fit, with each coefficient's prior, gives the population coefficients'
+approximate posterior sds (`posterior_sds`). Passes (`passes.parameterization`,
+`passes.scale`) and the initial metric (`metric`) all read these numbers, so they live
+outside `passes`.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..spec import GroupEffects, ModelSpec
+    from .priors import Prior
+    from .spec import GroupEffects, ModelSpec
 
 #: IRLS steps for the pooled fit of the link families (it need not be precise).
 IRLS_STEPS = 8
+#: Rows per block of ``X' W X``, so that no weighted copy of a large X is made.
+BLOCK = 65536
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,3 +225,26 @@ def _dersimonian_laird(b: np.ndarray, S: np.ndarray) -> float:
     q = float(np.sum(S * (b - mean) ** 2))
     denom = float(np.sum(S) - np.sum(S**2) / np.sum(S))
     return max((q - (len(b) - 1)) / denom, 0.0) if denom > 0 else 0.0
+
+
+def prior_scale(prior: Prior) -> float:
+    """The scale of a coefficient's prior (its last argument: every prior ``b`` accepts
+    is a location-scale family on the real line; 1 for std_normal)."""
+    return float(prior.args[-1]) if prior.args else 1.0
+
+
+def posterior_sds(X: np.ndarray, weights: np.ndarray, intercept: bool,
+                  prior_sds: np.ndarray) -> np.ndarray:
+    """sd of each coefficient of the weighted least squares posterior with normal priors
+    of `prior_sds` (the intercept, first when present, flat and integrated over)."""
+    k = X.shape[1]
+    p = k + int(intercept)
+    A = np.zeros((p, p))
+    for start in range(0, len(weights), BLOCK):
+        x = X[start:start + BLOCK]
+        if intercept:
+            x = np.column_stack([np.ones(len(x)), x])
+        A += (x * weights[start:start + BLOCK, None]).T @ x
+    A[np.arange(int(intercept), p), np.arange(int(intercept), p)] += 1 / prior_sds**2
+    variance = np.diag(np.linalg.pinv(A, hermitian=True))[int(intercept):]
+    return np.sqrt(np.clip(variance, 0.0, None))

@@ -3,17 +3,18 @@
 ``rewrites`` is ``"auto"`` (every rewrite that is exact for the model), ``"none"`` (the
 plain program), a list of rewrite names allowed model-wide, or a dict from group terms
 to what happens to that term's level effects. The rewrites themselves are passes
-(`marginalize.Marginalize`, ...); this module only reads the request.
+(`passes.marginalize.Marginalize`, ...); this module only reads the request, which
+`planner.validate` checks and the passes and `design` consult.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PlanError
+from .errors import PlanError
 
 if TYPE_CHECKING:
-    from ..spec import ModelSpec
+    from .spec import ModelSpec
 
 #: Rewrites a list may name; each one is applied wherever it is exact.
 MODEL_REWRITES = ("marginalize", "fold", "sufficient_statistics", "collapse",

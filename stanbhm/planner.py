@@ -1,0 +1,250 @@
+"""Every modelling decision, made once, with the reason it was made.
+
+``make_plan(spec, options)`` validates the options, builds the program's parts from the
+spec (fixed effects, one part per group term, the family's auxiliary parameters, the
+offset) and the likelihood, picks every identifier clear of the names the templates
+use, then runs the passes (`default_passes`, in order), each recording a `Decision`,
+and turns on predictions (`predict.with_predictions`). The plan it returns is data
+(`plan`); this module is the one that knows which passes there are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import PlanError
+from .likelihood import Likelihood
+from .names import Namespace
+from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart
+from .passes import (
+    Absorb,
+    Collapse,
+    Effects,
+    Fold,
+    Glm,
+    JointStatistics,
+    Marginalize,
+    Opencl,
+    OutputPass,
+    Parameterize,
+    Pass,
+    RowData,
+    ScaleCoefficients,
+    SufficientStatistics,
+    Threads,
+    run_passes,
+)
+from .passes.parameterization import CHOICES
+from .plan import Options, Plan
+from .predict import with_predictions
+from .priorbook import resolve
+from .rewrites import check_rewrites
+from .spec import ModelSpec
+
+__all__ = ["RESERVED", "Options", "Plan", "default_passes", "make_plan", "validate"]
+
+#: Every name the templates use outside a group term's own names; user terms never get
+#: these (or anything derived from them), whatever the data's column and level names.
+RESERVED = frozenset(
+    {
+        "N", "N_obs", "obs", "y", "se", "se_obs", "trials", "trials_obs", "offs", "offs_obs",
+        "K", "X", "X_obs", "Xc", "means_X", "sds_X", "scale_b", "Intercept", "b", "b_Intercept",
+        "b_prior", "Xc_free", "hs_z", "hs_local", "hs_global", "hs_slab", "hs_scale", "sigma", "nu",
+        "phi", "shape", "eta", "resid", "scaled", "level_sums", "sum_log_rising_ratio",
+        "rising_series", "log_lik", "y_rep", "prior_only",
+        "i", "k", "lp", "ss_cols", "ss_bhat", "ss_nnz", "ss_w", "ss_v", "ss_u", "ss_m", "ss_rss",
+        "ss_theta", "ss_dev", "ss_q",
+        "ss_ysum", "ss_xsum", "N_ms", "ms_level", "ms_n", "ms_count", "ms_bhat", "ms_nnz",
+        "ms_w", "ms_v", "ms_u", "ms_m", "ms_Rdev", "ms_Rdev_cells", "ss_Rdev", "ms_rss",
+        "ms_dev", "ms_q", "ms_weight", "js_P", "js_B", "js_M", "js_start", "js_R", "js_q",
+        "js_n", "js_count", "js_phi", "js_e", "js_ss", "js_weight", "grainsize",
+        "row_index", "partial_log_lik", "slice", "start",
+        "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
+        "eta_new", "mu_new", "y_new",
+        "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "trials_cell", "log_exposure_cell",
+        "X_cell",
+        "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
+        "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
+    }
+)  # fmt: skip
+
+
+def validate(options: Options, spec: ModelSpec) -> None:
+    """PlanError for a malformed request, naming the option."""
+    _check_parameterization(options.parameterization, spec)
+    for name in ("log_lik", "y_rep", "effects"):
+        if getattr(options, name) not in (True, False, "auto"):
+            raise PlanError(f"{name}={getattr(options, name)!r}: use True, False or 'auto'")
+    check_rewrites(options.rewrites, spec)
+    if not isinstance(options.glm, str) or options.glm not in ("auto", "never"):
+        raise PlanError(f"glm={options.glm!r}: use 'auto' (Stan's GLM kernels wherever the "
+                        "likelihood has their form) or 'never'")
+    threads = options.threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise PlanError(f"threads={threads!r}: use None or a positive number of threads")
+    size = options.grainsize
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise PlanError(f"grainsize={size!r}: use None (the default rule) or a positive "
+                        "number of rows")
+    if size is not None and threads in (None, 1):
+        raise PlanError(f"grainsize={size!r} sets the slices of reduce_sum, which runs "
+                        "with threads > 1 only; pass threads too")
+    _check_opencl(options.opencl)
+    if not isinstance(options.scale_b, str) or options.scale_b not in ("auto", "never"):
+        raise PlanError(f"scale_b={options.scale_b!r}: use 'auto' (each coefficient sampled in "
+                        "units of its approximate posterior sd) or 'never'")
+    metric = options.initial_metric
+    if not isinstance(metric, str) or metric not in ("auto", "unit"):
+        raise PlanError(f"initial_metric={metric!r}: use 'auto' (warmup starts "
+                        "from each parameter's approximate posterior variance) or 'unit' "
+                        "(CmdStan's default)")
+
+
+def _check_opencl(value: Any) -> None:
+    pair = (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
+    if value is True or value is False or value in ("gpu", "cpu", "auto") or pair:
+        return
+    raise PlanError(f"opencl={value!r}: use False, True (a GPU if there is one), 'gpu', 'cpu', "
+                    "'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers them")
+
+
+def _check_parameterization(value: Any, spec: ModelSpec) -> None:
+    terms = [g.term_name for g in spec.groups]
+    entries = value.items() if isinstance(value, dict) else [(None, value)]
+    for term, choice in entries:
+        where = f" for '{term}'" if term is not None else ""
+        if term is not None and term not in terms:
+            raise PlanError(
+                f"parameterization given for '{term}', which is not a group term of this "
+                f"model (group terms: {', '.join(terms) or 'none'})"
+            )
+        if isinstance(choice, bool) or not isinstance(choice, str | float | int):
+            raise PlanError(f"parameterization {choice!r}{where} is not one of "
+                            f"{', '.join(CHOICES)} or a fraction in [0, 1]")
+        if isinstance(choice, float | int):
+            if not 0 <= choice <= 1:
+                raise PlanError(f"parameterization {choice!r}{where}: a fraction of "
+                                "centering must be in [0, 1]")
+            wide = [g for g in spec.groups if g.k > 1 and choice not in (0, 1)
+                    and (term is None or g.term_name == term)]
+            if wide:
+                raise PlanError(
+                    f"parameterization {choice!r}{where}: partial centering applies to "
+                    f"single-effect terms, and {wide[0].term} has {wide[0].k} effects; use "
+                    f"0 or 1 for it, or split it into single-effect terms"
+                )
+            continue
+        if choice not in CHOICES:
+            raise PlanError(f"parameterization {choice!r}{where} is not one of "
+                            f"{', '.join(CHOICES)}")
+
+
+def default_passes(spec: ModelSpec, options: Options) -> list[Pass]:
+    """The passes for one model, in order: which group intercept is integrated out, the
+    parameterization of each other group term, which centered term takes over each
+    population coefficient, the unit each coefficient is sampled in, the exact rewrites,
+    the GLM kernel, threads, the per-row outputs, and whether the rows themselves are
+    passed."""
+    passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
+    passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
+    passes.append(Fold(options.rewrites))
+    # (coefficient, header label, effect name) of each population coefficient
+    population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
+    population += [(f"b[{j + 1}]", label, name) for j, (label, name)
+                   in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
+    shared = {e for g in spec.groups for e in g.effect_names}
+    passes += [Absorb(c, label) for c, label, name in population if name in shared]
+    passes.append(ScaleCoefficients(options.scale_b))
+    joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
+    passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
+               joint]
+    passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
+    if options.opencl is not False:
+        passes.append(Opencl(options.opencl))
+    passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]
+    return [*passes, Effects(options.effects), RowData()]
+
+
+def _population(spec: ModelSpec, effect: str) -> str:
+    """The population coefficient an effect deviates from (its intercept is at the
+    predictors' means, like ``Intercept``), or "0"."""
+    if effect == "Intercept":
+        return "Intercept" if spec.fixed.intercept else "0"
+    if effect in spec.fixed.names:
+        return f"b[{spec.fixed.names.index(effect) + 1}]"
+    return "0"
+
+
+def _shift(spec: ModelSpec, effect: str, centered_x: bool) -> str:
+    """A slope's covariate is centered like its column of X, so population and level
+    coefficients multiply the same variable whatever the parameterization."""
+    if centered_x and effect != "Intercept" and effect in spec.fixed.names:
+        return f"means_X[{spec.fixed.names.index(effect) + 1}]"
+    return ""
+
+
+def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
+    """Decide everything the program needs, with reasons."""
+    options = options or Options()
+    validate(options, spec)
+    fam = spec.family_row
+    book = resolve(spec)
+    missing = spec.n_obs < spec.n
+    fixed = FixedPart(
+        names=spec.fixed.names, idents=spec.fixed.stan_names, X=spec.fixed.X,
+        intercept=spec.fixed.intercept, missing=missing, intercept_prior=book.intercept,
+        intercept_bounds=book.intercept_bounds, b_priors=book.b, horseshoe=book.horseshoe,
+    )
+    if book.horseshoe is not None:
+        _check_horseshoe_columns(spec)
+    names = Namespace(RESERVED)
+    notes: list[str] = []
+    groups = []
+    for g in spec.groups:
+        ident = names.claim(g.term_name, lambda s: GroupPart.derived_names(s, missing))
+        if ident != g.stan_name:
+            notes.append(f"{g.term_name} is written {ident} in the program, clear of the "
+                         "names the program itself uses")
+        groups.append(GroupPart(
+            name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
+            effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
+            missing=missing, sd_priors=book.sd[g.term_name],
+            sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
+            population=tuple(_population(spec, e) for e in g.effect_names),
+            shift=tuple(_shift(spec, e, fixed.centered) for e in g.effect_names),
+            location=("0",) * g.k,
+        ))
+    aux = AuxPart(tuple(
+        AuxParam(a.name, book.aux_bounds[a.name], a.comment, book.aux[a.name])
+        for a in fam.aux if a.name in book.aux
+    ))
+    offset = None
+    if spec.offset is not None:
+        offset = OffsetPart(spec.formula.offset or "", spec.offset, missing)
+    obs = np.flatnonzero(spec.observed)
+    likelihood = Likelihood(
+        family=fam, strategy="rowwise", response=spec.response, y=spec.y[obs], n=spec.n,
+        obs=obs, se=spec.se, trials=spec.trials, log_lik=False, y_rep=False,
+        se_expr=spec.formula.se or "", trials_expr=spec.formula.trials or "",
+    )
+    plan = Plan(
+        formula=spec.formula.text, family=fam, n=spec.n, n_obs=spec.n_obs, fixed=fixed,
+        aux=aux, groups=tuple(groups), offset=offset, likelihood=likelihood, options=options,
+        notes=tuple(notes),
+    )
+    return with_predictions(run_passes(spec, plan, default_passes(spec, options)))
+
+
+def _check_horseshoe_columns(spec: ModelSpec) -> None:
+    """The horseshoe standardizes columns, so a constant column has no scale."""
+    X = spec.fixed.X[spec.observed]
+    for j, name in enumerate(spec.fixed.names):
+        if len(X) < 2 or np.std(X[:, j]) == 0:
+            raise PlanError(
+                f"prior 'b' = horseshoe(...): column '{name}' is constant over the observed "
+                "rows, so it cannot be standardized; drop it from the formula"
+            )
