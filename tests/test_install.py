@@ -112,3 +112,20 @@ def test_the_installed_console_script_reports_its_version_and_writes_code(
                          tmp_path, cmdstan)
     assert code.returncode == 0, code.stderr
     assert code.stdout == sb.Model(FORMULA, sb.datasets.eight_schools()).stan_code()
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_its_license_and_metadata(installed):
+    import zipfile
+
+    (wheel,) = (installed / "dist").glob("stanbhm-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata = zf.read(f"stanbhm-{sb.__version__}.dist-info/METADATA").decode()
+    assert f"stanbhm-{sb.__version__}.dist-info/licenses/LICENSE" in names
+    assert "stanbhm/stan_templates/program.stan.j2" in names
+    assert "stanbhm/toolchain/launcher/main.cpp" in names
+    assert "License-Expression: BSD-3-Clause\n" in metadata
+    assert "Requires-Dist: arviz<1,>=0.17\n" in metadata  # ArviZ 1.0 replaces InferenceData
+    assert "Classifier: Intended Audience :: Science/Research\n" in metadata
+    assert metadata.startswith("Metadata-Version:") and "Summary: Hierarchical" in metadata
