@@ -142,8 +142,9 @@ class Model:
         ``opencl`` its GLM kernels run on the chosen device."""
         cpp, stanc = self.build_options()
         try:
-            return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
-                                           stanc_options=stanc, progress=_say)
+            with console.quiet():
+                return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
+                                               stanc_options=stanc, progress=_say)
         except toolchain.StanCompileError as exc:
             if exc.stage != "c++":
                 raise
@@ -151,8 +152,9 @@ class Model:
             # rep_matrix of a row of parameters); the program itself is fine at O0
             _say("the C++ of stanc's O1 build failed to compile; compiling without O1")
             plain = {k: v for k, v in stanc.items() if k not in toolchain.OPTIMIZED}
-            return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
-                                           stanc_options=plain, progress=_say)
+            with console.quiet():
+                return toolchain.compile_model(self.stan_code(), cpp_options=cpp,
+                                               stanc_options=plain, progress=_say)
 
     def fit(self, method: str = "sample", *, prior_only: bool = False,
             warm_start: Fit | None = None, advice: bool = True, **kwargs: Any) -> Fit:

@@ -133,6 +133,15 @@ def ppc(fit: Fit, group: str | None = None) -> Figure:
     y = np.asarray(observed.values, dtype=float)
     draws = replicated.values.reshape(-1, replicated.shape[-1])
     label = f"{group} predictive"
+    # Stan writes NaN for a whole draw when an rng's argument overflows (prior draws of a
+    # log-link model can): such draws are left out, and the legend says how many
+    finite = np.isfinite(draws).all(axis=1)
+    if not finite.any():
+        raise ValueError("every replicated draw overflowed (non-finite values): the "
+                         "predictive distribution is too wide to show; check the priors")
+    if not finite.all():
+        label = f"{label}; {int((~finite).sum())} of {len(finite)} overflowing draws left out"
+        draws = draws[finite]
     kind = _outcome_kind(fit, y, draws)
     response = fit.model.spec.response if fit.model is not None else "y"
 
@@ -144,7 +153,7 @@ def ppc(fit: Fit, group: str | None = None) -> Figure:
         if kind == "count":
             _count_bars(left, y, draws, binary=False, label=label, response=response)
         else:
-            data = az.from_dict(**{name: {"y": replicated.values}}, observed_data={"y": y})
+            data = az.from_dict(**{name: {"y": draws[None]}}, observed_data={"y": y})
             az.plot_ppc(data, group=group, num_pp_samples=min(100, len(draws)), ax=left)
             left.set_xlabel(response)
         _rows(right, y, draws, label, jitter=kind == "count")

@@ -319,8 +319,8 @@ class Fit:
 
         if self.model is None:
             return None
-        posterior = self._idata.posterior
-        divergent = self._idata.sample_stats["diverging"].values.ravel().astype(bool)
+        posterior = self.draws
+        divergent = self._sample_stats["diverging"].values.ravel().astype(bool)
         states, log_sds = {}, {}
         for spec_term, part in zip(self.model.spec.groups, self.model.plan.groups, strict=True):
             sd = f"sd_{part.ident}"

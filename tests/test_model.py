@@ -113,9 +113,10 @@ def test_prior_only_samples_the_prior(nc_model):
     se = np.sqrt(0.25 / float(az.ess(below)))
     assert abs(below.mean() - 0.5) < 4 * se, (below.mean(), se)
     idata = fit.to_arviz()
-    assert idata.posterior["coef_school"].dims == ("chain", "draw", "school")
+    assert idata.prior["coef_school"].dims == ("chain", "draw", "school")
     # The prior predictive spread is far wider than the data's.
-    assert float(idata.posterior_predictive["y_rep"].std()) > 30
+    assert float(idata.prior_predictive["y_rep"].std()) > 30
+    assert isinstance(fit.advice(), list)  # a prior fit's diagnostics read its own groups
 
 
 @pytest.mark.slow

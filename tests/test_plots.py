@@ -263,6 +263,25 @@ def test_ppc_of_wide_counts_shares_bars_and_pools_the_tail() -> None:
     assert heights[-1] >= 1  # the outlier is in the pooled tail
 
 
+def test_ppc_of_counts_leaves_overflowing_draws_out_and_says_so() -> None:
+    """A prior predictive draw of a log-link count whose rng overflowed is NaN in every
+    row (Stan writes the whole draw so); np.bincount refused it ("'list' argument must
+    have no negative elements")."""
+    rng = np.random.default_rng(5)
+    y = rng.poisson(3, 50).astype(float)
+    draws = rng.poisson(3, (2, 40, 50)).astype(float)
+    draws[0, :7] = np.nan
+    fig = plots.ppc(_hand_made(y, draws))
+    bars = fig.axes[0]
+    heights = np.array([patch.get_height() for patch in bars.patches])
+    assert heights.sum() == len(y)
+    labels = [text.get_text() for text in bars.get_legend().get_texts()]
+    assert any("; 7 of 80 overflowing draws left out" in label for label in labels)
+    draws[:] = np.nan
+    with pytest.raises(ValueError, match=r"^every replicated draw overflowed"):
+        plots.ppc(_hand_made(y, draws))
+
+
 @pytest.mark.slow
 def test_correlations_show_the_posterior_mean_matrix(slopes) -> None:
     fig = plots.correlations(slopes, "g")
