@@ -17,9 +17,10 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 from typing import TextIO
 
-__all__ = ["quiet", "rejections_after_warmup"]
+__all__ = ["quiet", "rejections_after_warmup", "transcripts"]
 
 # ArviZ 0.23 announces its 1.0 refactor with a FutureWarning on import, in every session
 # of every user; stanbhm requires arviz<1, so the change it announces does not reach them.
@@ -91,6 +92,18 @@ def quiet(show_console: bool = False) -> Iterator[None]:
 
 _ITERATION = re.compile(r"^Iteration:\s+\d+\s*/\s*\d+.*\((Warmup|Sampling)\)", re.MULTILINE)
 _REJECTION = re.compile(r"^Exception: (.*)$", re.MULTILINE)
+
+
+def transcripts(runset) -> list[str]:
+    """What CmdStan wrote to the console, one text per process of a CmdStanPy run set
+    (a transcript that cannot be read is left out)."""
+    out = []
+    for path in runset.stdout_files:
+        try:
+            out.append(Path(path).read_text(errors="replace"))
+        except OSError:
+            continue
+    return out
 
 
 def rejections_after_warmup(console: str) -> list[str]:

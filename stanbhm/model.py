@@ -177,22 +177,22 @@ class Model:
                 raise ValueError("warm_start works with method='sample'")
             kwargs = {**warm_start_arguments(warm_start, kwargs.get("chains", 4)), **kwargs}
         kwargs = arguments.check(method, kwargs)  # before the compile: errors come first
-        with console.quiet(kwargs.get("show_console", False)):
-            exe = self.compile()
-            with data_file(self.stan_data(prior_only=prior_only)) as data, \
-                    opencl_devices.selected(self.device):
-                if method == "sample":
-                    kwargs = self.sample_arguments(kwargs, prior_only)
-                    if self.device is not None:
-                        # chains as threads of one process share Stan's one OpenCL
-                        # context, and a rejection inside a kernel call then aborts the
-                        # process (seen on PoCL: exit -6 at the first "Scale vector = 0")
-                        kwargs.setdefault("force_one_process_per_chain", True)
-                try:
-                    result = getattr(exe, arguments.METHODS[method])(data=data, **kwargs)
-                except RuntimeError as exc:  # CmdStanPy's, for a failed sample
-                    raise CmdStanError(f"CmdStan's {method} failed:\n"
-                                       f"{cmdstan_messages(str(exc))}") from exc
+        exe = self.compile()
+        with console.quiet(kwargs.get("show_console", False)), \
+                data_file(self.stan_data(prior_only=prior_only)) as data, \
+                opencl_devices.selected(self.device):
+            if method == "sample":
+                kwargs = self.sample_arguments(kwargs, prior_only)
+                if self.device is not None:
+                    # chains as threads of one process share Stan's one OpenCL context,
+                    # and a rejection inside a kernel call then aborts the process (seen
+                    # on PoCL: exit -6 at the first "Scale vector = 0" of warmup)
+                    kwargs.setdefault("force_one_process_per_chain", True)
+            try:
+                result = getattr(exe, arguments.METHODS[method])(data=data, **kwargs)
+            except RuntimeError as exc:  # CmdStanPy's, for a failed sample
+                raise CmdStanError(f"CmdStan's {method} failed:\n"
+                                   f"{cmdstan_messages(str(exc))}") from exc
         raise_if_failed(result, method)
         fit = Fit(self.program.schema, result, method, model=self, prior_only=prior_only)
         if method == "sample" and advice and not prior_only and not kwargs.get("fixed_param"):
@@ -230,12 +230,7 @@ def raise_if_failed(result: Any, method: str) -> None:
     runset = getattr(result, "_runset", None) or getattr(result, "runset", None)
     if runset is None or runset._check_retcodes():
         return
-    text = ""
-    for path in runset.stdout_files:
-        try:
-            text += Path(path).read_text(errors="replace")
-        except OSError:
-            continue
+    text = "".join(console.transcripts(runset))
     codes = ", ".join(str(runset._retcode(i)) for i in range(runset.num_procs))
     raise CmdStanError(f"CmdStan's {method} failed (exit {codes}):\n{cmdstan_messages(text)}")
 

@@ -301,17 +301,10 @@ class Fit:
 
     def _rejections(self) -> list[str]:
         """CmdStan's rejection messages after warmup, over all chains (`console`)."""
-        from pathlib import Path
+        from .console import rejections_after_warmup, transcripts
 
-        from .console import rejections_after_warmup
-
-        out = []
-        for path in self._result.runset.stdout_files:
-            try:
-                out += rejections_after_warmup(Path(path).read_text(errors="replace"))
-            except OSError:
-                continue
-        return out
+        return [message for text in transcripts(self._result.runset)
+                for message in rejections_after_warmup(text)]
 
     def _funnel_term(self):
         """The group term whose sd the divergent draws sit at the small end of."""
