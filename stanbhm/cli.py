@@ -61,6 +61,10 @@ class UsageError(Exception):
     """A command line the parser accepted but stanbhm cannot run: exit 2."""
 
 
+class DataError(Exception):
+    """The data file cannot be read: exit 1."""
+
+
 def _priors(items: list[str]) -> dict[str, str] | None:
     """--prior KEY=DIST, repeated: {"b": "normal(0, 1)", ...}."""
     out = {}
@@ -86,10 +90,6 @@ def _model(args: argparse.Namespace):
         raise DataError(f"cannot read {args.data} as CSV: {exc}") from exc
     return Model(args.formula, data, family=args.family, priors=_priors(args.prior),
                  parameterization=_parameterization(args.parameterization))
-
-
-class DataError(Exception):
-    """The data file cannot be read: exit 1."""
 
 
 def cmd_code(args: argparse.Namespace) -> int:
