@@ -33,6 +33,9 @@ class Design:
     whole_pops: str  # with `whole`: the row of population coefficients each level adds, or ""
     pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
     owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
+    #: per column: what the level effects' covariate adds to D's values (X's column mean
+    #: where X is centered: level slopes multiply the raw covariate)
+    level_offsets: np.ndarray | None = None
 
 
 def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
@@ -80,8 +83,7 @@ def level_design(plan: Plan) -> Design:
     keys: dict[tuple, int] = {}
     if fixed.intercept or any("Intercept" in g.effects for g in groups):
         keys[("1",)] = len(columns)
-        pop = "Intercept" if fixed.intercept and not fixed.absorbed_intercept else ""
-        columns.append(("Intercept", np.ones(len(obs)), pop))
+        columns.append(("Intercept", np.ones(len(obs)), fixed.fitted_intercept or ""))
     X = fixed.X[obs]
     for j, name in enumerate(fixed.names):
         keys[("X", name)] = len(columns)
@@ -99,6 +101,13 @@ def level_design(plan: Plan) -> Design:
                 owners.append([])
             owners[keys[key]].append((g, e))
     levels = [[g.level_column(e) for g, e in parts] for parts in owners]
+    # a level slope multiplies its raw covariate, X's centered column plus its mean:
+    # the mean times the slope joins the intercept column's coefficient
+    offsets = np.zeros(len(columns))
+    for j in range(fixed.k if fixed.centered else 0):
+        c = keys[("X", fixed.names[j])]
+        offsets[c] = X[:, j].mean()
+        levels[keys[("1",)]] += [f"means_X[{j + 1}] * {column}" for column in levels[c]]
     first = factor_group(plan)
     exprs = []
     for (_, _, pop), parts in zip(columns, levels, strict=True):
@@ -112,7 +121,7 @@ def level_design(plan: Plan) -> Design:
     return Design(labels=tuple(c[0] for c in columns),
                   D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
                   whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
-                  owners=tuple(tuple(parts) for parts in owners))
+                  owners=tuple(tuple(parts) for parts in owners), level_offsets=offsets)
 
 
 def factor_group(plan: Plan):

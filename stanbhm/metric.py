@@ -187,10 +187,4 @@ def _group(x: GroupPart, guesses: list[TermGuess | None], add) -> None:
     for e, q in enumerate(guesses):
         if q is not None:
             effects[:, e] = q.effects
-    if x.noncentered:
-        name = f"z_{g}"
-    elif x.k == 1:
-        name = f"coef_{g}" if x.absorbs else f"r_{g}"
-    else:
-        name = x.level_param
-    add(name, effects.ravel(), n * x.k)
+    add(x.level_param, effects.ravel(), n * x.k)

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .priors import Bounds, Horseshoe, Prior, VectorPrior, vector_prior
+from .priors import (
+    Bounds,
+    Horseshoe,
+    Prior,
+    PriorStatement,
+    prior_data_names,
+    prior_statement,
+)
 
 __all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Output", "Part", "Rows"]
 
@@ -110,6 +117,11 @@ class Part:
         """``name ~ prior`` lines for the program header."""
         return ()
 
+    @property
+    def prior_statements(self) -> tuple[PriorStatement, ...]:
+        """The prior statements of its parameters, with the data they read."""
+        return ()
+
 
 @dataclass(frozen=True, eq=False)
 class FixedPart(Part):
@@ -148,11 +160,21 @@ class FixedPart(Part):
         return self.intercept and self.k > 0
 
     @property
-    def b_prior(self) -> VectorPrior | None:
+    def intercept_statement(self) -> PriorStatement | None:
+        if self.intercept_prior is None:
+            return None
+        return prior_statement("Intercept", (self.intercept_prior,))
+
+    @property
+    def b_prior(self) -> PriorStatement | None:
         """The statement for ``b`` (None with the horseshoe, which has its own)."""
         if not self.k or self.horseshoe:
             return None
-        return vector_prior("b", self.b_priors, self.idents)
+        return prior_statement("b", self.b_priors, self.idents, "K")
+
+    @property
+    def prior_statements(self) -> tuple[PriorStatement, ...]:
+        return tuple(s for s in (self.intercept_statement, self.b_prior) if s is not None)
 
     @property
     def free(self) -> tuple[int, ...]:
@@ -163,6 +185,29 @@ class FixedPart(Part):
         """The design the model block multiplies by ``b``: ``Xc`` (centered, observed
         rows) with an intercept, otherwise ``X`` or its observed rows ``X_obs``."""
         return rows.take("Xc", fitted=True) if self.centered else rows.take("X")
+
+    @property
+    def absorbed_shift(self) -> str:
+        """What the fitted rows subtract for the columns group terms took over: such a
+        term multiplies its raw covariate x, and b_j (x - mean) = b_j x - b_j mean, so
+        ``mean . b`` over those columns leaves with them ("" when nothing is owed)."""
+        columns = [j + 1 for j in sorted(self.absorbed)]
+        if not self.centered or not columns:
+            return ""
+        if len(columns) == 1:
+            return f"means_X[{columns[0]}] * b[{columns[0]}]"
+        index = "{" + ", ".join(map(str, columns)) + "}"
+        return f"dot_product(means_X[{index}], b[{index}])"
+
+    @property
+    def fitted_intercept(self) -> str | None:
+        """The number the fitted rows' linear predictor adds besides ``X * b``: the
+        intercept unless a group term took it over, less `absorbed_shift`; None when
+        nothing is left."""
+        shift = self.absorbed_shift
+        if self.intercept and not self.absorbed_intercept:
+            return f"Intercept - {shift}" if shift else "Intercept"
+        return f"-{shift}" if shift else None
 
     @property
     def split(self) -> bool:
@@ -183,15 +228,12 @@ class FixedPart(Part):
             if self.intercept:
                 return f"rep_vector(Intercept, {rows.n})"
             return f"{rows.take('X')} * b" if self.k else f"rep_vector(0, {rows.n})"
-        terms = []
-        if self.intercept and not self.absorbed_intercept:
-            terms.append("Intercept")
+        scalar = self.fitted_intercept
         design = self.design(rows)
-        if design is not None:
-            terms.append(" * ".join(design))
-        if terms == ["Intercept"]:
-            return f"rep_vector(Intercept, {rows.n})"
-        return " + ".join(terms) or None
+        if design is None:
+            return f"rep_vector({scalar}, {rows.n})" if scalar else None
+        product = " * ".join(design)
+        return f"{scalar} + {product}" if scalar else product
 
     def design(self, rows: Rows) -> tuple[str, str] | None:
         """(matrix, coefficients) of the fitted rows' ``X * b``, or None when centered
@@ -272,11 +314,14 @@ class GroupPart(Part):
       ``<offset=(1 - c) * mu, multiplier=sd^(1 - c)>``; ``c_levels`` gives each level its
       own fraction (a data vector ``c_<g>``).
 
-    Slopes with a population coefficient use their covariate centered like X's column
-    (``Zc_<g>``), so the population and the level coefficients multiply the same
-    variable and every parameterization describes the same model. Outputs: ``r_<g>``
-    (deviations) and, where an effect has a population coefficient, ``coef_<g>``
-    (population plus deviation; its intercept is at the predictors' means).
+    Every covariate stays as the formula wrote it, as in lme4 and brms: a level's
+    intercept deviation is its deviation at x = 0, whatever X's centering does to the
+    population part. A centered term that took over population coefficients declares
+    ``centered_<g>``, each effect's population coefficient plus the level's deviation
+    (for the intercept, ``Intercept`` at the predictors' means: a shift of the deviation,
+    so the model is unchanged). Outputs: ``r_<g>`` (deviations) and, where an effect has
+    a population coefficient, ``coef_<g>``: lme4's ``coef()``, the coefficient at x = 0
+    plus the deviation (``total`` names it per effect).
     """
 
     name: str  # the factor, as in the formula: "a:b"
@@ -292,7 +337,7 @@ class GroupPart(Part):
     sd_bounds: Bounds
     cor_prior: Prior | None
     population: tuple[str, ...]  # per effect: the population coefficient or "0"
-    shift: tuple[str, ...]  # per effect: "means_X[j]" when its covariate is centered
+    total: tuple[str, ...]  # per effect: what coef_<g> adds to r_<g> (b_Intercept, b[j]) or "0"
     c: float = 0.0
     c_levels: np.ndarray | None = None
     location: tuple[str, ...] = ()  # per effect, when centered: what it is centered at
@@ -330,7 +375,7 @@ class GroupPart(Part):
     @property
     def has_coef(self) -> bool:
         """Total effects are reported when some effect has a population coefficient."""
-        return any(p != "0" for p in self.population)
+        return any(p != "0" for p in self.total)
 
     @property
     def noncentered(self) -> bool:
@@ -344,7 +389,7 @@ class GroupPart(Part):
     @property
     def absorbs(self) -> bool:
         """Whether the term took over a population coefficient (its levels are then
-        declared as total coefficients ``coef_<g>``)."""
+        declared as ``centered_<g>``, population coefficient plus deviation)."""
         return not self.noncentered and any(m != "0" for m in self.location)
 
     @property
@@ -352,16 +397,12 @@ class GroupPart(Part):
         """The declared level parameter: z_, coef_ or r_."""
         if self.noncentered:
             return f"z_{self.ident}"
-        return f"{'coef' if self.absorbs else 'r'}_{self.ident}"
-
-    @property
-    def shifted(self) -> bool:
-        return any(self.shift)
+        return f"{'centered' if self.absorbs else 'r'}_{self.ident}"
 
     @property
     def z_name(self) -> str:
-        """The covariate data the linear predictor multiplies (centered when shifted)."""
-        return f"{'Zc' if self.shifted else 'Z'}_{self.ident}"
+        """The covariate data the linear predictor multiplies."""
+        return f"Z_{self.ident}"
 
     @property
     def mu(self) -> str:
@@ -390,8 +431,14 @@ class GroupPart(Part):
         return f"<{', '.join(parts)}>"
 
     @property
-    def sd_prior(self) -> VectorPrior:
-        return vector_prior(f"sd_{self.ident}", self.sd_priors, self.effects)
+    def sd_prior(self) -> PriorStatement:
+        if self.k == 1:
+            return prior_statement(f"sd_{self.ident}", self.sd_priors)
+        return prior_statement(f"sd_{self.ident}", self.sd_priors, self.effects)
+
+    @property
+    def prior_statements(self) -> tuple[PriorStatement, ...]:
+        return (self.sd_prior,)
 
     @property
     def effect_dim(self) -> str:
@@ -400,15 +447,16 @@ class GroupPart(Part):
     @staticmethod
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
-        prefixes = ("N", "J", "Z", "Zc", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "c", "nc",
-                    "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape", "a",
-                    "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b", "lin")
+        prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "centered", "c",
+                    "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape",
+                    "a", "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b", "lin")
         names = [f"{p}_{ident}" for p in prefixes]
-        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed"]
+        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
+                  *prior_data_names((f"sd_{ident}",))]
         if missing:
-            names += [f"J_{ident}_obs", f"Z_{ident}_obs", f"Zc_{ident}_obs"]
-        names += [f"J_{ident}_cell", f"Z_{ident}_cell", f"Zc_{ident}_cell"]
-        names += [f"J_{ident}_new", f"Z_{ident}_new", f"Zc_{ident}_new", f"N_{ident}_new",
+            names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
+        names += [f"J_{ident}_cell", f"Z_{ident}_cell"]
+        names += [f"J_{ident}_new", f"Z_{ident}_new", f"N_{ident}_new",
                   f"r_{ident}_new", f"r_{ident}_all"]
         return tuple(names)
 
@@ -482,6 +530,8 @@ class GroupPart(Part):
             out = [*sd, Output(f"r_{g}", (level,))]
             if self.noncentered and not self.marginalized:
                 out.append(Output(f"z_{g}", (level,), internal=True))
+            if self.absorbs:
+                out.append(Output(f"centered_{g}", (level,), internal=True))
             if self.has_coef:
                 out.append(Output(f"coef_{g}", (level,)))
             return tuple(out)
@@ -489,6 +539,8 @@ class GroupPart(Part):
         out = [Output(f"sd_{g}", (eff,)), Output(f"r_{g}", (level, eff))]
         if self.noncentered:
             out.append(Output(f"z_{g}", (eff, level), internal=True))
+        if self.absorbs:
+            out.append(Output(f"centered_{g}", (level, eff), internal=True))
         if self.correlated:
             out += [Output(f"L_{g}", (eff, f"{eff}_bis"), internal=True),
                     Output(f"Cor_{g}", (eff, f"{eff}_bis"), internal=True)]
@@ -608,6 +660,10 @@ class AuxParam:
     comment: str
     prior: Prior
 
+    @property
+    def statement(self) -> PriorStatement:
+        return prior_statement(self.name, (self.prior,))
+
 
 @dataclass(frozen=True)
 class AuxPart(Part):
@@ -618,6 +674,10 @@ class AuxPart(Part):
 
     def outputs(self) -> tuple[Output, ...]:
         return tuple(Output(a.name) for a in self.params)
+
+    @property
+    def prior_statements(self) -> tuple[PriorStatement, ...]:
+        return tuple(a.statement for a in self.params)
 
     def prior_lines(self) -> tuple[str, ...]:
         return tuple(f"{a.name} ~ {a.prior}" for a in self.params)

@@ -15,7 +15,7 @@ from .errors import PlanError
 from .families import Family
 from .likelihood import CELL_ROWS, Likelihood
 from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
-from .priors import VectorPrior
+from .priors import PriorStatement
 
 __all__ = ["NEW_ROWS", "Decision", "Options", "Plan", "PlanError"]
 
@@ -102,11 +102,8 @@ class Plan:
         are integrated out is left out of the fitted rows (the likelihood holds it).
         ``design=False`` leaves out ``X * b``: what remains is a GLM kernel's intercept."""
         terms = []
-        if design:
-            fixed = self.fixed.eta(rows)
-        else:
-            fixed = "Intercept" if self.fixed.intercept and not self.fixed.absorbed_intercept \
-                else None
+        scalar = self.fixed.fitted_intercept
+        fixed = self.fixed.eta(rows) if design else scalar
         if fixed is not None:
             terms.append(fixed)
         for g in self.groups:
@@ -116,19 +113,20 @@ class Plan:
         exposure = rows.cell and cells is not None and cells.rule == "poisson sum"
         if self.offset and not exposure:  # a poisson cell carries its rows' exposure
             terms.append(self.offset.eta(rows))
-        if not design and terms[:1] == ["Intercept"] and len(terms) > 1:
+        if not design and scalar is not None and terms[0] == scalar and len(terms) > 1:
             if isinstance(terms[1], Call):  # a slice's term: one call a statement
-                terms[0] = f"rep_vector(Intercept, {rows.n})"
+                terms[0] = f"rep_vector({scalar}, {rows.n})"
             else:
-                terms[:2] = [f"Intercept + {terms[1]}"]
+                terms[:2] = [f"{scalar} + {terms[1]}"]
         return tuple(terms) or (f"rep_vector(0, {rows.n})",)
 
     def glm_alpha(self, rows: Rows) -> str | None:
-        """A GLM kernel's intercept when it is one number (``Intercept`` or 0); None when
-        it varies by row and the program builds it as ``eta``."""
+        """A GLM kernel's intercept when it is one number (`FixedPart.fitted_intercept`
+        or 0); None when it varies by row and the program builds it as ``eta``."""
         terms = self.eta_terms(rows, design=False)
-        if terms == ("Intercept",):
-            return "Intercept"
+        scalar = self.fixed.fitted_intercept
+        if scalar is not None and terms == (scalar,):
+            return scalar
         if terms == (f"rep_vector(0, {rows.n})",):
             return "0"
         return None
@@ -148,10 +146,14 @@ class Plan:
         return Rows("N", "", False)
 
     @property
-    def vector_priors(self) -> tuple[VectorPrior, ...]:
+    def prior_statements(self) -> tuple[PriorStatement, ...]:
+        """Every prior statement of the parts, in the data block's order."""
+        return tuple(s for part in self.parts for s in part.prior_statements)
+
+    @property
+    def vector_priors(self) -> tuple[PriorStatement, ...]:
         """Vector priors written as functions (the program's functions block)."""
-        found = [self.fixed.b_prior] + [g.sd_prior for g in self.groups if g.k > 1]
-        return tuple(v for v in found if v is not None and v.rhs is None)
+        return tuple(s for s in self.prior_statements if s.rhs is None)
 
     @property
     def cpp_options(self) -> dict[str, Any]:
@@ -163,6 +165,8 @@ class Plan:
         out: dict[str, Any] = {}
         for part in self.parts:
             out.update(part.data())
+        for statement in self.prior_statements:
+            out.update(statement.data_values())
         if not self.rows_given:
             for part in self.parts:
                 for name in part.row_data():

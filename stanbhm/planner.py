@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PlanError
+from .families import FAMILIES
 from .likelihood import Likelihood
 from .names import Namespace
 from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart
@@ -40,6 +41,7 @@ from .passes.parameterization import CHOICES
 from .plan import Options, Plan
 from .predict import with_predictions
 from .priorbook import resolve
+from .priors import prior_data_names
 from .rewrites import check_rewrites
 from .spec import ModelSpec
 
@@ -68,7 +70,8 @@ RESERVED = frozenset(
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
         "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
     }
-)  # fmt: skip
+) | prior_data_names(("Intercept", "b", *sorted({a.name for f in FAMILIES.values()
+                                                   for a in f.aux})))  # fmt: skip
 
 
 def validate(options: Options, spec: ModelSpec) -> None:
@@ -170,8 +173,8 @@ def default_passes(spec: ModelSpec, options: Options) -> list[Pass]:
 
 
 def _population(spec: ModelSpec, effect: str) -> str:
-    """The population coefficient an effect deviates from (its intercept is at the
-    predictors' means, like ``Intercept``), or "0"."""
+    """The population coefficient an effect deviates from, or "0": the one a centered
+    term can take over (``Intercept`` is at the predictors' means when X is centered)."""
     if effect == "Intercept":
         return "Intercept" if spec.fixed.intercept else "0"
     if effect in spec.fixed.names:
@@ -179,12 +182,11 @@ def _population(spec: ModelSpec, effect: str) -> str:
     return "0"
 
 
-def _shift(spec: ModelSpec, effect: str, centered_x: bool) -> str:
-    """A slope's covariate is centered like its column of X, so population and level
-    coefficients multiply the same variable whatever the parameterization."""
-    if centered_x and effect != "Intercept" and effect in spec.fixed.names:
-        return f"means_X[{spec.fixed.names.index(effect) + 1}]"
-    return ""
+def _total(spec: ModelSpec, effect: str, centered_x: bool) -> str:
+    """What a level's deviation adds to in ``coef_<g>``, lme4's ``coef()``: the population
+    coefficient at x = 0, so the intercept is ``b_Intercept`` when X is centered."""
+    population = _population(spec, effect)
+    return "b_Intercept" if population == "Intercept" and centered_x else population
 
 
 def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
@@ -202,7 +204,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
     if book.horseshoe is not None:
         _check_horseshoe_columns(spec)
     names = Namespace(RESERVED)
-    notes: list[str] = []
+    notes: list[str] = list(spec.fixed.notes)
     groups = []
     for g in spec.groups:
         ident = names.claim(g.term_name, lambda s: GroupPart.derived_names(s, missing))
@@ -215,7 +217,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
             missing=missing, sd_priors=book.sd[g.term_name],
             sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
             population=tuple(_population(spec, e) for e in g.effect_names),
-            shift=tuple(_shift(spec, e, fixed.centered) for e in g.effect_names),
+            total=tuple(_total(spec, e, fixed.centered) for e in g.effect_names),
             location=("0",) * g.k,
         ))
     aux = AuxPart(tuple(

@@ -9,6 +9,7 @@ the user's priors through `priors`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -65,7 +66,7 @@ def resolve(spec: ModelSpec) -> PriorBook:
             intercept_bounds = intersect(given[0], intercept, -math.inf, "Intercept", True)
         else:
             loc = fam.intercept_location(y, trials, offset)
-            intercept = Prior("student_t", ("3", fmt(loc), fmt(scale)))
+            intercept = Prior("student_t", ("3", fmt(loc), fmt(scale)), from_data=(1, 2))
 
     horseshoe = None
     b: list[Prior] = []
@@ -82,7 +83,8 @@ def resolve(spec: ModelSpec) -> PriorBook:
                 b.append(given[1])
             else:
                 sx = sds[j]
-                b.append(Prior("normal", ("0", fmt(scale / sx if sx > 0 else scale))))
+                b.append(Prior("normal", ("0", fmt(scale / sx if sx > 0 else scale)),
+                               from_data=(1,)))
 
     sd: dict[str, tuple[Prior, ...]] = {}
     sd_bounds: dict[str, Bounds] = {}
@@ -95,7 +97,8 @@ def resolve(spec: ModelSpec) -> PriorBook:
                                                 True)
         else:
             sd[g.term_name] = tuple(
-                Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, spec.observed))))
+                Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, spec.observed))),
+                      from_data=(2,))
                 for k in range(g.k)
             )
             sd_bounds[g.term_name] = Bounds(0.0)
@@ -113,13 +116,21 @@ def resolve(spec: ModelSpec) -> PriorBook:
             aux[param.name] = given[1]
             aux_bounds[param.name] = intersect(given[0], given[1], param.lower, param.name, True)
         else:
-            aux[param.name] = parse_prior(param.name, param.default_prior.format(scale=fmt(scale)),
-                                          param.name)
+            aux[param.name] = _default_aux(param.name, param.default_prior, scale)
             aux_bounds[param.name] = Bounds(param.lower)
     return PriorBook(
         intercept=intercept, intercept_bounds=intercept_bounds, b=tuple(b), horseshoe=horseshoe,
         sd=sd, sd_bounds=sd_bounds, cor=cor, aux=aux, aux_bounds=aux_bounds,
     )
+
+
+def _default_aux(name: str, template: str, scale: float) -> Prior:
+    """The family's default prior of an auxiliary parameter; the arguments where its
+    template puts the outcome's ``{scale}`` come from the data."""
+    prior = parse_prior(name, template.format(scale=fmt(scale)), name)
+    inner = template[template.index("(") + 1:template.rindex(")")]
+    scaled = tuple(i for i, arg in enumerate(inner.split(",")) if "{scale}" in arg)
+    return dataclasses.replace(prior, from_data=scaled)
 
 
 def _sd(values: np.ndarray) -> float:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpecError
+from .names import stan_identifier
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -30,13 +31,15 @@ __all__ = [
     "Bounds",
     "Horseshoe",
     "Prior",
-    "VectorPrior",
+    "PriorData",
+    "PriorStatement",
     "check_user_priors",
     "fmt",
     "intersect",
     "parse_prior",
+    "prior_data_names",
     "prior_keys",
-    "vector_prior",
+    "prior_statement",
 ]
 
 _INF = math.inf
@@ -73,6 +76,17 @@ POSITIVE_ARGUMENTS: dict[str, dict[int, str]] = {
     "beta": {0: "alpha", 1: "beta"}, "lkj_corr_cholesky": {0: "eta"},
 }
 
+#: What each argument of a distribution is, by position: a data-derived argument is
+#: passed as the data entry ``prior_<role>_<parameter>``.
+ROLES: dict[str, tuple[str, ...]] = {
+    "normal": ("location", "scale"), "student_t": ("df", "location", "scale"),
+    "cauchy": ("location", "scale"), "double_exponential": ("location", "scale"),
+    "logistic": ("location", "scale"), "std_normal": (), "exponential": ("rate",),
+    "gamma": ("shape", "rate"), "inv_gamma": ("shape", "scale"),
+    "lognormal": ("location", "scale"), "weibull": ("shape", "scale"),
+    "beta": ("alpha", "beta"), "uniform": ("lower", "upper"), "lkj_corr_cholesky": ("eta",),
+}
+
 #: Keyword arguments of the regularized horseshoe on ``b``, with brms's defaults.
 HORSESHOE_ARGUMENTS = {"df": 1.0, "scale_global": 1.0, "df_slab": 4.0, "scale_slab": 2.0}
 
@@ -102,6 +116,10 @@ class Prior:
     dist: str
     args: tuple[str, ...] = ()
     kwargs: tuple[tuple[str, float], ...] = ()
+    #: positions of the arguments computed from the data (a default's location, its
+    #: scale): the program reads them as data, so the same formula on new data keeps
+    #: the same program and its compiled executable
+    from_data: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         if self.dist == "horseshoe":
@@ -267,6 +285,19 @@ def brms_name(column: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.:]", "", joined)
 
 
+def dropped_prior_keys(columns: Sequence[str]) -> dict[str, str]:
+    """The prior keys that would name the population columns dropped as aliased, each
+    mapped to its column: a prior for one of them is refused with the reason, not as a
+    misspelling, since the formula does name that column."""
+    taken: set[str] = set()
+    spelled = []
+    for name in columns:
+        spelled.append((name, stan_identifier(name, prefix="b_", taken=taken)))
+        taken.add(spelled[-1][1])
+    table = prior_keys(tuple(spelled), False, (), ())
+    return {key: target for key, (_, target) in table.items() if target is not None}
+
+
 def _canonical_keys(table: Mapping[str, tuple[str, str | None]]) -> list[str]:
     return [
         key
@@ -276,15 +307,24 @@ def _canonical_keys(table: Mapping[str, tuple[str, str | None]]) -> list[str]:
 
 
 def check_user_priors(
-    priors: Mapping[str, Any], table: Mapping[str, tuple[str, str | None]]
+    priors: Mapping[str, Any], table: Mapping[str, tuple[str, str | None]],
+    dropped: Mapping[str, str] | None = None,
 ) -> dict[tuple[str, str | None], tuple[str, Prior]]:
     """Parse the user's priors: ``{(class, target): (key as given, Prior)}``.
 
-    Refuses unknown keys (listing the valid ones), two keys for one parameter, and a
-    horseshoe on ``b`` next to a prior for one coefficient (the horseshoe sets them all).
+    Refuses unknown keys (listing the valid ones), a key of a column in `dropped`
+    (`dropped_prior_keys`: the columns left out as aliased) with that reason, two keys
+    for one parameter, and a horseshoe on ``b`` next to a prior for one coefficient (the
+    horseshoe sets them all).
     """
     parsed: dict[tuple[str, str | None], tuple[str, Prior]] = {}
     for key, value in priors.items():
+        if key not in table and dropped and key in dropped:
+            raise SpecError(
+                f"prior '{key}': fixed-effect column '{dropped[key]}' was dropped as aliased "
+                f"(a linear combination of the columns before it on the observed rows), so "
+                f"the model has no coefficient for it; remove the prior"
+            )
         if key not in table:
             raise SpecError(
                 f"unknown prior '{key}'; valid keys for this model: "
@@ -335,42 +375,121 @@ def intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> B
 
 
 @dataclass(frozen=True)
-class VectorPrior:
-    """The prior statement of a vector parameter (``b``, a term's ``sd``).
+class PriorData:
+    """One data entry holding prior arguments computed from the data: a number, or a
+    vector with one per element of the parameter that has it."""
 
-    One call when it fits on a line: ``b ~ normal(0, 2.5)`` when every element shares
-    the prior, ``b ~ normal(0, [2.92, 1.5]')`` when only arguments differ. Otherwise (the
-    distributions differ, or the vector literal would be longer than stanc's format
-    width) a function ``<target>_prior_lpdf`` with one line per element, still used as
-    one ``target ~ <target>_prior()`` statement, which stanc's pedantic mode accepts.
+    name: str  # prior_<role>_<parameter>
+    role: str  # location, scale...
+    parameter: str
+    values: tuple[float, ...]
+    size: str | None = None  # None: a scalar; else the vector's size as the program says it
+
+    @property
+    def declaration(self) -> str:
+        bound = "" if self.role in ("location", "lower", "upper") else "<lower=0>"
+        kind = f"real{bound}" if self.size is None else f"vector{bound}[{self.size}]"
+        return (f"{kind} {self.name}; // {self.role} of {self.parameter}'s prior, "
+                f"from the data")
+
+    @property
+    def value(self) -> float | list[float]:
+        return self.values[0] if self.size is None else list(self.values)
+
+
+@dataclass(frozen=True)
+class PriorStatement:
+    """The prior statement of one parameter, scalar or vector, with the data it reads.
+
+    Arguments computed from the data are data entries (`PriorData`). A vector whose
+    elements share a distribution gets one vectorized call: ``b ~ normal(0,
+    prior_scale_b)``, or, when only the user's numbers differ, ``b ~ normal(0, [1,
+    2]')``. Otherwise (the distributions differ, or the vector literal would be longer
+    than stanc's format width) a function ``<target>_prior_lpdf`` with one line per
+    element, still used as one ``target ~ <target>_prior()`` statement, which stanc's
+    pedantic mode accepts.
     """
 
     target: str
     rhs: str | None
     lines: tuple[tuple[str, str], ...] = ()  # function path: (log density call, element)
+    data: tuple[PriorData, ...] = ()
 
     @property
     def function(self) -> str:
         return f"{self.target}_prior"
+
+    @property
+    def sampling(self) -> str:
+        """The right-hand side of ``target ~ ...``: a function reads its data as
+        arguments, as functions do not see the data block."""
+        return self.rhs or f"{self.function}({', '.join(d.name for d in self.data)})"
+
+    @property
+    def parameters(self) -> list[str]:
+        """The function's arguments, the vector first."""
+        return [f"vector {self.target}", *(f"data {'real' if d.size is None else 'vector'} "
+                                          f"{d.name}" for d in self.data)]
+
+    def data_values(self) -> dict[str, float | list[float]]:
+        return {d.name: d.value for d in self.data}
 
 
 #: Generated lines stay within this width, so ``stanc --auto-format`` never rewraps them.
 LINE_WIDTH = 80
 
 
-def vector_prior(target: str, priors: Sequence[Prior], labels: Sequence[str]) -> VectorPrior:
-    """The prior statement for vector `target` whose elements (named `labels`) have
-    `priors`; see `VectorPrior` for the forms it takes."""
-    if len(set(priors)) == 1:
-        return VectorPrior(target, str(priors[0]))
+def _data_name(role: str, target: str) -> str:
+    return f"prior_{role}_{target}"
+
+
+def prior_data_names(targets: Sequence[str]) -> frozenset[str]:
+    """Every name a prior's data entries of these parameters can take."""
+    roles = {role for names in ROLES.values() for role in names}
+    return frozenset(_data_name(role, target) for role in roles for target in targets)
+
+
+def prior_statement(target: str, priors: Sequence[Prior],
+                    labels: Sequence[str] | None = None, size: str | None = None,
+                    ) -> PriorStatement:
+    """The statement for parameter `target`: a scalar when `labels` is None, else a
+    vector whose elements (named `labels`, `size` of them as the program declares it)
+    have `priors`; see `PriorStatement` for the forms it takes."""
+    if labels is None:
+        (prior,) = priors
+        roles = ROLES.get(prior.dist, ())
+        data = tuple(PriorData(_data_name(roles[i], target), roles[i], target,
+                               (float(prior.args[i]),)) for i in prior.from_data)
+        args = [_data_name(roles[i], target) if i in prior.from_data else arg
+                for i, arg in enumerate(prior.args)]
+        return PriorStatement(target, f"{prior.dist}({', '.join(args)})", data=data)
+    size = size or str(len(priors))
     if len({p.dist for p in priors}) == 1:
-        columns = zip(*(p.args for p in priors), strict=True)
-        args = [col[0] if len(set(col)) == 1 else f"[{', '.join(col)}]'" for col in columns]
+        roles = ROLES.get(priors[0].dist, ())
+        args, data = [], []
+        for i, column in enumerate(zip(*(p.args for p in priors), strict=True)):
+            if any(i in p.from_data for p in priors):
+                name = _data_name(roles[i], target)
+                data.append(PriorData(name, roles[i], target,
+                                      tuple(float(a) for a in column), size))
+                args.append(name)
+            else:
+                args.append(column[0] if len(set(column)) == 1 else f"[{', '.join(column)}]'")
         rhs = f"{priors[0].dist}({', '.join(args)})"
-        if len(f"  {target} ~ {rhs};") <= LINE_WIDTH:
-            return VectorPrior(target, rhs)
-    lines = tuple(
-        (f"{p.dist}_lpdf({target}[{i}] | {', '.join(p.args)})", label)
-        for i, (p, label) in enumerate(zip(priors, labels, strict=True), start=1)
-    )
-    return VectorPrior(target, None, lines)
+        if data or len(f"  {target} ~ {rhs};") <= LINE_WIDTH:  # data names: no literal
+            return PriorStatement(target, rhs, data=tuple(data))
+    taken: dict[str, list[float]] = {}
+    lines = []
+    for i, (p, label) in enumerate(zip(priors, labels, strict=True), start=1):
+        roles = ROLES.get(p.dist, ())
+        args = []
+        for j, arg in enumerate(p.args):
+            if j in p.from_data:
+                values = taken.setdefault(roles[j], [])
+                values.append(float(arg))
+                arg = f"{_data_name(roles[j], target)}[{len(values)}]"
+            args.append(arg)
+        lines.append((f"{p.dist}_lpdf({target}[{i}] | {', '.join(args)})", label))
+    data = tuple(PriorData(_data_name(role, target), role, target, tuple(values),
+                           str(len(values))) for role, values in taken.items())
+    return PriorStatement(target, None, tuple(lines), data)

@@ -106,6 +106,9 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
     design = plan.fixed.design(fit)
     if design is not None:
         out.append(("matrix", design[0]))
+    shift = plan.fixed.absorbed_shift
+    if shift:
+        out.append(("vector", "means_X"))
     if plan.offset is not None:
         out.append(("vector", "offs" + fit.suffix))
     groups = [g for g in plan.groups if not g.marginalized]
@@ -120,7 +123,7 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
                 ("vector", f"n_{g}" if marginal.precision is None else f"W_{g}")]
     if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
         out.append(("real", "Intercept"))
-    if design is not None:
+    if design is not None or shift:
         out.append(("vector", "b"))
     for g in groups:
         if g.k == 1:

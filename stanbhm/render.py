@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from .likelihood import wrap
+from .likelihood import signature, statement, wrap
 from .plan import Plan
 from .program import OutputSchema, Program
 from .reduce import partial_sum
@@ -47,6 +47,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["comment"] = comment_text
     env.globals["wrap"] = wrap  # long signatures and calls, laid out as stanc formats them
+    env.globals["statement"] = statement  # long expressions, likewise
+    env.globals["signature"] = signature  # a function's signature, likewise
     env.globals["partial_sum"] = partial_sum  # a threaded likelihood's slice function
     return env
 

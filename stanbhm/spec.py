@@ -21,6 +21,11 @@ Decisions worth knowing:
   be predicted, so every *predictor* must still be present in them.
 * **Every array is read-only**, so a `ModelSpec` really is the immutable value its frozen
   dataclass promises, and later stages cannot corrupt each other's input.
+* **Aliased population columns are dropped, as lme4 does.** A column that is a linear
+  combination of the columns before it (the intercept first) on the observed rows, or a
+  term that gives no column at all (a factor with one level), would be told apart from
+  the others by its prior alone. It is dropped with a warning and a header note, and new
+  data for prediction is encoded without it.
 * **Priors are checked character by character.** The strings are pasted into Stan code
   later, so only a distribution call from an allow-list with numeric arguments passes.
 """
@@ -37,6 +42,7 @@ from typing import Any
 import formulaic
 import numpy as np
 import pandas as pd
+import scipy.linalg
 from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
@@ -46,7 +52,7 @@ from .families import FAMILIES, Family
 from .families import family as family_row
 from .formula import INTERCEPT, Formula, GroupTerm
 from .names import stan_identifier
-from .priors import Prior, check_user_priors, prior_keys
+from .priors import Prior, check_user_priors, dropped_prior_keys, prior_keys
 
 __all__ = [
     "FixedEffects",
@@ -68,6 +74,19 @@ _EVAL_CONTEXT: dict[str, Any] = {}
 
 # How many column names an error message lists before eliding the rest.
 _MAX_LISTED = 20
+
+# lme4's tolerance (chkRank.drop.cols): a column whose part outside the span of the
+# columns before it is below this fraction of its norm is aliased.
+_RANK_TOL = 1e-7
+
+# A unit column whose squared part outside the columns before it, from the Gram matrix,
+# is above this is not aliased whatever the Gram's rounding (about the row count times
+# 1e-16 at worst): the QR is needed only below it.
+_GRAM_SCREEN = 1e-6
+
+# How a dropped column is described: as one column, or as several.
+_ALIASED = ("a linear combination of the columns before it",
+            "linear combinations of the columns before them")
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -92,6 +111,11 @@ class FixedEffects:
         X: ``(N_all, P)`` float64 design matrix of the slopes.
         intercept: whether the model has a population-level intercept.
         model_spec: the formulaic ``ModelSpec``; `design` reuses it on new data.
+        dropped: the columns left out of `X` as aliased (rank deficient on the observed
+            rows, as lme4 drops them), in formula order; a term that gave no column at
+            all (a factor with one level) is named by its term.
+        dropped_labels: the same, as the warning and the header show them: with why,
+            for a term without a column or a column that is zero on the observed rows.
     """
 
     names: tuple[str, ...]
@@ -99,11 +123,24 @@ class FixedEffects:
     X: np.ndarray
     intercept: bool
     model_spec: Any = field(repr=False)
+    dropped: tuple[str, ...] = ()
+    dropped_labels: tuple[str, ...] = ()
 
     @property
     def p(self) -> int:
         """Number of slopes (columns of `X`)."""
         return len(self.names)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The program header's note on the dropped columns (none when none were): the
+        reader of the program must learn that the formula's columns are not all in X."""
+        if not self.dropped:
+            return ()
+        several = len(self.dropped) > 1
+        return (f"fixed-effect column{'s' if several else ''} {_listing(self.dropped_labels)} "
+                f"dropped, as lme4 does: {_ALIASED[several]} on the observed rows "
+                f"(rank deficient)",)
 
     def design(self, data: pd.DataFrame) -> np.ndarray:
         """Encode new data exactly as the training data was (same columns, same order).
@@ -121,13 +158,14 @@ class FixedEffects:
         except Exception as exc:
             raise SpecError(f"cannot encode new data for the fixed effects: {exc}") from exc
         names = tuple(matrix.model_spec.column_names)
-        expected = ((INTERCEPT,) if self.intercept else ()) + self.names
+        expected = tuple(self.model_spec.column_names)
         if names != expected:
             raise SpecError(
                 f"new data gives fixed-effect columns {list(names)}, expected {list(expected)}"
             )
-        values = np.asarray(matrix, dtype=np.float64)
-        return values[:, 1:] if self.intercept else values
+        # the fitted coefficients are the kept columns': the aliased ones go here too
+        kept = [names.index(name) for name in self.names]
+        return np.asarray(matrix, dtype=np.float64)[:, kept].reshape(len(data), self.p)
 
 
 @dataclass(frozen=True, eq=False)
@@ -448,7 +486,60 @@ def _predictor(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarra
 # --------------------------------------------------------------------------- parts
 
 
-def _fixed_effects(formula: Formula, data: pd.DataFrame) -> FixedEffects:
+def aliased_columns(X: np.ndarray, intercept: bool) -> np.ndarray:
+    """Which columns of `X` are linear combinations of the columns before them (and of
+    the intercept, first, when there is one), as a boolean mask.
+
+    lme4 decides with R's LINPACK QR, whose limited pivoting keeps the columns in their
+    order, so of two aliased columns the later one goes; LAPACK's pivoted QR would
+    reorder them by norm. Here the columns are scaled to unit norm, so a predictor's
+    units do not decide, and taken in order, each kept when its part outside the span
+    of the kept ones exceeds lme4's tolerance. The Gram matrix settles most designs at
+    a small fraction of a QR's cost: when its Cholesky factor shows every column well
+    clear of the columns before it, rounding cannot have hidden an aliased one.
+    Otherwise a Householder QR reduces the rows to a small triangle ``R`` whose columns
+    have the inner products of the design's, and the columns are taken from it.
+    """
+    first = int(intercept)
+    width = first + X.shape[1]
+    aliased = np.zeros(width, dtype=bool)
+    if width == 0:
+        return aliased
+    gram = np.empty((width, width))
+    gram[first:, first:] = X.T @ X
+    if intercept:
+        gram[0, 0] = len(X)
+        gram[0, 1:] = gram[1:, 0] = X.sum(axis=0)
+    norms = np.sqrt(np.diag(gram))
+    if norms.all():
+        try:
+            factor = np.linalg.cholesky(gram / np.outer(norms, norms))
+        except np.linalg.LinAlgError:
+            pass
+        else:
+            if np.diag(factor).min() ** 2 > _GRAM_SCREEN:
+                return aliased[first:]
+    A = np.empty((len(X), width))  # the one copy, which the QR overwrites
+    A[:, :first] = 1.0
+    A[:, first:] = X
+    A /= np.where(norms > 0, norms, 1.0)
+    _, R = scipy.linalg.qr(A, mode="raw", overwrite_a=True, check_finite=False)
+    basis = np.zeros(R.shape)
+    rank = 0
+    for j in range(width):
+        part = R[:, j].copy()
+        for _ in range(2):  # a second pass restores what rounding lost to the first
+            part -= basis[:, :rank] @ (basis[:, :rank].T @ part)
+        size = float(np.linalg.norm(part))
+        if norms[j] == 0 or size <= _RANK_TOL:
+            aliased[j] = True
+        else:
+            basis[:, rank] = part / size
+            rank += 1
+    return aliased[first:]
+
+
+def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -> FixedEffects:
     role = "fixed effects"
     _check_columns_finite(_columns_used(formula.fixed, data, role), data)
     matrix = _model_matrix(formula.fixed, data, role)
@@ -466,13 +557,44 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame) -> FixedEffects:
     for name in names:
         stan_names.append(stan_identifier(name, prefix="b_", taken=taken))
         taken.add(stan_names[-1])
+    fitted = values if observed.all() else values[observed]
+    aliased = aliased_columns(fitted, formula.intercept)
+    dropped, labels = _dropped(matrix.model_spec, names, fitted, aliased)
+    kept = np.flatnonzero(~aliased)
     return FixedEffects(
-        names=names,
-        stan_names=tuple(stan_names),
-        X=_readonly(np.ascontiguousarray(values)),
+        names=tuple(names[j] for j in kept),
+        stan_names=tuple(stan_names[j] for j in kept),
+        X=_readonly(np.ascontiguousarray(values[:, kept])),
         intercept=formula.intercept,
         model_spec=matrix.model_spec,
+        dropped=dropped,
+        dropped_labels=labels,
     )
+
+
+def _dropped(model_spec: Any, names: tuple[str, ...], observed_values: np.ndarray,
+             aliased: np.ndarray) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The dropped columns' names and labels, in formula order.
+
+    formulaic codes a factor with one level as no column at all (its one dummy would be
+    the intercept again) and says nothing, so such a term is reported here as aliased
+    too: lme4 would have dropped its column.
+    """
+    offset = len(model_spec.column_names) - len(names)  # the intercept's column
+    dropped: list[str] = []
+    labels: list[str] = []
+    for term, indices in model_spec.term_indices.items():
+        if not indices and str(term) not in ("0", "1"):
+            dropped.append(str(term))
+            labels.append(f"{term} (no column: a factor with one level)")
+        for index in indices:
+            j = index - offset
+            if j < 0 or not aliased[j]:
+                continue
+            dropped.append(names[j])
+            zero = not observed_values[:, j].any()
+            labels.append(f"{names[j]} (zero on every observed row)" if zero else names[j])
+    return tuple(dropped), tuple(labels)
 
 
 def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]]:
@@ -642,9 +764,9 @@ def build_spec(
 
     Raises FormulaError for an unparsable formula string, SpecError (a ValueError) for
     data, family or priors that do not fit, and TypeError for arguments of the wrong
-    type. Warns (UserWarning) for a grouping factor with a single level and for a
-    fixed-effect column that is zero in every row (or constant, with an intercept): all
-    are legal, but leave a parameter to its prior alone.
+    type. Warns (UserWarning) for a grouping factor with a single level, which leaves
+    its sd to its prior alone, and for fixed-effect columns dropped as aliased (see
+    `aliased_columns`), whose coefficients only a prior would tell apart.
     """
     fam = family_row(family)
     if priors is not None and not isinstance(priors, Mapping):
@@ -697,26 +819,16 @@ def build_spec(
     if formula.offset is not None:
         offset = _predictor(formula.offset, data, "offset", "offset()")
 
-    fixed = _fixed_effects(formula, data)
-    for j, name in enumerate(fixed.names):
-        if not fixed.X[:, j].any():
-            # Typically an unused category of a pandas Categorical, which formulaic
-            # still codes. Legal, but the data say nothing about that coefficient.
-            warnings.warn(
-                f"fixed-effect column '{name}' is zero in every row (an unused factor "
-                f"level?); its coefficient is informed by the prior alone",
-                UserWarning,
-                stacklevel=2,
-            )
-        elif formula.intercept and np.ptp(fixed.X[observed, j]) == 0:
-            # With an intercept a constant column is the intercept again: only the prior
-            # tells the two apart (a week of one store in which a flag never changes).
-            warnings.warn(
-                f"fixed-effect column '{name}' is constant over the observed rows, so the "
-                f"intercept already holds it; its coefficient is informed by the prior alone",
-                UserWarning,
-                stacklevel=2,
-            )
+    fixed = _fixed_effects(formula, data, observed)
+    if fixed.dropped:
+        several = len(fixed.dropped) > 1
+        warnings.warn(
+            f"fixed-effect column{'s' if several else ''} {_listing(fixed.dropped_labels)} "
+            f"{'are' if several else 'is'} {_ALIASED[several]} on the observed rows (rank "
+            f"deficient); dropped {'them' if several else 'it'}, as lme4 does",
+            UserWarning,
+            stacklevel=2,
+        )
     taken: set[str] = set()
     groups: list[GroupEffects] = []
     for term, term_name in zip(formula.groups, _term_names(formula.groups), strict=True):
@@ -732,7 +844,7 @@ def build_spec(
             )
 
     table = _prior_keys(fixed, groups, fam, se is not None)
-    checked = check_user_priors(priors or {}, table)
+    checked = check_user_priors(priors or {}, table, dropped_prior_keys(fixed.dropped))
 
     values = y[observed]
     summary = {

@@ -5,12 +5,11 @@ equal-tailed 95% interval and, for MCMC, R-hat and bulk and tail ESS (ArviZ's). 
 population intercept is the one at predictors = 0 (``b_Intercept``; the program samples
 it at the predictors' means, which is the ``Intercept`` of the posterior), and a level's
 coefficient is the population value plus its deviation, both at covariate = 0, as lme4's
-``coef()`` reports them.
+``coef()`` reports them and the program's ``coef_<term>`` holds them.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,32 +79,12 @@ def _population(fit: Fitted) -> dict[str, xr.DataArray]:
     return rows
 
 
-def _shift(fit: Fitted, part: GroupPart) -> np.ndarray:
-    """Per effect, the mean its covariate was centered at in the program (0 when it was
-    not), so that deviations can be moved to covariate = 0."""
-    model = fit.model
-    means = model.plan.fixed.moments(model.plan.likelihood.obs).get("means_X")
-    out = np.zeros(part.k)
-    for j, text in enumerate(part.shift):
-        match = re.fullmatch(r"means_X\[(\d+)\]", text or "")
-        if match and means is not None:
-            out[j] = np.asarray(means, dtype=float)[int(match.group(1)) - 1]
-    return out
-
-
 def _deviations(fit: Fitted, part: GroupPart) -> xr.DataArray:
-    """r_<term> as (chain, draw, level, effect), each level's deviation at covariate = 0:
-    where the program centered a covariate, the intercept deviation it samples is at the
-    covariate's mean and loses slope deviation x mean."""
+    """r_<term> as (chain, draw, level, effect): each level's deviation at covariate = 0,
+    as the program multiplies the covariates as given."""
     draws = fit.draws[f"r_{part.ident}"]
     if part.k == 1:
         draws = draws.expand_dims({part.effect_dim: list(part.effects)}, axis=-1)
-    shift = _shift(fit, part)
-    if shift.any() and "Intercept" in part.effects:
-        draws = draws.copy()
-        first = part.effects.index("Intercept")
-        values = draws.values
-        values[..., first] -= (values * shift).sum(axis=-1)
     return draws
 
 

@@ -218,3 +218,34 @@ def test_a_bar_in_a_cell_stays_in_its_cell():
     table.add(program="lme4", warnings="failed with max|grad| = 0.5")
     table.finish()
     assert table.markdown().splitlines()[-1] == "| lme4 | failed with max\\|grad\\| = 0.5 |"
+
+
+# the horseshoe case has more columns than rows: lme4's rank warning is its design
+@pytest.mark.filterwarnings("ignore:fixed-effect columns")
+def test_parameterization_suite_runs_the_peer_prior_cases_with_choices_they_take(capsys):
+    """Auto once seemed to follow the sds' prior (issue 27, item 18), so the suite fits
+    the 30-group regressions under the peers' priors beside the fixed choices. Plans
+    only: a choice a case cannot take (half-centering a two-effect term) fails here
+    rather than an hour into a full run."""
+    from stanbhm import Model
+    from stanbhm.bench.suites import parameterization as suite
+    from stanbhm.bench.suites import peers
+
+    every = suite.cases()
+    assert str(bench.options_for("parameterization", False, {})["cases"]).split(",") == \
+        list(every)
+    assert every["regression_30_peer_priors"]["priors"] == peers.PRIORS
+    assert every["regression_30_peer_priors"]["data"] is every["regression_30"]["data"]
+    peer = every["peers_regression_30"]
+    assert (peer["formula"], peer["priors"]) == ("y ~ 1 + x + (1 + x || g)", peers.PRIORS)
+    assert peer["data"].equals(peers.case_data("regression_30")["df"])
+    assert suite.choices(peer) == ("centered", "noncentered", "auto")
+    assert suite.choices(every["regression_30_peer_priors"]) == suite.CHOICES
+    for case in every.values():
+        for choice in suite.choices(case):
+            Model(case["formula"], case["data"], family=case.get("family", "gaussian"),
+                  priors=case.get("priors"), parameterization=choice, log_lik=False,
+                  y_rep=False, rewrites="none")
+    assert main(["bench", "parameterization", "--set", "cases=regression_31"]) == 2
+    assert "known: eight_schools, intercept_20x500, mixed_5x1000_50x3, regression_30, " \
+        "regression_30_peer_priors, peers_regression_30, bernoulli_40" in capsys.readouterr().err

@@ -29,7 +29,8 @@ def test_eight_schools_is_folded_as_cochrans_q_does_not_reject(eight_schools_df)
            "|sd_school_signed|\n" in code
     assert "  real<lower=0> sd_school = abs(sd_school_signed); // sd of the effects of " \
            "school\n" in code
-    assert "  sd_school ~ student_t(3, 0, 26.1);\n" in code
+    assert "  sd_school ~ student_t(3, 0, prior_scale_sd_school);\n" in code
+    assert model.stan_data()["prior_scale_sd_school"] == 26.1
     names = [o.name for o in model.plan.groups[0].outputs()]
     assert names[:2] == ["sd_school_signed", "sd_school"]
 

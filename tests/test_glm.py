@@ -42,7 +42,7 @@ CASES = {
     "gaussian_missing": (
         "y_missing ~ x + z + (1 + x | g)", "gaussian", "noncentered",
         "    vector[N_obs] eta = Intercept + r_g[J_g_obs, 1]; // linear predictor less X * b\n"
-        "    eta += r_g[J_g_obs, 2] .* Zc_g_obs[ : , 2];\n"
+        "    eta += r_g[J_g_obs, 2] .* Z_g_obs[ : , 2];\n"
         "    y ~ normal_id_glm(Xc, eta, b, sigma);\n"),
     "gaussian_se": (
         "y | se(se) ~ x + z + (1 | g)", "gaussian", "noncentered",
@@ -50,7 +50,7 @@ CASES = {
         "    y ~ normal_id_glm(Xc, eta, b, se);\n"),
     "bernoulli_centered": (
         "yb ~ x + z + (1 | g)", "bernoulli", "centered",
-        "    vector[N] eta = coef_g[J_g]; // linear predictor less X * b\n"
+        "    vector[N] eta = centered_g[J_g]; // linear predictor less X * b\n"
         "    y ~ bernoulli_logit_glm(Xc, eta, b);\n"),
     "binomial": (
         "ys | trials(t) ~ x + z + (1 | g)", "binomial", "noncentered",

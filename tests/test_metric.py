@@ -56,7 +56,7 @@ def test_a_balanced_gaussian_term_gets_the_normal_models_variances() -> None:
     resid = df.y - df.groupby("g").y.transform("mean")
     sigma2 = float((resid**2).sum() / (len(df) - J))
     precision = n / sigma2
-    np.testing.assert_allclose(guess["coef_g"], 1 / (precision + 1 / tau2), rtol=0.02)
+    np.testing.assert_allclose(guess["centered_g"], 1 / (precision + 1 / tau2), rtol=0.02)
     w = precision * tau2 / (1 + precision * tau2)
     assert guess["sd_g"][0] == pytest.approx(1 / (2 * J * w**2), rel=0.02)
     assert guess["sigma"][0] == pytest.approx(1 / (2 * len(df)))
@@ -94,7 +94,7 @@ def test_terms_without_a_rule_keep_the_unit_metric() -> None:
 def test_the_table_shows_sds_per_parameter() -> None:
     table = sb.Model("y ~ 1 + (1 | g)", balanced(), parameterization="centered",
                      rewrites="none").initial_metric.table()
-    assert list(table.index) == ["Intercept", "sd_g", "coef_g", "sigma"]
+    assert list(table.index) == ["Intercept", "sd_g", "centered_g", "sigma"]
     assert table["sigma"] == f"{np.sqrt(1 / 2000):.3g}"
 
 

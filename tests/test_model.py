@@ -156,3 +156,60 @@ def test_a_compile_says_so_and_a_cache_hit_says_nothing(eight_schools_df, capsys
     assert re.search(r"^compiled in \d+ s$", err, flags=re.MULTILINE)
     model.compile()
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- reuse
+
+
+def _varying_slopes(levels: int, rows: int, seed: int):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(levels), rows)
+    x = rng.normal(3 * seed, 1 + seed, size=levels * rows)
+    a, s = rng.normal(0, 1, levels), rng.normal(0, 0.3, levels)
+    y = 10 * seed + a[g] + (0.5 + s[g]) * x + rng.normal(0, 1 + seed, size=len(g))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"l{j}" for j in g]})
+
+
+REUSED = ("y ~ 1 + x + (1 + x | g)", {"parameterization": "noncentered"})
+
+
+def test_a_new_data_set_keeps_the_program_text() -> None:
+    """Other rows, values and level counts: the default priors' numbers differ and the
+    header says so, but they are data, so what stanc compiles is the same."""
+    from stanbhm.toolchain.cache import program_text
+
+    formula, options = REUSED
+    first = sb.Model(formula, _varying_slopes(8, 10, 1), **options)
+    second = sb.Model(formula, _varying_slopes(13, 7, 2), **options)
+    assert [d.choice for d in first.plan.decisions] == [d.choice for d in second.plan.decisions]
+    assert first.stan_code() != second.stan_code()  # the header's numbers
+    assert program_text(first.stan_code()) == program_text(second.stan_code())
+    assert first.stan_data()["prior_scale_b"] != second.stan_data()["prior_scale_b"]
+    assert "  b ~ normal(0, prior_scale_b);\n" in first.stan_code()
+
+
+@pytest.mark.slow
+def test_a_new_data_set_reuses_the_compiled_program(tmp_path, monkeypatch) -> None:
+    """The same formula on two data sets compiles once: the compiler runs for the
+    first and the second finds its executable."""
+    from stanbhm.toolchain import cache
+
+    builds = []
+    real_build = cache._build
+
+    def counted(*args, **kwargs):
+        builds.append(args[0])
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr(cache, "_build", counted)
+    formula, options = REUSED
+    for levels, rows, seed in ((8, 10, 1), (13, 7, 2)):
+        model = sb.Model(formula, _varying_slopes(levels, rows, seed), **options)
+        fit = model.fit(chains=1, iter_warmup=200, iter_sampling=100, seed=5, advice=False,
+                        show_progress=False)
+        slope = float(fit.draws["b"].mean())
+        assert 0.2 < slope < 0.8, slope  # each fit reads its own data
+    assert len(builds) == 1

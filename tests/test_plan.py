@@ -132,11 +132,13 @@ def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
 
 def test_data_comes_from_the_parts(df) -> None:
     plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df, rewrites="none").plan
-    assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g"]
+    assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g",
+                                 "prior_location_Intercept", "prior_scale_Intercept",
+                                 "prior_scale_b", "prior_scale_sd_g", "prior_scale_sigma"]
     assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b", "r_g[J_g, 1]",
-                                             "r_g[J_g, 2] .* Zc_g[ : , 2]", "offs")
+                                             "r_g[J_g, 2] .* Z_g[ : , 2]", "offs")
     assert plan.eta_terms(plan.fit_rows, design=False) == (
-        "Intercept + r_g[J_g, 1]", "r_g[J_g, 2] .* Zc_g[ : , 2]", "offs")
+        "Intercept + r_g[J_g, 1]", "r_g[J_g, 2] .* Z_g[ : , 2]", "offs")
     assert plan.fixed.design(plan.fit_rows) == ("Xc", "b")
     assert plan.fit_rows.n == plan.all_rows.n == "N"
 

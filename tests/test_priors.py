@@ -8,7 +8,7 @@ import pytest
 
 import stanbhm as sb
 from stanbhm.errors import SpecError
-from stanbhm.priors import Bounds, Prior, parse_prior, vector_prior
+from stanbhm.priors import Bounds, Prior, parse_prior, prior_statement
 
 
 @pytest.fixture
@@ -77,19 +77,26 @@ def test_horseshoe_with_a_coefficient_prior_is_refused(df) -> None:
 
 def test_slope_sd_is_scaled_like_its_coefficient(df) -> None:
     # sd(y) ~ 2, sd(x) ~ 3: b_x and the slope's sd share the scale 2.5 sd(y) / sd(x).
-    text = code("y ~ x + (1 + x | g)", df)
+    model = sb.Model("y ~ x + (1 + x | g)", df)
     sy, sx = df["y"].std(), df["x"].std()
-    assert f"  b ~ normal(0, {2.5 * sy / sx:.3g});\n" in text
-    assert f"  sd_g ~ student_t(3, 0, [{2.5 * sy:.3g}, {2.5 * sy / sx:.3g}]');\n" in text
+    assert "  b ~ normal(0, prior_scale_b);\n" in model.stan_code()
+    assert "  sd_g ~ student_t(3, 0, prior_scale_sd_g);\n" in model.stan_code()
+    data = model.stan_data()
+    assert data["prior_scale_b"] == [float(f"{2.5 * sy / sx:.3g}")]
+    assert data["prior_scale_sd_g"] == [float(f"{2.5 * sy:.3g}"), float(f"{2.5 * sy / sx:.3g}")]
+    assert f"//   b_x ~ normal(0, {2.5 * sy / sx:.3g})\n" in model.stan_code()  # the header
 
 
 def test_count_intercept_prior_sits_at_the_link_of_the_mean(df) -> None:
-    text = code("c ~ z", df, family="poisson")
-    assert f"  Intercept ~ student_t(3, {np.log(df['c'].mean()):.3g}, 2.5);\n" in text
+    data = sb.Model("c ~ z", df, family="poisson").stan_data()
+    assert data["prior_location_Intercept"] == float(f"{np.log(df['c'].mean()):.3g}")
+    assert data["prior_scale_Intercept"] == 2.5
     yb = (df["c"] > 2).astype(int)
     p = yb.mean()
-    text = code("yb ~ z", df.assign(yb=yb), family="bernoulli")
-    assert f"  Intercept ~ student_t(3, {np.log(p / (1 - p)):.3g}, 2.5);\n" in text
+    model = sb.Model("yb ~ z", df.assign(yb=yb), family="bernoulli")
+    assert model.stan_data()["prior_location_Intercept"] == float(f"{np.log(p / (1 - p)):.3g}")
+    assert ("  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);\n"
+            in model.stan_code())
 
 
 def test_default_aux_priors_are_not_flat_gammas(df) -> None:
@@ -98,11 +105,14 @@ def test_default_aux_priors_are_not_flat_gammas(df) -> None:
 
 
 def test_coefficient_priors_are_one_vectorized_statement(df) -> None:
-    text = code("y ~ x + z", df)
+    model = sb.Model("y ~ x + z", df)
+    text = model.stan_code()
     sy = df["y"].std()
     scales = [2.5 * sy / df[c].std() for c in ("x", "z")]
-    assert f"  b ~ normal(0, [{scales[0]:.3g}, {scales[1]:.3g}]');\n" in text
+    assert "  b ~ normal(0, prior_scale_b);\n" in text
+    assert model.stan_data()["prior_scale_b"] == [float(f"{s:.3g}") for s in scales]
     assert "b[1] ~" not in text and "b[2] ~" not in text
+    assert "  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data\n" in text
 
 
 def test_mixed_distributions_make_one_prior_function(df) -> None:
@@ -122,10 +132,30 @@ def test_mixed_distributions_make_one_prior_function(df) -> None:
 
 def test_long_vector_literal_becomes_a_function() -> None:
     priors = [Prior("normal", ("0", f"{1.2345 + k:.5g}")) for k in range(10)]
-    statement = vector_prior("b", priors, [f"b_x{k}" for k in range(10)])
+    statement = prior_statement("b", priors, [f"b_x{k}" for k in range(10)])
     assert statement.rhs is None and len(statement.lines) == 10
-    short = vector_prior("b", priors[:2], ["b_x0", "b_x1"])
+    short = prior_statement("b", priors[:2], ["b_x0", "b_x1"])
     assert short.rhs == "normal(0, [1.2345, 2.2345]')"
+
+
+def test_data_derived_arguments_are_data() -> None:
+    """Defaults set from the data name data entries; the user's numbers stay literal,
+    and one vectorized statement covers a vector whose elements share a distribution."""
+    scale = [Prior("normal", ("0", "2.5"), from_data=(1,)), Prior("normal", ("0", "1"))]
+    statement = prior_statement("b", scale, ["b_x", "b_z"], "K")
+    assert statement.rhs == "normal(0, prior_scale_b)"
+    assert statement.data_values() == {"prior_scale_b": [2.5, 1.0]}
+    assert [d.declaration for d in statement.data] == [
+        "vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data"]
+    scalar = prior_statement("Intercept", [Prior("student_t", ("3", "7.5", "26.1"),
+                                                  from_data=(1, 2))])
+    assert scalar.rhs == "student_t(3, prior_location_Intercept, prior_scale_Intercept)"
+    assert scalar.data_values() == {"prior_location_Intercept": 7.5,
+                                    "prior_scale_Intercept": 26.1}
+    mixed = prior_statement("b", [Prior("cauchy", ("0", "1")), scale[0]], ["b_x", "b_z"], "K")
+    assert mixed.lines == (("cauchy_lpdf(b[1] | 0, 1)", "b_x"),
+                           ("normal_lpdf(b[2] | 0, prior_scale_b[1])", "b_z"))
+    assert mixed.data_values() == {"prior_scale_b": [2.5]}
 
 
 def test_two_terms_on_one_factor_have_their_own_prior_keys() -> None:

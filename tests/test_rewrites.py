@@ -73,7 +73,7 @@ def test_skipped_marginalization_says_why() -> None:
     none = sb.Model("y ~ x + (1 | g)", df, rewrites="none")
     assert decision(none, "marginalization") == (
         "marginalization: not applied; rewrites='none' requested")
-    assert "z_g" in none.stan_code() or "coef_g ~" in none.stan_code()
+    assert "z_g" in none.stan_code() or "centered_g ~" in none.stan_code()
 
 
 def test_the_header_says_what_log_lik_holds_after_a_rewrite(eight_schools_df) -> None:

@@ -26,10 +26,14 @@ from stanbhm.spec import (
     FixedEffects,
     GroupEffects,
     ModelSpec,
+    aliased_columns,
     build_spec,
 )
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+# The fixture's z is 10 x, so aliased; a z for tests that need it in the model.
+Z_NOT_ALIASED = [1.5, 2.0, 4.0, 3.0, 6.5, 5.0]
 
 
 @pytest.fixture
@@ -235,9 +239,10 @@ def test_unknown_function(df: pd.DataFrame) -> None:
 
 
 def test_interactions_and_transforms(df: pd.DataFrame) -> None:
-    spec = build_spec("y ~ x*z + log(z) + scale(x)", df)
-    assert spec.fixed.names == ("x", "z", "log(z)", "scale(x)", "x:z")
-    assert spec.fixed.stan_names == ("b_x", "b_z", "b_log_z", "b_scale_x", "b_x_z")
+    df = df.assign(z=Z_NOT_ALIASED)
+    spec = build_spec("y ~ x*z + log(z) + scale(n)", df)
+    assert spec.fixed.names == ("x", "z", "log(z)", "scale(n)", "x:z")
+    assert spec.fixed.stan_names == ("b_x", "b_z", "b_log_z", "b_scale_n", "b_x_z")
     np.testing.assert_allclose(spec.fixed.X[:, 4], df["x"] * df["z"])
     np.testing.assert_allclose(spec.fixed.X[:, 2], np.log(df["z"]))
     np.testing.assert_allclose(spec.fixed.X[:, 3].mean(), 0.0, atol=1e-12)
@@ -588,32 +593,203 @@ def test_single_level_factor_warns(df: pd.DataFrame) -> None:
     assert spec.groups[0].levels == ("only",)
 
 
-def test_all_zero_fixed_effect_column_warns() -> None:
+# --------------------------------------------------------------------------- aliased columns
+
+
+def aliased_message(*labels: str) -> str:
+    """The warning for dropped columns, as lme4's rank check gives it."""
+    if len(labels) == 1:
+        return (f"fixed-effect column {labels[0]} is a linear combination of the columns "
+                "before it on the observed rows (rank deficient); dropped it, as lme4 does")
+    return (f"fixed-effect columns {', '.join(labels)} are linear combinations of the "
+            "columns before them on the observed rows (rank deficient); dropped them, as "
+            "lme4 does")
+
+
+def build_warned(formula: str, data: pd.DataFrame, **kwargs: object) -> tuple[ModelSpec, list[str]]:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        spec = build_spec(formula, data, **kwargs)
+    return spec, [str(w.message) for w in record]
+
+
+@pytest.fixture
+def wide() -> pd.DataFrame:
+    """Twelve rows whose numeric and categorical columns are not aliased."""
+    rng = np.random.default_rng(27)
+    return pd.DataFrame({
+        "y": rng.normal(size=12),
+        "x": rng.normal(size=12),
+        "z": rng.normal(size=12),
+        "cat": list("abc") * 4,
+        "f": "only",
+    })
+
+
+def test_x_and_scale_x_keeps_x_and_drops_scale_x(wide: pd.DataFrame) -> None:
+    spec, said = build_warned("y ~ x*z + C(cat) + scale(x)", wide)
+    assert said == [aliased_message("scale(x)")]
+    assert spec.fixed.names == ("x", "z", "C(cat)[T.b]", "C(cat)[T.c]", "x:z")
+    assert spec.fixed.stan_names == ("b_x", "b_z", "b_C_cat_T_b", "b_C_cat_T_c", "b_x_z")
+    assert spec.fixed.X.shape == (12, 5)
+    np.testing.assert_array_equal(spec.fixed.X[:, 0], wide["x"])
+    np.testing.assert_allclose(spec.fixed.X[:, 4], wide["x"] * wide["z"])
+    assert spec.fixed.dropped == ("scale(x)",)
+    assert spec.fixed.notes == (
+        "fixed-effect column scale(x) dropped, as lme4 does: a linear combination of the "
+        "columns before it on the observed rows (rank deficient)",
+    )
+
+
+def test_the_program_header_says_which_columns_were_dropped(wide: pd.DataFrame) -> None:
+    with pytest.warns(UserWarning, match="scale"):
+        code = sb.Model("y ~ x*z + C(cat) + scale(x)", wide).stan_code()
+    assert ("//   fixed-effect column scale(x) dropped, as lme4 does: a linear combination of "
+            "the columns before it on the observed rows (rank deficient)\n") in code
+    assert "b_scale_x" not in code
+
+
+def test_the_units_of_a_column_do_not_make_it_aliased(wide: pd.DataFrame) -> None:
+    # next to big's norm, small's is below any tolerance: only its direction counts
+    data = wide.assign(big=1e9 * wide["z"], small=1e-9 * wide["x"],
+                       both=1e-9 * (wide["x"] + wide["z"]))
+    spec, said = build_warned("y ~ big + small", data)
+    assert said == []
+    assert spec.fixed.names == ("big", "small")
+    spec, said = build_warned("y ~ big + small + both", data)
+    assert said == [aliased_message("both")]
+
+
+def test_a_nearly_aliased_column_is_kept_and_one_within_the_tolerance_dropped(
+        wide: pd.DataFrame) -> None:
+    # near: past the Gram matrix's screen, so the QR decides; far below lme4's 1e-7: gone
+    data = wide.assign(near=wide["x"] + 1e-5 * wide["z"], same=wide["x"] + 1e-11 * wide["z"])
+    spec, said = build_warned("y ~ x + near + same", data)
+    assert said == [aliased_message("same")]
+    assert spec.fixed.names == ("x", "near")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_exactly_the_combinations_of_earlier_columns_are_aliased(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, intercept = int(rng.integers(3, 30)), seed % 2 == 1
+    kept = [np.ones(n)] if intercept else []
+    columns, expected = [], []
+    for _ in range(int(rng.integers(1, 15))):
+        if kept and (len(kept) == n or rng.random() < 0.4):
+            columns.append(np.column_stack(kept) @ rng.normal(size=len(kept)))
+        else:  # independent of the kept columns, almost surely; in any units
+            columns.append(rng.normal(size=n) * 10.0 ** rng.integers(-6, 7))
+            kept.append(columns[-1])
+        expected.append(columns[-1] is not kept[-1])
+    assert aliased_columns(np.column_stack(columns), intercept).tolist() == expected
+
+
+def test_an_interaction_that_repeats_a_column_is_dropped(wide: pd.DataFrame) -> None:
+    # formulaic orders terms by degree, as R does: I(x * z) comes before x:z
+    spec, said = build_warned("y ~ x*z + I(x * z)", wide)
+    assert said == [aliased_message("x:z")]
+    assert spec.fixed.names == ("x", "z", "I(x * z)")
+    assert spec.fixed.X.shape == (12, 3)
+
+
+def test_an_empty_cell_of_two_factors_drops_its_interaction() -> None:
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "a": list("ppqqpq"),
+                         "b": list("uvuuvu")})  # (q, v) never occurs
+    spec, said = build_warned("y ~ a*b", data)
+    assert said == [aliased_message("a[T.q]:b[T.v] (zero on every observed row)")]
+    assert spec.fixed.names == ("a[T.q]", "b[T.v]")
+
+
+def test_an_unused_category_drops_its_zero_column() -> None:
     data = pd.DataFrame(
         {"y": [1.0, 2.0, 3.0], "g": pd.Categorical(["a", "b", "a"], categories=["a", "b", "c"])}
     )
-    with pytest.warns(UserWarning) as record:
-        spec = build_spec("y ~ g", data)
-    assert [str(w.message) for w in record] == [
-        "fixed-effect column 'g[T.c]' is zero in every row (an unused factor level?); "
-        "its coefficient is informed by the prior alone"
-    ]
-    assert spec.fixed.names == ("g[T.b]", "g[T.c]")
+    spec, said = build_warned("y ~ g", data)
+    assert said == [aliased_message("g[T.c] (zero on every observed row)")]
+    assert spec.fixed.names == ("g[T.b]",)
+    assert spec.fixed.X.shape == (3, 1)
 
 
-def test_constant_fixed_effect_column_warns_and_keeps_a_finite_prior() -> None:
-    data = pd.DataFrame({"y": [1.0, 2.5, 2.0, 4.0], "x": [0.3, 0.7, 0.1, 0.5],
-                         "flag": [-0.481019] * 4})
-    with pytest.warns(UserWarning) as record:
-        model = sb.Model("y ~ x + flag", data)
-    assert [str(w.message) for w in record] == [
-        "fixed-effect column 'flag' is constant over the observed rows, so the intercept "
-        "already holds it; its coefficient is informed by the prior alone"
-    ]
-    assert "//   b_flag ~ normal(0, 3.12)\n" in model.stan_code()  # 2.5 sd(y), not 2.5 / 0
+def test_a_factor_with_one_level_is_dropped_with_a_warning(wide: pd.DataFrame) -> None:
+    spec, said = build_warned("y ~ x + f", wide)
+    assert said == [aliased_message("f (no column: a factor with one level)")]
+    assert spec.fixed.names == ("x",)
+    assert spec.fixed.dropped == ("f",)
+    spec, said = build_warned("y ~ x + f + f:x", wide)
+    assert said == [aliased_message("f (no column: a factor with one level)",
+                                    "f:x (no column: a factor with one level)")]
+    assert spec.fixed.names == ("x",)
+    spec, said = build_warned("y ~ 0 + x + f", wide)  # without an intercept f is the intercept
+    assert said == []
+    assert spec.fixed.names == ("x", "f[only]")
+
+
+def test_a_full_rank_model_says_nothing(wide: pd.DataFrame) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        build_spec("y ~ 0 + flag", data)  # without an intercept the column is the intercept
+        spec = build_spec("y ~ x*z + C(cat) + (1 + x | cat)", wide)
+    assert spec.fixed.p == 5
+    assert spec.fixed.dropped == ()
+    assert spec.fixed.notes == ()
+
+
+def test_rank_is_decided_on_the_observed_rows(wide: pd.DataFrame) -> None:
+    data = wide.assign(w=2.0 * wide["x"] - wide["z"], flag=1.0)
+    data.loc[[3, 7], "y"] = np.nan  # rows to predict
+    data.loc[3, "w"] = 10.0  # w = 2x - z, except in a row without an outcome
+    data.loc[7, "flag"] = 0.0  # flag is constant, except in a row without an outcome
+    spec, said = build_warned("y ~ x + z + w + flag", data)
+    assert said == [aliased_message("w", "flag")]
+    assert spec.fixed.names == ("x", "z")
+    assert spec.fixed.X.shape == (12, 2)
+    spec, said = build_warned("y ~ x + z + w + flag", data.fillna({"y": 0.0}))
+    assert said == []
+    assert spec.fixed.names == ("x", "z", "w", "flag")
+
+
+def test_more_columns_than_observed_rows_drops_the_last() -> None:
+    data = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.3, 0.1, 0.2], "z": [1.0, 3.0, 2.5],
+                         "w": [0.0, 1.0, 5.0]})
+    spec, said = build_warned("y ~ x + z + w", data)
+    assert said == [aliased_message("w")]
+    assert spec.fixed.names == ("x", "z")
+
+
+def test_a_prior_for_a_dropped_column_is_refused(wide: pd.DataFrame) -> None:
+    for key in ("b_scale_x", "b_scale(x)"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            message = error("y ~ x + scale(x)", wide, priors={key: "normal(0, 1)"})
+        assert message == (
+            f"prior '{key}': fixed-effect column 'scale(x)' was dropped as aliased (a "
+            "linear combination of the columns before it on the observed rows), so the "
+            "model has no coefficient for it; remove the prior"
+        )
+
+
+def test_new_data_and_the_plan_get_the_kept_columns_only(wide: pd.DataFrame) -> None:
+    from stanbhm.predict import encode
+
+    with pytest.warns(UserWarning, match=re.escape(aliased_message("scale(x)"))):
+        model = sb.Model("y ~ x + scale(x) + z", wide)
+    assert model.plan.fixed.names == ("x", "z")
+    new = pd.DataFrame({"x": [0.5, -1.0], "z": [2.0, 0.0]})
+    np.testing.assert_array_equal(model.spec.fixed.design(new), new[["x", "z"]].to_numpy())
+    np.testing.assert_array_equal(encode(model, new).X, new[["x", "z"]].to_numpy())
+    np.testing.assert_array_equal(model.spec.fixed.design(wide), model.spec.fixed.X)
+
+
+def test_a_constant_column_is_the_intercept_again() -> None:
+    data = pd.DataFrame({"y": [1.0, 2.5, 2.0, 4.0], "x": [0.3, 0.7, 0.1, 0.5],
+                         "flag": [-0.481019] * 4})
+    spec, said = build_warned("y ~ x + flag", data)
+    assert said == [aliased_message("flag")]
+    assert spec.fixed.names == ("x",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec = build_spec("y ~ 0 + flag", data)  # without an intercept the column is the intercept
+    assert spec.fixed.names == ("flag",)
 
 
 def test_no_warning_with_several_levels(df: pd.DataFrame) -> None:
@@ -674,14 +850,15 @@ def test_valid_priors_are_kept_as_given(df: pd.DataFrame) -> None:
         "cor_g": "lkj_corr_cholesky(4)",
         "sigma": "inv_gamma(1.5E-2, .5)",
     }
-    spec = build_spec("y ~ x + z + (1 + x | g) + (1 | s)", df, priors=priors)
+    spec = build_spec("y ~ x + z + (1 + x | g) + (1 | s)", df.assign(z=Z_NOT_ALIASED),
+                      priors=priors)
     given = {key: str(prior) for key, prior in spec.priors.values()}
     assert given == priors
 
 
 def test_prior_lookup_prefers_the_specific_key(df: pd.DataFrame) -> None:
     priors = {"b": "normal(0, 5)", "b_x": "normal(0, 1)", "sd_g": "exponential(2)"}
-    spec = build_spec("y ~ x + z + (1 | g) + (1 | s)", df, priors=priors)
+    spec = build_spec("y ~ x + z + (1 | g) + (1 | s)", df.assign(z=Z_NOT_ALIASED), priors=priors)
     assert str(spec.prior("b", "x")) == "normal(0, 1)"
     assert str(spec.prior("b", "b_x")) == "normal(0, 1)"
     assert str(spec.prior("b", "z")) == "normal(0, 5)"

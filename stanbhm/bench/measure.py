@@ -51,8 +51,8 @@ def iterations_for(rows: int, budget: int = 2_000_000, low: int = 5, high: int =
 
 def hyper_names(idata, skip: tuple[str, ...] = ()) -> list[str]:
     """Everything but level effects, their raw forms, horseshoe scales and pointwise values."""
-    prefixes = ("r_", "z_", "coef_", "L_", "Cor_", "hs_", "log_lik", "y_rep", "b_Intercept",
-                "mu_", *skip)
+    prefixes = ("r_", "z_", "coef_", "centered_", "L_", "Cor_", "hs_", "log_lik", "y_rep",
+                "b_Intercept", "mu_", *skip)
     return [v for v in idata.posterior.data_vars if not v.startswith(prefixes)]
 
 

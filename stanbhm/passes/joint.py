@@ -63,6 +63,7 @@ class Layout:
     segments: tuple[Segment, ...]
     pop: np.ndarray  # (columns,) phi index of each column's population coefficient, or -1
     levels: tuple[tuple[tuple[int, np.ndarray], ...], ...]  # per column: (offset, level of row)
+    level_values: np.ndarray | None = None  # per column: added to D's values for level effects
 
     @property
     def P(self) -> int:
@@ -101,7 +102,8 @@ def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
             levels[c].append((at, g.index[obs] - 1))
             at += g.n_levels
     return Layout(segments=tuple(segments), pop=pop,
-                  levels=tuple(tuple(parts) for parts in levels))
+                  levels=tuple(tuple(parts) for parts in levels),
+                  level_values=design.level_offsets)
 
 
 def fill(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
@@ -122,6 +124,8 @@ def fill(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
         column = D[rows, c]
         if lay.pop[c] >= 0:
             Z[:, where[lay.pop[c]]] = column
+        if lay.level_values is not None and lay.level_values[c]:
+            column = column + lay.level_values[c]  # level slopes take the raw covariate
         for offset, level in lay.levels[c]:
             Z[span, where[offset + level[rows]]] += column
     return Z, used

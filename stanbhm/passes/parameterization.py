@@ -10,6 +10,13 @@ population coefficient), ``"noncentered"`` c = 0, a number in [0, 1] partial cen
 - levels that disagree (a few large and many tiny groups): a single-effect term is
   partially centered per level, c_j = w_j, through a data vector; a multi-effect term is
   centered when the median level's weight of its least informed effect is at least 1/2.
+
+The sds' priors take no part: the weights come from the data alone, so a term gets the
+same choice, and the header the same numbers, under any prior on its sd. A prior's
+scale standing in for tau^2 where DerSimonian-Laird gives 0 would turn eight schools'
+funnel (every weight 0) partially centered under its half-cauchy(0, 5) (weights 0.07 to
+0.24). An auto choice that differs between two runs comes from their data (issue 27,
+item 18: the peers and parameterization bench suites' 30-group regressions differ).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -53,11 +54,24 @@ def normalize_cpp_options(cpp_options: dict[str, Any] | None) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
+#: A string literal (kept), a line comment or a block comment (dropped).
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+
+
+def program_text(code: str) -> str:
+    """`code` less its comments and trailing spaces: what stanc compiles. A generated
+    header states the data's numbers for the reader, and a new data set must not make
+    a new executable for that."""
+    bare = _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0).startswith('"') else "",
+                                  code)
+    return "\n".join(line.rstrip() for line in bare.splitlines() if line.strip())
+
+
 def cache_key(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path) -> str:
-    """Hash of everything that can change the executable."""
+    """Hash of everything that can change the executable (comments cannot)."""
     payload = json.dumps(
         {
-            "code": code,
+            "code": program_text(code),
             "cpp_options": cpp,
             "stanc_options": stanc,
             "toolchain": str(toolchain),

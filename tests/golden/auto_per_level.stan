@@ -33,6 +33,11 @@ data {
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   vector<lower=0, upper=1>[N_g] c_g; // fraction of centering, per level
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -54,23 +59,24 @@ parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
-  vector<offset=nc_g * Intercept, multiplier=pow(sd_g, nc_g)>[N_g] coef_g; // coefficient of each level
+  vector<offset=nc_g * Intercept, multiplier=pow(sd_g, nc_g)>[N_g] centered_g; // population coefficient plus each level's deviation
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.675, 2.64);
-  b ~ normal(0, 2.96);
-  sd_g ~ student_t(3, 0, 2.64);
-  coef_g ~ normal(Intercept, sd_g);
-  sigma ~ student_t(3, 0, 2.64);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  centered_g ~ normal(Intercept, sd_g);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
-    vector[N] eta = coef_g[J_g]; // linear predictor less X * b
+    vector[N] eta = centered_g[J_g]; // linear predictor less X * b
     y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] r_g = coef_g - Intercept; // deviation of each level
+  vector[N_g] r_g = centered_g - Intercept; // deviation of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

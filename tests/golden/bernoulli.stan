@@ -31,6 +31,10 @@ data {
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -57,9 +61,9 @@ transformed parameters {
   vector[N_g] r_g = sd_g * z_g; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, -0.475, 2.5);
-  b ~ normal(0, 2.81);
-  sd_g ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   z_g ~ std_normal();
   if (!prior_only) {
     vector[N] eta = Intercept + r_g[J_g]; // linear predictor less X * b
@@ -68,7 +72,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -52,6 +52,9 @@ data {
   array[N_g] int<lower=0> Y_g; // successes summed over each level's fitted rows
   array[N_g] int<lower=0> T_g; // trials summed over them
   array[N_g] int<lower=1, upper=N> first_g; // a fitted row of each level
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -65,8 +68,8 @@ parameters {
   real<lower=0> sd_g; // sd of the effects of g
 }
 model {
-  Intercept ~ student_t(3, -0.867, 2.5);
-  sd_g ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   if (!prior_only) {
     vector[N] eta = rep_vector(Intercept, N); // linear predictor
     // the effects of g integrated out: each level has one probability
@@ -98,7 +101,7 @@ generated quantities {
     vector[N_g] b_g = (1 - mu_g) * k_g + miss_g; // per level
     r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta[first_g];
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -5,6 +5,8 @@
 //   g: 5 levels of g; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.575, 2.66)
@@ -39,6 +41,11 @@ data {
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -56,47 +63,47 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   matrix[N_obs, 1] Xc_free = Xc[ : , {2}]; // columns no group term took over
-  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
-  Zc_g[ : , 2] -= means_X[1];
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
-  matrix[N_obs, 2] Zc_g_obs = Zc_g[obs]; // their covariates
-  matrix[N_new, 2] Zc_g_new = Z_g_new; // centered as in the fit
-  Zc_g_new[ : , 2] -= means_X[1];
+  matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   vector<lower=0>[2] sd_g; // sds of the effects of g
   cholesky_factor_corr[2] L_g; // Cholesky factor of their correlations
-  array[N_g] row_vector[2] coef_g; // coefficients of each level
+  array[N_g] row_vector[2] centered_g; // population coefficients plus the deviations of each level
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.575, 2.66);
-  b ~ normal(0, [2.91, 3.32]');
-  sd_g ~ student_t(3, 0, [2.66, 2.91]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   L_g ~ lkj_corr_cholesky(2);
   matrix[2, 2] Lcov_g = diag_pre_multiply(sd_g, L_g); // covariance, Cholesky factor
-  coef_g ~ multi_normal_cholesky([Intercept, b[1]], Lcov_g);
-  sigma ~ student_t(3, 0, 2.66);
+  centered_g ~ multi_normal_cholesky([Intercept, b[1]], Lcov_g);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
-    vector[N_obs] eta = to_vector(coef_g[J_g_obs, 1]); // linear predictor less X * b
-    eta += to_vector(coef_g[J_g_obs, 2]) .* Zc_g_obs[ : , 2];
+    vector[N_obs] eta = -means_X[1] * b[1]
+                        + to_vector(centered_g[J_g_obs, 1]); // linear predictor less X * b
+    eta += to_vector(centered_g[J_g_obs, 2]) .* Z_g_obs[ : , 2];
     y ~ normal_id_glm(Xc_free, eta, b[{2}], sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
-  matrix[N_g, 2] r_g = to_matrix(coef_g); // deviations of each level
+  matrix[N_g, 2] r_g = to_matrix(centered_g); // deviations of each level
   r_g[ : , 1] -= Intercept;
   r_g[ : , 2] -= b[1];
+  matrix[N_g, 2] coef_g = r_g; // coefficients of each level at x = 0
+  coef_g[ : , 1] += b_Intercept;
+  coef_g[ : , 2] += b[1];
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
     eta += r_g[J_g, 1];
-    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
+    eta += r_g[J_g, 2] .* Z_g[ : , 2];
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
     }
@@ -116,7 +123,7 @@ generated quantities {
     r_g_all = append_row(r_g, r_g_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new, 1];
-    eta += r_g_all[J_g_new, 2] .* Zc_g_new[ : , 2];
+    eta += r_g_all[J_g_new, 2] .* Z_g_new[ : , 2];
     eta_new = eta;
     mu_new = eta;
     // Stan 2.39: an rng of no values and a scalar argument crashes

@@ -38,6 +38,10 @@ data {
   array[N_cell] int<lower=1, upper=N> cell; // an observed row standing for each
   array[N_cell] int<lower=0> y_cell; // outcome summed over each cell
   vector[N_cell] log_exposure_cell; // log of the summed exposure, exp(offset), of each cell
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -61,23 +65,24 @@ parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_h; // sd of the effects of h
-  vector[N_h] coef_h; // coefficient of each level
+  vector[N_h] centered_h; // population coefficient plus each level's deviation
 }
 model {
-  Intercept ~ student_t(3, -1.65, 2.5);
-  b ~ normal(0, [5.03, 5.61]');
-  sd_h ~ student_t(3, 0, 2.5);
-  coef_h ~ normal(Intercept, sd_h);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
+  centered_h ~ normal(Intercept, sd_h);
   if (!prior_only) {
     // rows of identical linear predictor summed into cells (exact)
     vector[N_cell] eta = Xc_cell * b; // linear predictor
-    eta += coef_h[J_h_cell];
+    eta += centered_h[J_h_cell];
     y_cell ~ poisson_log(eta + log_exposure_cell);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_h] r_h = coef_h - Intercept; // deviation of each level
+  vector[N_h] r_h = centered_h - Intercept; // deviation of each level
+  vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -5,6 +5,8 @@
 //   g: 5 levels of g; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
@@ -45,6 +47,11 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -61,10 +68,6 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
-  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
-  Zc_g[ : , 2] -= means_X[1];
-  matrix[N_new, 2] Zc_g_new = Z_g_new; // centered as in the fit
-  Zc_g_new[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -78,17 +81,18 @@ transformed parameters {
   matrix[N_g, 2] r_g = (diag_pre_multiply(sd_g, L_g) * z_g)'; // level effects
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_g ~ student_t(3, 0, [2.6, 2.92]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   L_g ~ lkj_corr_cholesky(2);
   to_vector(z_g) ~ std_normal();
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
-    matrix[N_g, ss_cols] ss_theta = r_g; // per level: Intercept, x
-    ss_theta += rep_vector(1, N_g) * [Intercept, b[1]]; // and the population's
+    matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x
+    ss_theta[ : , 1] = Intercept + r_g[ : , 1] + means_X[1] * r_g[ : , 2];
+    ss_theta[ : , 2] = b[1] + r_g[ : , 2];
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_g * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
@@ -100,15 +104,15 @@ model {
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
-  matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += Intercept;
+  matrix[N_g, 2] coef_g = r_g; // coefficients of each level at x = 0
+  coef_g[ : , 1] += b_Intercept;
   coef_g[ : , 2] += b[1];
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g, 1];
-    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
+    eta += r_g[J_g, 2] .* Z_g[ : , 2];
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
@@ -128,7 +132,7 @@ generated quantities {
     r_g_all = append_row(r_g, r_g_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new, 1];
-    eta += r_g_all[J_g_new, 2] .* Zc_g_new[ : , 2];
+    eta += r_g_all[J_g_new, 2] .* Z_g_new[ : , 2];
     eta_new = eta;
     mu_new = eta;
     // Stan 2.39: an rng of no values and a scalar argument crashes

@@ -26,6 +26,9 @@ data {
   vector<lower=0>[N] se; // known standard errors: sigma
   int<lower=1> N_school; // levels of school
   array[N] int<lower=1, upper=N_school> J_school; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  real<lower=0> prior_scale_sd_school; // scale of sd_school's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -37,19 +40,20 @@ data {
 parameters {
   real Intercept; // intercept
   real<lower=0> sd_school; // sd of the effects of school
-  vector[N_school] coef_school; // coefficient of each level
+  vector[N_school] centered_school; // population coefficient plus each level's deviation
 }
 model {
-  Intercept ~ student_t(3, 7.5, 26.1);
-  sd_school ~ student_t(3, 0, 26.1);
-  coef_school ~ normal(Intercept, sd_school);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  sd_school ~ student_t(3, 0, prior_scale_sd_school);
+  centered_school ~ normal(Intercept, sd_school);
   if (!prior_only) {
-    vector[N] eta = coef_school[J_school]; // linear predictor
+    vector[N] eta = centered_school[J_school]; // linear predictor
     y ~ normal(eta, se);
   }
 }
 generated quantities {
-  vector[N_school] r_school = coef_school - Intercept; // deviation of each level
+  vector[N_school] r_school = centered_school - Intercept; // deviation of each level
+  vector[N_school] coef_school = Intercept + r_school; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

@@ -28,6 +28,9 @@ data {
   vector<lower=0>[N] se; // known standard errors: sigma
   int<lower=1> N_school; // levels of school
   array[N] int<lower=1, upper=N_school> J_school; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  real<lower=0> prior_scale_sd_school; // scale of sd_school's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -44,8 +47,8 @@ transformed parameters {
   real<lower=0> sd_school = abs(sd_school_signed); // sd of the effects of school
 }
 model {
-  Intercept ~ student_t(3, 7.5, 26.1);
-  sd_school ~ student_t(3, 0, 26.1);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  sd_school ~ student_t(3, 0, prior_scale_sd_school);
   if (!prior_only) {
     vector[N] eta = rep_vector(Intercept, N); // linear predictor
     // the effects of school integrated out: each level has at most one row,
@@ -69,7 +72,7 @@ generated quantities {
     vector[N_school] m_school = square(sd_school) * sum_school ./ v_school; // posterior means
     r_school = to_vector(normal_rng(m_school, sd_school ./ sqrt(v_school)));
   }
-  vector[N_school] coef_school = Intercept + r_school; // total effect of each level
+  vector[N_school] coef_school = Intercept + r_school; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

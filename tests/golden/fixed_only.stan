@@ -27,6 +27,10 @@ data {
   int<lower=1> K; // fixed-effect columns
   vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x, z
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -47,9 +51,9 @@ parameters {
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, [2.92, 3.08]');
-  sigma ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     y ~ normal_id_glm(Xc, Intercept, b, sigma);
   }

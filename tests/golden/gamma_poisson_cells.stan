@@ -70,6 +70,10 @@ data {
   vector[N_cell] log_exposure_cell; // log of the summed exposure, exp(offset), of each cell
   array[N_cell] int<lower=1, upper=N_cell> rows_h; // cells sorted by level of h
   array[N_h + 1] int<lower=1> start_h; // where each level's cells start in rows_h
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -94,9 +98,9 @@ parameters {
   real<lower=0> sd_h; // sd of the effects of h
 }
 model {
-  Intercept ~ student_t(3, -1.65, 2.5);
-  b ~ normal(0, [5.03, 5.61]');
-  sd_h ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
   if (!prior_only) {
     // rows of identical linear predictor summed into cells (exact)
     vector[N_cell] eta = Intercept + Xc_cell * b; // linear predictor
@@ -127,7 +131,7 @@ generated quantities {
     vector[N_h] a_h = shape_h + (1 - prior_only) * to_vector(Y_h); // per level
     r_h = log(to_vector(gamma_rng(a_h, shape_h + mu_h)));
   }
-  vector[N_h] coef_h = Intercept + r_h; // total effect of each level
+  vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

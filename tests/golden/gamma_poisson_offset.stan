@@ -64,6 +64,10 @@ data {
   array[N] int<lower=1, upper=N> rows_g; // fitted rows sorted by level of g
   array[N_g + 1] int<lower=1> start_g; // where each level's rows start in rows_g
   array[N_g] int<lower=0> Y_g; // outcome summed over each level's fitted rows
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -87,9 +91,9 @@ parameters {
   real<lower=0> sd_g; // sd of the effects of g
 }
 model {
-  Intercept ~ student_t(3, -0.386, 2.5);
-  b ~ normal(0, 2.81);
-  sd_g ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   if (!prior_only) {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += offs;
@@ -120,7 +124,7 @@ generated quantities {
     vector[N_g] a_g = shape_g + (1 - prior_only) * to_vector(Y_g); // per level
     r_g = log(to_vector(gamma_rng(a_g, shape_g + mu_g)));
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -41,6 +41,10 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -79,14 +83,14 @@ transformed parameters {
   vector[N_g] r_g = sd_g * z_g; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
   hs_z ~ std_normal();
   hs_local ~ student_t(1, 0, 1);
   hs_global ~ student_t(1, 0, 0.1 * sigma);
   hs_slab ~ inv_gamma(2, 2);
-  sd_g ~ student_t(3, 0, 2.6);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   z_g ~ std_normal();
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
@@ -105,7 +109,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

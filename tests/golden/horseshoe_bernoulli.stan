@@ -24,6 +24,8 @@ data {
   array[N] int<lower=0, upper=1> y; // outcome: yb
   int<lower=1> K; // fixed-effect columns
   matrix[N, K] X; // fixed-effect columns: x, z, pos
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -56,7 +58,7 @@ transformed parameters {
   }
 }
 model {
-  Intercept ~ student_t(3, -0.475, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
   hs_z ~ std_normal();
   hs_local ~ student_t(3, 0, 1);
   hs_global ~ student_t(1, 0, 0.05);

@@ -44,6 +44,11 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_for_ * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_for_; // scale of sd_for_'s prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -71,11 +76,11 @@ transformed parameters {
   vector[N_for_] r_for_ = sd_for_ * z_for_; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, [2.74, 2.77, 2.9]');
-  sd_for_ ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_for_ ~ student_t(3, 0, prior_scale_sd_for_);
   z_for_ ~ std_normal();
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of for the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
@@ -94,7 +99,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_for_] coef_for_ = Intercept + r_for_; // total effect of each level
+  vector[N_for_] coef_for_ = b_Intercept + r_for_; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

@@ -42,6 +42,11 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_a_b * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_a_b; // scale of sd_a_b's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -62,20 +67,20 @@ parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_a_b; // sd of the effects of a:b
-  vector[N_a_b] coef_a_b; // coefficient of each level
+  vector[N_a_b] centered_a_b; // population coefficient plus each level's deviation
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_a_b ~ student_t(3, 0, 2.6);
-  coef_a_b ~ normal(Intercept, sd_a_b);
-  sigma ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_a_b ~ student_t(3, 0, prior_scale_sd_a_b);
+  centered_a_b ~ normal(Intercept, sd_a_b);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of a:b the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
     matrix[N_a_b, ss_cols] ss_theta; // coefficients of each level: Intercept, x
-    ss_theta[ : , 1] = coef_a_b;
+    ss_theta[ : , 1] = centered_a_b;
     ss_theta[ : , 2] = rep_vector(b[1], N_a_b);
     matrix[N_a_b, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_a_b * ss_cols; // rows of the sparse factor
@@ -87,7 +92,8 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_a_b] r_a_b = coef_a_b - Intercept; // deviation of each level
+  vector[N_a_b] r_a_b = centered_a_b - Intercept; // deviation of each level
+  vector[N_a_b] coef_a_b = b_Intercept + r_a_b; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

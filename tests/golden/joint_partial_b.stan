@@ -6,6 +6,8 @@
 //   h: 4 levels of h; effects z
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, -1.33, 2.6)
@@ -23,7 +25,7 @@
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior); 1 for b_z, which a group term varies
 //   sufficient statistics: not applied; rewrites=['joint_statistics'] requested
 //   collapse: not applied; rewrites=['joint_statistics'] requested
-//   joint statistics: over all 10 coefficients; 'joint_statistics' requested; 60 rows, 10 coefficients (population, and per level of g, h): factors of 11 x 10, so a gradient costs O(coefficients^2), not O(rows)
+//   joint statistics: over all 11 coefficients; 'joint_statistics' requested; 60 rows, 11 coefficients (population, and per level of g, h): factors of 12 x 11, so a gradient costs O(coefficients^2), not O(rows)
 //   glm: not used; the likelihood is rewritten (statistics), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
@@ -50,6 +52,12 @@ data {
   array[js_B + 1] int<lower=1> js_start; // block k is rows js_start[k] to js_start[k + 1] - 1
   matrix[js_M, js_P] js_R; // the blocks' triangular factors, stacked
   vector[js_M] js_q; // their right-hand sides (the outcome's column of each factor)
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -70,33 +78,32 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   matrix[N, 1] Xc_free = Xc[ : , {1}]; // columns no group term took over
-  vector[N] Zc_h = Z_h - means_X[2]; // centered like X's column
-  vector[N_new] Zc_h_new = Z_h_new - means_X[2]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
-  vector[N_g] coef_g; // coefficient of each level
+  vector[N_g] centered_g; // population coefficient plus each level's deviation
   real<lower=0> sd_h; // sd of the effects of h
-  vector[N_h] coef_h; // coefficient of each level
+  vector[N_h] centered_h; // population coefficient plus each level's deviation
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, -1.33, 2.6);
-  b ~ normal(0, [2.92, 3.08]');
-  sd_g ~ student_t(3, 0, 2.6);
-  coef_g ~ normal(Intercept, sd_g);
-  sd_h ~ student_t(3, 0, 3.08);
-  coef_h ~ normal(b[2], sd_h);
-  sigma ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  centered_g ~ normal(Intercept, sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
+  centered_h ~ normal(b[2], sd_h);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // phi holds every coefficient of the linear predictor, so each block's sum of squares
     // is |R phi - q|^2: the first block's is the rows' sum of squared residuals
     vector[js_P] js_phi; // the coefficients, in the order of the factors' columns
-    js_phi[1] = b[1]; // x
-    js_phi[2 : 6] = coef_g; // g: Intercept, per level of g
-    js_phi[7 : 10] = coef_h; // h: z, per level of h
+    js_phi[1] = -means_X[2] * b[2]; // Intercept
+    js_phi[2] = b[1]; // x
+    js_phi[3 : 7] = centered_g; // g: Intercept, per level of g
+    js_phi[8 : 11] = centered_h; // h: z, per level of h
     vector[js_M] js_e = js_R * js_phi - js_q; // rows of the blocks' triangular systems
     vector[js_B] js_ss; // per block: its sum of squares
     for (k in 1 : js_B) {
@@ -107,14 +114,16 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] r_g = coef_g - Intercept; // deviation of each level
-  vector[N_h] r_h = coef_h - b[2]; // deviation of each level
+  vector[N_g] r_g = centered_g - Intercept; // deviation of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
+  vector[N_h] r_h = centered_h - b[2]; // deviation of each level
+  vector[N_h] coef_h = b[2] + r_h; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g];
-    eta += r_h[J_h] .* Zc_h;
+    eta += r_h[J_h] .* Z_h;
     eta += offs;
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
@@ -141,7 +150,7 @@ generated quantities {
     r_h_all = append_row(r_h, r_h_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new];
-    eta += r_h_all[J_h_new] .* Zc_h_new;
+    eta += r_h_all[J_h_new] .* Z_h_new;
     eta += offs_new;
     eta_new = eta;
     mu_new = eta;

@@ -6,6 +6,8 @@
 //   h: 4 levels of h; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, -1.24, 2.66)
@@ -52,6 +54,12 @@ data {
   vector[js_M] js_q; // their right-hand sides (the outcome's column of each factor)
   vector<lower=1>[js_B - 1] js_n; // per class: rows of each of its levels
   vector<lower=1>[js_B - 1] js_count; // per class: its levels
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
 }
 parameters {
@@ -67,13 +75,13 @@ transformed parameters {
   matrix[N_h, 2] r_h = (diag_pre_multiply(sd_h, L_h) * z_h)'; // level effects
 }
 model {
-  Intercept ~ student_t(3, -1.24, 2.66);
-  b ~ normal(0, [2.91, 3.32]');
-  sd_g ~ student_t(3, 0, 2.66);
-  sd_h ~ student_t(3, 0, [2.66, 2.91]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
   L_h ~ lkj_corr_cholesky(2);
   to_vector(z_h) ~ std_normal();
-  sigma ~ student_t(3, 0, 2.66);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // phi holds every coefficient of the linear predictor, so each block's sum of squares
     // is |R phi - q|^2: the first block's is the rows' sum of squared residuals
@@ -102,7 +110,7 @@ generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   // the effects of g were integrated out and are not drawn back (effects=True draws them)
   corr_matrix[2] Cor_h = multiply_lower_tri_self_transpose(L_h); // correlations
-  matrix[N_h, 2] coef_h = r_h; // total effects of each level
-  coef_h[ : , 1] += Intercept;
+  matrix[N_h, 2] coef_h = r_h; // coefficients of each level at x = 0
+  coef_h[ : , 1] += b_Intercept;
   coef_h[ : , 2] += b[1];
 }

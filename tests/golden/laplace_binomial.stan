@@ -56,6 +56,10 @@ data {
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -81,9 +85,9 @@ parameters {
   real<lower=0> sd_g; // sd of the effects of g
 }
 model {
-  Intercept ~ student_t(3, -0.871, 2.5);
-  b ~ normal(0, 2.8);
-  sd_g ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   if (!prior_only) {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
     // the effects of g integrated out by Stan's embedded Laplace
@@ -100,7 +104,7 @@ generated quantities {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
     r_g = laplace_g_rng(y, eta, J_g_obs, trials_obs, sd_g, N_g);
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

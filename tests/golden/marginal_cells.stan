@@ -60,6 +60,12 @@ data {
   real<lower=0> ss_cell; // sum of squares of the rows about their cell's mean
   array[N_cell] int<lower=1, upper=N_cell> rows_g; // cells sorted by level of g
   array[N_g + 1] int<lower=1> start_g; // where each level's cells start in rows_g
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -88,23 +94,23 @@ parameters {
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real sd_g_signed; // sd_g with a sign: sd_g = |sd_g_signed|
   real<lower=0> sd_h; // sd of the effects of h
-  vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] coef_h; // coefficient of each level
+  vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] centered_h; // population coefficient plus each level's deviation
   real<lower=0> sigma; // residual standard deviation
 }
 transformed parameters {
   real<lower=0> sd_g = abs(sd_g_signed); // sd of the effects of g
 }
 model {
-  Intercept ~ student_t(3, 0.575, 2.66);
-  b ~ normal(0, [5.37, 5.89]');
-  sd_g ~ student_t(3, 0, 2.66);
-  sd_h ~ student_t(3, 0, 2.66);
-  coef_h ~ normal(Intercept, sd_h);
-  sigma ~ student_t(3, 0, 2.66);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
+  centered_h ~ normal(Intercept, sd_h);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // rows of identical linear predictor averaged into cells (exact)
     vector[N_cell] eta = Xc_cell * b; // linear predictor
-    eta += coef_h[J_h_cell];
+    eta += centered_h[J_h_cell];
     // the effects of g integrated out: each cell lies in one level of it,
     // and the level sums of the rows' residuals and the rows' squares come from the cells
     vector[N_cell] resid = y_cell - eta; // residuals of the cell means before the effects of g
@@ -122,7 +128,7 @@ generated quantities {
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
     vector[N_obs] eta = Xc * b; // linear predictor
-    eta += coef_h[J_h_obs];
+    eta += centered_h[J_h_obs];
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {
@@ -135,8 +141,9 @@ generated quantities {
     vector[N_g] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
     r_g = to_vector(normal_rng(m_g, sd_g ./ sqrt(v_g)));
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
-  vector[N_h] r_h = coef_h - Intercept; // deviation of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
+  vector[N_h] r_h = centered_h - Intercept; // deviation of each level
+  vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

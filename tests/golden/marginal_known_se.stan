@@ -51,6 +51,11 @@ data {
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   vector<lower=0, upper=1>[N_h] c_h; // fraction of centering, per level
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -76,20 +81,20 @@ parameters {
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real sd_g_signed; // sd_g with a sign: sd_g = |sd_g_signed|
   real<lower=0> sd_h; // sd of the effects of h
-  vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] coef_h; // coefficient of each level
+  vector<offset=nc_h * Intercept, multiplier=pow(sd_h, nc_h)>[N_h] centered_h; // population coefficient plus each level's deviation
 }
 transformed parameters {
   real<lower=0> sd_g = abs(sd_g_signed); // sd of the effects of g
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_g ~ student_t(3, 0, 2.6);
-  sd_h ~ student_t(3, 0, 2.6);
-  coef_h ~ normal(Intercept, sd_h);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
+  centered_h ~ normal(Intercept, sd_h);
   if (!prior_only) {
     vector[N] eta = Xc * b; // linear predictor
-    eta += coef_h[J_h];
+    eta += centered_h[J_h];
     // the effects of g integrated out: the rows of each level are jointly
     // normal around eta, with sd_g^2 added to every entry of their covariance;
     // by the matrix determinant lemma only per-level sums are needed
@@ -107,7 +112,7 @@ generated quantities {
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
     vector[N] eta = Xc * b; // linear predictor
-    eta += coef_h[J_h];
+    eta += centered_h[J_h];
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {
@@ -120,8 +125,9 @@ generated quantities {
     vector[N_g] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
     r_g = to_vector(normal_rng(m_g, sd_g ./ sqrt(v_g)));
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
-  vector[N_h] r_h = coef_h - Intercept; // deviation of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
+  vector[N_h] r_h = centered_h - Intercept; // deviation of each level
+  vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

@@ -37,6 +37,11 @@ data {
   vector[N_cell] y_cell; // mean outcome of each cell
   vector<lower=1>[N_cell] n_cell; // rows in each cell
   real<lower=0> ss_cell; // sum of squares of the rows about their cell's mean
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  real<lower=0> prior_scale_sd_a; // scale of sd_a's prior, from the data
+  real<lower=0> prior_scale_sd_a_b; // scale of sd_a_b's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -63,12 +68,12 @@ transformed parameters {
   vector[N_a_b] r_a_b = sd_a_b * z_a_b; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  sd_a ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  sd_a ~ student_t(3, 0, prior_scale_sd_a);
   z_a ~ std_normal();
-  sd_a_b ~ student_t(3, 0, 2.6);
+  sd_a_b ~ student_t(3, 0, prior_scale_sd_a_b);
   z_a_b ~ std_normal();
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // rows of identical linear predictor averaged into cells (exact)
     vector[N_cell] eta = rep_vector(Intercept, N_cell); // linear predictor
@@ -79,8 +84,8 @@ model {
   }
 }
 generated quantities {
-  vector[N_a] coef_a = Intercept + r_a; // total effect of each level
-  vector[N_a_b] coef_a_b = Intercept + r_a_b; // total effect of each level
+  vector[N_a] coef_a = Intercept + r_a; // coefficient of each level at x = 0
+  vector[N_a_b] coef_a_b = Intercept + r_a_b; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

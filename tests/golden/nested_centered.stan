@@ -37,6 +37,12 @@ data {
   array[N] int<lower=1, upper=N_a> J_a; // level of each row
   int<lower=1> N_a_b; // levels of a:b
   array[N] int<lower=1, upper=N_a_b> J_a_b; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_a; // scale of sd_a's prior, from the data
+  real<lower=0> prior_scale_sd_a_b; // scale of sd_a_b's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -59,29 +65,30 @@ parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
   real<lower=0> sd_a; // sd of the effects of a
-  vector[N_a] coef_a; // coefficient of each level
+  vector[N_a] centered_a; // population coefficient plus each level's deviation
   real<lower=0> sd_a_b; // sd of the effects of a:b
   vector[N_a_b] r_a_b; // effect of each level
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_a ~ student_t(3, 0, 2.6);
-  coef_a ~ normal(Intercept, sd_a);
-  sd_a_b ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_a ~ student_t(3, 0, prior_scale_sd_a);
+  centered_a ~ normal(Intercept, sd_a);
+  sd_a_b ~ student_t(3, 0, prior_scale_sd_a_b);
   r_a_b ~ normal(0, sd_a_b);
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
-    vector[N] eta = coef_a[J_a]; // linear predictor less X * b
+    vector[N] eta = centered_a[J_a]; // linear predictor less X * b
     eta += r_a_b[J_a_b];
     y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_a] r_a = coef_a - Intercept; // deviation of each level
-  vector[N_a_b] coef_a_b = Intercept + r_a_b; // total effect of each level
+  vector[N_a] r_a = centered_a - Intercept; // deviation of each level
+  vector[N_a] coef_a = b_Intercept + r_a; // coefficient of each level at x = 0
+  vector[N_a_b] coef_a_b = b_Intercept + r_a_b; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

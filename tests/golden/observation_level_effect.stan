@@ -23,7 +23,7 @@
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
-//   names: obs is written obs_2 in the program, clear of the names the program itself uses
+//   obs is written obs_2 in the program, clear of the names the program itself uses
 data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
@@ -32,6 +32,10 @@ data {
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_obs_2; // levels of obs
   array[N] int<lower=1, upper=N_obs_2> J_obs_2; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_obs_2; // scale of sd_obs_2's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -58,9 +62,9 @@ transformed parameters {
   vector[N_obs_2] r_obs_2 = sd_obs_2 * z_obs_2; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.588, 2.5);
-  b ~ normal(0, 2.81);
-  sd_obs_2 ~ student_t(3, 0, 2.5);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_obs_2 ~ student_t(3, 0, prior_scale_sd_obs_2);
   z_obs_2 ~ std_normal();
   if (!prior_only) {
     vector[N] eta = Intercept + r_obs_2[J_obs_2]; // linear predictor less X * b
@@ -69,7 +73,7 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_obs_2] coef_obs_2 = Intercept + r_obs_2; // total effect of each level
+  vector[N_obs_2] coef_obs_2 = b_Intercept + r_obs_2; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {

@@ -6,6 +6,8 @@
 //   h: 4 levels of h; effects z
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
@@ -38,6 +40,12 @@ data {
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   vector[N] Z_h; // covariate of the varying effect: z
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -57,41 +65,40 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
-  vector[N] Zc_g = Z_g - means_X[1]; // centered like X's column
-  vector[N_new] Zc_g_new = Z_g_new - means_X[1]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector[K] b; // coefficients of the columns of X
   real<lower=0> sd_g; // sd of the effects of g
-  vector[N_g] coef_g; // coefficient of each level
+  vector[N_g] centered_g; // population coefficient plus each level's deviation
   real<lower=0> sd_h; // sd of the effects of h
   vector[N_h] r_h; // effect of each level
   real<lower=0> sigma; // residual standard deviation
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_g ~ student_t(3, 0, 2.92);
-  coef_g ~ normal(b[1], sd_g);
-  sd_h ~ student_t(3, 0, 3.08);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  centered_g ~ normal(b[1], sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
   r_h ~ normal(0, sd_h);
-  sigma ~ student_t(3, 0, 2.6);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
-    vector[N] eta = rep_vector(Intercept, N); // linear predictor
-    eta += coef_g[J_g] .* Zc_g;
+    vector[N] eta = rep_vector(Intercept - means_X[1] * b[1], N); // linear predictor
+    eta += centered_g[J_g] .* Z_g;
     eta += r_h[J_h] .* Z_h;
     y ~ normal(eta, sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] r_g = coef_g - b[1]; // deviation of each level
+  vector[N_g] r_g = centered_g - b[1]; // deviation of each level
+  vector[N_g] coef_g = b[1] + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_g[J_g] .* Zc_g;
+    eta += r_g[J_g] .* Z_g;
     eta += r_h[J_h] .* Z_h;
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
@@ -117,7 +124,7 @@ generated quantities {
     vector[N_h + N_h_new] r_h_all; // the fitted levels' effects, then the new ones'
     r_h_all = append_row(r_h, r_h_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
-    eta += r_g_all[J_g_new] .* Zc_g_new;
+    eta += r_g_all[J_g_new] .* Z_g_new;
     eta += r_h_all[J_h_new] .* Z_h_new;
     eta_new = eta;
     mu_new = eta;

@@ -5,6 +5,8 @@
 //   g: 5 levels of g; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.855, 2.66)
@@ -48,6 +50,11 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -81,12 +88,12 @@ transformed parameters {
   matrix[N_g, 2] r_g = (diag_pre_multiply(sd_g, L_g) * z_g)'; // level effects
 }
 model {
-  Intercept ~ student_t(3, 0.855, 2.66);
-  b ~ normal(0, 3.32);
-  sd_g ~ student_t(3, 0, [2.66, 2.91]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   L_g ~ lkj_corr_cholesky(2);
   to_vector(z_g) ~ std_normal();
-  sigma ~ student_t(3, 0, 2.66);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
@@ -105,8 +112,8 @@ model {
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
-  matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += Intercept;
+  matrix[N_g, 2] coef_g = r_g; // coefficients of each level at x = 0
+  coef_g[ : , 1] += b_Intercept;
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {

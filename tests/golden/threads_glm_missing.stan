@@ -6,6 +6,8 @@
 //   h: 4 levels of h; effects Intercept
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.575, 2.66)
@@ -39,7 +41,7 @@ functions {
                             vector y,
                             matrix Xc,
                             array[] int J_g_obs,
-                            matrix Zc_g_obs,
+                            matrix Z_g_obs,
                             array[] int J_h_obs,
                             real Intercept,
                             vector b,
@@ -47,7 +49,7 @@ functions {
                             vector r_h,
                             real sigma) {
     vector[end - start + 1] eta = rep_vector(Intercept, end - start + 1);
-    eta += rows_dot_product(r_g[J_g_obs[start : end]], Zc_g_obs[start : end]);
+    eta += rows_dot_product(r_g[J_g_obs[start : end]], Z_g_obs[start : end]);
     eta += r_h[J_h_obs[start : end]];
     return normal_id_glm_lupdf(y[start : end] | Xc[start : end], eta, b,
              sigma);
@@ -67,6 +69,12 @@ data {
   matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -86,13 +94,9 @@ transformed data {
     means_X[k] = mean(X[obs, k]);
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
-  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
-  Zc_g[ : , 2] -= means_X[1];
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
-  matrix[N_obs, 2] Zc_g_obs = Zc_g[obs]; // their covariates
+  matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
-  matrix[N_new, 2] Zc_g_new = Z_g_new; // centered as in the fit
-  Zc_g_new[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -108,32 +112,32 @@ transformed parameters {
   vector[N_h] r_h = sd_h * z_h; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.575, 2.66);
-  b ~ normal(0, [2.91, 3.32]');
-  sd_g ~ student_t(3, 0, [2.66, 2.91]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   to_vector(z_g) ~ std_normal();
-  sd_h ~ student_t(3, 0, 2.66);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
   z_h ~ std_normal();
-  sigma ~ student_t(3, 0, 2.66);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // the fitted rows' log likelihood, slices of them summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, row_index, grainsize, y, Xc,
-                         J_g_obs, Zc_g_obs, J_h_obs, Intercept, b, r_g, r_h,
+                         J_g_obs, Z_g_obs, J_h_obs, Intercept, b, r_g, r_h,
                          sigma);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += Intercept;
+  matrix[N_g, 2] coef_g = r_g; // coefficients of each level at x = 0
+  coef_g[ : , 1] += b_Intercept;
   coef_g[ : , 2] += b[1];
-  vector[N_h] coef_h = Intercept + r_h; // total effect of each level
+  vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = b_Intercept + X * b; // linear predictor
     eta += r_g[J_g, 1];
-    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
+    eta += r_g[J_g, 2] .* Z_g[ : , 2];
     eta += r_h[J_h];
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
@@ -161,7 +165,7 @@ generated quantities {
     r_h_all = append_row(r_h, r_h_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new, 1];
-    eta += r_g_all[J_g_new, 2] .* Zc_g_new[ : , 2];
+    eta += r_g_all[J_g_new, 2] .* Z_g_new[ : , 2];
     eta += r_h_all[J_h_new];
     eta_new = eta;
     mu_new = eta;

@@ -6,6 +6,8 @@
 //   h: 4 levels of h; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.575, 2.66)
@@ -42,7 +44,7 @@ functions {
                             vector y,
                             matrix Xc,
                             array[] int J_h_obs,
-                            matrix Zc_h_obs,
+                            matrix Z_h_obs,
                             array[] int start_g,
                             vector n_g,
                             real Intercept,
@@ -56,7 +58,7 @@ functions {
     int n_rows = last - first + 1;
     vector[n_rows] eta = Intercept + Xc[first : last] * b;
     eta += rows_dot_product(r_h[J_h_obs[first : last]],
-                            Zc_h_obs[first : last]);
+                            Z_h_obs[first : last]);
     vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
     vector[n_levels] sum_g; // per level: the sum of its residuals
     for (k in 1 : n_levels) {
@@ -87,6 +89,12 @@ data {
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   matrix[N, 2] Z_h; // covariates of the effects: Intercept, x
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  vector<lower=0>[2] prior_scale_sd_h; // scale of sd_h's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -107,12 +115,8 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
-  matrix[N, 2] Zc_h = Z_h; // slopes centered like X's columns
-  Zc_h[ : , 2] -= means_X[1];
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
-  matrix[N_obs, 2] Zc_h_obs = Zc_h[obs]; // their covariates
-  matrix[N_new, 2] Zc_h_new = Z_h_new; // centered as in the fit
-  Zc_h_new[ : , 2] -= means_X[1];
+  matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -128,18 +132,18 @@ transformed parameters {
   matrix[N_h, 2] r_h = (diag_pre_multiply(sd_h, L_h) * z_h)'; // level effects
 }
 model {
-  Intercept ~ student_t(3, 0.575, 2.66);
-  b ~ normal(0, 2.91);
-  sd_g ~ student_t(3, 0, 2.66);
-  sd_h ~ student_t(3, 0, [2.66, 2.91]');
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  sd_h ~ student_t(3, 0, prior_scale_sd_h);
   L_h ~ lkj_corr_cholesky(2);
   to_vector(z_h) ~ std_normal();
-  sigma ~ student_t(3, 0, 2.66);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // the fitted rows' log likelihood with the effects of g integrated out,
     // slices of its levels summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,
-                         Xc, J_h_obs, Zc_h_obs, start_g, n_g, Intercept, b,
+                         Xc, J_h_obs, Z_h_obs, start_g, n_g, Intercept, b,
                          r_h, sigma, sd_g);
   }
 }
@@ -149,7 +153,7 @@ generated quantities {
   {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
     eta += r_h[J_h_obs, 1];
-    eta += r_h[J_h_obs, 2] .* Zc_h_obs[ : , 2];
+    eta += r_h[J_h_obs, 2] .* Z_h_obs[ : , 2];
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {
@@ -162,10 +166,10 @@ generated quantities {
     vector[N_g] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
     r_g = to_vector(normal_rng(m_g, sd_g ./ sqrt(v_g)));
   }
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
   corr_matrix[2] Cor_h = multiply_lower_tri_self_transpose(L_h); // correlations
-  matrix[N_h, 2] coef_h = r_h; // total effects of each level
-  coef_h[ : , 1] += Intercept;
+  matrix[N_h, 2] coef_h = r_h; // coefficients of each level at x = 0
+  coef_h[ : , 1] += b_Intercept;
   coef_h[ : , 2] += b[1];
   vector[N_obs] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
@@ -173,7 +177,7 @@ generated quantities {
     vector[N] eta = b_Intercept + X * b; // linear predictor
     eta += r_g[J_g];
     eta += r_h[J_h, 1];
-    eta += r_h[J_h, 2] .* Zc_h[ : , 2];
+    eta += r_h[J_h, 2] .* Z_h[ : , 2];
     for (i in 1 : N_obs) {
       log_lik[i] = normal_lpdf(y[i] | eta[obs[i]], sigma);
     }
@@ -201,7 +205,7 @@ generated quantities {
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new];
     eta += r_h_all[J_h_new, 1];
-    eta += r_h_all[J_h_new, 2] .* Zc_h_new[ : , 2];
+    eta += r_h_all[J_h_new, 2] .* Z_h_new[ : , 2];
     eta_new = eta;
     mu_new = eta;
     // Stan 2.39: an rng of no values and a scalar argument crashes

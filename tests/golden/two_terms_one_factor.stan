@@ -6,6 +6,8 @@
 //   g_x: 5 levels of g; effects x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
@@ -48,6 +50,12 @@ data {
   array[ss_nnz] int<lower=1> ss_v; // their columns
   array[N_g * ss_cols + 1] int<lower=1> ss_u; // where each row starts
   real<lower=0> ss_rss; // residual sum of squares at the least-squares coefficients
+  real prior_location_Intercept; // location of Intercept's prior, from the data
+  real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
+  vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
+  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
+  real<lower=0> prior_scale_sd_g_x; // scale of sd_g_x's prior, from the data
+  real<lower=0> prior_scale_sigma; // scale of sigma's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -66,8 +74,6 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
-  vector[N] Zc_g_x = Z_g_x - means_X[1]; // centered like X's column
-  vector[N_new] Zc_g_x_new = Z_g_x_new - means_X[1]; // centered as in the fit
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -75,26 +81,27 @@ parameters {
   real<lower=0> sd_g; // sd of the effects of g
   vector[N_g] z_g; // effect of each level, standardized
   real<lower=0> sd_g_x; // sd of the effects of g
-  vector[N_g_x] coef_g_x; // coefficient of each level
+  vector[N_g_x] centered_g_x; // population coefficient plus each level's deviation
   real<lower=0> sigma; // residual standard deviation
 }
 transformed parameters {
   vector[N_g] r_g = sd_g * z_g; // effect of each level
 }
 model {
-  Intercept ~ student_t(3, 0.511, 2.6);
-  b ~ normal(0, 2.92);
-  sd_g ~ student_t(3, 0, 2.6);
+  Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
+  b ~ normal(0, prior_scale_b);
+  sd_g ~ student_t(3, 0, prior_scale_sd_g);
   z_g ~ std_normal();
-  sd_g_x ~ student_t(3, 0, 2.92);
-  coef_g_x ~ normal(b[1], sd_g_x);
-  sigma ~ student_t(3, 0, 2.6);
+  sd_g_x ~ student_t(3, 0, prior_scale_sd_g_x);
+  centered_g_x ~ normal(b[1], sd_g_x);
+  sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
     matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x
-    ss_theta[ : , 1] = Intercept + r_g;
-    ss_theta[ : , 2] = coef_g_x;
+    ss_theta[ : , 1] = Intercept - means_X[1] * b[1] + r_g
+                       + means_X[1] * centered_g_x;
+    ss_theta[ : , 2] = centered_g_x;
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_g * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,
@@ -105,14 +112,15 @@ model {
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_g] coef_g = Intercept + r_g; // total effect of each level
-  vector[N_g_x] r_g_x = coef_g_x - b[1]; // deviation of each level
+  vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0
+  vector[N_g_x] r_g_x = centered_g_x - b[1]; // deviation of each level
+  vector[N_g_x] coef_g_x = b[1] + r_g_x; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g];
-    eta += r_g_x[J_g_x] .* Zc_g_x;
+    eta += r_g_x[J_g_x] .* Z_g_x;
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
@@ -138,7 +146,7 @@ generated quantities {
     r_g_x_all = append_row(r_g_x, r_g_x_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new];
-    eta += r_g_x_all[J_g_x_new] .* Zc_g_x_new;
+    eta += r_g_x_all[J_g_x_new] .* Z_g_x_new;
     eta_new = eta;
     mu_new = eta;
     // Stan 2.39: an rng of no values and a scalar argument crashes

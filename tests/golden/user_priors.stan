@@ -5,6 +5,8 @@
 //   g: 5 levels of g; effects Intercept, x
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
+// Varying slopes multiply their covariates as the formula gives them (not centered),
+// so a level's intercept deviation is at x = 0, as in lme4 and brms.
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ normal(0, 10)
@@ -71,10 +73,6 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
-  matrix[N, 2] Zc_g = Z_g; // slopes centered like X's columns
-  Zc_g[ : , 2] -= means_X[1];
-  matrix[N_new, 2] Zc_g_new = Z_g_new; // centered as in the fit
-  Zc_g_new[ : , 2] -= means_X[1];
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -98,7 +96,7 @@ model {
     // per level of g the rows share coefficients, so their sum of squares
     // is ss_rss plus |R (theta - bhat)|^2 for each level
     matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x, z
-    ss_theta[ : , 1] = Intercept + r_g[ : , 1];
+    ss_theta[ : , 1] = Intercept + r_g[ : , 1] + means_X[1] * r_g[ : , 2];
     ss_theta[ : , 2] = b[1] + r_g[ : , 2];
     ss_theta[ : , 3] = rep_vector(b[2], N_g);
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
@@ -112,15 +110,15 @@ model {
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
   corr_matrix[2] Cor_g = multiply_lower_tri_self_transpose(L_g); // correlations
-  matrix[N_g, 2] coef_g = r_g; // total effects of each level
-  coef_g[ : , 1] += Intercept;
+  matrix[N_g, 2] coef_g = r_g; // coefficients of each level at x = 0
+  coef_g[ : , 1] += b_Intercept;
   coef_g[ : , 2] += b[1];
   vector[N] log_lik; // log likelihood of each observed row
   array[N] real y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
     eta += r_g[J_g, 1];
-    eta += r_g[J_g, 2] .* Zc_g[ : , 2];
+    eta += r_g[J_g, 2] .* Z_g[ : , 2];
     for (i in 1 : N) {
       log_lik[i] = normal_lpdf(y[i] | eta[i], sigma);
     }
@@ -140,7 +138,7 @@ generated quantities {
     r_g_all = append_row(r_g, r_g_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
     eta += r_g_all[J_g_new, 1];
-    eta += r_g_all[J_g_new, 2] .* Zc_g_new[ : , 2];
+    eta += r_g_all[J_g_new, 2] .* Z_g_new[ : , 2];
     eta_new = eta;
     mu_new = eta;
     // Stan 2.39: an rng of no values and a scalar argument crashes

@@ -1,0 +1,247 @@
+"""Group terms mean what the formula means in lme4 and brms: every level covariate is
+used as given, so a level's intercept deviation is at x = 0 whatever X's centering
+does to the population part.
+
+The programs stanbhm writes for one formula (every parameterization, every rewrite
+that applies) are compared with a hand-written program in brms's form
+(``tests/stan/brms_form*.stan``: X centered in the population part only, Z raw, the
+level effects non-centered) at 20 posterior draws of the latter: their log densities
+must differ by a constant once the change of variables from the reference's
+standardized effects to the declared ones is accounted for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import STAN_DIR
+
+import stanbhm as sb
+from stanbhm import toolchain
+
+PRIOR = {"Intercept": "normal(0, 50)", "b": "normal(0, 5)", "sigma": "normal(0, 3)",
+         "sd": "normal(0, 2)"}
+LEVELS, ROWS = 8, 10
+
+
+def data() -> pd.DataFrame:
+    """8 levels of 10 rows; year 1998..2002 (mean 2000) and x 3..7 (mean 5), each value
+    twice per level, so rows with the same level and covariate make cells."""
+    rng = np.random.default_rng(27)
+    g = np.repeat([f"g{j}" for j in range(LEVELS)], ROWS)
+    year = np.tile(np.arange(1998, 2003), 2 * LEVELS).astype(float)
+    x = np.concatenate([rng.permutation(np.tile(np.arange(3, 8), 2)) for _ in range(LEVELS)])
+    a = rng.normal(0, 0.7, LEVELS)[np.repeat(np.arange(LEVELS), ROWS)]
+    s = rng.normal(0, 0.2, LEVELS)[np.repeat(np.arange(LEVELS), ROWS)]
+    y = 1 + a + (0.3 + s) * (x - 5) + 0.1 * (year - 2000) + rng.normal(0, 0.5, len(g))
+    return pd.DataFrame({"y": y, "g": g, "c": g, "year": year, "x": x.astype(float)})
+
+
+def model(formula: str, **options) -> sb.Model:
+    options.setdefault("rewrites", "none")
+    priors = PRIOR | ({"cor": "lkj_corr_cholesky(2)"} if "(1 + x | g)" in formula else {})
+    return sb.Model(formula, data(), priors=priors, log_lik=False, y_rep=False, **options)
+
+
+#: per reference: formula, its population column, its level effects, correlated
+REFERENCES = {
+    "year_uncorrelated": ("y ~ 1 + year + (1 + year || g)", "year", ("Intercept", "year"), 0),
+    "slope_only": ("y ~ 1 + x + (0 + x | c)", "x", ("x",), 0),
+    "correlated": ("y ~ 1 + x + (1 + x | g)", "x", ("Intercept", "x"), 1),
+    "year_marginal": ("y ~ 1 + year + (1 | g) + (0 + year | g)", "year", ("Intercept", "year"),
+                      0),
+}
+
+#: per case: the reference, stanbhm's options, and how the likelihood must end up
+CASES = {
+    "year_noncentered": ("year_uncorrelated", {"parameterization": "noncentered"}, "rowwise"),
+    "year_centered": ("year_uncorrelated", {"parameterization": "centered"}, "rowwise"),
+    "year_statistics": ("year_uncorrelated", {"parameterization": "centered",
+                                              "rewrites": ["sufficient_statistics"]},
+                        "statistics"),
+    "year_cells": ("year_uncorrelated", {"parameterization": "centered",
+                                         "rewrites": ["collapse"]}, "cells"),
+    "year_threads": ("year_uncorrelated", {"parameterization": "centered", "threads": 2},
+                     "threads"),
+    "year_split_fraction": ("year_uncorrelated", {
+        "formula": "y ~ 1 + year + (1 | g) + (0 + year | g)", "parameterization": 0.5},
+        "rowwise"),
+    "year_marginal": ("year_marginal", {"parameterization": {"g_year": "centered"},
+                                        "rewrites": {"g": "marginalize"}}, "statistics"),
+    "slope_noncentered": ("slope_only", {"parameterization": "noncentered"}, "rowwise"),
+    "slope_centered": ("slope_only", {"parameterization": "centered"}, "rowwise"),
+    "slope_fraction": ("slope_only", {"parameterization": 0.3}, "rowwise"),
+    "slope_per_level": ("slope_only", {"parameterization": "auto"}, "rowwise"),
+    "slope_statistics": ("slope_only", {"parameterization": "centered",
+                                        "rewrites": ["sufficient_statistics"]}, "statistics"),
+    "slope_cells": ("slope_only", {"parameterization": "centered", "rewrites": ["collapse"]},
+                    "cells"),
+    "slope_threads": ("slope_only", {"parameterization": "noncentered", "threads": 2},
+                      "threads"),
+    "correlated_noncentered": ("correlated", {"parameterization": "noncentered"}, "rowwise"),
+    "correlated_centered": ("correlated", {"parameterization": "centered"}, "rowwise"),
+    "correlated_statistics": ("correlated", {"parameterization": "centered",
+                                             "rewrites": ["sufficient_statistics"]},
+                              "statistics"),
+    "correlated_cells": ("correlated", {"parameterization": "centered",
+                                        "rewrites": ["collapse"]}, "cells"),
+    "correlated_threads": ("correlated", {"parameterization": "centered", "threads": 2},
+                           "threads"),
+}
+
+
+class Reference:
+    """A brms-form program fitted once: its 20 draws as (Intercept, b, sigma, per effect
+    sd and level effects, L) and its log density at each."""
+
+    def __init__(self, name: str) -> None:
+        formula, column, effects, correlated = REFERENCES[name]
+        df = data()
+        plain = model(formula)
+        marginal = name == "year_marginal"
+        index = plain.plan.groups[0].index
+        order = np.argsort(index, kind="stable") if marginal else np.arange(len(df))
+        slopes = [e for e in effects if e != "Intercept"] if marginal else list(effects)
+        Z = np.column_stack([np.ones(len(df)) if e == "Intercept" else df[e] for e in slopes])
+        self.data = {"N": len(df), "y": df.y.to_numpy()[order], "K": 1,
+                     "X": df[[column]].to_numpy()[order], "J": LEVELS,
+                     "g": index[order], "M": len(slopes), "Z": Z[order]}
+        if marginal:
+            self.data["start"] = np.searchsorted(index[order], np.arange(1, LEVELS + 2)) + 1
+        else:
+            self.data["correlated"] = correlated
+        program = "brms_form_marginal.stan" if marginal else "brms_form.stan"
+        self.exe = toolchain.compile_model((STAN_DIR / program).read_text())
+        fit = self.exe.sample(data=self.data, chains=1, iter_warmup=300, iter_sampling=20,
+                              seed=11, sig_figs=18, show_progress=False, show_console=False)
+        self.points = []
+        for i in range(20):
+            sd = np.atleast_1d(fit.stan_variable("sd_g")[i])
+            L = fit.stan_variable("L_g")[i][0] if correlated else None
+            # the effects from the very z the log density is taken at, not from r_g's
+            # rounded output
+            r = (np.diag(sd) @ (L if L is not None else np.eye(len(sd)))
+                 @ fit.stan_variable("z_g")[i]).T
+            point = {"Intercept": float(fit.stan_variable("Intercept")[i]),
+                     "b": fit.stan_variable("b")[i].tolist(),
+                     "sigma": float(fit.stan_variable("sigma")[i]),
+                     "sd": dict(zip(slopes, sd, strict=True)),
+                     "r": {e: r[:, m] for m, e in enumerate(slopes)}, "L": L}
+            if marginal:
+                point["sd"]["Intercept"] = float(fit.stan_variable("sd_int")[i])
+            raw = {n: np.asarray(fit.stan_variable(n)[i]).tolist()
+                   for n in self.exe.src_info()["parameters"] if n in fit.stan_variables()}
+            if not marginal and not correlated:
+                raw["L_g"] = []  # an array of no Cholesky factors
+            point["lp"] = float(self.exe.log_prob(params=raw, data=self.data, jacobian=False,
+                                                  sig_figs=18)["lp__"].iloc[0])
+            self.points.append(point)
+
+
+@pytest.fixture(scope="module")
+def references():
+    kept: dict[str, Reference] = {}
+
+    def get(name: str) -> Reference:
+        if name not in kept:
+            kept[name] = Reference(name)
+        return kept[name]
+
+    return get
+
+
+def declared(m: sb.Model, point: dict) -> tuple[dict, float]:
+    """The point in `m`'s own parameters, and log |d declared / d reference| (the
+    reference's level effects are standardized: r = sd * z, or diag(sd) L z)."""
+    b = point["b"]
+    values = {"Intercept": point["Intercept"], "b": b}
+    params = {"Intercept": point["Intercept"], "b": b, "sigma": point["sigma"]}
+    log_jacobian = 0.0
+    for part in m.plan.groups:
+        g = part.ident
+        sd = np.array([point["sd"][e] for e in part.effects])
+        sd_value = float(sd[0]) if part.k == 1 else sd.tolist()
+        params[f"sd_{g}_signed" if part.folded else f"sd_{g}"] = sd_value
+        L = point["L"] if part.correlated else None
+        if L is not None:
+            params[f"L_{g}"] = L.tolist()
+        if part.marginalized:
+            continue
+        r = np.column_stack([point["r"][e] for e in part.effects])  # levels x effects
+        if part.noncentered:
+            scale = np.diag(sd) @ (L if L is not None else np.eye(part.k))
+            z = np.linalg.solve(scale, r.T)  # effects x levels
+            params[f"z_{g}"] = z[0].tolist() if part.k == 1 else z.tolist()
+            continue
+        shift = [0.0 if m_ == "0" else values["Intercept"] if m_ == "Intercept"
+                 else values["b"][int(m_[2:-1]) - 1] for m_ in part.location]
+        level = r + np.array(shift)
+        params[part.level_param] = level[:, 0].tolist() if part.k == 1 else level.tolist()
+        log_jacobian += part.n_levels * (np.log(sd).sum()
+                                         + (np.log(np.diag(L)).sum() if L is not None else 0))
+    return params, log_jacobian
+
+
+def log_density(m: sb.Model, params: dict) -> float:
+    frame = m.compile().log_prob(params=params, data=m.stan_data(), jacobian=False,
+                                 sig_figs=18)
+    return float(frame["lp__"].iloc[0])
+
+
+def strategy(m: sb.Model) -> str:
+    lik = m.plan.likelihood
+    return "threads" if lik.threads > 1 else lik.strategy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_log_density_is_the_brms_forms_up_to_a_constant(case, references) -> None:
+    name, options, expected = CASES[case]
+    options = dict(options)
+    formula = options.pop("formula", REFERENCES[name][0])
+    m = model(formula, **options)
+    assert strategy(m) == expected, m.plan.decisions
+    if case == "slope_per_level":
+        assert m.plan.groups[0].c_levels is not None
+    if case == "year_marginal":  # and the statistics of the rows that remain
+        assert m.plan.groups[0].marginalized
+    ref = references(name)
+    gaps, scale = [], 0.0
+    for point in ref.points:
+        params, log_jacobian = declared(m, point)
+        gaps.append(log_density(m, params) + log_jacobian - point["lp"])
+        scale = max(scale, abs(point["lp"]))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+
+
+def test_level_covariates_are_not_centered() -> None:
+    """``(1 + year || g)`` with year near 2000: the program multiplies the raw year and
+    says so; nothing subtracts X's means from a level covariate."""
+    code = model("y ~ 1 + year + (1 + year || g)", parameterization="centered").stan_code()
+    assert "Zc_" not in code
+    assert "    eta += to_vector(centered_g[J_g, 2]) .* Z_g[ : , 2];\n" in code
+    assert ("// Varying slopes multiply their covariates as the formula gives them (not "
+            "centered),\n// so a level's intercept deviation is at x = 0, as in lme4 and "
+            "brms.\n") in code
+
+
+def test_a_slope_that_took_b_over_leaves_its_mean_times_b() -> None:
+    """b_x (x - mean) + r x = (b_x + r) x - b_x mean: the fitted rows subtract mean * b."""
+    code = model("y ~ 1 + x + (0 + x | c)", parameterization="centered").stan_code()
+    assert "  centered_c ~ normal(b[1], sd_c);\n" in code
+    assert ("    vector[N] eta = rep_vector(Intercept - means_X[1] * b[1], N); "
+            "// linear predictor\n") in code
+    assert "    eta += centered_c[J_c] .* Z_c;\n" in code
+
+
+def test_coef_is_lme4s_at_x_zero() -> None:
+    """coef_<term>'s intercept is b_Intercept plus the deviation, in every
+    parameterization; the centered declaration has its own name."""
+    for choice in ("centered", "noncentered"):
+        code = model("y ~ 1 + x + (1 + x | g)", parameterization=choice).stan_code()
+        assert "  coef_g[ : , 1] += b_Intercept;\n" in code
+        assert "  coef_g[ : , 2] += b[1];\n" in code
+    centered = model("y ~ 1 + x + (1 + x | g)", parameterization="centered")
+    internal = centered.program.schema.internal
+    assert "centered_g" in internal and "coef_g" not in internal
