@@ -410,9 +410,14 @@ class GroupPart(Part):
         return self.location[0] if self.location else "0"
 
     @property
+    def at_zero(self) -> bool:
+        """Whether every effect's levels are centered at 0 (nothing taken over)."""
+        return all(m == "0" for m in self.location)
+
+    @property
     def mu_row(self) -> str:
         """The location row of a multi-effect term's levels."""
-        if all(m == "0" for m in self.location):
+        if self.at_zero:
             return f"rep_row_vector(0, {self.k})"
         return f"[{', '.join(self.location)}]"
 
@@ -447,9 +452,10 @@ class GroupPart(Part):
     @staticmethod
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
-        prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "Cor", "coef", "centered", "c",
-                    "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m", "Y", "mu", "shape",
-                    "a", "lik", "cov", "laplace", "T", "first", "k", "hit", "miss", "b", "lin")
+        prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
+                    "centered", "c", "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m",
+                    "Y", "mu", "shape", "a", "lik", "cov", "laplace", "T", "first", "k", "hit",
+                    "miss", "b", "lin")
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
                   *prior_data_names((f"sd_{ident}",))]

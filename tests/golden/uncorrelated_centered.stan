@@ -69,7 +69,11 @@ model {
   Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
   b ~ normal(0, prior_scale_b);
   sd_g ~ student_t(3, 0, prior_scale_sd_g);
-  centered_g ~ multi_normal_cholesky([Intercept, b[1]], diag_matrix(sd_g));
+  row_vector[2] mean_g = [Intercept, b[1]]; // means of the effects
+  // independent effects: a vectorized normal per effect, O(levels) each
+  for (e in 1 : 2) {
+    centered_g[ : , e] ~ normal(mean_g[e], sd_g[e]);
+  }
   sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     vector[N] eta = rep_vector(-means_X[1] * b[1], N); // linear predictor
