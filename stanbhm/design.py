@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .parts import b_runs
 from .rewrites import allowed
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class Design:
     labels: tuple[str, ...]
     D: np.ndarray  # (fitted rows, columns)
     theta: tuple[str, ...]
+    #: the statements filling the levels' coefficients: (1-based columns, expression), a
+    #: run of columns holding only consecutive population coefficients as one
+    theta_columns: tuple[tuple[str, str], ...]
     whole: str  # all of theta as one matrix expression, or ""
     whole_pops: str  # with `whole`: the row of population coefficients each level adds, or ""
     pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
@@ -118,10 +122,28 @@ def level_design(plan: Plan) -> Design:
         else:
             exprs.append(f"rep_vector({pop}, N_{first.ident})")
     whole, whole_pops = _whole_matrix(groups, columns, levels)
+    # a column no level effect varies holds its population coefficient on every level
+    pure = [pop if not parts else "" for (_, _, pop), parts in zip(columns, levels, strict=True)]
     return Design(labels=tuple(c[0] for c in columns),
                   D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
+                  theta_columns=_theta_columns(exprs, pure, f"N_{first.ident}"),
                   whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
                   owners=tuple(tuple(parts) for parts in owners), level_offsets=offsets)
+
+
+def _theta_columns(exprs: list[str], pure: list[str], n: str) -> tuple[tuple[str, str], ...]:
+    """One statement per column of the levels' coefficients, except that consecutive
+    columns holding only b[j], b[j + 1], ... (no level effect) are one statement, the
+    row of them repeated over the `n` levels: the election model's 40 population-only
+    covariates are then one line, not 40. The repetition is an outer product with a
+    column of ones, as `_whole_matrix` explains."""
+    out = []
+    for first, last, value in b_runs(pure):
+        if first == last:
+            out.append((str(first + 1), exprs[first]))
+        else:
+            out.append((f"{first + 1} : {last + 1}", f"rep_vector(1, {n}) * {value}'"))
+    return tuple(out)
 
 
 def factor_group(plan: Plan):

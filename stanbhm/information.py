@@ -57,12 +57,21 @@ class LevelInformation:
         """The fraction of centering that suits each level (0 when tau^2 is 0)."""
         return self.precision * self.tau2 / (1 + self.precision * self.tau2)
 
-    def describe(self) -> str:
-        """The numbers behind the choice, for the program header."""
-        w = self.weights
-        p = self.precision
-        return (f"{self.effect}: tau ~ {np.sqrt(self.tau2):.3g}, data precision per level "
-                f"{p.min():.3g} to {p.max():.3g}, weights {w.min():.2f} to {w.max():.2f}")
+    def cells(self) -> tuple[str, str, str, str]:
+        """The numbers behind the choice, for one row of the header's table."""
+        w, p = self.weights, self.precision
+        return (self.effect, f"{np.sqrt(self.tau2):.3g}", f"{p.min():.3g} to {p.max():.3g}",
+                f"{w.min():.2f} to {w.max():.2f}")
+
+
+def information_table(info: tuple[LevelInformation, ...]) -> tuple[str, ...]:
+    """One aligned line per effect, under a heading: a term with 23 effects reads as a
+    table, where one line of them ran to 1,840 characters."""
+    rows = [("effect", "tau ~", "data precision per level", "weights"),
+            *(i.cells() for i in info)]
+    widths = [max(len(row[c]) for row in rows) for c in range(3)]
+    return tuple("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
+                            row[3]]) for row in rows)
 
 
 def _design(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:

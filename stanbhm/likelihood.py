@@ -39,12 +39,18 @@ class Cells:
     trials: np.ndarray | None  # summed trials (binomial)
     log_exposure: np.ndarray | None  # poisson: log of the summed exp(offset) per cell
     within: float = 0.0  # gaussian: the sum of squares of the rows about their cell means
+    #: the beta-binomial's term when the cells are its levels, in order: its own data
+    #: (``first_<g>``, ``Y_<g>``, ``T_<g>``) already hold their rows and totals, so the
+    #: program names them ``cell`` and ``N_cell`` in transformed data instead
+    level_of: str = ""
 
     @property
     def n(self) -> int:
         return len(self.row)
 
     def data(self) -> dict[str, Any]:
+        if self.level_of:
+            return {}
         out: dict[str, Any] = {"N_cell": self.n, "cell": self.row + 1, "y_cell": self.y}
         if self.rule == "gaussian cells":
             out["n_cell"] = self.counts.astype(float)
@@ -119,6 +125,9 @@ class Statistics:
     name: str  # the factor, for comments
     labels: tuple[str, ...]  # the design's columns
     theta: tuple[str, ...]  # per column: its coefficients over the levels, in Stan
+    #: the statements filling them: (1-based columns, expression), runs of columns of
+    #: consecutive population coefficients as one (`design.Design.theta_columns`)
+    theta_columns: tuple[tuple[str, str], ...]
     bhat: np.ndarray  # (levels, columns) least-squares coefficients
     R: np.ndarray  # (columns, levels, columns): row k of each level's triangular factor
     rss: float  # total residual sum of squares at the per-level least squares

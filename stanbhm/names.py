@@ -152,8 +152,11 @@ class Namespace:
     def claim(self, raw: str, derived: Callable[[str], Iterable[str]]) -> str:
         """A readable stem for `raw` whose derived names are all free; claims them."""
         base = stan_identifier(raw)
-        stem, k = base, 2
+        stem, k = base, 1
         while any(name in self.taken for name in derived(stem)):
-            stem, k = f"{base.rstrip('_')}_{k}", k + 1
+            # "_f" (factor), not a bare number: obs_2 beside N_obs (observed rows) reads
+            # as one more observed-rows count
+            stem = f"{base.rstrip('_')}_f" + (str(k) if k > 1 else "")
+            k += 1
         self.taken.update(derived(stem))
         return stem

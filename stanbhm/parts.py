@@ -10,6 +10,8 @@ them (``dataclasses.replace``) rather than change them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,30 @@ from .priors import (
     prior_statement,
 )
 
-__all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Output", "Part", "Rows"]
+__all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Output", "Part", "Rows",
+           "b_runs"]
+
+#: One population coefficient, as the plan spells it.
+_B = re.compile(r"b\[(\d+)\]")
+
+
+def b_runs(values: Sequence[str]) -> list[tuple[int, int, str]]:
+    """`values` (one per column) cut into runs of columns one statement can fill:
+    consecutive columns holding ``b[j], b[j + 1], ...`` make one run, read as the slice
+    ``b[j : k]``; any other column is a run of its own with its value. Each run is (first
+    column, last column, both 0-based, and the slice or value). Retail's 22 store-varying
+    features would otherwise be 22 statements of one column each."""
+    spans: list[list] = []  # [first column, last column, first j, last j or None, value]
+    for c, value in enumerate(values):
+        found = _B.fullmatch(value)
+        j = int(found.group(1)) if found else None
+        prev = spans[-1] if spans else None
+        if j is not None and prev is not None and prev[3] is not None and j == prev[3] + 1:
+            prev[1], prev[3] = c, j
+        else:
+            spans.append([c, c, j, j, value])
+    return [(first, last, value if first == last else f"b[{j0} : {j1}]")
+            for first, last, j0, j1, value in spans]
 
 
 @dataclass(frozen=True)
@@ -290,6 +315,9 @@ class FixedPart(Part):
             lines.append(f"Intercept ~ {self.intercept_prior}")
         if self.horseshoe:
             lines.append(f"b ~ regularized {self.horseshoe.settings}, on standardized columns")
+            if self.horseshoe.global_.args[-1].endswith("* sigma"):
+                lines.append("  its global scale is scale_global times sigma (hs_global ~ "
+                             f"{self.horseshoe.global_}), as in brms")
         else:
             # the prior keys as the user writes them, spelled as the fit labels b's coords
             lines += [f"b_{n} ~ {p}" for n, p in zip(self.names, self.b_priors, strict=True)]
@@ -341,6 +369,11 @@ class GroupPart(Part):
     c: float = 0.0
     c_levels: np.ndarray | None = None
     location: tuple[str, ...] = ()  # per effect, when centered: what it is centered at
+    #: per effect, when every covariate is X's or the intercept's: 0 for the column of
+    #: ones, j for X's column j (1-based); the program builds Z from X, not the data file
+    z_from_x: tuple[int, ...] | None = None
+    #: an earlier term on the same factor, whose level index this one reads
+    same_levels_as: str | None = None
     margin: Marginal | None = None  # integrated out of the likelihood (`passes.marginalize`)
     folded: bool = False  # sd_<g> = |sd_<g>_signed|, sampled on the whole line (`passes.fold`)
     kind: str = "group"
@@ -376,6 +409,21 @@ class GroupPart(Part):
     def has_coef(self) -> bool:
         """Total effects are reported when some effect has a population coefficient."""
         return any(p != "0" for p in self.total)
+
+    @property
+    def coef_additions(self) -> tuple[tuple[str, str], ...]:
+        """(columns of ``coef_<g>``, what they add to the deviations) for a multi-effect
+        term: each effect's `total`, a run of consecutive ``b[j]`` as one statement
+        (``rep_vector(1, N_g) * b[2 : 23]'`` adds the row b[2 : 23] to every level), the
+        effects without a population coefficient left out."""
+        out = []
+        for first, last, value in b_runs(self.total):
+            if first == last and value != "0":
+                out.append((str(first + 1), value))
+            elif first != last:
+                out.append((f"{first + 1} : {last + 1}",
+                            f"rep_vector(1, N_{self.ident}) * {value}'"))
+        return tuple(out)
 
     @property
     def noncentered(self) -> bool:
@@ -455,9 +503,10 @@ class GroupPart(Part):
         prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
                     "centered", "c", "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m",
                     "Y", "mu", "shape", "a", "lik", "cov", "laplace", "T", "first", "k", "hit",
-                    "miss", "b", "lin")
+                    "miss", "b", "lin", "ones")
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
+                  f"Y_{ident}_vec", f"T_{ident}_vec",
                   *prior_data_names((f"sd_{ident}",))]
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
@@ -511,9 +560,20 @@ class GroupPart(Part):
         matrix = name if self.noncentered else f"to_matrix({name})"
         return f"{matrix}[ : , {e + 1}]"
 
+    @property
+    def z_from_columns(self) -> str:
+        """The Stan expression of Z over all rows built from X (`z_from_x`)."""
+        columns = [j for j in self.z_from_x or () if j]
+        picked = f"X[ : , {columns[0]}]" if self.k == 1 else \
+            f"X[ : , {{{', '.join(map(str, columns))}}}]"
+        return f"append_col(rep_vector(1, N), {picked})" if 0 in (self.z_from_x or ()) \
+            else picked
+
     def data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f"N_{self.ident}": self.n_levels, f"J_{self.ident}": self.index}
-        if self.has_z:
+        out: dict[str, Any] = {f"N_{self.ident}": self.n_levels}
+        if self.same_levels_as is None:
+            out[f"J_{self.ident}"] = self.index
+        if self.has_z and self.z_from_x is None:
             out[f"Z_{self.ident}"] = self.Z[:, 0] if self.k == 1 else self.Z
         if self.c_levels is not None:
             out[f"c_{self.ident}"] = self.c_levels

@@ -35,6 +35,7 @@ class Decision:
     choice: str
     reason: str
     applied: bool = True
+    table: tuple[str, ...] = ()  # aligned lines printed under it: the numbers behind it
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.choice}; {self.reason}"

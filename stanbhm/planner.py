@@ -69,6 +69,7 @@ RESERVED = frozenset(
         "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
         "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
+        "y_vec", "y_cell_vec", "inv_var",
     }
 ) | prior_data_names(("Intercept", "b", *sorted({a.name for f in FAMILIES.values()
                                                    for a in f.aux})))  # fmt: skip
@@ -182,6 +183,17 @@ def _population(spec: ModelSpec, effect: str) -> str:
     return "0"
 
 
+def _z_from_x(spec: ModelSpec, effects: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Each effect's column among (ones, X's columns) when all of them are there and the
+    intercept, if any, comes first: then Z is derived from X in the program, so the
+    data file carries each column once (the retail term repeats all 22 of X's)."""
+    names = spec.fixed.names
+    slopes = [e for e in effects if e != "Intercept"]
+    if not slopes or any(e not in names for e in slopes) or "Intercept" in effects[1:]:
+        return None
+    return tuple(0 if e == "Intercept" else names.index(e) + 1 for e in effects)
+
+
 def _total(spec: ModelSpec, effect: str, centered_x: bool) -> str:
     """What a level's deviation adds to in ``coef_<g>``, lme4's ``coef()``: the population
     coefficient at x = 0, so the intercept is ``b_Intercept`` when X is centered."""
@@ -211,6 +223,9 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         if ident != g.stan_name:
             notes.append(f"{g.term_name} is written {ident} in the program, clear of the "
                          "names the program itself uses")
+        elif ident != g.term_name:
+            notes.append(f"{g.term_name} is written {ident} in the program, a Stan "
+                         "identifier")
         groups.append(GroupPart(
             name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
             effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
@@ -218,6 +233,8 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
             sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
             population=tuple(_population(spec, e) for e in g.effect_names),
             total=tuple(_total(spec, e, fixed.centered) for e in g.effect_names),
+            z_from_x=_z_from_x(spec, g.effect_names),
+            same_levels_as=next((h.ident for h in groups if h.name == g.name), None),
             location=("0",) * g.k,
         ))
     aux = AuxPart(tuple(

@@ -99,7 +99,9 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
     fit = plan.fit_rows
     lik = plan.likelihood
     out = [("array[] int" if lik.family.integer else "vector", "y")]
-    if lik.se is not None:
+    if lik.se is not None and lik.marginal is not None:  # 1 / se^2, from transformed data
+        out.append(("vector", "inv_var"))
+    elif lik.se is not None:
         out.append(("vector", "se" + fit.suffix))
     if lik.trials is not None:
         out.append(("array[] int", "trials" + fit.suffix))

@@ -34,9 +34,13 @@ def test_known_standard_errors_give_their_precision(eight_schools_df) -> None:
     np.testing.assert_allclose(info.precision, 1 / eight_schools_df["sigma"].to_numpy() ** 2)
     # The DerSimonian-Laird estimate of tau^2 for eight schools is 0: the funnel.
     assert info.tau2 == 0.0
-    assert decision(model, "parameterization of school").startswith(
-        'parameterization of school: non-centered; "auto": every level is weakly informed, '
-        "Intercept: tau ~ 0, data precision per level 0.00309 to 0.0123")
+    assert decision(model, "parameterization of school") == (
+        'parameterization of school: non-centered; "auto": every level is weakly informed')
+    assert ("//   parameterization of school: non-centered; \"auto\": every level is weakly "
+            "informed\n"
+            "//       effect     tau ~  data precision per level  weights\n"
+            "//       Intercept  0      0.00309 to 0.0123         0.00 to 0.00\n"
+            ) in model.stan_code()
 
 
 def test_residual_variance_is_estimated_within_levels() -> None:

@@ -245,3 +245,63 @@ def test_coef_is_lme4s_at_x_zero() -> None:
     centered = model("y ~ 1 + x + (1 + x | g)", parameterization="centered")
     internal = centered.program.schema.internal
     assert "centered_g" in internal and "coef_g" not in internal
+
+
+def runs_model(**options) -> sb.Model:
+    """Effects Intercept, z (no population coefficient), x, year, u (b[1 : 3])."""
+    rng = np.random.default_rng(4)
+    df = data()
+    df = df.assign(z=rng.normal(size=len(df)), u=rng.normal(size=len(df)))
+    return sb.Model("y ~ 1 + x + year + u + (1 + z + x + year + u || g)", df, priors=PRIOR,
+                    rewrites="none", log_lik=False, y_rep=False, **options)
+
+
+def test_coef_adds_runs_of_population_coefficients_at_once() -> None:
+    """coef_<term> adds b_Intercept, then each run of consecutive b[j] as one row
+    repeated over the levels (retail's 22 features: one line, not 22); an effect without
+    a population coefficient (z) adds nothing."""
+    from stanbhm.datasets import retail, retail_formula
+    from stanbhm.parts import b_runs
+
+    assert b_runs(["b_Intercept", "b[1]", "b[2]", "b[3]", "0", "b[5]", "b[7]", "b[8]"]) == [
+        (0, 0, "b_Intercept"), (1, 3, "b[1 : 3]"), (4, 4, "0"), (5, 5, "b[5]"),
+        (6, 7, "b[7 : 8]")]
+    code = runs_model().stan_code()
+    assert ("  coef_g[ : , 1] += b_Intercept;\n"
+            "  coef_g[ : , 3 : 5] += rep_vector(1, N_g) * b[1 : 3]';\n"
+            "  vector") in code
+    df, _ = retail(stores=12, days=40, features=5)
+    code = sb.Model(retail_formula(5), df, family="negbinomial").stan_code()
+    assert ("  coef_store[ : , 1] += b_Intercept;\n"
+            "  coef_store[ : , 2 : 6] += rep_vector(1, N_store) * b[1 : 5]';\n"
+            "  vector") in code
+
+
+@pytest.mark.slow
+def test_coef_runs_add_the_population_row_to_every_level() -> None:
+    """In the draws, coef_g is r_g plus [b_Intercept, 0, b[1], b[2], b[3]] on every level."""
+    fit = runs_model(parameterization="noncentered").fit(
+        chains=1, iter_warmup=100, iter_sampling=20, seed=2, show_progress=False,
+        advice=False, sig_figs=15).cmdstan
+    coef, r = fit.stan_variable("coef_g"), fit.stan_variable("r_g")
+    b, b0 = fit.stan_variable("b"), fit.stan_variable("b_Intercept")
+    row = np.column_stack([b0, np.zeros_like(b0), b])  # per draw, per effect
+    np.testing.assert_allclose(coef, r + row[:, None, :], rtol=1e-12, atol=1e-12)
+
+
+def test_each_column_is_shipped_once() -> None:
+    """A term whose covariates are X's columns (and the intercept) builds Z from X in
+    transformed data, and a second term on the same factor reads the first's level
+    index: the data file carries each column once."""
+    m = model("y ~ 1 + year + x + (1 + x || g) + (0 + year | g)", parameterization="centered")
+    data = m.stan_data()
+    assert "Z_g" not in data and "Z_g_year" not in data and "J_g_year" not in data
+    assert data["N_g_year"] == data["N_g"] == LEVELS
+    code = m.stan_code()
+    assert ("  matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {2}]); "
+            "// covariates of the effects, from X\n") in code
+    assert "  array[N] int J_g_year = J_g; // level of each row: g again\n" in code
+    assert "  vector[N] Z_g_year = X[ : , 1]; // covariate of the varying effect, X's column\n" \
+        in code
+    own = model("y ~ 1 + x + (1 + year | g)", parameterization="centered")
+    assert own.stan_data()["Z_g"].shape == (LEVELS * ROWS, 2)  # year is not in X

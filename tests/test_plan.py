@@ -76,8 +76,11 @@ def test_marginalization_then_parameterization_come_first_with_reasons(df) -> No
                      "pass rewrites={'g': 'marginalize'} to integrate it out; state: "
                      "rewrites='none' requested for it")
     assert second == "parameterization of g: centered; parameterization['g']=\"centered\" requested"
-    assert third.startswith('parameterization of state: non-centered; "auto": every level is '
-                            "weakly informed, Intercept: tau ~ 0, data precision per level")
+    assert third == ('parameterization of state: non-centered; "auto": every level is '
+                     "weakly informed")
+    table = plan.decisions[2].table
+    assert table[0] == "effect     tau ~  data precision per level  weights"
+    assert table[1].startswith("Intercept  0      ") and table[1].endswith("0.00 to 0.00")
 
 
 def test_a_pass_is_testable_on_its_own(df) -> None:
@@ -116,7 +119,7 @@ def test_per_row_outputs_are_off_by_default_for_large_data() -> None:
 
 
 @pytest.mark.parametrize(("factor", "ident"), [
-    ("obs", "obs_2"), ("Sigma", "Sigma"), ("b", "b"), ("eta", "eta"), ("X", "X"),
+    ("obs", "obs_f"), ("Sigma", "Sigma"), ("b", "b"), ("eta", "eta"), ("X", "X"),
     ("Lcov", "Lcov"),
 ])
 def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
@@ -130,9 +133,22 @@ def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
         assert any(f"{factor} is written {ident} in the program" in n for n in plan.notes)
 
 
+def test_every_renamed_term_is_in_the_header(df) -> None:
+    """A factor called like a Stan keyword or like a name the program uses gets another
+    identifier, and the header says which (obs_f: not obs_2, which reads as one more
+    count beside N_obs)."""
+    data = df.assign(obs=df["g"], real=df["g"])
+    code = sb.Model("y ~ x + (1 | obs) + (1 | real)", data.assign(
+        y=df["y"].where(np.arange(len(df)) != 3))).stan_code()
+    assert ("//   obs is written obs_f in the program, clear of the names the program "
+            "itself uses\n") in code
+    assert "//   real is written real_ in the program, a Stan identifier\n" in code
+    assert "N_obs_f" in code and "N_obs_2" not in code
+
+
 def test_data_comes_from_the_parts(df) -> None:
     plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df, rewrites="none").plan
-    assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g", "Z_g",
+    assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g",
                                  "prior_location_Intercept", "prior_scale_Intercept",
                                  "prior_scale_b", "prior_scale_sd_g", "prior_scale_sigma"]
     assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b", "r_g[J_g, 1]",

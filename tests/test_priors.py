@@ -205,3 +205,14 @@ def test_a_prior_argument_out_of_its_range_is_refused(key, value, message):
     with pytest.raises(SpecError) as error:
         parse_prior(key, value, cls)
     assert str(error.value) == message
+
+
+def test_the_horseshoe_explains_its_slab_and_its_global_scale(df) -> None:
+    text = code("y ~ x + z", df, priors={"b": "horseshoe(scale_slab=3)"})
+    assert ("//     its global scale is scale_global times sigma (hs_global ~ student_t(1, 0, "
+            "1 * sigma)), as in brms\n") in text
+    assert ("    // the slab's variance c^2 is scale_slab^2 (9) times hs_slab\n"
+            "    hs_scale ./= sqrt(1 + square(hs_scale) / (9 * hs_slab));\n") in text
+    bernoulli = code("yb ~ x + z", df.assign(yb=(df["y"] > 0).astype(int)),
+                     family="bernoulli", priors={"b": "horseshoe()"})
+    assert "times sigma" not in bernoulli

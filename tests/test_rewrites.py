@@ -156,6 +156,36 @@ def _marginal_loglik(resid, variances, level, tau) -> float:
     return total
 
 
+def model_block(code: str) -> str:
+    return code.split("\nmodel {\n", 1)[1].split("\ngenerated quantities {\n", 1)[0]
+
+
+def transformed_data(code: str) -> str:
+    return code.split("\ntransformed data {\n", 1)[1].split("\n}\n", 1)[0]
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_marginal_weights_are_data_built_once(missing) -> None:
+    """1 / se^2 and level_sums' 1 per row are data: transformed data builds them, and a
+    gradient multiplies by them instead of dividing by square(se) and building a vector
+    of ones per call."""
+    df = grouped(seed=3, missing=missing)
+    code = sb.Model("y | se(s) ~ x + (1 | g)", df).stan_code()
+    n, suffix = ("N_obs", "_obs") if missing else ("N", "")
+    assert (f"  vector[{n}] inv_var = inv_square(se{suffix}); // 1 / se^2 of each fitted "
+            f"row\n  vector[{n}] ones_g = rep_vector(1, {n}); // a 1 per row: the values "
+            "of level_sums' sparse matrix\n") in transformed_data(code)
+    assert (f"    vector[{n}] scaled = resid .* inv_var; // residuals over their variances\n"
+            "    vector[N_g] sum_g = level_sums(scaled, ones_g, rows_g, start_g); // per level\n"
+            ) in model_block(code)
+    assert "square(se" not in model_block(code)
+    assert "rep_vector(" not in code.split("\ndata {\n")[0]  # the functions block
+    assert "    return csr_matrix_times_vector(m, n, w, rows, start, v);\n" in code
+    sigma = sb.Model("y ~ x + (1 | g)", df, rewrites=["marginalize"]).stan_code()
+    assert "    vector[N_g] sum_g = level_sums(resid, ones_g, rows_g, start_g); // per level\n" \
+        in sigma
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["sigma", "known_se", "one_row_per_level", "statistics"])
 def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
@@ -190,7 +220,7 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
             p[f"sd_{term}"] = float(np.exp(rng.normal(-1, 0.3)))
             p[f"z_{term}"] = rng.normal(size=len(levels)).tolist()
             r = p[f"sd_{term}"] * np.array(p[f"z_{term}"])
-            eta = eta + r[df[factor].map(levels.index).to_numpy()[obs]] * xc
+            eta = eta + r[df[factor].map(levels.index).to_numpy()[obs]] * x  # x as given
             variances = np.full(len(y), p["sigma"] ** 2)
         else:
             variances = df["s"].to_numpy()[obs] ** 2
@@ -257,12 +287,17 @@ STATISTICS_CASES = {
     "covariate_only_in_a_term": ("y ~ z + (1 + x || g)", "noncentered", False),
     "two_terms_one_factor_offset": ("y ~ x + offset(z) + (1 | g) + (x - 1 | g)",
                                     {"g": "centered", "g_x": 0.0}, False),
+    # columns z, w, v carry b[2 : 4] alone: one statement fills them
+    "population_columns_run_missing": ("y ~ x + z + w + v + (1 + x | g)", "noncentered",
+                                       True),
 }
 
 
 def statistics_data(n: int = 400, missing: bool = False) -> pd.DataFrame:
     df = grouped(seed=5, n=n, missing=missing)
     df["z"] = np.random.default_rng(6).normal(size=n)
+    df["w"] = np.random.default_rng(7).normal(size=n)
+    df["v"] = np.random.default_rng(8).normal(size=n)
     return df
 
 
@@ -308,6 +343,24 @@ def test_statistics_are_skipped_with_a_reason() -> None:
     assert both.plan.groups[0].marginalized
     assert set(both.stan_data()) >= {"n_g", "ss_ysum", "ss_xsum"}
     assert "rows_g" not in both.stan_data()
+
+
+def test_statistics_fill_population_only_columns_in_one_statement() -> None:
+    """Consecutive columns that no level effect varies hold the same row b[j : k] on every
+    level: one statement fills them (the election model's 40 covariates were 40), while a
+    column with level effects keeps its own, the level slopes' mean terms included."""
+    formula, param, missing = STATISTICS_CASES["population_columns_run_missing"]
+    code = sb.Model(formula, statistics_data(missing=missing),
+                    parameterization=param).stan_code()
+    assert ("    ss_theta[ : , 1] = Intercept + r_g[ : , 1] + means_X[1] * r_g[ : , 2];\n"
+            "    ss_theta[ : , 2] = b[1] + r_g[ : , 2];\n"
+            "    ss_theta[ : , 3 : 5] = rep_vector(1, N_g) * b[2 : 4]';\n"
+            "    matrix[N_g, ss_cols] ss_dev") in code
+    election_code = sb.Model(election_formula(3), nested_data()).stan_code()
+    assert ("    ss_theta[ : , 1] = centered_state;\n"
+            "    ss_theta[ : , 2 : 4] = rep_vector(1, N_state) * b[1 : 3]';\n"
+            "    ss_theta[ : , 5] = r_state_age;\n") in election_code
+    assert "rep_vector(b[" not in code + election_code
 
 
 @pytest.mark.slow
@@ -420,6 +473,31 @@ def test_gamma_poisson_is_asked_for_by_name() -> None:
         "marginalization: effects of g integrated out; 'gamma_poisson' requested: each level "
         "multiplies the rate by u ~ gamma(1 / sd_g^2, 1 / sd_g^2) (mean 1)")
     assert list(named.stan_data()["Y_g"]) == list(df.groupby("g")["yc"].sum())
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_gamma_poisson_converts_its_data_once(collapsed) -> None:
+    """The counts as vectors are built in transformed data, and the shape enters the
+    rising-factorial sum as a scalar: the model block converts nothing per gradient."""
+    df = count_data()
+    df["x"] = np.random.default_rng(0).normal(size=len(df))
+    model = sb.Model("yc ~ C(a) + (1 | g)" if collapsed else "yc ~ x + (1 | g)", df,
+                     family="poisson", rewrites={"g": "gamma_poisson"})
+    assert model.plan.likelihood.strategy == ("cells" if collapsed else "marginal")
+    code = model.stan_code()
+    counts, n = ("y_cell", "N_cell") if collapsed else ("y", "N")
+    assert (f"  vector[{n}] {counts}_vec = to_vector({counts}); // the outcome"
+            f"{' of each cell' if collapsed else ''}, as a vector\n"
+            "  vector[N_g] Y_g_vec = to_vector(Y_g); // the outcome summed over each level, as "
+            "a vector\n") in transformed_data(code)
+    assert (f"    target += dot_product({counts}_vec, eta);\n"
+            "    target += sum_log_rising_ratio(shape_g, Y_g_vec);\n"
+            "    target += -dot_product(shape_g + Y_g_vec, log1p(mu_g / shape_g));\n"
+            ) in model_block(code)
+    assert "to_vector(" not in model_block(code) and "rep_vector(" not in model_block(code)
+    assert "  real sum_log_rising_ratio(real k, vector n) {\n" in code
+    assert "sum_log_rising_ratio(vector k" not in code  # the beta-binomial's alone
+    assert "    vector[N_g] a_g = shape_g + (1 - prior_only) * Y_g_vec; // per level\n" in code
 
 
 @pytest.mark.slow
@@ -723,8 +801,10 @@ def test_cells_serve_an_integrated_out_intercept() -> None:
         assert sorted(members) == list(np.flatnonzero(level_of_cell == level))
         assert data["n_cell"][members].sum() == data["n_g"][j]
     code = model.stan_code()
-    assert "    vector[N_g] sum_g = level_sums(n_cell .* resid, rows_g, start_g); // per level\n" \
-        in code
+    assert ("    vector[N_g] sum_g = level_sums(n_cell .* resid, ones_g, rows_g, start_g); "
+            "// per level\n") in code
+    assert ("  vector[N_cell] ones_g = rep_vector(1, N_cell); // a 1 per row: the values of "
+            "level_sums' sparse matrix\n") in code
     assert "  array[N_cell] int<lower=1, upper=N_cell> rows_g; // cells sorted by level of g\n" \
         in code
 
@@ -898,6 +978,91 @@ def test_beta_binomial_log_density_is_the_beta_binomial() -> None:
         k = 1 / point["sd_g"] ** 2
         expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
                     + stats.norm.logpdf(point["b"][0], 0, 2)
+                    + stats.norm.logpdf(point["sd_g"], 0, 1)
+                    + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
+                                             (1 - mu) * k).sum())
+        gaps.append(log_density(model, point, prior_only=False) - expected)
+    assert max(gaps) - min(gaps) < 1e-8 * max(abs(g) for g in gaps), gaps
+
+
+def nested_beta_binomial_data() -> pd.DataFrame:
+    """`beta_binomial_data` with a region holding every 4 levels of g, an offset constant
+    within each level, and two rows without an outcome."""
+    df = beta_binomial_data()
+    level = df["g"].str[1:].astype(int)
+    df["region"] = (level // 4).map(lambda k: f"r{k}")
+    df["o"] = 0.1 * level
+    df["y"] = df["y"].astype(float)
+    df.loc[[1, 20], "y"] = np.nan
+    return df
+
+
+BETA_NESTED = "y | trials(n) ~ x + offset(o) + (1 | region) + (1 | g)"
+
+
+def test_beta_binomial_computes_the_linear_predictor_per_level() -> None:
+    """The beta-binomial reads each level's linear predictor, constant within the level:
+    a fitted row stands for each (the cells of `collapse` are the levels), so a gradient
+    costs O(levels x columns), and its data are converted once."""
+    df = nested_beta_binomial_data()
+    model = sb.Model(BETA_NESTED, df, family="binomial", rewrites={"g": "beta_binomial"},
+                     parameterization={"region": "noncentered"})
+    assert decision(model, "collapse") == (
+        "collapse: a fitted row for each level of g; 37 rows in 12 levels of g, the linear "
+        "predictor constant within each, as the beta-binomial needs: it is computed for the "
+        "levels, O(levels x columns), not for the rows")
+    assert model.plan.likelihood.cells.level_of == "g"
+    code = model.stan_code()
+    td = transformed_data(code)
+    assert ("  int N_cell = N_g; // cells: the levels of g\n"
+            "  array[N_cell] int cell = first_g; // the fitted row standing for each\n"
+            "  vector[N_g] hit_g = to_vector(Y_g); // successes of each level\n"
+            "  vector[N_g] miss_g = to_vector(T_g) - hit_g; // failures of each level\n"
+            "  vector[N_g] T_g_vec = to_vector(T_g); // trials of each level\n") in td
+    assert "  matrix[N_cell, K] Xc_cell = Xc[cell]; // rows standing for the cells\n" in td
+    assert "  vector[N_cell] offs_cell = offs_obs[cell]; // offset of the cells\n" in td
+    assert "  array[N_cell] int J_region_cell = J_region_obs[cell];" in td
+    body = model_block(code)
+    assert ("    vector[N_cell] eta = Intercept + Xc_cell * b; // linear predictor\n"
+            "    eta += r_region[J_region_cell];\n"
+            "    eta += offs_cell;\n") in body
+    assert "Xc * b" not in body and "to_vector(" not in body and "rep_vector(" not in body
+    assert "    target += -sum_log_rising_ratio(k_g, T_g_vec);\n" in body
+    assert "    r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta;\n" in code
+    data = model.stan_data()
+    assert "N_cell" not in data and "cell" not in data and "y_cell" not in data
+
+
+@pytest.mark.slow
+def test_beta_binomial_per_level_is_the_beta_binomial() -> None:
+    """With another factor's effects, an offset and rows without an outcome, the log
+    density at 20 points is scipy's beta-binomial of each level's totals plus the priors,
+    a constant apart: the linear predictor at one row per level is the levels' own."""
+    df = nested_beta_binomial_data()
+    model = sb.Model(BETA_NESTED, df, family="binomial", rewrites={"g": "beta_binomial"},
+                     parameterization={"region": "noncentered"},
+                     priors={"Intercept": "normal(0, 2)", "b": "normal(0, 2)",
+                             "sd": "normal(0, 1)"})
+    fitted = df.dropna(subset=["y"])
+    totals = fitted.groupby("g")[["y", "n"]].sum()
+    first = fitted.groupby("g")[["x", "o", "region"]].first()
+    region = first["region"].str[1:].astype(int).to_numpy()
+    xc = first["x"].to_numpy() - fitted["x"].mean()
+    rng = np.random.default_rng(6)
+    gaps = []
+    for _ in range(20):
+        z = rng.normal(size=3)
+        point = {"Intercept": rng.normal(0, 1), "b": [rng.normal(0, 1)],
+                 "sd_region": rng.uniform(0.1, 1.0), "z_region": z.tolist(),
+                 "sd_g": rng.uniform(0.1, 2.0)}
+        eta = (point["Intercept"] + point["b"][0] * xc + point["sd_region"] * z[region]
+               + first["o"].to_numpy())
+        mu = 1 / (1 + np.exp(-eta))
+        k = 1 / point["sd_g"] ** 2
+        expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
+                    + stats.norm.logpdf(point["b"][0], 0, 2)
+                    + stats.norm.logpdf(point["sd_region"], 0, 1)
+                    + stats.norm.logpdf(z).sum()
                     + stats.norm.logpdf(point["sd_g"], 0, 1)
                     + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
                                              (1 - mu) * k).sum())

@@ -89,6 +89,22 @@ def test_an_integrated_out_intercept_is_sliced_by_its_levels() -> None:
         "intercept integrated out over the rows is summed over slices of its levels")
 
 
+def test_a_sliced_known_se_marginal_reads_the_precisions() -> None:
+    """Each slice multiplies its residuals by 1 / se^2 from transformed data, passed in
+    for se: nothing squares or divides by se at every gradient."""
+    model = sb.Model("y | se(expo) ~ x + (1 | g)", rows(), threads=2,
+                     rewrites={"g": "marginalize"})
+    code = model.stan_code()
+    functions = code.split("\ndata {\n")[0]
+    assert "vector inv_var,\n" in functions and "se_obs" not in functions
+    assert ("    vector[n_rows] scaled = resid .* inv_var[first : last]; // over their "
+            "variances\n") in functions
+    assert "  vector[N_obs] inv_var = inv_square(se_obs); // 1 / se^2 of each fitted row\n" \
+        in code
+    assert ("    target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,\n"
+            "                         inv_var, Xc, start_g, W_g, Intercept, b, sd_g);\n") in code
+
+
 # formula, family, parameterization, glm, rewrites, grainsize
 CASES = {
     "gaussian_glm_missing": ("y_missing ~ x + (1 + x || g) + (1 | h)", "gaussian",

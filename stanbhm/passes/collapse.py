@@ -20,6 +20,12 @@ needs only per-level sums, and each cell lies in one level, so the cells serve i
 gaussian rows with a normal intercept, poisson rows with gamma multipliers. Gaussian
 cells give way to the joint statistics (`joint`) where those cost less.
 
+The beta-binomial (beta probabilities integrated out of binomial rows) applies only
+when the rest of the linear predictor is constant within each level, and reads it once
+per level: there the cells are the levels themselves, a fitted row standing for each,
+so a gradient computes the linear predictor for the levels, O(levels x columns), not
+for every row. Its density is unchanged: the same numbers enter it.
+
 The negative binomial is left out on purpose: a sum of NB2(mu, phi) rows is
 NB2(n mu, n phi), but the rows given their sum still depend on phi, so collapsing would
 change the posterior of phi.
@@ -48,7 +54,8 @@ MAX_CELL_SHARE = 0.5
 #: The family rows' collapse rules this pass implements.
 RULES = ("binomial", "poisson sum", "gaussian cells")
 #: (rule, kind of the term integrated out) whose level sums the cells give exactly.
-SUMMED_MARGINALS = {("gaussian cells", "normal"), ("poisson sum", "gamma")}
+SUMMED_MARGINALS = {("gaussian cells", "normal"), ("poisson sum", "gamma"),
+                    ("binomial", "beta")}
 
 
 def rule_of(plan: Plan) -> str:
@@ -95,6 +102,11 @@ class Collapse:
         lik = plan.likelihood
         obs = lik.obs
         rule = rule_of(plan)
+        marginal = lik.marginal
+        if marginal is not None and marginal.kind == "beta":  # the levels, in order
+            return Cells(rule=rule, row=marginal.first, y=marginal.totals,
+                         counts=marginal.counts, trials=marginal.trials,
+                         log_exposure=None, level_of=marginal.ident)
         poisson = rule == "poisson sum"
         key = [plan.fixed.X[obs]] if plan.fixed.k else []
         for g in plan.groups:
@@ -139,6 +151,12 @@ class Collapse:
             return Decision(SUBJECT, "not applied", why, applied=False)
         cells = self.cells(plan)
         n = plan.likelihood.n_obs
+        if cells.level_of:
+            name = plan.likelihood.marginal.name
+            return Decision(SUBJECT, f"a fitted row for each level of {name}",
+                            f"{n} rows in {cells.n} levels of {name}, the linear predictor "
+                            "constant within each, as the beta-binomial needs: it is "
+                            "computed for the levels, O(levels x columns), not for the rows")
         what = f"{n} rows in {cells.n} cells of identical linear predictor"
         if cells.n > MAX_CELL_SHARE * n:
             return Decision(SUBJECT, "not applied", f"{what}: too few rows per cell to pay",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..information import LevelInformation, level_information
+from ..information import LevelInformation, information_table, level_information
 from .base import Decision, once
 
 if TYPE_CHECKING:
@@ -86,30 +86,30 @@ class Parameterize:
             label = {0.0: "non-centered", 1.0: "centered"}.get(c, f"partially centered, c = {c:g}")
             return Choice(c, None, label, f"parameterization{where}={c:g} requested")
         info = level_information(spec, group)
-        numbers = "; ".join(i.describe() for i in info)
         weights = [i.weights for i in info]
         if all(w.min() >= CENTER_ABOVE for w in weights):
-            return Choice(1.0, None, "centered", f'"auto": every level is well informed, '
-                          f"{numbers}", info)
+            return Choice(1.0, None, "centered", '"auto": every level is well informed', info)
         if all(w.max() <= NONCENTER_BELOW for w in weights):
-            return Choice(0.0, None, "non-centered", f'"auto": every level is weakly '
-                          f"informed, {numbers}", info)
+            return Choice(0.0, None, "non-centered", '"auto": every level is weakly informed',
+                          info)
         if group.k == 1:
             return Choice(float(np.mean(weights[0])), weights[0], "partially centered per level",
-                          f'"auto": levels differ, each centered by its weight, {numbers}', info)
+                          '"auto": levels differ, each centered by its weight', info)
         median = min(float(np.median(w)) for w in weights)
         if median >= 0.5:
-            return Choice(1.0, None, "centered", f'"auto": the median level is well informed, '
-                          f"{numbers}", info)
-        return Choice(0.0, None, "non-centered", f'"auto": the median level is weakly '
-                      f"informed, {numbers}", info)
+            return Choice(1.0, None, "centered", '"auto": the median level is well informed',
+                          info)
+        return Choice(0.0, None, "non-centered", '"auto": the median level is weakly informed',
+                      info)
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         if any(g.marginalized for g in plan.groups if g.term_name == self.term):
             return Decision(f"parameterization of {self.term}", "none",
                             "its level effects are integrated out", applied=False)
         choice = self.choose(spec)
-        return Decision(f"parameterization of {self.term}", choice.label, choice.reason)
+        table = information_table(choice.information) if choice.information else ()
+        return Decision(f"parameterization of {self.term}", choice.label, choice.reason,
+                        table=table)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         choice = self.choose(spec)

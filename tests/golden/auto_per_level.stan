@@ -13,7 +13,9 @@
 //   sigma ~ student_t(3, 0, 2.64)
 // decisions:
 //   marginalization: not applied; rewrites='none' requested
-//   parameterization of g: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.391, data precision per level 3.63 to 54.5, weights 0.36 to 0.89
+//   parameterization of g: partially centered per level; "auto": levels differ, each centered by its weight
+//       effect     tau ~  data precision per level  weights
+//       Intercept  0.391  3.63 to 54.5              0.36 to 0.89
 //   Intercept: taken over by g; g is partially centered
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; rewrites='none' requested

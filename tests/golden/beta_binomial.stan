@@ -13,9 +13,9 @@
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
-//   collapse: not applied; the likelihood is already rewritten (marginal)
+//   collapse: a fitted row for each level of g; 60 rows in 5 levels of g, the linear predictor constant within each, as the beta-binomial needs: it is computed for the levels, O(levels x columns), not for the rows
 //   joint statistics: not applied; the binomial family has no sufficient statistics
-//   glm: not used; the likelihood is rewritten (marginal), not one term per row
+//   glm: not used; the likelihood is rewritten (cells), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
@@ -42,6 +42,13 @@ functions {
     return sum(lgamma(low + n) - lgamma(low) - n .* log(low))
            + rising_series(fmax(k, c), n) - rising_series(c, n);
   }
+  // The same with one k for every j.
+  real sum_log_rising_ratio(real k, vector n) {
+    vector[rows(n)] c = 1000 * n + 1; // where the series takes over
+    vector[rows(n)] low = fmin(k, c);
+    return sum(lgamma(low + n) - lgamma(low) - n .* log(low))
+           + rising_series(fmax(k, c), n) - rising_series(c, n);
+  }
 }
 data {
   int<lower=1> N; // rows
@@ -63,6 +70,15 @@ data {
   array[N_new] int<lower=0> trials_new; // trials of each new row
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
+transformed data {
+  // the beta-binomial reads each level's linear predictor (constant within the level)
+  // at one of its fitted rows, and the level's totals
+  int N_cell = N_g; // cells: the levels of g
+  array[N_cell] int cell = first_g; // the fitted row standing for each
+  vector[N_g] hit_g = to_vector(Y_g); // successes of each level
+  vector[N_g] miss_g = to_vector(T_g) - hit_g; // failures of each level
+  vector[N_g] T_g_vec = to_vector(T_g); // trials of each level
+}
 parameters {
   real Intercept; // intercept
   real<lower=0> sd_g; // sd of the effects of g
@@ -71,35 +87,32 @@ model {
   Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
   sd_g ~ student_t(3, 0, prior_scale_sd_g);
   if (!prior_only) {
-    vector[N] eta = rep_vector(Intercept, N); // linear predictor
+    // the linear predictor at a fitted row of each level of g, constant within each
+    vector[N_cell] eta = rep_vector(Intercept, N_cell); // linear predictor
     // the effects of g integrated out: each level has one probability
     // p ~ beta(mu k, (1 - mu) k), mu = inv_logit(eta) of its rows, k = 1 / sd_g^2, so
     // its successes are beta-binomial: the binomial at mu, and what the spread of p adds,
     // which goes to 0 as sd_g -> 0 (written so that nothing cancels there)
-    vector[N_g] lin_g = eta[first_g]; // linear predictor of each level
     real k_g = inv_square(sd_g); // concentration of the level probabilities
-    vector[N_g] a_g = inv_logit(lin_g) * k_g; // p ~ beta(a, b) per level
-    vector[N_g] b_g = inv_logit(-lin_g) * k_g; // per level
-    vector[N_g] hit_g = to_vector(Y_g); // successes of each level
-    vector[N_g] miss_g = to_vector(T_g) - hit_g; // failures
-    target += dot_product(hit_g, log_inv_logit(lin_g));
-    target += dot_product(miss_g, log1m_inv_logit(lin_g));
+    vector[N_g] a_g = inv_logit(eta) * k_g; // p ~ beta(a, b) per level
+    vector[N_g] b_g = inv_logit(-eta) * k_g; // per level
+    target += dot_product(hit_g, log_inv_logit(eta));
+    target += dot_product(miss_g, log1m_inv_logit(eta));
     target += sum_log_rising_ratio(a_g, hit_g);
     target += sum_log_rising_ratio(b_g, miss_g);
-    target += -sum_log_rising_ratio(rep_vector(k_g, N_g), to_vector(T_g));
+    target += -sum_log_rising_ratio(k_g, T_g_vec);
   }
 }
 generated quantities {
   vector[N_g] r_g; // logit of each level's probability less the rest, drawn given it
   {
-    vector[N] eta = rep_vector(Intercept, N); // linear predictor
-    vector[N_g] mu_g = inv_logit(eta[first_g]); // mean probability of each level
+    // the linear predictor at a fitted row of each level, constant within each
+    vector[N_cell] eta = rep_vector(Intercept, N_cell); // linear predictor
+    vector[N_g] mu_g = inv_logit(eta); // mean probability of each level
     real k_g = inv_square(sd_g); // concentration of the level probabilities
-    vector[N_g] hit_g = (1 - prior_only) * to_vector(Y_g); // successes of each level
-    vector[N_g] miss_g = (1 - prior_only) * to_vector(T_g) - hit_g; // failures
-    vector[N_g] a_g = mu_g * k_g + hit_g; // per level
-    vector[N_g] b_g = (1 - mu_g) * k_g + miss_g; // per level
-    r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta[first_g];
+    vector[N_g] a_g = mu_g * k_g + (1 - prior_only) * hit_g; // per level
+    vector[N_g] b_g = (1 - mu_g) * k_g + (1 - prior_only) * miss_g; // per level
+    r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta;
   }
   vector[N_g] coef_g = Intercept + r_g; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row

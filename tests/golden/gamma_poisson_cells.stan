@@ -40,17 +40,18 @@ functions {
   // derivative in k_j is a difference of digammas, which loses every digit once k_j is
   // far above n_j (sd -> 0), so above c_j = 1000 n_j + 1 the series takes over, shifted
   // to meet the direct form at c_j; fmin and fmax choose, with no branch on k.
-  real sum_log_rising_ratio(vector k, vector n) {
+  real sum_log_rising_ratio(real k, vector n) {
     vector[rows(n)] c = 1000 * n + 1; // where the series takes over
     vector[rows(n)] low = fmin(k, c);
     return sum(lgamma(low + n) - lgamma(low) - n .* log(low))
            + rising_series(fmax(k, c), n) - rising_series(c, n);
   }
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
-  vector level_sums(vector v, array[] int rows, array[] int start) {
+  // It is a sparse matrix times v; w, the matrix's values, holds a 1 per row (data).
+  vector level_sums(vector v, vector w, array[] int rows, array[] int start) {
     int m = size(start) - 1;
     int n = size(rows);
-    return csr_matrix_times_vector(m, n, rep_vector(1, n), rows, start, v);
+    return csr_matrix_times_vector(m, n, w, rows, start, v);
   }
 }
 data {
@@ -84,6 +85,9 @@ data {
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
+  vector[N_cell] y_cell_vec = to_vector(y_cell); // the outcome of each cell, as a vector
+  vector[N_h] Y_h_vec = to_vector(Y_h); // the outcome summed over each level, as a vector
+  vector[N_cell] ones_h = rep_vector(1, N_cell); // a 1 per row: the values of level_sums' sparse matrix
   vector[K] means_X; // column means of X over the observed rows
   matrix[N, K] Xc; // X with centered columns
   for (k in 1 : K) {
@@ -109,10 +113,10 @@ model {
     // only its total count Y and the sum mu of its cells' rates times their exposures
     vector[N_cell] rate_cell = exp(eta + log_exposure_cell); // rate times exposure, per cell
     real shape_h = inv_square(sd_h); // of the level multipliers
-    vector[N_h] mu_h = level_sums(rate_cell, rows_h, start_h); // per level
-    target += dot_product(to_vector(y_cell), eta);
-    target += sum_log_rising_ratio(rep_vector(shape_h, N_h), to_vector(Y_h));
-    target += -dot_product(shape_h + to_vector(Y_h), log1p(mu_h / shape_h));
+    vector[N_h] mu_h = level_sums(rate_cell, ones_h, rows_h, start_h); // per level
+    target += dot_product(y_cell_vec, eta);
+    target += sum_log_rising_ratio(shape_h, Y_h_vec);
+    target += -dot_product(shape_h + Y_h_vec, log1p(mu_h / shape_h));
   }
 }
 generated quantities {
@@ -128,7 +132,7 @@ generated quantities {
         mu_h[J_h[i]] += exp(eta[i]);
       }
     }
-    vector[N_h] a_h = shape_h + (1 - prior_only) * to_vector(Y_h); // per level
+    vector[N_h] a_h = shape_h + (1 - prior_only) * Y_h_vec; // per level
     r_h = log(to_vector(gamma_rng(a_h, shape_h + mu_h)));
   }
   vector[N_h] coef_h = b_Intercept + r_h; // coefficient of each level at x = 0

@@ -39,17 +39,18 @@ functions {
   // derivative in k_j is a difference of digammas, which loses every digit once k_j is
   // far above n_j (sd -> 0), so above c_j = 1000 n_j + 1 the series takes over, shifted
   // to meet the direct form at c_j; fmin and fmax choose, with no branch on k.
-  real sum_log_rising_ratio(vector k, vector n) {
+  real sum_log_rising_ratio(real k, vector n) {
     vector[rows(n)] c = 1000 * n + 1; // where the series takes over
     vector[rows(n)] low = fmin(k, c);
     return sum(lgamma(low + n) - lgamma(low) - n .* log(low))
            + rising_series(fmax(k, c), n) - rising_series(c, n);
   }
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
-  vector level_sums(vector v, array[] int rows, array[] int start) {
+  // It is a sparse matrix times v; w, the matrix's values, holds a 1 per row (data).
+  vector level_sums(vector v, vector w, array[] int rows, array[] int start) {
     int m = size(start) - 1;
     int n = size(rows);
-    return csr_matrix_times_vector(m, n, rep_vector(1, n), rows, start, v);
+    return csr_matrix_times_vector(m, n, w, rows, start, v);
   }
 }
 data {
@@ -78,6 +79,9 @@ data {
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
+  vector[N] y_vec = to_vector(y); // the outcome, as a vector
+  vector[N_g] Y_g_vec = to_vector(Y_g); // the outcome summed over each level, as a vector
+  vector[N] ones_g = rep_vector(1, N); // a 1 per row: the values of level_sums' sparse matrix
   vector[K] means_X; // column means of X over the observed rows
   matrix[N, K] Xc; // X with centered columns
   for (k in 1 : K) {
@@ -102,10 +106,10 @@ model {
     // only its total count Y and the sum mu of its rates exp(eta); the terms are arranged
     // so that none grows with shape = 1 / sd_g^2 (no cancellation as sd_g -> 0)
     real shape_g = inv_square(sd_g); // of the level multipliers
-    vector[N_g] mu_g = level_sums(exp(eta), rows_g, start_g); // per level
-    target += dot_product(to_vector(y), eta);
-    target += sum_log_rising_ratio(rep_vector(shape_g, N_g), to_vector(Y_g));
-    target += -dot_product(shape_g + to_vector(Y_g), log1p(mu_g / shape_g));
+    vector[N_g] mu_g = level_sums(exp(eta), ones_g, rows_g, start_g); // per level
+    target += dot_product(y_vec, eta);
+    target += sum_log_rising_ratio(shape_g, Y_g_vec);
+    target += -dot_product(shape_g + Y_g_vec, log1p(mu_g / shape_g));
   }
 }
 generated quantities {
@@ -121,7 +125,7 @@ generated quantities {
         mu_g[J_g[i]] += exp(eta[i]);
       }
     }
-    vector[N_g] a_g = shape_g + (1 - prior_only) * to_vector(Y_g); // per level
+    vector[N_g] a_g = shape_g + (1 - prior_only) * Y_g_vec; // per level
     r_g = log(to_vector(gamma_rng(a_g, shape_g + mu_g)));
   }
   vector[N_g] coef_g = b_Intercept + r_g; // coefficient of each level at x = 0

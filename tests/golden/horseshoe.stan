@@ -9,6 +9,7 @@
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.511, 2.6)
 //   b ~ regularized horseshoe(df=1, scale_global=0.1, df_slab=4, scale_slab=2), on standardized columns
+//     its global scale is scale_global times sigma (hs_global ~ student_t(1, 0, 0.1 * sigma)), as in brms
 //   sd_g ~ student_t(3, 0, 2.6)
 //   sigma ~ student_t(3, 0, 2.6)
 // decisions:
@@ -77,6 +78,7 @@ transformed parameters {
   vector[K] b; // coefficients of the columns of X
   {
     vector[K] hs_scale = hs_global * hs_local; // shrinkage of each column
+    // the slab's variance c^2 is scale_slab^2 (4) times hs_slab
     hs_scale ./= sqrt(1 + square(hs_scale) / (4 * hs_slab));
     b = hs_z .* hs_scale ./ sds_X;
   }
@@ -96,9 +98,7 @@ model {
     // is ss_rss plus |R (theta - bhat)|^2 for each level
     matrix[N_g, ss_cols] ss_theta; // coefficients of each level: Intercept, x, z, pos
     ss_theta[ : , 1] = Intercept + r_g;
-    ss_theta[ : , 2] = rep_vector(b[1], N_g);
-    ss_theta[ : , 3] = rep_vector(b[2], N_g);
-    ss_theta[ : , 4] = rep_vector(b[3], N_g);
+    ss_theta[ : , 2 : 4] = rep_vector(1, N_g) * b[1 : 3]';
     matrix[N_g, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_g * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,

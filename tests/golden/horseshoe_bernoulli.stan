@@ -53,6 +53,7 @@ transformed parameters {
   vector[K] b; // coefficients of the columns of X
   {
     vector[K] hs_scale = hs_global * hs_local; // shrinkage of each column
+    // the slab's variance c^2 is scale_slab^2 (4) times hs_slab
     hs_scale ./= sqrt(1 + square(hs_scale) / (4 * hs_slab));
     b = hs_z .* hs_scale ./ sds_X;
   }

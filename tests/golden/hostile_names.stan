@@ -26,6 +26,7 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
+//   for is written for_ in the program, a Stan identifier
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y
@@ -86,9 +87,7 @@ model {
     // is ss_rss plus |R (theta - bhat)|^2 for each level
     matrix[N_for_, ss_cols] ss_theta; // coefficients of each level: Intercept, x; target += 1e9, ñame, 1x
     ss_theta[ : , 1] = Intercept + r_for_;
-    ss_theta[ : , 2] = rep_vector(b[1], N_for_);
-    ss_theta[ : , 3] = rep_vector(b[2], N_for_);
-    ss_theta[ : , 4] = rep_vector(b[3], N_for_);
+    ss_theta[ : , 2 : 4] = rep_vector(1, N_for_) * b[1 : 3]';
     matrix[N_for_, ss_cols] ss_dev = ss_theta - ss_bhat; // from least squares
     int ss_m = N_for_ * ss_cols; // rows of the sparse factor
     vector[ss_m] ss_Rdev = csr_matrix_times_vector(ss_m, ss_m, ss_w, ss_v,

@@ -20,7 +20,10 @@
 // decisions:
 //   marginalization: effects of g integrated out; gaussian rows with a group intercept: exact normal-normal marginalization; the level effects are drawn back in generated quantities
 //   parameterization of g: none; its level effects are integrated out
-//   parameterization of h: non-centered; "auto": the median level is weakly informed, Intercept: tau ~ 0.224, data precision per level 13.5 to 16.9, weights 0.40 to 0.46; x: tau ~ 0.178, data precision per level 7.08 to 17.2, weights 0.18 to 0.35
+//   parameterization of h: non-centered; "auto": the median level is weakly informed
+//       effect     tau ~  data precision per level  weights
+//       Intercept  0.224  13.5 to 16.9              0.40 to 0.46
+//       x          0.178  7.08 to 17.2              0.18 to 0.35
 //   sd of g: log scale; rewrites=['marginalize', 'joint_statistics'] requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect
@@ -47,7 +50,6 @@ data {
   vector<lower=0>[N_g] n_g; // fitted rows of each level
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
-  matrix[N, 2] Z_h; // covariates of the effects: Intercept, x
   // sufficient statistics of the observed rows over every coefficient at once: blocks
   // of rows whose sums of squares are |R phi - q|^2 for any coefficients phi
   int<lower=1> js_P; // coefficients in phi
@@ -83,6 +85,7 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
+  matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
 }

@@ -43,7 +43,6 @@ data {
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
-  vector[N] Z_h; // covariate of the varying effect: z
   // sufficient statistics of the observed rows over every coefficient at once: blocks
   // of rows whose sums of squares are |R phi - q|^2 for any coefficients phi
   int<lower=1> js_P; // coefficients in phi
@@ -78,6 +77,7 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   matrix[N, 1] Xc_free = Xc[ : , {1}]; // columns no group term took over
+  vector[N] Z_h = X[ : , 2]; // covariate of the varying effect, X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors

@@ -21,7 +21,10 @@
 // decisions:
 //   marginalization: effects of g integrated out; gaussian rows with a group intercept: exact normal-normal marginalization; the level effects are drawn back in generated quantities
 //   parameterization of g: none; its level effects are integrated out
-//   parameterization of h: non-centered; "auto": the median level is weakly informed, Intercept: tau ~ 0, data precision per level 8.88 to 11.1, weights 0.00 to 0.00; x: tau ~ 0.731, data precision per level 4.66 to 11.3, weights 0.71 to 0.86
+//   parameterization of h: non-centered; "auto": the median level is weakly informed
+//       effect     tau ~  data precision per level  weights
+//       Intercept  0      8.88 to 11.1              0.00 to 0.00
+//       x          0.731  4.66 to 11.3              0.71 to 0.86
 //   sd of g: log scale; rewrites=['marginalize', 'joint_statistics'] requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect

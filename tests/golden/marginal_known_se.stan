@@ -15,7 +15,9 @@
 // decisions:
 //   marginalization: effects of g integrated out; gaussian rows with a group intercept: exact normal-normal marginalization; the level effects are drawn back in generated quantities; one factor at most, so h keep their effects
 //   parameterization of g: none; its level effects are integrated out
-//   parameterization of h: partially centered per level; "auto": levels differ, each centered by its weight, Intercept: tau ~ 0.123, data precision per level 5.5 to 11, weights 0.08 to 0.14
+//   parameterization of h: partially centered per level; "auto": levels differ, each centered by its weight
+//       effect     tau ~  data precision per level  weights
+//       Intercept  0.123  5.5 to 11                 0.08 to 0.14
 //   sd of g: folded, sd_g = |sd_g_signed|; Cochran's Q = 3.48 on 4 df: p = 0.48, sd = 0 is plausible; the likelihood depends on it through its square alone
 //   Intercept: taken over by h; h is partially centered
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
@@ -30,10 +32,11 @@
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
-  vector level_sums(vector v, array[] int rows, array[] int start) {
+  // It is a sparse matrix times v; w, the matrix's values, holds a 1 per row (data).
+  vector level_sums(vector v, vector w, array[] int rows, array[] int start) {
     int m = size(start) - 1;
     int n = size(rows);
-    return csr_matrix_times_vector(m, n, rep_vector(1, n), rows, start, v);
+    return csr_matrix_times_vector(m, n, w, rows, start, v);
   }
 }
 data {
@@ -68,6 +71,8 @@ data {
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
+  vector[N] inv_var = inv_square(se); // 1 / se^2 of each fitted row
+  vector[N] ones_g = rep_vector(1, N); // a 1 per row: the values of level_sums' sparse matrix
   vector[K] means_X; // column means of X over the observed rows
   matrix[N, K] Xc; // X with centered columns
   for (k in 1 : K) {
@@ -99,8 +104,8 @@ model {
     // normal around eta, with sd_g^2 added to every entry of their covariance;
     // by the matrix determinant lemma only per-level sums are needed
     vector[N] resid = y - eta; // residuals before the effects of g
-    vector[N] scaled = resid ./ square(se); // residuals over their variances
-    vector[N_g] sum_g = level_sums(scaled, rows_g, start_g); // per level
+    vector[N] scaled = resid .* inv_var; // residuals over their variances
+    vector[N_g] sum_g = level_sums(scaled, ones_g, rows_g, start_g); // per level
     vector[N_g] v_g = 1 + square(sd_g) * W_g; // per level
     vector[N_g] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
     target += -0.5 * (sum(log(v_g)) + dot_product(resid, scaled));

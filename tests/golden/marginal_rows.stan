@@ -36,10 +36,11 @@
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The sum of v over each level's rows: level j's are rows[start[j] : start[j + 1] - 1].
-  vector level_sums(vector v, array[] int rows, array[] int start) {
+  // It is a sparse matrix times v; w, the matrix's values, holds a 1 per row (data).
+  vector level_sums(vector v, vector w, array[] int rows, array[] int start) {
     int m = size(start) - 1;
     int n = size(rows);
-    return csr_matrix_times_vector(m, n, rep_vector(1, n), rows, start, v);
+    return csr_matrix_times_vector(m, n, w, rows, start, v);
   }
 }
 data {
@@ -56,7 +57,6 @@ data {
   vector<lower=0>[N_g] n_g; // fitted rows of each level
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
-  matrix[N, 2] Z_h; // covariates of the effects: Intercept, x
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
@@ -75,6 +75,7 @@ data {
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
+  vector[N_obs] ones_g = rep_vector(1, N_obs); // a 1 per row: the values of level_sums' sparse matrix
   vector[K] means_X; // column means of X over the observed rows
   matrix[N_obs, K] Xc; // X, observed rows, with centered columns
   for (k in 1 : K) {
@@ -82,6 +83,7 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
+  matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
 }
@@ -114,7 +116,7 @@ model {
     // normal around eta, with sd_g^2 added to every entry of their covariance;
     // by the matrix determinant lemma only per-level sums are needed
     vector[N_obs] resid = y - eta; // residuals before the effects of g
-    vector[N_g] sum_g = level_sums(resid, rows_g, start_g); // per level
+    vector[N_g] sum_g = level_sums(resid, ones_g, rows_g, start_g); // per level
     vector[N_g] v_g = square(sigma) + n_g * square(sd_g); // per level
     vector[N_g] m_g = square(sd_g) * sum_g ./ v_g; // posterior means
     target += -(N_obs - N_g) * log(sigma) - 0.5 * sum(log(v_g));

@@ -41,8 +41,6 @@ data {
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   vector<lower=0>[N_g] n_g; // fitted rows of each level
   int<lower=1> N_g_x; // levels of g
-  array[N] int<lower=1, upper=N_g_x> J_g_x; // level of each row
-  vector[N] Z_g_x; // covariate of the varying effect: x
   // sufficient statistics of the observed rows, per level of g
   int<lower=1> ss_cols; // columns of each level's design: Intercept, x
   matrix[N_g, ss_cols] ss_bhat; // least-squares coefficients of each level
@@ -79,6 +77,8 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  array[N] int J_g_x = J_g; // level of each row: g again
+  vector[N] Z_g_x = X[ : , 1]; // covariate of the varying effect, X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors

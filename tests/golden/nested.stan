@@ -24,6 +24,7 @@
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
+//   a:b is written a_b in the program, a Stan identifier
 data {
   int<lower=1> N; // rows
   vector[N] y; // outcome: y

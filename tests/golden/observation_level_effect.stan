@@ -9,7 +9,7 @@
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, 0.588, 2.5)
 //   b_x ~ normal(0, 2.81)
-//   sd_obs_2 ~ student_t(3, 0, 2.5)
+//   sd_obs_f ~ student_t(3, 0, 2.5)
 // decisions:
 //   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
 //   parameterization of obs: non-centered; parameterization="noncentered" requested
@@ -23,25 +23,25 @@
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
-//   obs is written obs_2 in the program, clear of the names the program itself uses
+//   obs is written obs_f in the program, clear of the names the program itself uses
 data {
   int<lower=1> N; // rows
   array[N] int<lower=0> y; // outcome: yc
   int<lower=1> K; // fixed-effect columns
   vector<lower=0>[K] scale_b; // unit each coefficient is sampled in: its approximate posterior sd
   matrix[N, K] X; // fixed-effect columns: x
-  int<lower=1> N_obs_2; // levels of obs
-  array[N] int<lower=1, upper=N_obs_2> J_obs_2; // level of each row
+  int<lower=1> N_obs_f; // levels of obs
+  array[N] int<lower=1, upper=N_obs_f> J_obs_f; // level of each row
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
-  real<lower=0> prior_scale_sd_obs_2; // scale of sd_obs_2's prior, from the data
+  real<lower=0> prior_scale_sd_obs_f; // scale of sd_obs_f's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
   matrix[N_new, K] X_new; // their fixed-effect columns
-  int<lower=0> N_obs_2_new; // levels of obs the fit has not seen
-  array[N_new] int<lower=1, upper=N_obs_2 + N_obs_2_new> J_obs_2_new; // level of each new row
+  int<lower=0> N_obs_f_new; // levels of obs the fit has not seen
+  array[N_new] int<lower=1, upper=N_obs_f + N_obs_f_new> J_obs_f_new; // level of each new row
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
@@ -55,30 +55,30 @@ transformed data {
 parameters {
   real Intercept; // intercept at the means of the predictors
   vector<multiplier=scale_b>[K] b; // coefficients of the columns of X
-  real<lower=0> sd_obs_2; // sd of the effects of obs
-  vector[N_obs_2] z_obs_2; // effect of each level, standardized
+  real<lower=0> sd_obs_f; // sd of the effects of obs
+  vector[N_obs_f] z_obs_f; // effect of each level, standardized
 }
 transformed parameters {
-  vector[N_obs_2] r_obs_2 = sd_obs_2 * z_obs_2; // effect of each level
+  vector[N_obs_f] r_obs_f = sd_obs_f * z_obs_f; // effect of each level
 }
 model {
   Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
   b ~ normal(0, prior_scale_b);
-  sd_obs_2 ~ student_t(3, 0, prior_scale_sd_obs_2);
-  z_obs_2 ~ std_normal();
+  sd_obs_f ~ student_t(3, 0, prior_scale_sd_obs_f);
+  z_obs_f ~ std_normal();
   if (!prior_only) {
-    vector[N] eta = Intercept + r_obs_2[J_obs_2]; // linear predictor less X * b
+    vector[N] eta = Intercept + r_obs_f[J_obs_f]; // linear predictor less X * b
     y ~ poisson_log_glm(Xc, eta, b);
   }
 }
 generated quantities {
   real b_Intercept = Intercept - dot_product(means_X, b); // intercept at x = 0
-  vector[N_obs_2] coef_obs_2 = b_Intercept + r_obs_2; // coefficient of each level at x = 0
+  vector[N_obs_f] coef_obs_f = b_Intercept + r_obs_f; // coefficient of each level at x = 0
   vector[N] log_lik; // log likelihood of each observed row
   array[N] int y_rep; // posterior predictive draw of each row
   {
     vector[N] eta = Intercept + Xc * b; // linear predictor
-    eta += r_obs_2[J_obs_2];
+    eta += r_obs_f[J_obs_f];
     for (i in 1 : N) {
       log_lik[i] = poisson_log_lpmf(y[i] | eta[i]);
     }
@@ -88,15 +88,15 @@ generated quantities {
   vector[N_new] mu_new; // expected outcome of each new row
   array[N_new] int y_new; // predictive draw of each new row
   {
-    vector[N_obs_2_new] r_obs_2_new = rep_vector(0, N_obs_2_new); // new levels' effects
+    vector[N_obs_f_new] r_obs_f_new = rep_vector(0, N_obs_f_new); // new levels' effects
     // Stan 2.39: normal_rng of no means and a scalar sd crashes
-    if (new_levels_sampled && N_obs_2_new > 0) {
-      r_obs_2_new = to_vector(normal_rng(r_obs_2_new, sd_obs_2));
+    if (new_levels_sampled && N_obs_f_new > 0) {
+      r_obs_f_new = to_vector(normal_rng(r_obs_f_new, sd_obs_f));
     }
-    vector[N_obs_2 + N_obs_2_new] r_obs_2_all; // the fitted levels' effects, then the new ones'
-    r_obs_2_all = append_row(r_obs_2, r_obs_2_new);
+    vector[N_obs_f + N_obs_f_new] r_obs_f_all; // the fitted levels' effects, then the new ones'
+    r_obs_f_all = append_row(r_obs_f, r_obs_f_new);
     vector[N_new] eta = b_Intercept + X_new * b; // linear predictor
-    eta += r_obs_2_all[J_obs_2_new];
+    eta += r_obs_f_all[J_obs_f_new];
     eta_new = eta;
     mu_new = exp(eta);
     // Stan 2.39: an rng of no values and a scalar argument crashes

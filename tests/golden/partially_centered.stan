@@ -39,7 +39,6 @@ data {
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
-  vector[N] Z_h; // covariate of the varying effect: x
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
@@ -64,6 +63,7 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  vector[N] Z_h = X[ : , 1]; // covariate of the varying effect, X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors

@@ -36,7 +36,6 @@ data {
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  vector[N] Z_g; // covariate of the varying effect: x
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   vector[N] Z_h; // covariate of the varying effect: z
@@ -65,6 +64,7 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  vector[N] Z_g = X[ : , 1]; // covariate of the varying effect, X's column
 }
 parameters {
   real Intercept; // intercept at the means of the predictors

@@ -64,7 +64,6 @@ data {
   matrix[N, K] X; // fixed-effect columns: x, z
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
@@ -88,6 +87,7 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   matrix[N_obs, 1] Xc_free = Xc[ : , {2}]; // columns no group term took over
+  matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
 }

@@ -66,7 +66,6 @@ data {
   matrix[N, K] X; // fixed-effect columns: x, z
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
   real prior_location_Intercept; // location of Intercept's prior, from the data
@@ -94,6 +93,7 @@ transformed data {
     means_X[k] = mean(X[obs, k]);
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
+  matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows

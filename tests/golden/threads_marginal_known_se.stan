@@ -37,7 +37,7 @@ functions {
                             int start,
                             int end,
                             vector y,
-                            vector se_obs,
+                            vector inv_var,
                             matrix Xc,
                             array[] int J_h_obs,
                             array[] int start_g,
@@ -52,7 +52,7 @@ functions {
     vector[n_rows] eta = Xc[first : last] * b;
     eta += centered_h[J_h_obs[first : last]];
     vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
-    vector[n_rows] scaled = resid ./ square(se_obs[first : last]); // over their variances
+    vector[n_rows] scaled = resid .* inv_var[first : last]; // over their variances
     vector[n_levels] sum_g; // per level: the sum of its scaled residuals
     for (k in 1 : n_levels) {
       int at = start_g[start + k - 1] - first; // rows before level k's
@@ -101,6 +101,7 @@ data {
 transformed data {
   array[N_g] int level_index = linspaced_int_array(N_g, 1, N_g); // what reduce_sum slices
   vector[N_obs] se_obs = se[obs]; // standard errors of the observed rows
+  vector[N_obs] inv_var = inv_square(se_obs); // 1 / se^2 of each fitted row
   vector[K] means_X; // column means of X over the observed rows
   matrix[N_obs, K] Xc; // X, observed rows, with centered columns
   for (k in 1 : K) {
@@ -130,7 +131,7 @@ model {
     // the fitted rows' log likelihood with the effects of g integrated out,
     // slices of its levels summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,
-                         se_obs, Xc, J_h_obs, start_g, W_g, b, centered_h,
+                         inv_var, Xc, J_h_obs, start_g, W_g, b, centered_h,
                          sd_g);
   }
 }

@@ -88,7 +88,6 @@ data {
   vector<lower=0>[N_g] n_g; // fitted rows of each level
   int<lower=1> N_h; // levels of h
   array[N] int<lower=1, upper=N_h> J_h; // level of each row
-  matrix[N, 2] Z_h; // covariates of the effects: Intercept, x
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
   vector<lower=0>[K] prior_scale_b; // scale of b's prior, from the data
@@ -115,6 +114,7 @@ transformed data {
     Xc[ : , k] = X[obs, k] - means_X[k];
   }
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
+  matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
 }

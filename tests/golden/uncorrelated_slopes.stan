@@ -35,7 +35,6 @@ data {
   matrix[N, K] X; // fixed-effect columns: x
   int<lower=1> N_g; // levels of g
   array[N] int<lower=1, upper=N_g> J_g; // level of each row
-  matrix[N, 2] Z_g; // covariates of the effects: Intercept, x
   // sufficient statistics of the observed rows, per level of g
   int<lower=1> ss_cols; // columns of each level's design: Intercept, x
   matrix[N_g, ss_cols] ss_bhat; // least-squares coefficients of each level
@@ -67,6 +66,7 @@ transformed data {
     means_X[k] = mean(X[ : , k]);
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
+  matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
