@@ -373,3 +373,11 @@ def test_reviewed_defects_stay_fixed(eight_schools_df):
     assert "    vector[N] eta = X * b; // linear predictor\n" in no_intercept
     # 11: the header says which priors are half-distributions
     assert "on sd_* and sigma a prior\n// centered at 0 is a half-distribution." in corr
+
+
+def test_a_sliced_marginal_says_its_constants_are_dropped():
+    """The 2 pi terms are not in the slice's density, and its comment says so."""
+    code = (GOLDEN / "threads_marginal_missing.stan").read_text()
+    function = code.split("functions {")[1].split("data {")[0]
+    assert "constants dropped" in function and "constants kept" not in function
+    assert "pi()" not in function

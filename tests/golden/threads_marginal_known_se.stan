@@ -31,7 +31,7 @@
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
 functions {
   // The log likelihood of the fitted rows of levels start to end of g, whose
-  // effects are integrated out, constants kept: reduce_sum adds up such slices of
+  // effects are integrated out, constants dropped: reduce_sum adds up such slices of
   // the levels on several threads. The fitted rows are sorted by level (obs).
   real partial_log_lik_lpmf(array[] int slice,
                             int start,
