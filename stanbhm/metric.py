@@ -177,7 +177,7 @@ def _group(x: GroupPart, guesses: list[TermGuess | None], add) -> None:
         q = guesses[0]
         add(f"sd_{g}_signed", q.log_sd * q.tau2 if q is not None else 1.0)
     else:
-        add(f"sd_{g}", log_sd, x.k)
+        add(x.spread, 1.0 if x.concentration else log_sd, x.k)
     if x.k > 1 and x.correlated:
         add(f"L_{g}", 1.0, x.k * (x.k - 1) // 2)
     if x.marginalized:

@@ -484,10 +484,29 @@ class GroupPart(Part):
         return f"<{', '.join(parts)}>"
 
     @property
+    def concentration(self) -> bool:
+        """Whether the levels' spread is a beta concentration (the beta-binomial), not
+        an sd: larger means the level probabilities are closer together."""
+        return self.margin is not None and self.margin.kind == "beta"
+
+    @property
+    def spread(self) -> str:
+        """The parameter that says how far the levels spread: ``sd_<g>``, or for the
+        beta-binomial its concentration ``kappa_<g>``."""
+        return f"{'kappa' if self.concentration else 'sd'}_{self.ident}"
+
+    @property
+    def new_level_sd(self) -> str:
+        """The sd new levels' effects are drawn with: a beta concentration kappa
+        gives probabilities with the variance of a logit-normal of sd about
+        2 / sqrt(kappa + 1) at p = 1/2 (an approximation, said where it is used)."""
+        return f"2 / sqrt({self.spread} + 1)" if self.concentration else self.spread
+
+    @property
     def sd_prior(self) -> PriorStatement:
         if self.k == 1:
-            return prior_statement(f"sd_{self.ident}", self.sd_priors)
-        return prior_statement(f"sd_{self.ident}", self.sd_priors, self.effects)
+            return prior_statement(self.spread, self.sd_priors)
+        return prior_statement(self.spread, self.sd_priors, self.effects)
 
     @property
     def prior_statements(self) -> tuple[PriorStatement, ...]:
@@ -507,7 +526,7 @@ class GroupPart(Part):
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
                   f"Y_{ident}_vec", f"T_{ident}_vec",
-                  *prior_data_names((f"sd_{ident}",))]
+                  f"kappa_{ident}", *prior_data_names((f"sd_{ident}", f"kappa_{ident}"))]
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell"]
@@ -589,7 +608,7 @@ class GroupPart(Part):
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
         sd = (Output(f"sd_{g}_signed", internal=True), Output(f"sd_{g}")) if self.folded else (
-            Output(f"sd_{g}"),)
+            Output(self.spread),)
         if not self.drawn:  # integrated out and not drawn back: only the sd remains
             return sd
         if self.k == 1:
@@ -625,7 +644,7 @@ class GroupPart(Part):
     def prior_lines(self) -> tuple[str, ...]:
         g = self.ident
         if self.k == 1:
-            lines = [f"sd_{g} ~ {self.sd_priors[0]}"]
+            lines = [f"{self.spread} ~ {self.sd_priors[0]}"]
         else:
             lines = [f"sd_{g}[{e}] ~ {p}" for e, p in zip(self.effects, self.sd_priors,
                                                           strict=True)]

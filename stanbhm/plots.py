@@ -42,7 +42,7 @@ def trace(fit: Fit, var_names: list[str] | None = None) -> Figure:
     posterior = fit.to_arviz().posterior
     if var_names is None:
         wanted = ["Intercept", "b", "sigma", "phi", "nu", "shape"]
-        wanted += [f"sd_{p.ident}" for p in fit.model.plan.groups] if fit.model else []
+        wanted += [p.spread for p in fit.model.plan.groups] if fit.model else []
         var_names = [v for v in wanted if v in posterior]
     return _figure(az.plot_trace(fit.to_arviz(), var_names=var_names))
 

@@ -195,9 +195,10 @@ def _format(table: pd.DataFrame) -> str:
 def _group_rows(fit: Fitted, part: GroupPart) -> dict[str, xr.DataArray]:
     draws = fit.draws
     rows = {}
-    sd = draws[f"sd_{part.ident}"]
+    sd = draws[part.spread]
+    label = "kappa" if part.concentration else "sd"
     if part.k == 1:
-        rows[f"sd({part.effects[0]})"] = sd
+        rows[f"{label}({part.effects[0]})"] = sd
     else:
         for effect in part.effects:
             rows[f"sd({effect})"] = sd.sel({part.effect_dim: effect})

@@ -900,7 +900,13 @@ def test_beta_binomial_is_asked_for_by_name_and_needs_level_covariates() -> None
                      rewrites={"g": "beta_binomial"})
     assert decision(model, "marginalization").startswith(
         "marginalization: effects of g integrated out; 'beta_binomial' requested: each level "
-        "has one probability p ~ beta(mu k, (1 - mu) k)")
+        "has one probability p ~ beta(mu kappa, (1 - mu) kappa)")
+    assert "  kappa_g ~ gamma(2, 0.1);\n" in model.stan_code()
+    with pytest.raises(PlanError, match=r"prior 'sd_g' is for an sd, but rewrites asks for "
+                       r"g's effects to be beta-binomial, whose spread is the concentration "
+                       r"kappa_g \(default prior gamma\(2, 0.1\)\); drop that prior"):
+        sb.Model("y | trials(n) ~ x + (1 | g)", df, family="binomial",
+                 rewrites={"g": "beta_binomial"}, priors={"sd_g": "normal(0, 1)"})
     data = model.stan_data()
     assert list(data["Y_g"]) == list(df.groupby("g")["y"].sum())
     assert list(data["T_g"]) == list(df.groupby("g")["n"].sum())
@@ -922,11 +928,11 @@ def test_beta_binomial_is_asked_for_by_name_and_needs_level_covariates() -> None
 
 
 @pytest.mark.slow
-def test_beta_binomial_reaches_the_binomial_limit_as_sd_vanishes() -> None:
-    """At sd_g = 1e-9 (concentration 1e18) every level's probability is its mean, so the
-    log density and its gradient are the binomial's: Stan's beta_binomial lost its digits
-    there (its log density rose by 214 between sd_g = 2e-9 and 1e-13, and the gradient in
-    the intercept was 0.008 instead of 2.45), a trap for any chain that wandered down."""
+def test_beta_binomial_reaches_the_binomial_limit_as_kappa_grows() -> None:
+    """At concentration 1e18 every level's probability is its mean, so the log density
+    and its gradient are the binomial's: Stan's beta_binomial lost its digits there (its
+    log density rose by 214 between concentrations 2.5e17 and 1e26, and the gradient in
+    the intercept was 0.008 instead of 2.45), a trap for any chain that wandered up."""
     df = beta_binomial_data()
     model = sb.Model("y | trials(n) ~ x + (1 | g)", df, family="binomial",
                      rewrites={"g": "beta_binomial"},
@@ -943,19 +949,21 @@ def test_beta_binomial_reaches_the_binomial_limit_as_sd_vanishes() -> None:
         return lp, (y - n * p).sum() - c / 4, ((y - n * p) * xc).sum() - b / 4
 
     points = [(0.3, 0.8), (-0.4, 1.5)]
-    for sd in (1e-9, 1e-13):
-        lp = [log_density(model, {"Intercept": c, "b": [b], "sd_g": sd}, prior_only=False)
-              for c, b in points]
-        exact = [binomial(c, b)[0] for c, b in points]
-        assert abs((lp[1] - lp[0]) - (exact[1] - exact[0])) < 1e-6, sd
+    for kappa in (1e9, 1e18, 1e26):
+        if kappa < 1e10:  # above, gamma(2, 0.1)'s -0.1 kappa leaves no digits for a gap
+            lp = [log_density(model, {"Intercept": c, "b": [b], "kappa_g": kappa},
+                              prior_only=False) for c, b in points]
+            exact = [binomial(c, b)[0] for c, b in points]
+            assert abs((lp[1] - lp[0]) - (exact[1] - exact[0])) < 1e-6, kappa
         for c, b in points:
-            grad = gradient(model, {"Intercept": c, "b": [b], "sd_g": sd})
+            grad = gradient(model, {"Intercept": c, "b": [b], "kappa_g": kappa})
             _, dc, db = binomial(c, b)
             assert grad["Intercept"] == pytest.approx(dc, rel=1e-6, abs=1e-6)
             # b is sampled in units of its multiplier, scale_b
             assert grad["b.1"] == pytest.approx(db * model.stan_data()["scale_b"][0],
                                                 rel=1e-6, abs=1e-6)
-            assert abs(grad["sd_g"] - 1) < 1e-6, (sd, grad)
+            # in log kappa, Jacobian included: gamma(2, 0.1)'s 2 - 0.1 kappa alone
+            assert grad["kappa_g"] == pytest.approx(2 - 0.1 * kappa, rel=1e-6), grad
 
 
 @pytest.mark.slow
@@ -973,12 +981,12 @@ def test_beta_binomial_log_density_is_the_beta_binomial() -> None:
     gaps = []
     for _ in range(20):
         point = {"Intercept": rng.normal(0, 1), "b": [rng.normal(0, 1)],
-                 "sd_g": rng.uniform(0.1, 2.0)}
+                 "kappa_g": rng.uniform(0.25, 100.0)}
         mu = 1 / (1 + np.exp(-(point["Intercept"] + point["b"][0] * (xg - df["x"].mean()))))
-        k = 1 / point["sd_g"] ** 2
+        k = point["kappa_g"]
         expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
                     + stats.norm.logpdf(point["b"][0], 0, 2)
-                    + stats.norm.logpdf(point["sd_g"], 0, 1)
+                    + stats.gamma.logpdf(k, 2, scale=10)
                     + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
                                              (1 - mu) * k).sum())
         gaps.append(log_density(model, point, prior_only=False) - expected)
@@ -1027,7 +1035,7 @@ def test_beta_binomial_computes_the_linear_predictor_per_level() -> None:
             "    eta += r_region[J_region_cell];\n"
             "    eta += offs_cell;\n") in body
     assert "Xc * b" not in body and "to_vector(" not in body and "rep_vector(" not in body
-    assert "    target += -sum_log_rising_ratio(k_g, T_g_vec);\n" in body
+    assert "    target += -sum_log_rising_ratio(kappa_g, T_g_vec);\n" in body
     assert "    r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta;\n" in code
     data = model.stan_data()
     assert "N_cell" not in data and "cell" not in data and "y_cell" not in data
@@ -1054,16 +1062,16 @@ def test_beta_binomial_per_level_is_the_beta_binomial() -> None:
         z = rng.normal(size=3)
         point = {"Intercept": rng.normal(0, 1), "b": [rng.normal(0, 1)],
                  "sd_region": rng.uniform(0.1, 1.0), "z_region": z.tolist(),
-                 "sd_g": rng.uniform(0.1, 2.0)}
+                 "kappa_g": rng.uniform(0.25, 100.0)}
         eta = (point["Intercept"] + point["b"][0] * xc + point["sd_region"] * z[region]
                + first["o"].to_numpy())
         mu = 1 / (1 + np.exp(-eta))
-        k = 1 / point["sd_g"] ** 2
+        k = point["kappa_g"]
         expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
                     + stats.norm.logpdf(point["b"][0], 0, 2)
                     + stats.norm.logpdf(point["sd_region"], 0, 1)
                     + stats.norm.logpdf(z).sum()
-                    + stats.norm.logpdf(point["sd_g"], 0, 1)
+                    + stats.gamma.logpdf(k, 2, scale=10)
                     + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
                                              (1 - mu) * k).sum())
         gaps.append(log_density(model, point, prior_only=False) - expected)

@@ -22,10 +22,13 @@ gamma(a + Y_j, a + M_j).
 
 ``"beta_binomial"``, by name only for the same reason: bernoulli or binomial rows whose
 level j has one success probability p_j ~ beta(mu_j k, (1 - mu_j) k), mu_j =
-inv_logit(eta_j), k = 1 / sd^2, with eta_j the rest of the linear predictor, which must
-then be the same on all of the level's rows (covariates of the level, not of the rows).
-The level's successes Y_j in T_j trials are beta-binomial, exactly; p_j is drawn back
-from beta(mu_j k + Y_j, (1 - mu_j) k + T_j - Y_j), and r_g = logit(p_j) - eta_j.
+inv_logit(eta_j), with eta_j the rest of the linear predictor, which must then be the
+same on all of the level's rows (covariates of the level, not of the rows). The level's
+successes Y_j in T_j trials are beta-binomial, exactly; p_j is drawn back from
+beta(mu_j k + Y_j, (1 - mu_j) k + T_j - Y_j), and r_g = logit(p_j) - eta_j. The spread
+parameter is then the concentration k (``kappa_<g>``), not an sd, with its own default
+prior `CONCENTRATION_PRIOR`: at p = 1/2 a beta of concentration k has the variance of a
+logit-normal of sd about 2 / sqrt(k + 1).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy as np
 
 from ..errors import PlanError
 from ..parts import Marginal
+from ..priors import Prior
 from ..rewrites import term_choice
 from .base import Decision
 from .parameterization import choice_for
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 
 SUBJECT = "marginalization"
 #: The rewrite names that integrate a term out, and the conjugate pair each one uses.
+#: The beta-binomial's concentration: mean 20, mode 10, 0.5% of its mass below 1.
+CONCENTRATION_PRIOR = Prior("gamma", ("2", "0.1"))
 KINDS = {"marginalize": "normal", "gamma_poisson": "gamma", "beta_binomial": "beta",
          "laplace": "laplace"}
 #: Stan 2.39's embedded Laplace works on a dense covariance of the effects and factors a
@@ -163,9 +169,12 @@ class Marginalize:
                       "laplace_latent_rng draws them back")
         elif kind == "beta":
             reason = ("'beta_binomial' requested: each level has one probability p ~ "
-                      f"beta(mu k, (1 - mu) k), mu = inv_logit(eta), k = 1 / sd_{best}^2, "
-                      f"integrated out exactly; r_{best} = logit(p) - eta is drawn back in "
-                      "generated quantities")
+                      f"beta(mu kappa, (1 - mu) kappa), mu = inv_logit(eta), integrated out "
+                      f"exactly; r_{best} = logit(p) - eta is drawn back in generated "
+                      f"quantities; kappa_{best} is a concentration, not an sd (default "
+                      f"prior {CONCENTRATION_PRIOR}: mean 20, 0.5% below 1, where the "
+                      "level probabilities would pile up at 0 and 1); at p = 1/2 it gives "
+                      "the variance of a logit-normal of sd about 2 / sqrt(kappa + 1)")
         elif kind == "gamma":
             reason = ("'gamma_poisson' requested: each level multiplies the rate by "
                       f"u ~ gamma(1 / sd_{best}^2, 1 / sd_{best}^2) (mean 1), integrated out "
@@ -205,7 +214,16 @@ class Marginalize:
         marginal = Marginal(ident=group.ident, name=group.name, index=index, counts=counts,
                             precision=precision, kind=kind, totals=totals, trials=trials,
                             first=first)
-        groups = tuple(dataclasses.replace(g, margin=marginal) if g is group else g
+        changes: dict[str, Any] = {"margin": marginal}
+        if kind == "beta":
+            if ("sd", group.term_name) in spec.priors:  # the user's, for this term's sd
+                raise PlanError(
+                    f"prior 'sd_{group.term_name}' is for an sd, but rewrites asks for "
+                    f"{group.term_name}'s effects to be beta-binomial, whose spread is the "
+                    f"concentration kappa_{group.ident} (default prior "
+                    f"{CONCENTRATION_PRIOR}); drop that prior")
+            changes["sd_priors"] = (CONCENTRATION_PRIOR,)
+        groups = tuple(dataclasses.replace(g, **changes) if g is group else g
                        for g in plan.groups)
         likelihood = dataclasses.replace(lik, strategy="marginal", marginal=marginal)
         return dataclasses.replace(plan, groups=groups, likelihood=likelihood)

@@ -7,9 +7,9 @@
 // priors, each truncated to its parameter's bounds: on sd_* and sigma a prior
 // centered at 0 is a half-distribution.
 //   Intercept ~ student_t(3, -0.867, 2.5)
-//   sd_g ~ student_t(3, 0, 2.5)
+//   kappa_g ~ gamma(2, 0.1)
 // decisions:
-//   marginalization: effects of g integrated out; 'beta_binomial' requested: each level has one probability p ~ beta(mu k, (1 - mu) k), mu = inv_logit(eta), k = 1 / sd_g^2, integrated out exactly; r_g = logit(p) - eta is drawn back in generated quantities
+//   marginalization: effects of g integrated out; 'beta_binomial' requested: each level has one probability p ~ beta(mu kappa, (1 - mu) kappa), mu = inv_logit(eta), integrated out exactly; r_g = logit(p) - eta is drawn back in generated quantities; kappa_g is a concentration, not an sd (default prior gamma(2, 0.1): mean 20, 0.5% below 1, where the level probabilities would pile up at 0 and 1); at p = 1/2 it gives the variance of a logit-normal of sd about 2 / sqrt(kappa + 1)
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
@@ -61,7 +61,6 @@ data {
   array[N_g] int<lower=1, upper=N> first_g; // a fitted row of each level
   real prior_location_Intercept; // location of Intercept's prior, from the data
   real<lower=0> prior_scale_Intercept; // scale of Intercept's prior, from the data
-  real<lower=0> prior_scale_sd_g; // scale of sd_g's prior, from the data
   int<lower=0, upper=1> prior_only; // 1: sample the prior alone
   // new rows to predict from the fitted draws (none while fitting)
   int<lower=0> N_new; // new rows
@@ -81,26 +80,25 @@ transformed data {
 }
 parameters {
   real Intercept; // intercept
-  real<lower=0> sd_g; // sd of the effects of g
+  real<lower=0> kappa_g; // concentration of the level probabilities of g
 }
 model {
   Intercept ~ student_t(3, prior_location_Intercept, prior_scale_Intercept);
-  sd_g ~ student_t(3, 0, prior_scale_sd_g);
+  kappa_g ~ gamma(2, 0.1);
   if (!prior_only) {
     // the linear predictor at a fitted row of each level of g, constant within each
     vector[N_cell] eta = rep_vector(Intercept, N_cell); // linear predictor
     // the effects of g integrated out: each level has one probability
-    // p ~ beta(mu k, (1 - mu) k), mu = inv_logit(eta) of its rows, k = 1 / sd_g^2, so
-    // its successes are beta-binomial: the binomial at mu, and what the spread of p adds,
-    // which goes to 0 as sd_g -> 0 (written so that nothing cancels there)
-    real k_g = inv_square(sd_g); // concentration of the level probabilities
-    vector[N_g] a_g = inv_logit(eta) * k_g; // p ~ beta(a, b) per level
-    vector[N_g] b_g = inv_logit(-eta) * k_g; // per level
+    // p ~ beta(mu kappa, (1 - mu) kappa), mu = inv_logit(eta) of its rows, so its
+    // successes are beta-binomial: the binomial at mu, and what the spread of p adds,
+    // which goes to 0 as kappa_g grows (written so that nothing cancels there)
+    vector[N_g] a_g = inv_logit(eta) * kappa_g; // p ~ beta(a, b) per level
+    vector[N_g] b_g = inv_logit(-eta) * kappa_g; // per level
     target += dot_product(hit_g, log_inv_logit(eta));
     target += dot_product(miss_g, log1m_inv_logit(eta));
     target += sum_log_rising_ratio(a_g, hit_g);
     target += sum_log_rising_ratio(b_g, miss_g);
-    target += -sum_log_rising_ratio(k_g, T_g_vec);
+    target += -sum_log_rising_ratio(kappa_g, T_g_vec);
   }
 }
 generated quantities {
@@ -109,9 +107,8 @@ generated quantities {
     // the linear predictor at a fitted row of each level, constant within each
     vector[N_cell] eta = rep_vector(Intercept, N_cell); // linear predictor
     vector[N_g] mu_g = inv_logit(eta); // mean probability of each level
-    real k_g = inv_square(sd_g); // concentration of the level probabilities
-    vector[N_g] a_g = mu_g * k_g + (1 - prior_only) * hit_g; // per level
-    vector[N_g] b_g = (1 - mu_g) * k_g + (1 - prior_only) * miss_g; // per level
+    vector[N_g] a_g = mu_g * kappa_g + (1 - prior_only) * hit_g; // per level
+    vector[N_g] b_g = (1 - mu_g) * kappa_g + (1 - prior_only) * miss_g; // per level
     r_g = logit(to_vector(beta_rng(a_g, b_g))) - eta;
   }
   vector[N_g] coef_g = Intercept + r_g; // coefficient of each level at x = 0
@@ -132,7 +129,8 @@ generated quantities {
     vector[N_g_new] r_g_new = rep_vector(0, N_g_new); // new levels' effects
     // Stan 2.39: normal_rng of no means and a scalar sd crashes
     if (new_levels_sampled && N_g_new > 0) {
-      r_g_new = to_vector(normal_rng(r_g_new, sd_g));
+      // a logit-normal with the beta's variance at p = 1/2: an approximation
+      r_g_new = to_vector(normal_rng(r_g_new, 2 / sqrt(kappa_g + 1)));
     }
     vector[N_g + N_g_new] r_g_all; // the fitted levels' effects, then the new ones'
     r_g_all = append_row(r_g, r_g_new);
