@@ -163,10 +163,9 @@ def test_known_levels_use_their_fitted_effects(slopes_fit) -> None:
     assert pred["eta"].dims == ("chain", "draw", "row")
     assert pred["row"].values.tolist() == [10, 11]
     post = fit.to_arviz().posterior
-    mean_x = model.stan_data()["X"][:, 0].mean()
     for row, (level, x, big) in enumerate([(0, 0.5, True), (9, 1.0, False)]):
-        r = post["r_g"].values[..., level, :]
-        expected = population(model, post, x, big) + r[..., 0] + r[..., 1] * (x - mean_x)
+        r = post["r_g"].values[..., level, :]  # deviations at x = 0: x as given
+        expected = population(model, post, x, big) + r[..., 0] + r[..., 1] * x
         np.testing.assert_allclose(pred["eta"].values[..., row], expected, atol=1e-4)
     np.testing.assert_array_equal(pred["mu"].values, pred["eta"].values)
 
@@ -175,14 +174,13 @@ def test_known_levels_use_their_fitted_effects(slopes_fit) -> None:
 def test_new_levels_get_zero_or_a_draw_from_the_fitted_sds(slopes_fit) -> None:
     model, fit = slopes_fit
     post = fit.to_arviz().posterior
-    mean_x = model.stan_data()["X"][:, 0].mean()
-    new = NEW.iloc[2:].assign(x=mean_x)
+    new = NEW.iloc[2:].assign(x=0.0)  # at x = 0 a new level adds its intercept alone
     zero = fit.predict(new, new_levels="zero", seed=3).predictions
     for row, big in enumerate([True, False]):
         np.testing.assert_allclose(zero["eta"].values[..., row],
-                                   population(model, post, mean_x, big), atol=1e-4)
+                                   population(model, post, 0.0, big), atol=1e-4)
     drawn = fit.predict(new, new_levels="sample", seed=3).predictions
-    pop = population(model, post, mean_x, True)
+    pop = population(model, post, 0.0, True)
     spread = float(np.mean((drawn["eta"].values[..., 0] - pop) ** 2))
     expected = float(np.mean(post["sd_g"].values[..., 0] ** 2))
     assert spread == pytest.approx(expected, rel=0.25)
@@ -215,14 +213,15 @@ def test_predicting_compiles_nothing(slopes_fit, monkeypatch, started_processes)
 
 def by_hand(model, post) -> np.ndarray:
     """Each fitted row's linear predictor per draw, from the posterior draws as the
-    program defines it: Intercept + centered X b + the level's intercept and slope."""
+    program defines it: Intercept + centered X b + the level's intercept and its slope
+    times x as given."""
     X = model.spec.fixed.X
     b = post["b"].values
     J = model.spec.groups[0].index - 1
     r = post["r_g"].values
     x = model.spec.groups[0].Z[:, 1]
     return (post["Intercept"].values[..., None] + np.einsum("cdk,nk->cdn", b, X - X.mean(0))
-            + r[..., J, 0] + r[..., J, 1] * (x - X[:, 0].mean()))
+            + r[..., J, 0] + r[..., J, 1] * x)
 
 
 @pytest.mark.slow
