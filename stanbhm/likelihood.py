@@ -213,6 +213,9 @@ class Likelihood(Part):
     se_expr: str = ""
     trials_expr: str = ""
     marginal: Marginal | None = None  # strategy "marginal": the term integrated out
+    #: log_lik="marginal": log_lik has the integrated-out term's effects integrated out
+    #: (per row when no level has two rows, else per level)
+    log_lik_integrated: bool = False
     statistics: Statistics | None = None  # strategy "statistics"
     cells: Cells | None = None  # strategy "cells"
     joint: Joint | None = None  # strategy "statistics", over every coefficient at once
@@ -265,7 +268,8 @@ class Likelihood(Part):
     def outputs(self) -> tuple[Output, ...]:
         out = []
         if self.log_lik:
-            out.append(Output("log_lik", ("obs_id",)))
+            per_level = self.log_lik_integrated and not self.marginal.per_row
+            out.append(Output("log_lik", (self.marginal.name,) if per_level else ("obs_id",)))
         if self.y_rep:
             out.append(Output("y_rep", ("row",)))
         return tuple(out)

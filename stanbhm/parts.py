@@ -522,7 +522,7 @@ class GroupPart(Part):
         prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
                     "centered", "c", "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m",
                     "Y", "mu", "shape", "a", "lik", "cov", "laplace", "T", "first", "k", "hit",
-                    "miss", "b", "lin", "ones")
+                    "miss", "b", "lin", "ones", "count", "logvar", "sq")
         names = [f"{p}_{ident}" for p in prefixes]
         names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
                   f"Y_{ident}_vec", f"T_{ident}_vec",

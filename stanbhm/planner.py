@@ -79,8 +79,12 @@ def validate(options: Options, spec: ModelSpec) -> None:
     """PlanError for a malformed request, naming the option."""
     _check_parameterization(options.parameterization, spec)
     for name in ("log_lik", "y_rep", "effects"):
-        if getattr(options, name) not in (True, False, "auto"):
-            raise PlanError(f"{name}={getattr(options, name)!r}: use True, False or 'auto'")
+        marginal = name == "log_lik"  # or the log likelihood with a term integrated out
+        allowed = (True, False, "auto", *(("marginal",) if marginal else ()))
+        if getattr(options, name) not in allowed:
+            choices = "True, False, 'auto' or 'marginal'" if marginal else \
+                "True, False or 'auto'"
+            raise PlanError(f"{name}={getattr(options, name)!r}: use {choices}")
     check_rewrites(options.rewrites, spec)
     if not isinstance(options.glm, str) or options.glm not in ("auto", "never"):
         raise PlanError(f"glm={options.glm!r}: use 'auto' (Stan's GLM kernels wherever the "

@@ -46,7 +46,7 @@ def test_errors_share_one_base(df) -> None:
     ({"opencl": (0, -1)}, PlanError, "opencl=(0, -1): use False, True (a GPU if there is one), "
      "'gpu', 'cpu', 'auto' (a GPU where it pays) or (platform, device) as OpenCL numbers "
      "them"),
-    ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False or 'auto'"),
+    ({"log_lik": "yes"}, PlanError, "log_lik='yes': use True, False, 'auto' or 'marginal'"),
     ({"parameterization": "center"}, PlanError,
      "parameterization 'center' is not one of centered, noncentered, auto"),
 ])

@@ -160,6 +160,10 @@ OUTPUTS = {
     "joint_rows_left_out": ("y_missing ~ x + z + offset(pos) + (1 | g) + (1 + x | h)",
                             "gaussian", "auto", ["marginalize", "joint_statistics"],
                             {"effects": False, "log_lik": False, "y_rep": False}),
+    "marginal_log_lik_levels": ("y_missing ~ x + (1 | g)", "gaussian", "noncentered",
+                                {"g": "marginalize"}, {"log_lik": "marginal"}),
+    "eight_schools_marginal_log_lik": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "auto",
+                                       {"school": "marginalize"}, {"log_lik": "marginal"}),
 }
 
 

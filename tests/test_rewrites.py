@@ -8,6 +8,8 @@ program's within Monte Carlo error.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -1076,3 +1078,62 @@ def test_beta_binomial_per_level_is_the_beta_binomial() -> None:
                                              (1 - mu) * k).sum())
         gaps.append(log_density(model, point, prior_only=False) - expected)
     assert max(gaps) - min(gaps) < 1e-8 * max(abs(g) for g in gaps), gaps
+
+
+# ------------------------------------------------------------------- marginal log_lik
+
+
+def grouped_gaussian() -> pd.DataFrame:
+    rng = np.random.default_rng(61)
+    g = np.repeat(np.arange(6), [3, 4, 5, 3, 6, 4])
+    x = rng.normal(size=len(g))
+    y = 1 + 0.5 * x + rng.normal(0, 0.8, 6)[g] + rng.normal(0, 1, len(g))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{j}" for j in g]})
+
+
+def test_marginal_log_lik_is_per_row_or_per_level(eight_schools_df) -> None:
+    schools = sb.Model("y | se(sigma) ~ 1 + (1 | school)", eight_schools_df,
+                       log_lik="marginal", rewrites={"school": "marginalize"})
+    assert decision(schools, "log_lik") == (
+        "log_lik: marginal; one value per observed row, the effect of school integrated "
+        "out: no level has two rows, so the rows are independent given the rest")
+    assert ("      log_lik[i] = normal_lpdf(y[i] | eta[i],\n"
+            "                               sqrt(square(se[i]) + square(sd_school)));\n"
+            ) in schools.stan_code()
+    assert schools.program.schema.dims["log_lik"] == ["obs_id"]
+    levels = sb.Model("y ~ x + (1 | g)", grouped_gaussian(), log_lik="marginal",
+                      rewrites={"g": "marginalize"}, effects=False, y_rep=False)
+    assert decision(levels, "log_lik").startswith("log_lik: marginal; one value per level of g")
+    code = levels.stan_code()
+    assert "  vector[N_g] log_lik; // log likelihood of each level's observed rows" in code
+    assert levels.program.schema.dims["log_lik"] == ["g"]
+    assert re.search(r"\br_g\b", code) is None  # not drawn: not needed
+    with pytest.raises(PlanError, match=r"log_lik='marginal' is the log likelihood with a "
+                       r"normal group intercept integrated out, and this model integrates no "
+                       r"group term out"):
+        sb.Model("y ~ x + (1 | g)", grouped_gaussian(), log_lik="marginal", rewrites="none")
+
+
+@pytest.mark.slow
+def test_marginal_log_lik_is_the_multivariate_normal_of_each_level() -> None:
+    """Per level, log_lik is the joint density of the level's rows with its intercept
+    integrated out, N(eta, sigma^2 I + sd^2 11'), at every draw."""
+    df = grouped_gaussian()
+    model = sb.Model("y ~ x + (1 | g)", df, log_lik="marginal", rewrites={"g": "marginalize"})
+    fit = model.fit(chains=1, iter_warmup=200, iter_sampling=30, seed=4, advice=False,
+                    show_progress=False, sig_figs=18)
+    post = fit.cmdstan
+    log_lik = post.stan_variable("log_lik")
+    xc = df["x"].to_numpy() - df["x"].mean()
+    index = model.plan.groups[0].index - 1
+    for d in range(30):
+        eta = post.stan_variable("Intercept")[d] + post.stan_variable("b")[d, 0] * xc
+        sigma, sd = post.stan_variable("sigma")[d], post.stan_variable("sd_g")[d]
+        for j in range(6):
+            rows = index == j
+            n = int(rows.sum())
+            cov = sigma**2 * np.eye(n) + sd**2 * np.ones((n, n))
+            expected = stats.multivariate_normal.logpdf(df["y"].to_numpy()[rows], eta[rows],
+                                                        cov)
+            assert log_lik[d, j] == pytest.approx(expected, rel=1e-8, abs=1e-8)
+    assert fit.to_arviz().log_likelihood["log_lik"].dims == ("chain", "draw", "g")

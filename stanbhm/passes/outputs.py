@@ -33,6 +33,8 @@ class OutputPass:
     requested: Any  # True, False or "auto"
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+        if self.requested == "marginal":
+            return self.integrated(plan)
         rows = spec.n_obs if self.output == "log_lik" else spec.n
         what = "observed rows" if self.output == "log_lik" else "rows"
         meaning = self.meaning(plan)
@@ -59,8 +61,30 @@ class OutputPass:
                     "as in the plain program")
         return "; one value per row, from the rows, as in the plain program"
 
+    @staticmethod
+    def integrated(plan: Plan) -> Decision:
+        """log_lik="marginal": the density of the rows with the integrated-out effects
+        integrated out, which PSIS-LOO can leave out (one row per level, as in eight
+        schools, makes the conditional log_lik's importance weights unreliable)."""
+        m = plan.likelihood.marginal
+        if m is None or m.kind != "normal":
+            what = "integrates no group term out" if m is None else \
+                f"integrates {m.name} out as {m.kind}, not normal"
+            raise PlanError(f"log_lik='marginal' is the log likelihood with a normal group "
+                            f"intercept integrated out, and this model {what}; pass "
+                            "rewrites={'<term>': 'marginalize'} for a gaussian group "
+                            "intercept, or log_lik=True")
+        if m.per_row:
+            return Decision("log_lik", "marginal", f"one value per observed row, the effect "
+                            f"of {m.name} integrated out: no level has two rows, so the rows "
+                            "are independent given the rest")
+        return Decision("log_lik", "marginal", f"one value per level of {m.name}, its rows' "
+                        "joint density with the level's effect integrated out (a level's "
+                        f"rows are not independent given the rest): LOO leaves out a level")
+
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = dataclasses.replace(plan.likelihood, **{self.output: True})
+        extra = {"log_lik_integrated": True} if self.requested == "marginal" else {}
+        likelihood = dataclasses.replace(plan.likelihood, **{self.output: True}, **extra)
         return dataclasses.replace(plan, likelihood=likelihood)
 
 
@@ -78,7 +102,8 @@ class Effects:
             return None  # nothing was integrated out: every effect is a parameter
         subject = f"effects of {group.name}"
         lik = plan.likelihood
-        needs = [name for name in ("log_lik", "y_rep") if getattr(lik, name)]
+        needs = [name for name in ("log_lik", "y_rep") if getattr(lik, name)
+                 and not (name == "log_lik" and lik.log_lik_integrated)]
         if self.requested is True:
             return Decision(subject, "drawn back", "effects=True requested", applied=False)
         if self.requested is False:
