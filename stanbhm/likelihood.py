@@ -155,6 +155,7 @@ class Segment:
     expr: str
     width: int
     comment: str
+    levels: str = ""  # the program's name of `width` when it is a level count (N_g)
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,12 +188,22 @@ class Joint:
         return out
 
     def phi_lines(self) -> list[tuple[str, str, str]]:
-        """(index into phi, expression, comment) assigning each segment."""
-        lines, at = [], 1
+        """(index into phi, expression, comment) assigning each segment. A segment over
+        the levels is sized by their count's name, not its value, so another data set
+        with other level counts keeps the program."""
+        def where(number: int, names: list[str]) -> str:
+            return " + ".join([*([str(number)] if number or not names else []), *names])
+
+        lines, number, names = [], 1, []
         for s in self.segments:
-            index = str(at) if s.width == 1 else f"{at} : {at + s.width - 1}"
+            if s.levels:
+                index = f"{where(number, names)} : {where(number - 1, [*names, s.levels])}"
+                names = [*names, s.levels]
+            else:
+                index = where(number, names) if s.width == 1 else \
+                    f"{where(number, names)} : {where(number + s.width - 1, names)}"
+                number += s.width
             lines.append((index, s.expr, s.comment))
-            at += s.width
         return lines
 
 

@@ -67,7 +67,8 @@ def test_auto_takes_the_election_model_off_its_rows() -> None:
     assert (data["js_n"] * data["js_count"]).sum() == 30_000
     code = model.stan_code()
     assert "js_phi[1 : 40] = b; // V1 ... V40" in code
-    assert "js_phi[41 : 90] = centered_state; // state: Intercept, per level of state" in code
+    assert ("js_phi[41 : 40 + N_state] = centered_state; // state: Intercept, per level of "
+            "state") in code
 
 
 def test_rows_are_left_out_when_nothing_reads_them() -> None:

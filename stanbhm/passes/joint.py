@@ -98,7 +98,8 @@ def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
     for c, owners in enumerate(design.owners):
         for g, e in owners:
             segments.append(Segment(g.level_column(e), g.n_levels,
-                                    f"{g.term_name}: {g.effects[e]}, per level of {g.name}"))
+                                    f"{g.term_name}: {g.effects[e]}, per level of {g.name}",
+                                    levels=f"N_{g.ident}"))
             levels[c].append((at, g.index[obs] - 1))
             at += g.n_levels
     return Layout(segments=tuple(segments), pop=pop,

@@ -102,8 +102,8 @@ model {
     vector[js_P] js_phi; // the coefficients, in the order of the factors' columns
     js_phi[1] = -means_X[2] * b[2]; // Intercept
     js_phi[2] = b[1]; // x
-    js_phi[3 : 7] = centered_g; // g: Intercept, per level of g
-    js_phi[8 : 11] = centered_h; // h: z, per level of h
+    js_phi[3 : 2 + N_g] = centered_g; // g: Intercept, per level of g
+    js_phi[3 + N_g : 2 + N_g + N_h] = centered_h; // h: z, per level of h
     vector[js_M] js_e = js_R * js_phi - js_q; // rows of the blocks' triangular systems
     vector[js_B] js_ss; // per block: its sum of squares
     for (k in 1 : js_B) {

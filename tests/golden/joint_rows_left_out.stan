@@ -91,8 +91,8 @@ model {
     vector[js_P] js_phi; // the coefficients, in the order of the factors' columns
     js_phi[1] = Intercept; // Intercept
     js_phi[2 : 3] = b; // x ... z
-    js_phi[4 : 7] = r_h[ : , 1]; // h: Intercept, per level of h
-    js_phi[8 : 11] = r_h[ : , 2]; // h: x, per level of h
+    js_phi[4 : 3 + N_h] = r_h[ : , 1]; // h: Intercept, per level of h
+    js_phi[4 + N_h : 3 + N_h + N_h] = r_h[ : , 2]; // h: x, per level of h
     vector[js_M] js_e = js_R * js_phi - js_q; // rows of the blocks' triangular systems
     vector[js_B] js_ss; // per block: its sum of squares
     for (k in 1 : js_B) {
