@@ -143,7 +143,7 @@ class Namespace:
     term claims a stem whose every derived name (``N_g``, ``J_g``, ``r_g``...) is free.
 
     This is what keeps a factor called ``obs`` from producing ``N_obs`` next to the
-    template's own ``N_obs``: the factor becomes ``obs_2`` and the header says so.
+    template's own ``N_obs``: the factor becomes ``obs_f`` and the header says so.
     """
 
     def __init__(self, reserved: Iterable[str]) -> None:

@@ -985,14 +985,19 @@ def test_beta_binomial_log_density_is_the_beta_binomial() -> None:
         point = {"Intercept": rng.normal(0, 1), "b": [rng.normal(0, 1)],
                  "kappa_g": rng.uniform(0.25, 100.0)}
         mu = 1 / (1 + np.exp(-(point["Intercept"] + point["b"][0] * (xg - df["x"].mean()))))
-        k = point["kappa_g"]
-        expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
-                    + stats.norm.logpdf(point["b"][0], 0, 2)
-                    + stats.gamma.logpdf(k, 2, scale=10)
-                    + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
-                                             (1 - mu) * k).sum())
+        expected = beta_binomial_log_density(point, mu, totals)
         gaps.append(log_density(model, point, prior_only=False) - expected)
     assert max(gaps) - min(gaps) < 1e-8 * max(abs(g) for g in gaps), gaps
+
+
+def beta_binomial_log_density(point: dict, mu: np.ndarray, totals: pd.DataFrame) -> float:
+    """The priors the beta-binomial tests set (Intercept and b ~ normal(0, 2)), kappa's
+    default gamma(2, 0.1), and scipy's beta-binomial of each level's totals at mean `mu`."""
+    k = point["kappa_g"]
+    return float(stats.norm.logpdf(point["Intercept"], 0, 2)
+                 + stats.norm.logpdf(point["b"][0], 0, 2) + stats.gamma.logpdf(k, 2, scale=10)
+                 + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
+                                          (1 - mu) * k).sum())
 
 
 def nested_beta_binomial_data() -> pd.DataFrame:
@@ -1068,14 +1073,8 @@ def test_beta_binomial_per_level_is_the_beta_binomial() -> None:
         eta = (point["Intercept"] + point["b"][0] * xc + point["sd_region"] * z[region]
                + first["o"].to_numpy())
         mu = 1 / (1 + np.exp(-eta))
-        k = point["kappa_g"]
-        expected = (stats.norm.logpdf(point["Intercept"], 0, 2)
-                    + stats.norm.logpdf(point["b"][0], 0, 2)
-                    + stats.norm.logpdf(point["sd_region"], 0, 1)
-                    + stats.norm.logpdf(z).sum()
-                    + stats.gamma.logpdf(k, 2, scale=10)
-                    + stats.betabinom.logpmf(totals["y"], totals["n"], mu * k,
-                                             (1 - mu) * k).sum())
+        expected = (beta_binomial_log_density(point, mu, totals)
+                    + stats.norm.logpdf(point["sd_region"], 0, 1) + stats.norm.logpdf(z).sum())
         gaps.append(log_density(model, point, prior_only=False) - expected)
     assert max(gaps) - min(gaps) < 1e-8 * max(abs(g) for g in gaps), gaps
 
