@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import SpecError
 from .plan import NEW_ROWS, Decision
-from .spec import _bare_column, _predictor, _trials, _vector, strictly
+from .spec import bare_column, column_values, predictor_values, strictly, trials_values
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -136,11 +136,11 @@ def encode(model: FittedModel, new_data: pd.DataFrame, new_levels: str = "sample
     formula = spec.formula
     offset = se = trials = None
     if formula.offset is not None:
-        offset = _predictor(formula.offset, data, "offset", "offset() of the new data")
+        offset = predictor_values(formula.offset, data, "offset", "offset() of the new data")
     if formula.se is not None:
-        se = _predictor(formula.se, data, "se", "se() of the new data")
+        se = predictor_values(formula.se, data, "se", "se() of the new data")
     if formula.trials is not None:
-        trials = _trials(formula.trials, data, spec.response, np.zeros(len(data)))
+        trials = trials_values(formula.trials, data, spec.response, np.zeros(len(data)))
     return NewRows(len(data), labels, X, terms, offset, se, trials)
 
 
@@ -162,11 +162,11 @@ def outcome(model: FittedModel, new_data: pd.DataFrame | None) -> np.ndarray:
     if new_data is None:
         return np.asarray(spec.y, dtype=np.float64)
     expr = spec.formula.response
-    column = _bare_column(expr)
+    column = bare_column(expr)
     if column is not None and column not in new_data.columns:
         raise SpecError(f"new data has no column '{column}' (the outcome): residuals need "
                         "the observed outcome of each row")
-    return _vector(expr, new_data.reset_index(drop=True), "response",
+    return column_values(expr, new_data.reset_index(drop=True), "response",
                    "the outcome of the new data")
 
 

@@ -59,7 +59,11 @@ __all__ = [
     "GroupEffects",
     "ModelSpec",
     "SpecError",
+    "bare_column",
     "build_spec",
+    "column_values",
+    "predictor_values",
+    "trials_values",
 ]
 
 # A formulaic expression that is just one column: ``y`` or ``\`my y\```.
@@ -313,7 +317,7 @@ def _display(expr: str) -> str:
     return match.group(1) if match else expr
 
 
-def _bare_column(expr: str) -> str | None:
+def bare_column(expr: str) -> str | None:
     """The column name if `expr` is just one column, else None."""
     if expr.isidentifier():
         return expr
@@ -442,13 +446,13 @@ def _is_categorical_kind(model_spec: Any, expr: str) -> bool:
     return getattr(kind, "value", None) == "categorical"
 
 
-def _vector(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
+def column_values(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
     """Evaluate a one-column expression (response, se, trials, offset) as float64.
 
     A lone column is read directly, so the dtype message can name it; anything else goes
     through formulaic as ``I(expr)``, the way the formula parser validated it.
     """
-    column = _bare_column(expr)
+    column = bare_column(expr)
     if column is not None:
         _require_columns([column], data, role)
         series = data[column]
@@ -467,16 +471,16 @@ def _vector(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
     return np.array(matrix, dtype=np.float64)[:, 0]
 
 
-def _predictor(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
-    """Like `_vector`, for inputs that must be present in every row (se, trials, offset)."""
-    column = _bare_column(expr)
+def predictor_values(expr: str, data: pd.DataFrame, what: str, role: str) -> np.ndarray:
+    """Like `column_values`, for inputs that must be present in every row (se, trials, offset)."""
+    column = bare_column(expr)
     if column is not None:
         _require_columns([column], data, role)
         if pd.api.types.is_numeric_dtype(data[column].dtype):
             _check_columns_finite([column], data)
     else:
         _check_columns_finite(_columns_used(f"0 + I({expr})", data, role), data)
-    values = _vector(expr, data, what, role)
+    values = column_values(expr, data, what, role)
     count = int((~np.isfinite(values)).sum())
     if count:
         raise _nonfinite_error(f"{what} '{_display(expr)}'", count)
@@ -713,9 +717,9 @@ def _group_effects(
     )
 
 
-def _trials(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.ndarray:
+def trials_values(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.ndarray:
     name = _display(expr)
-    values = _predictor(expr, data, "trials", "trials()")
+    values = predictor_values(expr, data, "trials", "trials()")
     count = int(((values < 0) | (values != np.round(values))).sum())
     if count:
         raise SpecError(
@@ -788,7 +792,7 @@ def build_spec(
         )
 
     response = _display(formula.response)
-    y = _vector(formula.response, data, "response", "the response")
+    y = column_values(formula.response, data, "response", "the response")
     infinite = int(np.isinf(y).sum())
     if infinite:
         raise SpecError(
@@ -807,7 +811,7 @@ def build_spec(
 
     se = trials = offset = None
     if formula.se is not None:
-        se = _predictor(formula.se, data, "se", "se()")
+        se = predictor_values(formula.se, data, "se", "se()")
         count = int((se <= 0).sum())
         if count:
             raise SpecError(
@@ -815,9 +819,9 @@ def build_spec(
                 f"standard errors must be positive"
             )
     if formula.trials is not None:
-        trials = _trials(formula.trials, data, response, y)
+        trials = trials_values(formula.trials, data, response, y)
     if formula.offset is not None:
-        offset = _predictor(formula.offset, data, "offset", "offset()")
+        offset = predictor_values(formula.offset, data, "offset", "offset()")
 
     fixed = _fixed_effects(formula, data, observed)
     if fixed.dropped:

@@ -126,3 +126,16 @@ def test_no_import_cycles() -> None:
         lines += [f"  {m} -> {', '.join(sorted(edges[m] & set(component)))}"
                   for m in component]
     assert not found, "\n".join(lines)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A name with a leading underscore is its module's own: prediction once reached into
+    `spec` for `_predictor` and `_trials`, which `spec` was free to change under it."""
+    reached = []
+    for name, (path, _) in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.level or
+                                                     (node.module or "").startswith("stanbhm")):
+                reached += [f"{name}: {node.module}.{alias.name}" for alias in node.names
+                            if alias.name.startswith("_") and alias.name != "__version__"]
+    assert reached == []
