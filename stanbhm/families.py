@@ -57,9 +57,12 @@ class Family:
             "auto" parameterization rule (`stanbhm.information`).
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
+        no_collapse: why they do not, when the reason is the family's own (shown in the
+            program header).
         conjugate_intercept: the exact marginal of a group intercept, or None:
             ``"normal"`` when it can be integrated out (normal-normal), ``"gamma"`` when
-            gamma multipliers of the rate can (gamma-poisson, asked for by name).
+            gamma multipliers of the rate can (gamma-poisson, asked for by name),
+            ``"beta"`` when beta probabilities can (beta-binomial, by name).
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
         needs_trials: whether ``y | trials(n)`` is required.
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).
@@ -75,6 +78,7 @@ class Family:
     mean: str = "{eta}"
     glm: str | None = None
     collapse: str | None = None
+    no_collapse: str = ""
     conjugate_intercept: str | None = None
     allows_se: bool = False
     needs_trials: bool = False
@@ -220,7 +224,9 @@ FAMILIES: dict[str, Family] = {
             aux=(AuxParam("phi", 0.0, "negative binomial precision (NB2)", "gamma(2, 0.1)"),),
             dist="neg_binomial_2_log", args=("{eta}", "phi"),
             rng="neg_binomial_2_log_rng({eta}, phi)",
-            mean="exp({eta})", glm="neg_binomial_2_log_glm", collapse="negative binomial sum",
+            mean="exp({eta})", glm="neg_binomial_2_log_glm",
+            no_collapse="the negative binomial rows given their sum depend on phi, so a sum "
+                        "is not exact",
             pooled_variance=_nb2_variance,
         ),
         Family(

@@ -84,10 +84,8 @@ class Collapse:
         if rule == "gaussian cells" and lik.se is not None:
             return "known standard errors: the rows are already the statistics"
         if rule not in RULES:
-            if lik.family.collapse == "negative binomial sum":
-                return ("the negative binomial rows given their sum depend on phi, so a sum "
-                        "is not exact")
-            return f"the {lik.family.name} family has no exact collapse of counts"
+            return lik.family.no_collapse or f"the {lik.family.name} family has no exact " \
+                "collapse of counts"
         if lik.strategy == "marginal" and (rule, lik.marginal.kind) in SUMMED_MARGINALS:
             return ""
         if lik.strategy != "rowwise":
