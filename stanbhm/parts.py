@@ -655,7 +655,8 @@ class GroupPart(Part):
 
 @dataclass(frozen=True, eq=False)
 class Marginal:
-    """One gaussian group intercept integrated out of the likelihood.
+    """One group intercept integrated out of the likelihood: normal (below), gamma or
+    beta (`passes.marginalize`), or by Stan's Laplace approximation.
 
     With e the residuals before the term and w_i the rows' precisions (1 / sigma^2, or
     1 / se_i^2 with known standard errors), level j's rows are N(0, W^-1 + tau^2 11'),
@@ -683,7 +684,9 @@ class Marginal:
     counts: np.ndarray  # fitted rows per level
     precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
     from_statistics: bool = False  # the level sums come from sufficient statistics
-    kind: str = "normal"  # "normal", "gamma" (multipliers of poisson rates) or "laplace"
+    #: "normal", "gamma" (multipliers of poisson rates), "beta" (probabilities of
+    #: binomial rows) or "laplace" (an approximation)
+    kind: str = "normal"
     totals: np.ndarray | None = None  # gamma, beta: the outcome summed over each level
     trials: np.ndarray | None = None  # beta: the trials summed over each level
     first: np.ndarray | None = None  # beta: 0-based fitted row standing for each level

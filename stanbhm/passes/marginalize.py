@@ -1,4 +1,5 @@
-"""Integrate one group intercept out of a gaussian model, exactly.
+"""Integrate one group intercept out of the likelihood: exactly for a gaussian model
+(below), a gamma-poisson or a beta-binomial; approximately by Stan's Laplace method.
 
 With e = y - (the rest of the linear predictor), the rows of level j are jointly normal,
 N(e_j | 0, V_j + tau^2 11') with V_j the rows' own variances (sigma^2 or known se^2),
