@@ -107,7 +107,7 @@ def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
                   level_values=design.level_offsets)
 
 
-def fill(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
+def design_block(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
          ) -> tuple[np.ndarray, np.ndarray]:
     """The joint design Z of the fitted `rows` (0-based), dense over the columns of phi
     that these rows can touch: (those columns' values, rows x used, then `extra` columns
@@ -132,7 +132,8 @@ def fill(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
     return Z, used
 
 
-def piece(rows: np.ndarray, columns: np.ndarray | None = None, width: int = 0) -> np.ndarray:
+def triangular_factor(rows: np.ndarray, columns: np.ndarray | None = None,
+                      width: int = 0) -> np.ndarray:
     """A factor r of `rows` (r'r = rows'rows), `width` wide with the rows' values in
     `columns` (all of them when None), from a QR of their nonzero columns only."""
     columns = np.arange(rows.shape[1]) if columns is None else columns
@@ -143,29 +144,29 @@ def piece(rows: np.ndarray, columns: np.ndarray | None = None, width: int = 0) -
     return out
 
 
-class Folder:
+class FactorSum:
     """Factors of blocks of rows, folded into one when they pile up (every block's rows
     are kept in the sum r'r, so the order of folding does not matter)."""
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.pieces: list[np.ndarray] = []
+        self.factors: list[np.ndarray] = []  # each block's triangular factor
         self.rows = 0
 
     def add(self, rows: np.ndarray, columns: np.ndarray | None = None) -> None:
         """Fold in `rows`, whose values lie in `columns` of the full width (all when
         None)."""
-        self.pieces.append(piece(rows, columns, self.width))
-        self.rows += len(self.pieces[-1])
+        self.factors.append(triangular_factor(rows, columns, self.width))
+        self.rows += len(self.factors[-1])
         if self.rows > 8 * self.width:
-            self.pieces = [self.result()]
-            self.rows = len(self.pieces[0])
+            self.factors = [self.result()]
+            self.rows = len(self.factors[0])
 
     def result(self) -> np.ndarray:
-        return piece(np.vstack(self.pieces))
+        return triangular_factor(np.vstack(self.factors))
 
 
-def chunks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[tuple[int, int]]:
+def row_blocks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[tuple[int, int]]:
     """[start, end) of blocks of the ordered rows: one level of `home` at a time, a level
     over `size` rows split between members, never within one."""
     n = len(home)
@@ -203,11 +204,11 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
         home = home[first[member]]  # each row goes where its member's first row is
         order = np.lexsort((member, home))
     ranked = None if member is None else member[order]
-    whole = Folder(lay.P + 1)
-    classes: dict[int, Folder] = {}
-    for at, end in chunks(home[order], ranked, chunk):
+    whole = FactorSum(lay.P + 1)
+    classes: dict[int, FactorSum] = {}
+    for at, end in row_blocks(home[order], ranked, chunk):
         rows = order[at:end]
-        block, used = fill(lay, D, rows, extra=1)
+        block, used = design_block(lay, D, rows, extra=1)
         block[:, -1] = y[rows]
         columns = np.append(used, lay.P)  # y is the last column of [Z, y]
         whole.add(block, columns)
@@ -216,7 +217,7 @@ def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None
             sums = np.add.reduceat(block, starts, axis=0)  # one row per member
             size = counts[ranked[at:end][starts]]
             for k in np.unique(size):
-                classes.setdefault(int(k), Folder(lay.P + 1)).add(sums[size == k], columns)
+                classes.setdefault(int(k), FactorSum(lay.P + 1)).add(sums[size == k], columns)
     ks, members = row_classes(counts)  # every member with rows is in its class's block
     return [whole.result(), *(classes[int(k)].result() for k in ks)], ks, members
 
