@@ -29,11 +29,11 @@ class Design:
 
     labels: tuple[str, ...]
     D: np.ndarray  # (fitted rows, columns)
-    theta: tuple[str, ...]
-    #: the statements filling the levels' coefficients: (1-based columns, expression), a
-    #: run of columns holding only consecutive population coefficients as one
+    #: the statements filling the levels' coefficients, column by column: (1-based
+    #: columns, expression), a run of columns holding only consecutive population
+    #: coefficients as one
     theta_columns: tuple[tuple[str, str], ...]
-    whole: str  # all of theta as one matrix expression, or ""
+    whole: str  # all the levels' coefficients as one matrix expression, or ""
     whole_pops: str  # with `whole`: the row of population coefficients each level adds, or ""
     pops: tuple[str, ...] = ()  # per column: its population coefficient in Stan, or ""
     owners: tuple[tuple[tuple[GroupPart, int], ...], ...] = ()  # per column: (term, effect)
@@ -125,7 +125,7 @@ def level_design(plan: Plan) -> Design:
     # a column no level effect varies holds its population coefficient on every level
     pure = [pop if not parts else "" for (_, _, pop), parts in zip(columns, levels, strict=True)]
     return Design(labels=tuple(c[0] for c in columns),
-                  D=np.column_stack([values for _, values, _ in columns]), theta=tuple(exprs),
+                  D=np.column_stack([values for _, values, _ in columns]),
                   theta_columns=_theta_columns(exprs, pure, f"N_{first.ident}"),
                   whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
                   owners=tuple(tuple(parts) for parts in owners), level_offsets=offsets)

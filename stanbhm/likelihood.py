@@ -124,9 +124,9 @@ class Statistics:
     ident: str  # the factor's term identifier: N_<ident> levels
     name: str  # the factor, for comments
     labels: tuple[str, ...]  # the design's columns
-    theta: tuple[str, ...]  # per column: its coefficients over the levels, in Stan
-    #: the statements filling them: (1-based columns, expression), runs of columns of
-    #: consecutive population coefficients as one (`design.Design.theta_columns`)
+    #: the statements filling each column's coefficients over the levels, in Stan:
+    #: (1-based columns, expression), runs of columns of consecutive population
+    #: coefficients as one (`design.Design.theta_columns`)
     theta_columns: tuple[tuple[str, str], ...]
     bhat: np.ndarray  # (levels, columns) least-squares coefficients
     R: np.ndarray  # (columns, levels, columns): row k of each level's triangular factor

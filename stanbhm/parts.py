@@ -442,7 +442,7 @@ class GroupPart(Part):
 
     @property
     def level_param(self) -> str:
-        """The declared level parameter: z_, coef_ or r_."""
+        """The declared level parameter: z_, centered_ or r_."""
         if self.noncentered:
             return f"z_{self.ident}"
         return f"{'centered' if self.absorbs else 'r'}_{self.ident}"

@@ -109,7 +109,7 @@ class SufficientStatistics:
             sums = (np.bincount(index, weights=y, minlength=n_levels),
                     np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
                                      for c in d.D.T]))
-        return Statistics(ident=first.ident, name=first.name, labels=d.labels, theta=d.theta,
+        return Statistics(ident=first.ident, name=first.name, labels=d.labels,
                           theta_columns=d.theta_columns,
                           bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
                           whole_pops=d.whole_pops,
