@@ -56,7 +56,7 @@ def funnel(fit: Fit, term: str, level: int = 0) -> Figure:
     part = _group(fit, term)
     idata = fit.to_arviz()
     posterior = idata.posterior
-    sd = posterior[f"sd_{part.ident}"].values
+    sd = posterior[part.spread].values  # a beta-binomial term's is its concentration
     effect = posterior[f"r_{part.ident}"].values
     log_sd = np.log(sd.reshape(sd.shape[0] * sd.shape[1], -1)[:, 0])
     values = effect.reshape(effect.shape[0] * effect.shape[1], *effect.shape[2:])
@@ -69,7 +69,7 @@ def funnel(fit: Fit, term: str, level: int = 0) -> Figure:
     ax.scatter(values[divergent], log_sd[divergent], s=10, color="red",
                label=f"divergent ({int(divergent.sum())})")
     ax.set_xlabel(f"r_{part.ident}[{levels[level]}]")
-    ax.set_ylabel(f"log sd_{part.ident}")
+    ax.set_ylabel(f"log {part.spread}")
     ax.set_title(f"funnel of {term}")
     ax.legend(loc="best")
     return fig
