@@ -16,6 +16,7 @@ import numpy as np
 
 from .parts import b_runs
 from .rewrites import allowed
+from .strategies import MarginalRows, Rowwise
 
 if TYPE_CHECKING:
     from .parts import GroupPart
@@ -52,8 +53,8 @@ def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
         return f"the {lik.family.name} family has no sufficient statistics"
     if lik.se is not None:
         return "known standard errors: the rows are already the statistics"
-    if lik.strategy not in ("rowwise", "marginal"):
-        return f"the likelihood is already rewritten ({lik.strategy})"
+    if not isinstance(lik.strategy, Rowwise | MarginalRows):
+        return f"the likelihood is already rewritten ({lik.strategy.rewritten_as})"
     if not plan.groups:
         return "no group term (a model without one is not built yet)"
     return ""

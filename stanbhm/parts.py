@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .marginals import Kind, reserved_names
 from .priors import (
     Bounds,
     Horseshoe,
@@ -26,8 +27,7 @@ from .priors import (
     prior_statement,
 )
 
-__all__ = ["AuxPart", "FixedPart", "GroupPart", "Marginal", "OffsetPart", "Output", "Part", "Rows",
-           "b_runs"]
+__all__ = ["AuxPart", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part", "Rows", "b_runs"]
 
 #: One population coefficient, as the plan spells it.
 _B = re.compile(r"b\[(\d+)\]")
@@ -374,7 +374,10 @@ class GroupPart(Part):
     z_from_x: tuple[int, ...] | None = None
     #: an earlier term on the same factor, whose level index this one reads
     same_levels_as: str | None = None
-    margin: Marginal | None = None  # integrated out of the likelihood (`passes.marginalize`)
+    #: how its effects are integrated out of the likelihood (`passes.marginalize`); the
+    #: likelihood's strategy holds the rest (`marginals.Marginal`)
+    marginal_kind: Kind | None = None
+    draw: bool = True  # integrated out: drawn back in generated quantities (`passes.outputs`)
     folded: bool = False  # sd_<g> = |sd_<g>_signed|, sampled on the whole line (`passes.fold`)
     kind: str = "group"
 
@@ -388,13 +391,13 @@ class GroupPart(Part):
 
     @property
     def marginalized(self) -> bool:
-        return self.margin is not None
+        return self.marginal_kind is not None
 
     @property
     def drawn(self) -> bool:
         """Whether the level effects appear in the output (not when integrated out and
         left undrawn)."""
-        return self.margin is None or self.margin.draw
+        return self.marginal_kind is None or self.draw
 
     @property
     def intercept_only(self) -> bool:
@@ -487,7 +490,7 @@ class GroupPart(Part):
     def concentration(self) -> bool:
         """Whether the levels' spread is a beta concentration (the beta-binomial), not
         an sd: larger means the level probabilities are closer together."""
-        return self.margin is not None and self.margin.kind == "beta"
+        return self.marginal_kind is not None and self.marginal_kind.spread == "kappa"
 
     @property
     def spread(self) -> str:
@@ -520,13 +523,11 @@ class GroupPart(Part):
     def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
-                    "centered", "c", "nc", "n", "W", "rows", "start", "sum", "prec", "v", "m",
-                    "Y", "mu", "shape", "a", "lik", "cov", "laplace", "T", "first", "k", "hit",
-                    "miss", "b", "lin", "ones", "count", "logvar", "sq")
+                    "centered", "c", "nc", "k", "lin")
         names = [f"{p}_{ident}" for p in prefixes]
-        names += [f"sd_{ident}_prior", f"laplace_{ident}_rng", f"sd_{ident}_signed",
-                  f"Y_{ident}_vec", f"T_{ident}_vec",
-                  f"kappa_{ident}", *prior_data_names((f"sd_{ident}", f"kappa_{ident}"))]
+        names += reserved_names(ident)  # whichever kind integrates it out
+        names += [f"sd_{ident}_prior", f"sd_{ident}_signed",
+                  *prior_data_names((f"sd_{ident}", f"kappa_{ident}"))]
         if missing:
             names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell"]
@@ -596,14 +597,10 @@ class GroupPart(Part):
             out[f"Z_{self.ident}"] = self.Z[:, 0] if self.k == 1 else self.Z
         if self.c_levels is not None:
             out[f"c_{self.ident}"] = self.c_levels
-        if self.margin is not None:
-            out.update(self.margin.data())
         return out
 
     def row_data(self) -> tuple[str, ...]:
-        # an integrated-out term's level summaries are read only beside the rows
-        margin = tuple(self.margin.data()) if self.margin is not None else ()
-        return (f"J_{self.ident}", f"Z_{self.ident}", *margin)
+        return (f"J_{self.ident}", f"Z_{self.ident}")
 
     def outputs(self) -> tuple[Output, ...]:
         g, level = self.ident, self.name
@@ -651,88 +648,6 @@ class GroupPart(Part):
         if self.correlated:
             lines.append(f"L_{g} ~ {self.cor_prior}")
         return tuple(lines)
-
-
-@dataclass(frozen=True, eq=False)
-class Marginal:
-    """One group intercept integrated out of the likelihood: normal (below), gamma or
-    beta (`passes.marginalize`), or by Stan's Laplace approximation.
-
-    With e the residuals before the term and w_i the rows' precisions (1 / sigma^2, or
-    1 / se_i^2 with known standard errors), level j's rows are N(0, W^-1 + tau^2 11'),
-    and the matrix determinant lemma gives their log density from per-level sums,
-    S_j = sum w_i e_i and P_j = sum w_i (up to a constant):
-
-        -1/2 [log(1 + tau^2 P_j) + sum w_i e_i^2 - tau^2 S_j^2 / (1 + tau^2 P_j)]
-
-    so the per-gradient cost stays O(rows) and the level effects leave the sampler.
-    The effect is drawn back from u_j ~ N(tau^2 S_j / v_j, tau / sqrt(v_j)),
-    v_j = 1 + tau^2 P_j. When no level has more than one row the rows are independent
-    and the statement is ``y ~ normal(eta, sqrt(var + tau^2))``.
-
-    When the rows were collapsed into cells of identical linear predictor
-    (`passes.collapse`, `cell_level` set), each cell lies in one level and the sums run
-    over the cells instead: a gaussian cell c of n_c rows with mean ybar_c adds
-    n_c (ybar_c - eta_c) to its level's sum of residuals and n_c (ybar_c - eta_c)^2 to
-    their squares, which also take the rows' squares about their cell means; a poisson
-    cell adds its summed count and its rate times its summed exposure.
-    """
-
-    ident: str
-    name: str  # the factor, for comments
-    index: np.ndarray  # 0-based level of each fitted row
-    counts: np.ndarray  # fitted rows per level
-    precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
-    from_statistics: bool = False  # the level sums come from sufficient statistics
-    #: "normal", "gamma" (multipliers of poisson rates), "beta" (probabilities of
-    #: binomial rows) or "laplace" (an approximation)
-    kind: str = "normal"
-    totals: np.ndarray | None = None  # gamma, beta: the outcome summed over each level
-    trials: np.ndarray | None = None  # beta: the trials summed over each level
-    first: np.ndarray | None = None  # beta: 0-based fitted row standing for each level
-    draw: bool = True  # drawn back in generated quantities (`passes.outputs.Effects`)
-    cell_level: np.ndarray | None = None  # 0-based level of each cell (`passes.collapse`)
-    sorted_rows: bool = False  # the fitted rows come sorted by level (`passes.threads`)
-
-    @property
-    def per_row(self) -> bool:
-        """Whether every level has at most one row (independent rows)."""
-        return (self.kind == "normal" and not self.from_statistics
-                and int(self.counts.max(initial=0)) <= 1)
-
-    @property
-    def level_data(self) -> bool:
-        """Whether the program reads per-level data (counts, precisions or totals)."""
-        return self.kind != "laplace" and not self.per_row
-
-    @property
-    def needs_sums(self) -> bool:
-        """Whether the program sums rows per level through rows_g/start_g."""
-        return self.level_data and not self.from_statistics and self.kind != "beta"
-
-    def data(self) -> dict[str, Any]:
-        if not self.level_data:
-            return {}
-        g = self.ident
-        out: dict[str, Any] = {}
-        if self.needs_sums:
-            # the level sums run over the cells when the rows were collapsed into them
-            index = self.index if self.cell_level is None else self.cell_level
-            members = np.bincount(index, minlength=len(self.counts))
-            if not self.sorted_rows:
-                out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
-            out[f"start_{g}"] = np.concatenate([[0], np.cumsum(members)]) + 1
-        if self.kind == "beta":
-            out[f"Y_{g}"] = self.totals.round().astype(np.int64)
-            out[f"T_{g}"] = self.trials.round().astype(np.int64)
-            out[f"first_{g}"] = self.first + 1
-        elif self.kind == "gamma":
-            out[f"Y_{g}"] = self.totals.round().astype(np.int64)
-        elif self.precision is None:
-            out[f"n_{g}"] = self.counts
-        else:
-            out[f"W_{g}"] = self.precision
-        return out
 
 
 def _fmt_c(x: float) -> str:

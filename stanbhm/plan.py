@@ -13,9 +13,10 @@ from typing import Any
 
 from .errors import PlanError
 from .families import Family
-from .likelihood import CELL_ROWS, Likelihood
+from .likelihood import Likelihood
 from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
 from .priors import PriorStatement
+from .strategies import CELL_ROWS
 
 __all__ = ["NEW_ROWS", "Decision", "Options", "Plan", "PlanError"]
 

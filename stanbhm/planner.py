@@ -44,6 +44,7 @@ from .priorbook import resolve
 from .priors import prior_data_names
 from .rewrites import check_rewrites
 from .spec import ModelSpec
+from .strategies import Rowwise
 
 __all__ = ["RESERVED", "Options", "Plan", "default_passes", "make_plan", "validate"]
 
@@ -250,7 +251,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         offset = OffsetPart(spec.formula.offset or "", spec.offset, missing)
     obs = np.flatnonzero(spec.observed)
     likelihood = Likelihood(
-        family=fam, strategy="rowwise", response=spec.response, y=spec.y[obs], n=spec.n,
+        family=fam, strategy=Rowwise(), response=spec.response, y=spec.y[obs], n=spec.n,
         obs=obs, se=spec.se, trials=spec.trials, log_lik=False, y_rep=False,
         se_expr=spec.formula.se or "", trials_expr=spec.formula.trials or "",
     )

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .likelihood import signature, wrap
+from .layout import signature, wrap
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -76,21 +76,23 @@ class PartialSum:
         return wrap(head, list(args), ");", indent=len("    return ") + 2)
 
 
-def partial_sum(plan: Plan) -> PartialSum:
-    """The slice function of a row-wise likelihood (with or without a GLM kernel), or of
-    one whose group intercept is integrated out (slices of its levels)."""
-    fit = plan.fit_rows
+def row_slice(plan: Plan) -> PartialSum:
+    """The slice function of a row-wise likelihood, with or without a GLM kernel."""
     lik = plan.likelihood
-    if lik.marginal is not None:
-        rows = dataclasses.replace(fit, n="n_rows", window="first : last")
-        g = lik.marginal.ident
-        return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g)
-    rows = dataclasses.replace(fit, n="end - start + 1", window=WINDOW)
+    rows = dataclasses.replace(plan.fit_rows, n="end - start + 1", window=WINDOW)
     design = plan.fixed.design(rows) if lik.glm else None
     alpha = plan.glm_alpha(rows) if lik.glm else None
     eta = () if alpha is not None else plan.eta_terms(rows, design=not lik.glm)
     density = lik.slice_density(rows, design, alpha or "eta")
     return PartialSum(_arguments(plan), eta, density)
+
+
+def level_slice(plan: Plan) -> PartialSum:
+    """The slice function of a likelihood whose group intercept is integrated out:
+    slices of its levels, each reading its levels' contiguous rows."""
+    rows = dataclasses.replace(plan.fit_rows, n="n_rows", window="first : last")
+    g = plan.likelihood.marginal.ident
+    return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g)
 
 
 def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:

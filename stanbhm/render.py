@@ -13,10 +13,10 @@ from pathlib import Path
 
 import jinja2
 
-from .likelihood import signature, statement, wrap
+from .layout import signature, statement, wrap
 from .plan import Plan
 from .program import OutputSchema, Program
-from .reduce import partial_sum
+from .reduce import level_slice, row_slice
 from .version import __version__
 
 #: Dims that stanbhm itself names; a grouping factor with one of these names keeps its
@@ -49,7 +49,8 @@ def environment() -> jinja2.Environment:
     env.globals["wrap"] = wrap  # long signatures and calls, laid out as stanc formats them
     env.globals["statement"] = statement  # long expressions, likewise
     env.globals["signature"] = signature  # a function's signature, likewise
-    env.globals["partial_sum"] = partial_sum  # a threaded likelihood's slice function
+    env.globals["row_slice"] = row_slice  # a threaded likelihood's slice of rows
+    env.globals["level_slice"] = level_slice  # and of levels of the term integrated out
     return env
 
 

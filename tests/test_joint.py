@@ -11,7 +11,7 @@ from test_rewrites import CROSSED, crossed_data, decision, grouped, nested_data,
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
-from stanbhm.likelihood import Segment
+from stanbhm.strategies import Segment
 from stanbhm.passes.joint import Layout, factors
 
 
@@ -46,7 +46,7 @@ def test_factors_give_each_blocks_sum_of_squares() -> None:
 def test_auto_takes_the_election_model_off_its_rows() -> None:
     df, _ = election(seed=1, rows=30_000)
     model = sb.Model(election_formula(), df, log_lik=False, y_rep=False)
-    joint = model.plan.likelihood.joint
+    joint = model.plan.likelihood.strategy
     assert joint is not None and joint.P == 140
     m = 141 + sum(min(k, 141) for k in np.unique(
         np.bincount(df["respondent"].astype("category").cat.codes), return_counts=True)[1])
@@ -151,7 +151,7 @@ def test_joint_statistics_keep_the_log_density(case) -> None:
     joint = sb.Model(f, df, parameterization=param,
                      rewrites=["marginalize", "joint_statistics"] if marginal
                      else ["joint_statistics"], **(outputs if quiet else {}))
-    assert joint.plan.likelihood.joint is not None
+    assert joint.plan.likelihood.strategy.name == "joint"
     assert (joint.plan.likelihood.marginal is not None) == marginal
     assert joint.plan.rows_given != quiet
     assert ("X" in joint.stan_data()) != quiet

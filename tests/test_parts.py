@@ -191,7 +191,7 @@ def log_density(m: sb.Model, params: dict) -> float:
 
 def strategy(m: sb.Model) -> str:
     lik = m.plan.likelihood
-    return "threads" if lik.threads > 1 else lik.strategy
+    return "threads" if lik.threads > 1 else lik.strategy.name
 
 
 @pytest.mark.slow

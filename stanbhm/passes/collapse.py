@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..likelihood import Cells
 from ..rewrites import allowed
+from ..strategies import Cells, MarginalRows, Rowwise
 from .base import Decision, once
 from .joint import ROW_NS, JointStatistics, row_columns
 
@@ -53,9 +53,6 @@ SUBJECT = "collapse"
 MAX_CELL_SHARE = 0.5
 #: The family rows' collapse rules this pass implements.
 RULES = ("binomial", "poisson sum", "gaussian cells")
-#: (rule, kind of the term integrated out) whose level sums the cells give exactly.
-SUMMED_MARGINALS = {("gaussian cells", "normal"), ("poisson sum", "gamma"),
-                    ("binomial", "beta")}
 
 
 def rule_of(plan: Plan) -> str:
@@ -86,10 +83,10 @@ class Collapse:
         if rule not in RULES:
             return lik.family.no_collapse or f"the {lik.family.name} family has no exact " \
                 "collapse of counts"
-        if lik.strategy == "marginal" and (rule, lik.marginal.kind) in SUMMED_MARGINALS:
-            return ""
-        if lik.strategy != "rowwise":
-            return f"the likelihood is already rewritten ({lik.strategy})"
+        if isinstance(lik.strategy, MarginalRows) and lik.marginal.kind.cell_rule == rule:
+            return ""  # the cells give the level sums of the term integrated out
+        if not isinstance(lik.strategy, Rowwise):
+            return f"the likelihood is already rewritten ({lik.strategy.rewritten_as})"
         return ""
 
     def cells(self, plan: Plan) -> Cells:
@@ -101,10 +98,10 @@ class Collapse:
         obs = lik.obs
         rule = rule_of(plan)
         marginal = lik.marginal
-        if marginal is not None and marginal.kind == "beta":  # the levels, in order
+        if marginal is not None and marginal.kind.cells_are_levels:  # in order
             return Cells(rule=rule, row=marginal.first, y=marginal.totals,
-                         counts=marginal.counts, trials=marginal.trials,
-                         log_exposure=None, level_of=marginal.ident)
+                         counts=marginal.counts, trials=marginal.trials, log_exposure=None,
+                         level_of=marginal.ident, marginal=_over_cells(marginal, marginal.first))
         poisson = rule == "poisson sum"
         key = [plan.fixed.X[obs]] if plan.fixed.k else []
         for g in plan.groups:
@@ -126,7 +123,8 @@ class Collapse:
             means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
             resid = y - means[inverse]  # about the cell means, never sum(y^2) - n mean^2
             return Cells(rule=rule, row=first, y=means + offset[first], counts=counts,
-                         trials=None, log_exposure=None, within=float(resid @ resid))
+                         trials=None, log_exposure=None, within=float(resid @ resid),
+                         marginal=_over_cells(marginal, first))
         y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
         trials = None
         if lik.trials is not None:
@@ -141,7 +139,7 @@ class Collapse:
                                 minlength=n_cells)
             exposure = top + np.log(total)
         return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
-                     log_exposure=exposure)
+                     log_exposure=exposure, marginal=_over_cells(marginal, first))
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(plan)
@@ -171,12 +169,13 @@ class Collapse:
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        cells = self.cells(plan)
-        lik, groups = plan.likelihood, plan.groups
-        marginal = lik.marginal
-        if marginal is not None:  # its level sums now run over the cells
-            marginal = dataclasses.replace(marginal, cell_level=marginal.index[cells.row])
-            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
-                           for g in groups)
-        likelihood = dataclasses.replace(lik, strategy="cells", cells=cells, marginal=marginal)
-        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
+        likelihood = plan.likelihood.with_strategy(self.cells(plan))
+        return dataclasses.replace(plan, likelihood=likelihood)
+
+
+def _over_cells(marginal, first: np.ndarray):
+    """The term integrated out, its level sums now over the cells (`first`: the fitted
+    row standing for each cell)."""
+    if marginal is None:
+        return None
+    return dataclasses.replace(marginal, cell_level=marginal.index[first])

@@ -53,7 +53,7 @@ class Fold:
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None:
         group = next((g for g in plan.groups if g.marginalized), None)
-        if group is None or group.margin.kind != "normal":
+        if group is None or not group.marginal_kind.foldable:
             return None  # no sd enters the likelihood as tau^2 alone
         subject = f"sd of {group.name}"
         folded = f"folded, sd_{group.ident} = |sd_{group.ident}_signed|"
@@ -87,8 +87,8 @@ class Fold:
 def homogeneity(plan: Plan, group: GroupPart) -> tuple[str, float]:
     """(the test's name and statistic, its p-value) for "the levels share one mean", on
     the observed outcome: Cochran's Q with known standard errors, else one-way ANOVA."""
-    lik, margin = plan.likelihood, group.margin
-    y, level = lik.y.astype(float), margin.index
+    lik = plan.likelihood
+    y, level = lik.y.astype(float), lik.marginal.index
     levels = int(level.max()) + 1
     present = np.bincount(level, minlength=levels) > 0
     if lik.se is not None:

@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..strategies import Rowwise
 from .base import Decision, once
 
 if TYPE_CHECKING:
@@ -38,8 +39,9 @@ class Glm:
             return "glm='never' requested"
         if lik.family.glm is None:
             return f"the {lik.family.name} family has no GLM kernel in Stan"
-        if lik.strategy != "rowwise":
-            return f"the likelihood is rewritten ({lik.strategy}), not one term per row"
+        if not isinstance(lik.strategy, Rowwise):
+            return (f"the likelihood is rewritten ({lik.strategy.rewritten_as}), not one term "
+                    "per row")
         if plan.fixed.design(plan.fit_rows) is None:
             return "no population coefficient is left in the likelihood (no X * b)"
         return ""
@@ -54,8 +56,8 @@ class Glm:
                         f"the likelihood is {x} * b plus a per-row intercept ({alpha})")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = dataclasses.replace(plan.likelihood, glm=True)
-        return dataclasses.replace(plan, likelihood=likelihood)
+        strategy = dataclasses.replace(plan.likelihood.strategy, glm=True)
+        return dataclasses.replace(plan, likelihood=plan.likelihood.with_strategy(strategy))
 
 
 #: GLM work per gradient (fitted rows x columns of X) from which opencl="auto" runs the

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..design import Design, Designs, unfit_reason
-from ..likelihood import Joint, Segment
 from ..rewrites import named
+from ..strategies import Joint, Segment
 from .base import Decision, once
 
 if TYPE_CHECKING:
@@ -336,16 +336,12 @@ class JointStatistics:
         blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
         stacked = np.vstack(blocks)
         start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+        marginal = lik.marginal  # its level sums now come from the statistics
+        if marginal is not None:
+            marginal = dataclasses.replace(marginal, from_statistics=True)
         return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
-                     rows=ks, members=members)
+                     rows=ks, members=members, marginal=marginal)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        lik = plan.likelihood
-        groups, marginal = plan.groups, lik.marginal
-        if marginal is not None:  # its level sums now come from the statistics
-            marginal = dataclasses.replace(marginal, from_statistics=True)
-            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
-                           for g in groups)
-        likelihood = dataclasses.replace(lik, strategy="statistics", joint=self.joint(plan),
-                                         marginal=marginal)
-        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
+        likelihood = plan.likelihood.with_strategy(self.joint(plan))
+        return dataclasses.replace(plan, likelihood=likelihood)

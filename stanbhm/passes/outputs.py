@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PlanError
+from ..strategies import Joint, Rowwise
 from .base import Decision
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class OutputPass:
         """What log_lik holds when the likelihood was rewritten: still one value per
         observed row, as in the plain program, so az.loo compares the two."""
         lik = plan.likelihood
-        if self.output != "log_lik" or lik.strategy == "rowwise":
+        if self.output != "log_lik" or isinstance(lik.strategy, Rowwise):
             return ""
         if lik.marginal is not None:
             return (f"; one value per row given the drawn effects of {lik.marginal.name}, "
@@ -67,9 +68,9 @@ class OutputPass:
         integrated out, which PSIS-LOO can leave out (one row per level, as in eight
         schools, makes the conditional log_lik's importance weights unreliable)."""
         m = plan.likelihood.marginal
-        if m is None or m.kind != "normal":
+        if m is None or not m.kind.integrated_log_lik:
             what = "integrates no group term out" if m is None else \
-                f"integrates {m.name} out as {m.kind}, not normal"
+                f"integrates {m.name} out as {m.kind.name}, not normal"
             raise PlanError(f"log_lik='marginal' is the log likelihood with a normal group "
                             f"intercept integrated out, and this model {what}; pass "
                             "rewrites={'<term>': 'marginalize'} for a gaussian group "
@@ -123,11 +124,9 @@ class Effects:
                         "neither log_lik nor y_rep needs them; pass effects=True to draw them")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        groups = tuple(dataclasses.replace(g, margin=dataclasses.replace(g.margin, draw=False))
-                       if g.marginalized else g for g in plan.groups)
-        marginal = dataclasses.replace(plan.likelihood.marginal, draw=False)
-        likelihood = dataclasses.replace(plan.likelihood, marginal=marginal)
-        return dataclasses.replace(plan, groups=groups, likelihood=likelihood)
+        groups = tuple(dataclasses.replace(g, draw=False) if g.marginalized else g
+                       for g in plan.groups)
+        return dataclasses.replace(plan, groups=groups)
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ class RowData:
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None:
         lik = plan.likelihood
-        if lik.joint is None:
+        if not isinstance(lik.strategy, Joint):
             return None  # the model block reads the rows: they are always passed
         needs = [name for name in ("log_lik", "y_rep") if getattr(lik, name)]
         needs += [f"the drawn effects of {g.name}" for g in plan.groups

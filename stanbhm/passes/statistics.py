@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..design import Design, factor_group, unfit_reason
-from ..likelihood import NestedCells, Statistics
+from ..strategies import NestedCells, Statistics
 from .base import Decision, once
 from .joint import SPARSE_NS, JointStatistics
 
@@ -109,11 +109,11 @@ class SufficientStatistics:
             sums = (np.bincount(index, weights=y, minlength=n_levels),
                     np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
                                      for c in d.D.T]))
-        return Statistics(ident=first.ident, name=first.name, labels=d.labels,
+        return Statistics(ident=first.ident, factor=first.name, labels=d.labels,
                           theta_columns=d.theta_columns,
                           bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
                           whole_pops=d.whole_pops,
-                          nested=nested)
+                          nested=nested, marginal=self.kept_marginal(plan))
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
         why = self.skip_reason(spec, plan)
@@ -153,18 +153,15 @@ class SufficientStatistics:
         """Cells of the nested marginal: its levels' distinct (home level, row count)."""
         return len(cell_keys(self.nested(plan), plan.likelihood.marginal.counts)[0])
 
+    @staticmethod
+    def kept_marginal(plan: Plan):
+        """The term integrated out, its level sums now from the statistics."""
+        marginal = plan.likelihood.marginal
+        return dataclasses.replace(marginal, from_statistics=True) if marginal else None
+
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        stats = self.statistics(plan)
-        lik = plan.likelihood
-        groups = plan.groups
-        marginal = lik.marginal
-        if marginal is not None:  # its level sums now come from the statistics
-            marginal = dataclasses.replace(marginal, from_statistics=True)
-            groups = tuple(dataclasses.replace(g, margin=marginal) if g.marginalized else g
-                           for g in groups)
-        likelihood = dataclasses.replace(lik, strategy="statistics", statistics=stats,
-                                         marginal=marginal)
-        return dataclasses.replace(plan, likelihood=likelihood, groups=groups)
+        likelihood = plan.likelihood.with_strategy(self.statistics(plan))
+        return dataclasses.replace(plan, likelihood=likelihood)
 
 
 def _nesting(plan: Plan) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..reduce import grainsize
+from ..strategies import MarginalRows, Rowwise
 from .base import Decision
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def sliced_levels(plan: Plan) -> int | None:
     """The number of levels reduce_sum slices when the likelihood integrates a gaussian
     group intercept out over the rows (None when it is not that likelihood)."""
     marginal = plan.likelihood.marginal
-    if (plan.likelihood.strategy != "marginal" or marginal.kind != "normal"
+    if (not isinstance(plan.likelihood.strategy, MarginalRows) or not marginal.kind.threads
             or not marginal.needs_sums):
         return None
     return len(marginal.counts)
@@ -49,15 +50,15 @@ class Threads:
             return Decision(SUBJECT, "one per chain",
                             "pass threads=k for reduce_sum over slices of rows", applied=False)
         levels = sliced_levels(plan)
-        if lik.strategy == "marginal" and levels is None:
+        if isinstance(lik.strategy, MarginalRows) and levels is None:
             return Decision(SUBJECT, "one per chain",
                             f"the effects of {lik.marginal.name} are integrated out "
-                            f"({lik.marginal.kind}); only a gaussian intercept integrated out "
+                            f"({lik.marginal.kind.name}); only a gaussian intercept integrated out "
                             "over the rows is summed over slices of its levels", applied=False)
-        if lik.strategy != "rowwise" and levels is None:
+        if not isinstance(lik.strategy, Rowwise) and levels is None:
             return Decision(SUBJECT, "one per chain",
-                            f"the likelihood is rewritten ({lik.strategy}), not a sum over rows "
-                            "or levels that slices can share", applied=False)
+                            f"the likelihood is rewritten ({lik.strategy.rewritten_as}), not a "
+                            "sum over rows or levels that slices can share", applied=False)
         if levels is None:
             sliced, what = "the fitted rows", f"{plan.n_obs} fitted rows"
         else:
@@ -78,9 +79,9 @@ class Threads:
         return grainsize(plan.n_obs if levels is None else levels, self.threads or 1)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = dataclasses.replace(plan.likelihood, threads=self.threads or 1,
-                                         grainsize=self.size(plan))
-        plan = dataclasses.replace(plan, likelihood=likelihood)
+        strategy = dataclasses.replace(plan.likelihood.strategy, threads=self.threads or 1,
+                                       grainsize=self.size(plan))
+        plan = dataclasses.replace(plan, likelihood=plan.likelihood.with_strategy(strategy))
         return by_level(plan) if sliced_levels(plan) is not None else plan
 
 
@@ -93,10 +94,10 @@ def by_level(plan: Plan) -> Plan:
     marginal = lik.marginal
     order = np.argsort(marginal.index, kind="stable")
     marginal = dataclasses.replace(marginal, index=marginal.index[order], sorted_rows=True)
+    strategy = dataclasses.replace(lik.strategy, marginal=marginal)
     likelihood = dataclasses.replace(lik, obs=lik.obs[order], y=lik.y[order],
-                                     marginal=marginal)
-    groups = tuple(dataclasses.replace(g, missing=True, margin=marginal if g.marginalized
-                                       else g.margin) for g in plan.groups)
+                                     strategy=strategy)
+    groups = tuple(dataclasses.replace(g, missing=True) for g in plan.groups)
     offset = dataclasses.replace(plan.offset, missing=True) if plan.offset else plan.offset
     return dataclasses.replace(plan, likelihood=likelihood, groups=groups, offset=offset,
                                fixed=dataclasses.replace(plan.fixed, missing=True))

@@ -87,9 +87,9 @@ def statistics(bench: Run, options: dict[str, object]) -> None:
         common = {"parameterization": options["parameterization"]}
         plain, plain_build = built(formula, df, rewrites="none", **common)
         fast, fast_build = built(formula, df, **common)
-        if fast.plan.likelihood.strategy != "statistics":
+        if fast.plan.likelihood.strategy.name != "statistics":
             raise RuntimeError(f"expected sufficient statistics at N = {n}, got "
-                               f"{fast.plan.likelihood.strategy}")
+                               f"{fast.plan.likelihood.strategy.name}")
         names = [*HYPER, "sd_g", "L_g"]
         row = {"N": n, "program": "plain", "build_s": plain_build,
                "grad_ms": model_gradient_ms(plain, iterations_for(n, low=10))}

@@ -1,0 +1,144 @@
+"""What every marginal kind shares: the state of the term integrated out (`Marginal`)
+and the protocol a kind implements (`Kind`).
+
+A kind is one way of integrating a group intercept's level effects out of the
+likelihood: the normal (exact, gaussian rows), the gamma-Poisson and the
+beta-binomial (exact, conjugate to count rows) and Stan's embedded Laplace
+(approximate). Each is one module beside this one and one template,
+``stan_templates/marginals/<name>.stan.j2``, holding its density in every strategy it
+supports and its draw back side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..families import Family
+    from ..priors import Prior
+    from ..spec import GroupEffects, ModelSpec
+
+__all__ = ["Kind", "Marginal", "summed_rows"]
+
+
+class Kind:
+    """The protocol of a marginal kind; one instance per kind (`marginals.KINDS`)."""
+
+    name: str  # as the header and error messages say it: "normal"
+    rewrite: str  # the value of ``rewrites={term: ...}`` that asks for it
+    conjugate: str | None  # the family's ``conjugate_intercept`` it serves (None: any)
+    #: the collapse rule (`passes.collapse`) whose cells give its level sums exactly
+    cell_rule: str | None = None
+    threads: bool = False  # its rows' density can be sliced by level (reduce_sum)
+    #: it reads the linear predictor once per level: the collapsed likelihood's cells are
+    #: then its levels, a fitted row standing for each
+    cells_are_levels: bool = False
+    exact: bool = True
+    #: its density reads the sd through its square alone, so the sd may be sampled on
+    #: the whole line and folded (`passes.fold`)
+    foldable: bool = False
+    #: it writes log_lik="marginal", the rows' density with the effects integrated out
+    integrated_log_lik: bool = False
+    #: the parameter saying how far the levels spread: "sd", or "kappa" (a concentration)
+    spread: str = "sd"
+    spread_name: str = "the sd"  # how a message names it: "the concentration"
+    spread_prior: Prior | None = None  # its default prior when the spread is not an sd
+    #: every program name the kind may use for term ``<g>``, as prefixes of ``_<g>``
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def template(self) -> str:
+        return f"marginals/{self.name}.stan.j2"
+
+    def family_reason(self, family: Family) -> str:
+        """Why the family's rows cannot have a group intercept integrated out this way
+        ("" when they can)."""
+        if family.conjugate_intercept != self.conjugate:
+            return f"{self.name} effects are not integrated out of the {family.name} family"
+        return ""
+
+    def term_reason(self, spec: ModelSpec, group: GroupEffects) -> str:
+        """Why this term's effects cannot (beyond the family; "" when they can)."""
+        return ""
+
+    def decision(self, term: str) -> str:
+        """The header's reason for integrating `term` out this way."""
+        raise NotImplementedError
+
+    def summaries(self, index: np.ndarray, n_levels: int, y: np.ndarray,
+                  trials: np.ndarray | None) -> dict[str, Any]:
+        """The per-level numbers of the observed rows it reads besides their counts
+        (`Marginal` fields), from each fitted row's 0-based level."""
+        return {}
+
+    def per_row(self, m: Marginal) -> bool:
+        """Whether the rows are independent given the rest (no per-level data)."""
+        return False
+
+    def level_data(self, m: Marginal) -> dict[str, Any]:
+        """The per-level data it declares (besides the level sums' row order)."""
+        return {}
+
+    def needs_sums(self, m: Marginal) -> bool:
+        """Whether the program sums rows per level through ``rows_<g>``/``start_<g>``."""
+        return not m.from_statistics and not self.per_row(m)
+
+    def names(self, ident: str) -> tuple[str, ...]:
+        return tuple(f"{prefix}_{ident}" for prefix in self.prefixes)
+
+
+@dataclass(frozen=True, eq=False)
+class Marginal:
+    """The group intercept integrated out of the likelihood, as the strategy holds it:
+    its kind, each fitted row's level and the per-level summaries the kind reads.
+
+    Strategies that rewrite the rows keep it and say where its level sums come from:
+    sufficient statistics (`from_statistics`), cells of the collapsed rows
+    (`cell_level`), or the rows sorted by level for reduce_sum (`sorted_rows`)."""
+
+    kind: Kind
+    ident: str
+    name: str  # the factor, for comments
+    index: np.ndarray  # 0-based level of each fitted row
+    counts: np.ndarray  # fitted rows per level
+    precision: np.ndarray | None  # per level: sum of 1 / se^2 (known standard errors)
+    totals: np.ndarray | None = None  # the outcome summed over each level (count kinds)
+    trials: np.ndarray | None = None  # the trials summed over each level (beta)
+    first: np.ndarray | None = None  # 0-based fitted row standing for each level (beta)
+    from_statistics: bool = False  # the level sums come from sufficient statistics
+    cell_level: np.ndarray | None = None  # 0-based level of each cell (`passes.collapse`)
+    sorted_rows: bool = False  # the fitted rows come sorted by level (`passes.threads`)
+
+    @property
+    def per_row(self) -> bool:
+        return self.kind.per_row(self)
+
+    @property
+    def level_data(self) -> bool:
+        """Whether the program reads per-level data (counts, precisions or totals)."""
+        return bool(self.data())
+
+    @property
+    def needs_sums(self) -> bool:
+        return self.kind.needs_sums(self)
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = summed_rows(self) if self.needs_sums else {}
+        out.update(self.kind.level_data(self))
+        return out
+
+
+def summed_rows(m: Marginal) -> dict[str, Any]:
+    """Where each level's fitted rows (or cells) lie, for ``level_sums``: their order by
+    level (unless they come sorted) and where each level's run starts."""
+    g = m.ident
+    index = m.index if m.cell_level is None else m.cell_level
+    members = np.bincount(index, minlength=len(m.counts))
+    out: dict[str, Any] = {}
+    if not m.sorted_rows:
+        out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
+    out[f"start_{g}"] = np.concatenate([[0], np.cumsum(members)]) + 1
+    return out

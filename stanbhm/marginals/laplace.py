@@ -1,0 +1,103 @@
+"""The Laplace marginal: a group intercept of any family integrated out by Stan's
+embedded Laplace approximation (``laplace_marginal``), and drawn back by
+``laplace_latent_rng``. APPROXIMATE: a gaussian approximation of the effects at their
+conditional mode; the header says so.
+
+Stan 2.39's embedded Laplace works on a dense covariance of the effects and factors a
+dense matrix of that size in each Newton step, so it is offered up to
+`LAPLACE_MAX_LEVELS` levels. Its template: ``stan_templates/marginals/laplace.stan.j2``,
+which writes the functions `functions` lists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..layout import signature
+from .base import Kind, Marginal
+
+if TYPE_CHECKING:
+    from ..spec import GroupEffects, ModelSpec
+
+__all__ = ["LAPLACE", "LAPLACE_MAX_LEVELS"]
+
+LAPLACE_MAX_LEVELS = 2000
+
+
+class Laplace(Kind):
+    name = "laplace"
+    rewrite = "laplace"
+    conjugate = None
+    exact = False
+    prefixes = ("lik", "cov", "laplace")
+
+    def family_reason(self, family) -> str:
+        if family.conjugate_intercept == "normal":
+            return "a gaussian outcome's effects are integrated out exactly; use 'marginalize'"
+        return ""
+
+    def term_reason(self, spec: ModelSpec, group: GroupEffects) -> str:
+        n = len(group.levels)
+        if n > LAPLACE_MAX_LEVELS:
+            return (f"{n} levels: Stan's embedded Laplace builds and factors dense {n} x {n} "
+                    f"matrices; it is offered up to {LAPLACE_MAX_LEVELS} levels")
+        return ""
+
+    def decision(self, term: str) -> str:
+        return ("'laplace' requested: an APPROXIMATION, not exact: Stan's embedded "
+                "Laplace approximation integrates the effects out and "
+                "laplace_latent_rng draws them back")
+
+    def needs_sums(self, m: Marginal) -> bool:
+        return False  # laplace_marginal reads the rows and their levels
+
+    def names(self, ident: str) -> tuple[str, ...]:
+        return (*super().names(ident), f"laplace_{ident}_rng")
+
+    @staticmethod
+    def extra(lik: Any) -> tuple[list[str], list[str]]:
+        """What the rows' likelihood needs besides y, eta and the levels: (declarations,
+        names) of the family's row data and parameters. (`lik` is the plan's
+        `likelihood.Likelihood`, `rows` below its fitted `parts.Rows`: not imported, as
+        those modules import the kinds.)"""
+        decl = ["array[] int trials"] if lik.trials is not None else []
+        decl += [f"real {a}" for a in lik.family.aux_names(lik.se is not None)]
+        return decl, [d.split()[-1] for d in decl]
+
+    def functions(self, lik: Any, g: str) -> list[str]:
+        """The functions ``laplace_marginal`` needs for term `g`, as program lines: the
+        rows' log likelihood given the effects u, their prior covariance, and wrappers
+        for the marginal density and the draws of u."""
+        decl, names = self.extra(lik)
+        y = "array[] int y" if lik.family.integer else "vector y"
+        args = lik.fill(", ".join(lik.family.args), "eta + u[J]", str)
+        inner = ", ".join(["y", "eta", "J", *names])
+        outer = [y, "vector eta", "array[] int J", *decl, "real sd", "int n"]
+        return [
+            f"  // The log likelihood of the rows given the effects u of {g}.",
+            *signature(f"  real lik_{g}(",
+                       ["vector u", y, "vector eta", "array[] int J", *decl], ") {"),
+            f"    return {lik.family.dist}_{lik.family.suffix()}(y | {args});",
+            "  }",
+            "  // The prior covariance of those effects: sd^2 on the diagonal.",
+            f"  matrix cov_{g}(real sd, int n) {{",
+            "    return diag_matrix(rep_vector(square(sd), n));",
+            "  }",
+            "  // The rows' log density with the effects integrated out (approximately).",
+            *signature(f"  real laplace_{g}(", outer, ") {"),
+            f"    return laplace_marginal(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
+            "  }",
+            "  // A draw of the effects from that approximation of their posterior.",
+            *signature(f"  vector laplace_{g}_rng(", outer, ") {"),
+            f"    return laplace_latent_rng(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
+            "  }",
+        ]
+
+    def arguments(self, lik: Any, rows: Any, g: str) -> str:
+        """The arguments of ``laplace_<g>`` and ``laplace_<g>_rng`` over the fitted rows."""
+        _, names = self.extra(lik)
+        extra = [f"{n}{rows.suffix}" if n == "trials" else n for n in names]
+        return ", ".join(["y", "eta", f"J_{g}{rows.suffix}", *extra, f"sd_{g}", f"N_{g}"])
+
+
+LAPLACE = Laplace()
