@@ -11,8 +11,8 @@ from test_rewrites import CROSSED, crossed_data, decision, grouped, nested_data,
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
-from stanbhm.strategies import Segment
 from stanbhm.passes.joint import Layout, factors
+from stanbhm.strategies import Segment
 
 
 def test_factors_give_each_blocks_sum_of_squares() -> None:
