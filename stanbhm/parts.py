@@ -94,6 +94,9 @@ class Rows:
 
     window: str = ""  # a range of these rows, "start : end" (one reduce_sum slice)
     new: bool = False  # rows given for prediction: their levels may be new ones
+    #: rows of generated quantities that X's centered copy does not cover as they stand
+    #: (it holds the fitted rows, in their order): their population part reads X raw
+    raw_x: bool = False
 
     @property
     def fitted_suffix(self) -> str:
@@ -163,7 +166,6 @@ class FixedPart(Part):
     idents: tuple[str, ...]
     X: np.ndarray
     intercept: bool
-    missing: bool
     intercept_prior: Prior | None
     intercept_bounds: Bounds
     b_priors: tuple[Prior, ...]
@@ -246,8 +248,8 @@ class FixedPart(Part):
         (``rows.fitted`` False) use the whole population part, as the deviations do.
         """
         if not rows.fitted:
-            if self.centered:  # new rows come raw, as do all rows when some are missing
-                if rows.new or self.missing:
+            if self.centered:  # new rows come raw, as do rows Xc does not cover
+                if rows.new or rows.raw_x:
                     return f"b_Intercept + {rows.take('X')} * b"
                 return "Intercept + Xc * b"
             if self.intercept:
@@ -360,7 +362,6 @@ class GroupPart(Part):
     index: np.ndarray
     Z: np.ndarray
     correlated: bool
-    missing: bool
     sd_priors: tuple[Prior, ...]
     sd_bounds: Bounds
     cor_prior: Prior | None
@@ -520,7 +521,7 @@ class GroupPart(Part):
         return f"{self.term_name}_effect"
 
     @staticmethod
-    def derived_names(ident: str, missing: bool) -> tuple[str, ...]:
+    def derived_names(ident: str) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
                     "centered", "c", "nc", "k", "lin")
@@ -528,8 +529,7 @@ class GroupPart(Part):
         names += reserved_names(ident)  # whichever kind integrates it out
         names += [f"sd_{ident}_prior", f"sd_{ident}_signed",
                   *prior_data_names((f"sd_{ident}", f"kappa_{ident}"))]
-        if missing:
-            names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
+        names += [f"J_{ident}_obs", f"Z_{ident}_obs"]
         names += [f"J_{ident}_cell", f"Z_{ident}_cell"]
         names += [f"J_{ident}_new", f"Z_{ident}_new", f"N_{ident}_new",
                   f"r_{ident}_new", f"r_{ident}_all"]
@@ -692,7 +692,6 @@ class OffsetPart(Part):
 
     expr: str
     values: np.ndarray
-    missing: bool
     kind: str = "offset"
 
     def eta(self, rows: Rows) -> str:

@@ -145,7 +145,7 @@ class Plan:
     @property
     def all_rows(self) -> Rows:
         """Rows for generated quantities: every row, population part plus deviations."""
-        return Rows("N", "", False)
+        return Rows("N", "", False, raw_x=self.missing)
 
     @property
     def prior_statements(self) -> tuple[PriorStatement, ...]:

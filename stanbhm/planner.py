@@ -212,10 +212,9 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
     validate(options, spec)
     fam = spec.family_row
     book = resolve(spec)
-    missing = spec.n_obs < spec.n
     fixed = FixedPart(
         names=spec.fixed.names, idents=spec.fixed.stan_names, X=spec.fixed.X,
-        intercept=spec.fixed.intercept, missing=missing, intercept_prior=book.intercept,
+        intercept=spec.fixed.intercept, intercept_prior=book.intercept,
         intercept_bounds=book.intercept_bounds, b_priors=book.b, horseshoe=book.horseshoe,
     )
     if book.horseshoe is not None:
@@ -224,7 +223,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
     notes: list[str] = list(spec.fixed.notes)
     groups = []
     for g in spec.groups:
-        ident = names.claim(g.term_name, lambda s: GroupPart.derived_names(s, missing))
+        ident = names.claim(g.term_name, GroupPart.derived_names)
         if ident != g.stan_name:
             notes.append(f"{g.term_name} is written {ident} in the program, clear of the "
                          "names the program itself uses")
@@ -234,7 +233,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         groups.append(GroupPart(
             name=g.name, term_name=g.term_name, ident=ident, levels=g.levels,
             effects=g.effect_names, index=g.index, Z=g.Z, correlated=g.correlated and g.k > 1,
-            missing=missing, sd_priors=book.sd[g.term_name],
+            sd_priors=book.sd[g.term_name],
             sd_bounds=book.sd_bounds[g.term_name], cor_prior=book.cor.get(g.term_name),
             population=tuple(_population(spec, e) for e in g.effect_names),
             total=tuple(_total(spec, e, fixed.centered) for e in g.effect_names),
@@ -248,7 +247,7 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
     ))
     offset = None
     if spec.offset is not None:
-        offset = OffsetPart(spec.formula.offset or "", spec.offset, missing)
+        offset = OffsetPart(spec.formula.offset or "", spec.offset)
     obs = np.flatnonzero(spec.observed)
     likelihood = Likelihood(
         family=fam, strategy=Rowwise(), response=spec.response, y=spec.y[obs], n=spec.n,

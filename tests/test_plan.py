@@ -127,7 +127,7 @@ def test_group_names_never_clash_with_template_names(df, factor, ident) -> None:
     plan = sb.Model(f"y ~ x + (1 + x | {factor})", data, priors={"b": "horseshoe()"},
                     parameterization="centered").plan
     assert plan.groups[0].ident == ident
-    names = plan.groups[0].derived_names(ident, True)
+    names = plan.groups[0].derived_names(ident)
     assert not set(names) & RESERVED
     if ident != factor:
         assert any(f"{factor} is written {ident} in the program" in n for n in plan.notes)

@@ -97,7 +97,4 @@ def by_level(plan: Plan) -> Plan:
     strategy = dataclasses.replace(lik.strategy, marginal=marginal)
     likelihood = dataclasses.replace(lik, obs=lik.obs[order], y=lik.y[order],
                                      strategy=strategy)
-    groups = tuple(dataclasses.replace(g, missing=True) for g in plan.groups)
-    offset = dataclasses.replace(plan.offset, missing=True) if plan.offset else plan.offset
-    return dataclasses.replace(plan, likelihood=likelihood, groups=groups, offset=offset,
-                               fixed=dataclasses.replace(plan.fixed, missing=True))
+    return dataclasses.replace(plan, likelihood=likelihood)
