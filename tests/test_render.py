@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stanbhm as sb
+from stanbhm.datasets import eight_schools
 from stanbhm.planner import RESERVED
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -55,143 +59,168 @@ def catalogue_data() -> pd.DataFrame:
     return df
 
 
-CATALOGUE = {
-    "eight_schools_noncentered": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "noncentered"),
-    "eight_schools_centered": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "centered"),
-    "fixed_only": ("y ~ x + z", "gaussian", "auto"),
-    "interaction_star": ("y ~ x*z", "gaussian", "auto"),
-    "interaction_colon_no_intercept": ("y ~ 0 + x:z + x", "gaussian", "auto"),
-    "minus_one": ("y ~ x - 1", "gaussian", "auto"),
-    "categorical_and_transforms": ("y ~ C(cat) + log(pos) + scale(z)", "gaussian", "auto"),
-    "correlated_slopes_noncentered": ("y ~ x + (1 + x | g)", "gaussian", "noncentered"),
-    "uncorrelated_slopes": ("y ~ x + (1 + x || g)", "gaussian", "noncentered"),
-    "slope_without_intercept": ("y ~ x + (x - 1 | g) + (0 + z | h)", "gaussian", "centered"),
-    "nested": ("y ~ 1 + (1 | a/b)", "gaussian", "noncentered"),
-    "interaction_grouping": ("y ~ x + (1 | a:b)", "gaussian", "centered"),
-    "crossed_per_factor": ("y ~ x + (1 | g) + (1 + x | h)", "gaussian",
-                           {"g": "centered", "h": "noncentered"}),
-    "student_t": ("y ~ x + (1 | g)", "student_t", "noncentered"),
-    "bernoulli": ("yb ~ x + (1 | g)", "bernoulli", "noncentered"),
-    "binomial": ("ys | trials(n) ~ x + (1 | g)", "binomial", "noncentered"),
-    "poisson_offset": ("yc ~ x + offset(log(expo)) + (1 | g)", "poisson", "noncentered"),
-    "negbinomial": ("yc ~ x + (1 + x | g)", "negbinomial", "centered"),
-    "missing_outcome": ("y_missing ~ x + (1 | g)", "gaussian", "noncentered"),
-    "hostile_names": ("y ~ `x; target += 1e9` + `ñame` + `1x` + (1 | `for`)", "gaussian",
-                      "noncentered"),
-    "observation_level_effect": ("yc ~ x + (1 | obs)", "poisson", "noncentered"),
-    "two_terms_one_factor": ("y ~ x + (1 | g) + (x - 1 | g)", "gaussian",
-                             {"g": "noncentered", "g_x": "centered"}),
-    "lognormal": ("pos ~ x + (1 | g)", "lognormal", "noncentered"),
-    "gamma": ("pos ~ x + (1 | g)", "gamma", "noncentered"),
-    "binomial_missing": ("ys_missing | trials(n) ~ x + offset(z) + (1 + x | g)", "binomial",
-                         "noncentered"),
-    "nested_centered": ("y ~ x + (1 | a/b)", "gaussian", "centered"),
-    "partially_centered": ("y ~ x + (1 | g) + (x - 1 | h)", "gaussian", {"g": 0.5, "h": 0.25}),
-}
-PRIORS = {"user_priors": ("y ~ x + z + (1 + x | g)", "gaussian", "noncentered",
-                          {"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)",
-                           "sd_g": "exponential(1)", "cor": "lkj_corr_cholesky(4)",
-                           "sigma": "exponential(0.5)", "Intercept": "normal(0, 10)"}),
-          "horseshoe": ("y ~ x + z + pos + (1 | g)", "gaussian", "noncentered",
-                        {"b": "horseshoe(df=1, scale_global=0.1)"}),
-          "horseshoe_bernoulli": ("yb ~ x + z + pos", "bernoulli", "auto",
-                                  {"b": "horseshoe(df=3, scale_global=0.05, df_slab=6)"})}
+@dataclass(frozen=True)
+class Case:
+    """One golden program: the arguments of `stanbhm.Model` that make it. Each defaults
+    to Model's own default (the data to catalogue_data's frame), so a case states only
+    what differs. Its name (the key in CASES) names its golden file,
+    tests/golden/<name>.stan."""
+
+    formula: str
+    family: str = "gaussian"
+    #: a parameterization for every term, or a dict of them by term (or centering weights)
+    parameterization: str | dict[str, str | float] = "auto"
+    #: "auto", "none", a list of model-wide rewrites, or a dict of them by term
+    rewrites: str | list[str] | dict[str, str] = "auto"
+    priors: dict[str, str] | None = None
+    #: Model's other keywords (threads, grainsize, glm, log_lik, effects, y_rep)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: builds the data frame the formula reads
+    data: Callable[[], pd.DataFrame] = catalogue_data
+
+    def model(self) -> sb.Model:
+        return sb.Model(self.formula, self.data(), family=self.family,
+                        parameterization=self.parameterization, priors=self.priors,
+                        rewrites=self.rewrites, **self.options)
 
 
-#: Programs that show a rewrite, or a case with rewrites switched off: name ->
-#: (formula, family, parameterization, rewrites).
-REWRITES = {
-    "centered_missing_slopes": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered",
-                                "none"),
-    "uncorrelated_centered": ("y ~ x + (1 + x || g)", "gaussian", "centered", "none"),
-    "correlated_slopes_centered": ("y ~ x + (1 + x | g)", "gaussian", "centered", "none"),
-    "auto_per_level": ("y_unbalanced ~ x + (1 | g)", "gaussian", "auto", "none"),
-    "eight_schools_marginal": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "auto", "auto"),
-    "marginal_rows": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
-                      {"g": "marginalize"}),
-    "marginal_known_se": ("y | se(pos) ~ x + (1 | g) + (1 | h)", "gaussian", "auto", "auto"),
-    "collapse_bernoulli": ("yb ~ C(cat) + (1 | g)", "bernoulli", "noncentered", "auto"),
-    "beta_binomial": ("ys | trials(n) ~ 1 + (1 | g)", "binomial", "auto",
-                      {"g": "beta_binomial"}),
-    "collapse_poisson_exposure": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson",
-                                  "centered", "auto"),
-    "marginal_statistics": ("y ~ x + (1 | g) + (x - 1 | g)", "gaussian",
-                            {"g_x": "noncentered"}, "auto"),
-    "gamma_poisson_offset": ("yc ~ x + offset(log(expo)) + (1 | g)", "poisson", "auto",
-                             {"g": "gamma_poisson"}),
-    "marginal_cells": ("y_missing ~ C(cat) + (1 | g) + (1 | h)", "gaussian", "auto", "auto"),
-    "gamma_poisson_cells": ("yc ~ C(cat) + offset(log(n)) + (1 | h)", "poisson", "auto",
-                            {"h": "gamma_poisson"}),
-    "laplace_binomial": ("ys_missing | trials(n) ~ x + (1 | g)", "binomial", "auto",
-                         {"g": "laplace"}),
-    "statistics_covariate_in_term": ("y_missing ~ z + offset(x) + (1 + x | g)", "gaussian",
-                                     "noncentered", "auto"),
-    "joint_marginal_crossed": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "auto",
-                               ["marginalize", "joint_statistics"]),
-    "joint_partial_b": ("y ~ x + z + offset(pos) + (1 | g) + (z - 1 | h)", "gaussian",
-                        {"g": "centered", "h": "centered"}, ["joint_statistics"]),
-}
+EIGHT_SCHOOLS = "y | se(sigma) ~ 1 + (1 | school)"
+#: Model's output options switched off: no level effects, log_lik or y_rep drawn.
+NO_OUTPUTS = {"effects": False, "log_lik": False, "y_rep": False}
 
-# reduce_sum programs: (formula, family, parameterization, Model keywords)
-THREADED = {
+CASES: dict[str, Case] = {
+    # ---- the catalogue: every family, formula syntax and parameterization
+    "eight_schools_noncentered": Case(EIGHT_SCHOOLS, parameterization="noncentered",
+                                      data=eight_schools),
+    "eight_schools_centered": Case(EIGHT_SCHOOLS, parameterization="centered",
+                                   data=eight_schools),
+    "fixed_only": Case("y ~ x + z"),
+    "interaction_star": Case("y ~ x*z"),
+    "interaction_colon_no_intercept": Case("y ~ 0 + x:z + x"),
+    "minus_one": Case("y ~ x - 1"),
+    "categorical_and_transforms": Case("y ~ C(cat) + log(pos) + scale(z)"),
+    "correlated_slopes_noncentered": Case("y ~ x + (1 + x | g)",
+                                          parameterization="noncentered"),
+    "uncorrelated_slopes": Case("y ~ x + (1 + x || g)", parameterization="noncentered"),
+    "slope_without_intercept": Case("y ~ x + (x - 1 | g) + (0 + z | h)",
+                                    parameterization="centered"),
+    "nested": Case("y ~ 1 + (1 | a/b)", parameterization="noncentered"),
+    "interaction_grouping": Case("y ~ x + (1 | a:b)", parameterization="centered"),
+    "crossed_per_factor": Case("y ~ x + (1 | g) + (1 + x | h)",
+                               parameterization={"g": "centered", "h": "noncentered"}),
+    "student_t": Case("y ~ x + (1 | g)", family="student_t", parameterization="noncentered"),
+    "bernoulli": Case("yb ~ x + (1 | g)", family="bernoulli", parameterization="noncentered"),
+    "binomial": Case("ys | trials(n) ~ x + (1 | g)", family="binomial",
+                     parameterization="noncentered"),
+    "poisson_offset": Case("yc ~ x + offset(log(expo)) + (1 | g)", family="poisson",
+                           parameterization="noncentered"),
+    "negbinomial": Case("yc ~ x + (1 + x | g)", family="negbinomial",
+                        parameterization="centered"),
+    "missing_outcome": Case("y_missing ~ x + (1 | g)", parameterization="noncentered"),
+    "hostile_names": Case("y ~ `x; target += 1e9` + `ñame` + `1x` + (1 | `for`)",
+                          parameterization="noncentered"),
+    "observation_level_effect": Case("yc ~ x + (1 | obs)", family="poisson",
+                                     parameterization="noncentered"),
+    "two_terms_one_factor": Case("y ~ x + (1 | g) + (x - 1 | g)",
+                                 parameterization={"g": "noncentered", "g_x": "centered"}),
+    "lognormal": Case("pos ~ x + (1 | g)", family="lognormal", parameterization="noncentered"),
+    "gamma": Case("pos ~ x + (1 | g)", family="gamma", parameterization="noncentered"),
+    "binomial_missing": Case("ys_missing | trials(n) ~ x + offset(z) + (1 + x | g)",
+                             family="binomial", parameterization="noncentered"),
+    "nested_centered": Case("y ~ x + (1 | a/b)", parameterization="centered"),
+    "partially_centered": Case("y ~ x + (1 | g) + (x - 1 | h)",
+                               parameterization={"g": 0.5, "h": 0.25}),
+    # ---- user priors
+    "user_priors": Case("y ~ x + z + (1 + x | g)", parameterization="noncentered",
+                        priors={"b": "normal(0, 2)", "b_z": "student_t(3, 0, 1)",
+                                "sd_g": "exponential(1)", "cor": "lkj_corr_cholesky(4)",
+                                "sigma": "exponential(0.5)", "Intercept": "normal(0, 10)"}),
+    "horseshoe": Case("y ~ x + z + pos + (1 | g)", parameterization="noncentered",
+                      priors={"b": "horseshoe(df=1, scale_global=0.1)"}),
+    "horseshoe_bernoulli": Case("yb ~ x + z + pos", family="bernoulli",
+                                priors={"b": "horseshoe(df=3, scale_global=0.05, df_slab=6)"}),
+    # ---- programs that show a rewrite, or a case with rewrites switched off
+    "centered_missing_slopes": Case("y_missing ~ x + z + (1 + x | g)",
+                                    parameterization="centered", rewrites="none"),
+    "uncorrelated_centered": Case("y ~ x + (1 + x || g)", parameterization="centered",
+                                  rewrites="none"),
+    "correlated_slopes_centered": Case("y ~ x + (1 + x | g)", parameterization="centered",
+                                       rewrites="none"),
+    "auto_per_level": Case("y_unbalanced ~ x + (1 | g)", rewrites="none"),
+    "eight_schools_marginal": Case(EIGHT_SCHOOLS, data=eight_schools),
+    "marginal_rows": Case("y_missing ~ x + (1 | g) + (1 + x | h)",
+                          parameterization="noncentered", rewrites={"g": "marginalize"}),
+    "marginal_known_se": Case("y | se(pos) ~ x + (1 | g) + (1 | h)"),
+    "collapse_bernoulli": Case("yb ~ C(cat) + (1 | g)", family="bernoulli",
+                               parameterization="noncentered"),
+    "beta_binomial": Case("ys | trials(n) ~ 1 + (1 | g)", family="binomial",
+                          rewrites={"g": "beta_binomial"}),
+    "collapse_poisson_exposure": Case("yc ~ C(cat) + offset(log(n)) + (1 | h)",
+                                      family="poisson", parameterization="centered"),
+    "marginal_statistics": Case("y ~ x + (1 | g) + (x - 1 | g)",
+                                parameterization={"g_x": "noncentered"}),
+    "gamma_poisson_offset": Case("yc ~ x + offset(log(expo)) + (1 | g)", family="poisson",
+                                 rewrites={"g": "gamma_poisson"}),
+    "marginal_cells": Case("y_missing ~ C(cat) + (1 | g) + (1 | h)"),
+    "gamma_poisson_cells": Case("yc ~ C(cat) + offset(log(n)) + (1 | h)", family="poisson",
+                                rewrites={"h": "gamma_poisson"}),
+    "laplace_binomial": Case("ys_missing | trials(n) ~ x + (1 | g)", family="binomial",
+                             rewrites={"g": "laplace"}),
+    "statistics_covariate_in_term": Case("y_missing ~ z + offset(x) + (1 + x | g)",
+                                         parameterization="noncentered"),
+    "joint_marginal_crossed": Case("y_missing ~ x + (1 | g) + (1 + x | h)",
+                                   rewrites=["marginalize", "joint_statistics"]),
+    "joint_partial_b": Case("y ~ x + z + offset(pos) + (1 | g) + (z - 1 | h)",
+                            parameterization={"g": "centered", "h": "centered"},
+                            rewrites=["joint_statistics"]),
+    # ---- reduce_sum programs
     # correlated slopes over missing outcomes: a slice's slope line is too long for one
     # line, and breaks where stanc --auto-format breaks it
-    "threads_correlated_missing": ("y_missing ~ x + z + (1 + x | g)", "gaussian", "centered",
-                                   {"threads": 2}),
-    "threads_glm_missing": ("y_missing ~ x + z + (1 + x || g) + (1 | h)", "gaussian",
-                            "noncentered", {"threads": 2}),
-    "threads_negbinomial_centered": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
-                                     "centered", {"threads": 2, "glm": "never"}),
-    "threads_known_se": ("y | se(pos) ~ x + (1 | g)", "gaussian", "noncentered",
-                         {"threads": 3, "grainsize": 7}),
-    "threads_marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian",
-                                 "noncentered", {"threads": 2, "rewrites": {"g": "marginalize"}}),
-    "threads_marginal_known_se": ("y | se(pos) ~ x + z + (1 | g) + (1 | h)", "gaussian",
-                                  "centered", {"threads": 2, "rewrites": {"g": "marginalize"}}),
+    "threads_correlated_missing": Case("y_missing ~ x + z + (1 + x | g)",
+                                       parameterization="centered", rewrites="none",
+                                       options={"threads": 2}),
+    "threads_glm_missing": Case("y_missing ~ x + z + (1 + x || g) + (1 | h)",
+                                parameterization="noncentered", rewrites="none",
+                                options={"threads": 2}),
+    "threads_negbinomial_centered": Case("yc ~ x + offset(log(expo)) + (1 + x | g)",
+                                         family="negbinomial", parameterization="centered",
+                                         rewrites="none",
+                                         options={"threads": 2, "glm": "never"}),
+    "threads_known_se": Case("y | se(pos) ~ x + (1 | g)", parameterization="noncentered",
+                             rewrites="none", options={"threads": 3, "grainsize": 7}),
+    "threads_marginal_missing": Case("y_missing ~ x + (1 | g) + (1 + x | h)",
+                                     parameterization="noncentered",
+                                     rewrites={"g": "marginalize"}, options={"threads": 2}),
+    "threads_marginal_known_se": Case("y | se(pos) ~ x + z + (1 | g) + (1 | h)",
+                                      parameterization="centered",
+                                      rewrites={"g": "marginalize"}, options={"threads": 2}),
+    # ---- programs shaped by an output option
+    "marginal_undrawn": Case("y_missing ~ x + (1 | g) + (1 + x | h)",
+                             parameterization="noncentered", rewrites={"g": "marginalize"},
+                             options=NO_OUTPUTS),
+    "joint_rows_left_out": Case("y_missing ~ x + z + offset(pos) + (1 | g) + (1 + x | h)",
+                                rewrites=["marginalize", "joint_statistics"],
+                                options=NO_OUTPUTS),
+    "marginal_log_lik_levels": Case("y_missing ~ x + (1 | g)", parameterization="noncentered",
+                                    rewrites={"g": "marginalize"},
+                                    options={"log_lik": "marginal"}),
+    "eight_schools_marginal_log_lik": Case(EIGHT_SCHOOLS, rewrites={"school": "marginalize"},
+                                           options={"log_lik": "marginal"}, data=eight_schools),
 }
 
 
-#: Programs shaped by an output option: name -> (formula, family, parameterization,
-#: rewrites, options).
-OUTPUTS = {
-    "marginal_undrawn": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
-                         {"g": "marginalize"}, {"effects": False, "log_lik": False,
-                                                "y_rep": False}),
-    "joint_rows_left_out": ("y_missing ~ x + z + offset(pos) + (1 | g) + (1 + x | h)",
-                            "gaussian", "auto", ["marginalize", "joint_statistics"],
-                            {"effects": False, "log_lik": False, "y_rep": False}),
-    "marginal_log_lik_levels": ("y_missing ~ x + (1 | g)", "gaussian", "noncentered",
-                                {"g": "marginalize"}, {"log_lik": "marginal"}),
-    "eight_schools_marginal_log_lik": ("y | se(sigma) ~ 1 + (1 | school)", "gaussian", "auto",
-                                       {"school": "marginalize"}, {"log_lik": "marginal"}),
-}
+def build(name: str, eight_schools_df: pd.DataFrame | None = None) -> sb.Model:
+    """The model of CASES[name]. Each case builds its own data; eight_schools_df (the
+    fixture's frame, which tests/test_metric.py and scripts/o1_audit.py pass) is not used."""
+    return CASES[name].model()
 
 
-def build(name: str, eight_schools_df: pd.DataFrame) -> sb.Model:
-    rewrites, options = "auto", {}
-    if name in OUTPUTS:
-        (formula, family, param, rewrites, options), priors = OUTPUTS[name], None
-    elif name in THREADED:
-        (formula, family, param, options), priors = THREADED[name], None
-        options = dict(options)
-        rewrites = options.pop("rewrites", "none")
-    elif name in PRIORS:
-        formula, family, param, priors = PRIORS[name]
-    elif name in REWRITES:
-        (formula, family, param, rewrites), priors = REWRITES[name], None
-    else:
-        (formula, family, param), priors = CATALOGUE[name], None
-    data = eight_schools_df if name.startswith("eight_schools") else catalogue_data()
-    return sb.Model(formula, data, family=family, parameterization=param, priors=priors,
-                    rewrites=rewrites, **options)
-
-
-ALL = sorted([*CATALOGUE, *PRIORS, *REWRITES, *THREADED, *OUTPUTS])
+ALL = sorted(CASES)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_golden_program(name, eight_schools_df):
-    code = build(name, eight_schools_df).stan_code()
+def test_golden_program(name):
+    code = CASES[name].model().stan_code()
     path = GOLDEN / f"{name}.stan"
     if os.environ.get("STANBHM_UPDATE_GOLDEN"):
         GOLDEN.mkdir(exist_ok=True)
@@ -216,8 +245,8 @@ def _strip_comments(code: str) -> str:
     return "\n".join(line.split("//", 1)[0] for line in code.splitlines())
 
 
-def test_hostile_names_never_reach_the_program(eight_schools_df):
-    code = build("hostile_names", eight_schools_df).stan_code()
+def test_hostile_names_never_reach_the_program():
+    code = CASES["hostile_names"].model().stan_code()
     statements = _strip_comments(code)
     for raw in ("target += 1e9", "ñame", "1x", "1 x", ";  "):
         assert raw not in statements
@@ -236,14 +265,14 @@ def test_line_breaks_in_names_cannot_escape_comments(tmp_path):
     assert all(line.startswith("//") for line in header.splitlines())
 
 
-def test_program_is_deterministic(eight_schools_df):
-    a = build("crossed_per_factor", eight_schools_df).stan_code()
-    b = build("crossed_per_factor", eight_schools_df).stan_code()
+def test_program_is_deterministic():
+    a = CASES["crossed_per_factor"].model().stan_code()
+    b = CASES["crossed_per_factor"].model().stan_code()
     assert a == b
 
 
 def test_catalogue_covers_every_family():
-    families = {v[1] for v in CATALOGUE.values()}
+    families = {case.family for case in CASES.values()}
     assert families == set(sb.FAMILIES)
     assert len(ALL) >= 15
 
@@ -273,10 +302,10 @@ def _stanc(cmdstan: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_data_block_and_outputs_match_the_parts(name, cmdstan, eight_schools_df):
+def test_data_block_and_outputs_match_the_parts(name, cmdstan):
     import json
 
-    model = build(name, eight_schools_df)
+    model = CASES[name].model()
     info = json.loads(_stanc(cmdstan, "--info", str(GOLDEN / f"{name}.stan")).stdout)
     assert set(info["inputs"]) == set(model.stan_data())
     schema = model.program.schema
@@ -355,9 +384,9 @@ def test_reserved_names_as_columns_and_factors_compile(column, factor, second, c
     assert proc.returncode == 0, proc.stderr
 
 
-def test_reviewed_defects_stay_fixed(eight_schools_df):
+def test_reviewed_defects_stay_fixed():
     """One assertion per reviewed defect that a golden file alone would not explain."""
-    corr = build("correlated_slopes_centered", eight_schools_df).stan_code()
+    corr = CASES["correlated_slopes_centered"].model().stan_code()
     # 5: one vectorized statement for the centered correlated effects, no loop over levels
     assert "  centered_g ~ multi_normal_cholesky([Intercept, b[1]], Lcov_g);\n" in corr
     assert "for (j in" not in corr
@@ -371,9 +400,9 @@ def test_reviewed_defects_stay_fixed(eight_schools_df):
         in corr
     assert "// Intercept: the intercept at the predictors' means, as X is centered;\n" in corr
     # 11: the offset's data comment names its expression; no rep_vector(0, N)
-    offset = build("poisson_offset", eight_schools_df).stan_code()
+    offset = CASES["poisson_offset"].model().stan_code()
     assert "  vector[N] offs; // offset: log(expo)\n" in offset
-    no_intercept = build("interaction_colon_no_intercept", eight_schools_df).stan_code()
+    no_intercept = CASES["interaction_colon_no_intercept"].model().stan_code()
     assert "    vector[N] eta = X * b; // linear predictor\n" in no_intercept
     # 11: the header says which priors are half-distributions
     assert "on sd_* and sigma a prior\n// centered at 0 is a half-distribution." in corr
