@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from exact import log_density
+from rewrite_cases import decision, grouped
 from scipy import stats
-from test_rewrites import decision, grouped
 
 import stanbhm as sb
 

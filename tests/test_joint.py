@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from exact import assert_constant_gap
-from test_rewrites import CROSSED, crossed_data, decision, grouped, nested_data, statistics_data
+from rewrite_cases import CROSSED, crossed_data, decision, grouped, nested_data, statistics_data
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula

@@ -1,0 +1,171 @@
+"""Collapsing rows into cells of identical linear predictor (`passes.collapse`): when the
+cells are taken or skipped and why (negative binomial sums, joint statistics that cost
+less), the data and generated text of the cells, gaussian ones and ones serving an
+integrated-out intercept included; and the exact log density of the collapsed program
+against the plain one's, a constant apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from exact import assert_constant_gap
+from rewrite_cases import CROSSED, count_data, crossed_data, decision
+from scipy import stats
+
+import stanbhm as sb
+
+COLLAPSE_CASES = {
+    "bernoulli": ("yb ~ C(a) + c + (1 | g)", "bernoulli", "noncentered"),
+    "poisson_exposure": ("yc ~ C(a) + offset(log(expo)) + (1 + c | g)", "poisson", "centered"),
+    "binomial_trials": ("ys | trials(t) ~ C(a) + (1 | g)", "binomial", "auto"),
+    "bernoulli_missing_no_intercept": ("ybm ~ 0 + C(a) + c + (c - 1 | g)", "bernoulli",
+                                       "centered"),
+}
+
+
+def test_collapse_sums_cells_and_says_why_not() -> None:
+    df = count_data()
+    model = sb.Model("yc ~ C(a) + offset(log(expo)) + (1 | g)", df, family="poisson")
+    data = model.stan_data()
+    assert decision(model, "collapse") == (
+        "collapse: poisson on the sums, exposures added; 400 rows in 15 cells of identical "
+        "linear predictor: exact, a constant apart")
+    assert data["y_cell"].sum() == df["yc"].sum()
+    np.testing.assert_allclose(np.exp(data["log_exposure_cell"]).sum(), df["expo"].sum())
+    assert "    y_cell ~ poisson_log(eta + log_exposure_cell);\n" in model.stan_code()
+    df["x"] = np.random.default_rng(0).normal(size=len(df))
+    skipped = {
+        ("yb ~ x + (1 | g)", "bernoulli"): "400 rows in 400 cells of identical linear "
+        "predictor: too few rows per cell to pay",
+        ("yc ~ C(a) + (1 | g)", "negbinomial"): "the negative binomial rows given their sum "
+        "depend on phi, so a sum is not exact",
+    }
+    for (formula, family), reason in skipped.items():
+        model = sb.Model(formula, df, family=family)
+        assert decision(model, "collapse") == f"collapse: not applied; {reason}"
+
+
+def test_negative_binomial_sums_would_change_the_posterior_of_phi() -> None:
+    """Why NB2 rows are not collapsed: their sum is NB2(n mu, n phi), but the rows' density
+    less the sum's still moves with phi (a poisson's does not move with its rate)."""
+    y = np.array([0, 3, 7, 1])
+    mu = 2.5
+
+    def nb2(k, m, phi):  # Stan's neg_binomial_2(m, phi)
+        return stats.nbinom.logpmf(k, phi, phi / (phi + m))
+
+    def gap(phi):
+        return nb2(y, mu, phi).sum() - nb2(y.sum(), len(y) * mu, len(y) * phi)
+
+    assert abs(gap(1.0) - gap(10.0)) > 1.0
+    rows = [stats.poisson.logpmf(y, m).sum() - stats.poisson.logpmf(y.sum(), len(y) * m)
+            for m in (1.0, 10.0)]
+    assert abs(rows[0] - rows[1]) < 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(COLLAPSE_CASES))
+def test_collapse_keeps_the_log_density(case) -> None:
+    formula, family, param = COLLAPSE_CASES[case]
+    df = count_data()
+    plain = sb.Model(formula, df, family=family, parameterization=param, rewrites="none")
+    rewritten = sb.Model(formula, df, family=family, parameterization=param)
+    assert rewritten.plan.likelihood.strategy.name == "cells"
+    assert_constant_gap(plain, rewritten)
+
+
+# ---------------------------------------------------------------------- gaussian cells
+
+
+def test_gaussian_cells_hold_the_means_and_the_sum_of_squares_within() -> None:
+    df = crossed_data()
+    model = sb.Model(CROSSED, df, parameterization="noncentered")
+    cells = model.plan.likelihood.cells
+    assert decision(model, "collapse") == (
+        f"collapse: normal on the cell means, with the sum of squares within cells; 564 rows "
+        f"in {cells.n} cells of identical linear predictor: exact, a constant apart")
+    fitted = df.dropna(subset=["y"])
+    groups = fitted.groupby(["a", "g", "h"])["y"]
+    assert cells.n == groups.ngroups and sorted(cells.counts) == sorted(groups.size())
+    direct = float(((fitted["y"] - groups.transform("mean")) ** 2).sum())
+    assert abs(cells.within - direct) < 1e-9 * direct
+    data = model.stan_data()
+    np.testing.assert_allclose(np.sort(data["y_cell"]), np.sort(groups.mean().to_numpy()),
+                               rtol=1e-13)
+    assert data["ss_cell"] == cells.within
+    known = crossed_data().dropna()
+    known["s"] = 1.0
+    model = sb.Model("y | se(s) ~ C(a) + (1 | g) + (1 | h)", known,
+                     parameterization="noncentered")
+    assert decision(model, "collapse") == (
+        "collapse: not applied; known standard errors: the rows are already the statistics")
+
+
+@pytest.mark.slow
+def test_gaussian_cells_keep_the_log_density() -> None:
+    df = crossed_data()
+    plain = sb.Model(CROSSED, df, parameterization="noncentered", rewrites="none")
+    cells = sb.Model(CROSSED, df, parameterization="noncentered")
+    assert cells.plan.likelihood.strategy.name == "cells"
+    assert_constant_gap(plain, cells)
+
+
+def test_cells_serve_an_integrated_out_intercept() -> None:
+    """Each cell lies in one level of the term integrated out, so its level sums run over
+    the cells: the program reads which cells make up each level, and the rows per level."""
+    df = crossed_data()
+    model = sb.Model(CROSSED, df)
+    lik = model.plan.likelihood
+    assert (lik.strategy.name, lik.marginal.name) == ("cells", "g")
+    assert decision(model, "collapse") == (
+        f"collapse: normal on the cell means, with the sum of squares within cells; 564 rows "
+        f"in {lik.cells.n} cells of identical linear predictor: exact, a constant apart")
+    data = model.stan_data()
+    fitted = df.dropna(subset=["y"])
+    levels = sorted(fitted["g"].unique())
+    assert list(data["n_g"]) == [int((fitted["g"] == v).sum()) for v in levels]
+    level_of_cell = fitted["g"].to_numpy()[data["cell"] - 1]
+    for j, level in enumerate(levels):
+        members = data["rows_g"][data["start_g"][j] - 1: data["start_g"][j + 1] - 1] - 1
+        assert sorted(members) == list(np.flatnonzero(level_of_cell == level))
+        assert data["n_cell"][members].sum() == data["n_g"][j]
+    code = model.stan_code()
+    assert ("    vector[N_g] sum_g = level_sums(n_cell .* resid, ones_g, rows_g, start_g); "
+            "// per level\n") in code
+    assert ("  vector[N_cell] ones_g = rep_vector(1, N_cell); // a 1 per row: the values of "
+            "level_sums' sparse matrix\n") in code
+    assert "  array[N_cell] int<lower=1, upper=N_cell> rows_g; // cells sorted by level of g\n" \
+        in code
+
+
+def test_gaussian_cells_give_way_to_cheaper_joint_statistics() -> None:
+    rng = np.random.default_rng(5)
+    n = 60_000
+    df = pd.DataFrame({"a": rng.choice(list("pqrst"), n), "b": rng.choice(list("vwxyz"), n),
+                       "g": rng.integers(0, 20, n).astype(str),
+                       "h": rng.integers(0, 20, n).astype(str), "y": rng.normal(size=n)})
+    model = sb.Model("y ~ C(a) + C(b) + (1 | g) + (1 | h)", df,
+                     parameterization="noncentered")
+    assert decision(model, "collapse") == (
+        "collapse: not applied; 60000 rows in 9980 cells of identical linear predictor: the "
+        "joint statistics cost less: dense factors of 50 x 49 against 9980 cells x 11 columns")
+    assert model.plan.likelihood.strategy.name == "joint"
+    cells = sb.Model("y ~ C(a) + C(b) + (1 | g) + (1 | h)", df,
+                     parameterization="noncentered", rewrites=["collapse"])
+    assert cells.plan.likelihood.strategy.name == "cells"
+
+
+@pytest.mark.slow
+def test_cells_with_an_integrated_out_intercept_keep_the_log_density() -> None:
+    """Against the program that integrates g out over the rows. The outcome is moved
+    back to 0: at 1e4, the short warmup finds sd_g ~ 3700 with g carrying the mean, where
+    both programs cancel squared residuals of 1e8 each, so they agree only to 1e-7."""
+    df = crossed_data()
+    df["y"] -= 1e4
+    rows = sb.Model(CROSSED, df, rewrites=["marginalize", "fold"])
+    cells = sb.Model(CROSSED, df)
+    assert rows.plan.likelihood.strategy.name == "marginal"
+    assert cells.plan.likelihood.strategy.name == "cells"
+    assert_constant_gap(rows, cells)
