@@ -18,7 +18,6 @@ from .errors import CmdStanError
 from .formula import Formula
 from .plan import Options, Plan
 from .planner import make_plan
-from .predict import no_rows
 from .program import Program
 from .render import render
 from .results import Fit
@@ -116,11 +115,10 @@ class Model:
     def stan_data(self, prior_only: bool = False) -> dict[str, Any]:
         """The data dictionary the program reads; ``prior_only=True`` leaves the
         likelihood out, for prior predictive checks. The program's new rows to predict
-        are none (`predict.no_rows`): `Fit.predict` passes them to the same program."""
-        new_rows = no_rows(self.plan)
+        are none (`parts.PredictionPart`): `Fit.predict` passes them to the same program."""
         if prior_only:
-            return {**self.program.data, **self.program.prior_data, **new_rows, "prior_only": 1}
-        return {**self.program.data, **new_rows, "prior_only": 0}
+            return {**self.program.data, **self.program.prior_data, "prior_only": 1}
+        return {**self.program.data, "prior_only": 0}
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the program to ``path`` atomically (it appears whole or not at all)."""

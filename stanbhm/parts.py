@@ -27,7 +27,8 @@ from .priors import (
     prior_statement,
 )
 
-__all__ = ["AuxPart", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part", "Rows", "b_runs"]
+__all__ = ["AuxPart", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part", "PredictionPart",
+           "Rows", "b_runs"]
 
 #: One population coefficient, as the plan spells it.
 _B = re.compile(r"b\[(\d+)\]")
@@ -702,3 +703,60 @@ class OffsetPart(Part):
 
     def row_data(self) -> tuple[str, ...]:
         return ("offs",)
+
+
+@dataclass(frozen=True)
+class NewTermShape:
+    """What the new rows carry for one group term: its identifier, its effects and
+    whether it has covariates."""
+
+    ident: str
+    k: int
+    has_z: bool
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionPart(Part):
+    """New rows to predict (`predict`): declared at the end of the data block, their
+    linear predictor, mean and predictive draws computed in generated quantities. The
+    fitted program carries none (`data`: N_new = 0 and empty arrays of the declared
+    shapes); `Fit.predict` passes the rows and runs the same executable's standalone
+    generated quantities over the fitted draws."""
+
+    columns: int  # X's columns, K
+    terms: tuple[NewTermShape, ...]
+    offset: bool
+    se: bool
+    trials: bool
+    kind: str = "prediction"
+
+    def values(self, n: int, X: np.ndarray, terms: Sequence[tuple[np.ndarray, int, np.ndarray]],
+               offset: np.ndarray | None, se: np.ndarray | None, trials: np.ndarray | None,
+               sample_new_levels: bool) -> dict[str, Any]:
+        """The data entries of `n` new rows: X's columns, per term (1-based level of each
+        row, how many levels are new, covariates), offset, known se, trials."""
+        out: dict[str, Any] = {"N_new": n, "new_levels_sampled": int(sample_new_levels)}
+        if self.columns:
+            out["X_new"] = X
+        for shape, (index, new_levels, Z) in zip(self.terms, terms, strict=True):
+            out[f"J_{shape.ident}_new"] = index
+            out[f"N_{shape.ident}_new"] = new_levels
+            if shape.has_z:
+                out[f"Z_{shape.ident}_new"] = Z[:, 0] if shape.k == 1 else Z
+        for name, value, kept in (("offs_new", offset, self.offset), ("se_new", se, self.se),
+                                  ("trials_new", trials, self.trials)):
+            if kept:
+                out[name] = value
+        return out
+
+    def data(self) -> dict[str, Any]:
+        """No new rows: the declared arrays, empty."""
+        terms = [(np.zeros(0, dtype=np.int64), 0, np.zeros((0, t.k))) for t in self.terms]
+        return self.values(0, np.zeros((0, self.columns)), terms, np.zeros(0), np.zeros(0),
+                           np.zeros(0, dtype=np.int64), sample_new_levels=False)
+
+    def outputs(self) -> tuple[Output, ...]:
+        return tuple(Output(name, ("new_row",)) for name in ("eta_new", "mu_new", "y_new"))
+
+    def coords(self) -> dict[str, list[str]]:
+        return {"new_row": []}  # no new rows while fitting; `Fit.predict` labels its own

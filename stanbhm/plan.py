@@ -14,7 +14,7 @@ from typing import Any
 from .errors import PlanError
 from .families import Family
 from .likelihood import Likelihood
-from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, Rows
+from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, PredictionPart, Rows
 from .priors import PriorStatement
 from .strategies import CELL_ROWS
 
@@ -77,7 +77,8 @@ class Plan:
     decisions: tuple[Decision, ...] = ()
     notes: tuple[str, ...] = field(default=())
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
-    prediction: bool = False  # declares new rows to predict (`predict.with_predictions`)
+    #: new rows to predict, declared and computed (`predict.with_predictions`)
+    prediction: PredictionPart | None = None
     rows_given: bool = True  # False: no per-row data (`passes.outputs.RowData`)
     device: Any = None  # opencl="auto": the OpenCL GPU it chose (`passes.glm.Opencl`)
 
@@ -93,10 +94,22 @@ class Plan:
         return self.likelihood.missing
 
     @property
-    def parts(self) -> tuple[Part, ...]:
-        """Every part, likelihood first, in the order the data block declares them."""
+    def model_parts(self) -> tuple[Part, ...]:
+        """The parts of the model, likelihood first, in the order the data block declares
+        them."""
         offset = (self.offset,) if self.offset else ()
         return (self.likelihood, self.fixed, *offset, *self.groups, self.aux)
+
+    @property
+    def output_parts(self) -> tuple[Part, ...]:
+        """Parts that only read the model (the new rows to predict): declared at the end
+        of the data block and computed at the end of generated quantities."""
+        return (self.prediction,) if self.prediction else ()
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """Every part: the data, the priors and the outputs' dims come from these."""
+        return (*self.model_parts, *self.output_parts)
 
     def eta_terms(self, rows: Rows, design: bool = True) -> tuple[str, ...]:
         """The linear predictor over `rows`, one term per part in order; the fixed part

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .parts import NewTermShape, PredictionPart
 from .plan import NEW_ROWS, Decision
 from .spec import bare_column, column_values, predictor_values, strictly, trials_values
 
@@ -173,17 +174,7 @@ def outcome(model: FittedModel, new_data: pd.DataFrame | None) -> np.ndarray:
 def no_rows(plan: Plan) -> dict[str, Any]:
     """The new-row entries of the fitted program's data: none (N_new = 0), with empty
     arrays of the declared shapes; empty for a program that cannot predict."""
-    if not plan.prediction:
-        return {}
-    k = plan.fixed.k
-    terms = tuple(NewTerm(g.ident, np.zeros(0, dtype=np.int64), np.zeros((0, g.k)), ())
-                  for g in plan.groups)
-    lik = plan.likelihood
-    empty = np.zeros(0)
-    rows = NewRows(0, pd.RangeIndex(0), np.zeros((0, k)), terms,
-                   empty if plan.offset else None, empty if lik.se is not None else None,
-                   np.zeros(0, dtype=np.int64) if lik.trials is not None else None)
-    return prediction_data(plan, rows, sample_new_levels=False)
+    return plan.prediction.data() if plan.prediction else {}
 
 
 def with_predictions(plan: Plan) -> Plan:
@@ -197,26 +188,19 @@ def with_predictions(plan: Plan) -> Plan:
     said = Decision("predictions", "eta_new, mu_new, y_new",
                     "for new rows passed as data (none while fitting), by standalone "
                     "generated quantities from the fitted draws")
-    return dataclasses.replace(plan, prediction=True, decisions=(*plan.decisions, said))
+    lik = plan.likelihood
+    part = PredictionPart(
+        columns=plan.fixed.k,
+        terms=tuple(NewTermShape(g.ident, g.k, g.has_z) for g in plan.groups),
+        offset=plan.offset is not None, se=lik.se is not None, trials=lik.trials is not None)
+    return dataclasses.replace(plan, prediction=part, decisions=(*plan.decisions, said))
 
 
 def prediction_data(plan: Plan, rows: NewRows, sample_new_levels: bool) -> dict[str, Any]:
     """The new rows' entries of the program's data."""
-    out: dict[str, Any] = {"N_new": rows.n, "new_levels_sampled": int(sample_new_levels)}
-    if plan.fixed.k:
-        out["X_new"] = rows.X
-    for term, part in zip(rows.terms, plan.groups, strict=True):
-        out[f"J_{term.ident}_new"] = term.index
-        out[f"N_{term.ident}_new"] = len(term.new_levels)
-        if part.has_z:
-            out[f"Z_{term.ident}_new"] = term.Z[:, 0] if part.k == 1 else term.Z
-    if rows.offset is not None:
-        out["offs_new"] = rows.offset
-    if rows.se is not None:
-        out["se_new"] = rows.se
-    if rows.trials is not None:
-        out["trials_new"] = rows.trials
-    return out
+    terms = [(t.index, len(t.new_levels), t.Z) for t in rows.terms]
+    return plan.prediction.values(rows.n, rows.X, terms, rows.offset, rows.se, rows.trials,
+                                  sample_new_levels)
 
 
 def predict_draws(model: FittedModel, result: Any, new_data: pd.DataFrame | None,

@@ -78,10 +78,6 @@ def schema(plan: Plan) -> OutputSchema:
         for dim, values in part.coords().items():
             coords[rename.get(dim, dim)] = values
     dims["y"] = [rename["obs_id"]]
-    if plan.prediction:  # no new rows while fitting; `Fit.predict` labels its own
-        for name in ("eta_new", "mu_new", "y_new"):
-            dims[name] = [rename["new_row"]]
-        coords[rename["new_row"]] = []
     lik = plan.likelihood
     return OutputSchema(
         dims=dims, coords=coords, log_lik="log_lik" if lik.log_lik else None,

@@ -5,6 +5,7 @@ compiles), and brms's names for them."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 import stanbhm as sb
+from stanbhm import render
 from stanbhm.datasets import varying_slopes
 from stanbhm.errors import SpecError
 from stanbhm.predict import encode, no_rows, outcome, predict_draws, prediction_data
@@ -309,3 +311,18 @@ def test_linpred_and_epred_differ_by_the_inverse_link(poisson_fit) -> None:
     assert np.isnan(residuals.values[..., :3]).all()  # no outcome, no residual
     np.testing.assert_allclose(residuals.values[..., 3:],
                                model.spec.y[3:] - epred.values[..., 3:], rtol=0, atol=1e-9)
+
+
+def test_the_new_rows_are_a_part_like_the_others() -> None:
+    """The prediction block is a part: its data, outputs and coords come from it, and the
+    program skeleton renders it through the same per-part loop as every other part."""
+    model = sb.Model("y ~ x + (1 | g)", slopes())
+    part = model.plan.prediction
+    assert part in model.plan.parts and part.kind == "prediction"
+    assert {o.name: o.dims for o in part.outputs()} == {
+        "eta_new": ("new_row",), "mu_new": ("new_row",), "y_new": ("new_row",)}
+    assert model.program.schema.dims["y_new"] == ["new_row"]
+    assert model.program.schema.coords["new_row"] == []
+    assert set(no_rows(model.plan)) == set(part.data()) and model.stan_data()["N_new"] == 0
+    skeleton = (render.template_dir() / "program.stan.j2").read_text()
+    assert re.findall(r"prediction\.\w+\(", skeleton) == []  # no macro called by name
