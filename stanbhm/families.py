@@ -46,7 +46,9 @@ class Family:
         aux: auxiliary parameters, in declaration order.
         dist: the Stan distribution used in ``y ~ dist(args)``; ``_lpdf``/``_lpmf``
             follows from the outcome type.
-        args: argument templates of ``dist`` after the outcome.
+        args: argument templates of ``dist`` after the outcome: ``{eta}`` the linear
+            predictor, ``{trials}`` the rows' trials, ``{sigma}`` the rows' sd, which
+            known standard errors (``y | se(s)``, `allows_se`) fill instead of sigma.
         rng: the posterior predictive draw for all rows, as a template.
         mean: the outcome's expected value given the linear predictor, as a template
             (what predictions report beside the draws).
@@ -190,7 +192,7 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family(
             name="gaussian", link="identity", outcome="real", aux=(_SIGMA,),
-            dist="normal", args=("{eta}", "sigma"), rng="normal_rng({eta}, sigma)",
+            dist="normal", args=("{eta}", "{sigma}"), rng="normal_rng({eta}, {sigma})",
             glm="normal_id_glm", collapse="sufficient statistics",
             conjugate_intercept="normal", allows_se=True,
         ),

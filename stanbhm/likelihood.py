@@ -120,12 +120,11 @@ class Likelihood(Part):
         return coords
 
     def fill(self, template: str, eta: str, row_data: Callable[[str], str]) -> str:
-        """A family template with ``{eta}`` and the row data filled in, known standard
-        errors standing for ``sigma``; `row_data` names row-level data (``se`` ->
-        ``se_obs``, ``se[i]``)."""
-        if self.se is not None:
-            template = template.replace("sigma", "{se}")
-        return template.format(eta=eta, se=row_data("se"), trials=row_data("trials"))
+        """A family template with ``{eta}`` and the row data filled in: ``{sigma}`` is
+        the known standard errors when given, else sigma; `row_data` names row-level
+        data (``se`` -> ``se_obs``, ``se[i]``)."""
+        sd = row_data("se") if self.se is not None else "sigma"
+        return template.format(eta=eta, sigma=sd, trials=row_data("trials"))
 
     def density(self, rows: Rows, design: tuple[str, str] | None = None,
                 alpha: str = "eta") -> tuple[str, list[str]]:

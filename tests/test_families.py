@@ -127,3 +127,15 @@ def test_correlated_term_reports_labelled_correlations():
     assert np.corrcoef(total, 0.5 + effects[np.argsort([f"g{k:02d}" for k in range(groups)]),
                                             1])[0, 1] > 0.8
     assert fit.diagnostics()["rhat_max"] < 1.05
+
+
+def test_known_standard_errors_fill_the_sd_placeholder_of_the_family_row() -> None:
+    """A family that accepts se() names its rows' sd as ``{sigma}`` in every template, so
+    the likelihood fills in the standard errors by the template, never by replacing text."""
+    for family in sb.FAMILIES.values():
+        templates = (*family.args, family.rng, family.mean)
+        if family.allows_se:
+            assert any("{sigma}" in t for t in family.args), family.name
+            assert "{sigma}" in family.rng, family.name
+        assert not any("sigma" in t.replace("{sigma}", "") for t in templates
+                       if family.allows_se), family.name
