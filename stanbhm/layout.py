@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["signature", "statement", "wrap"]
+__all__ = ["returned", "signature", "statement", "wrap"]
 
 
 def wrap(head: str, items: list[str], tail: str, width: int = 77,
@@ -94,3 +94,11 @@ def signature(head: str, items: list[str], tail: str) -> list[str]:
         return lines
     pad = " " * len(head)
     return [head + items[0] + ",", *(pad + i + "," for i in items[1:-1]), pad + items[-1] + tail]
+
+
+def returned(density: tuple[str, list[str] | tuple[str, ...]]) -> list[str]:
+    """``return f(args);`` for `density` (f, args), as stanc --auto-format lays out a
+    return statement: continued two columns past the returned expression."""
+    function, args = density
+    head = f"    return {function}("
+    return wrap(head, list(args), ");", indent=len("    return ") + 2)

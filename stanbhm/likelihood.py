@@ -137,12 +137,6 @@ class Likelihood(Part):
             args += eta if template == "{eta}" else [self.fill(template, alpha, rows.take)]
         return (self.family.dist if design is None else self.family.glm), args
 
-    def statement(self, rows: Rows, design: tuple[str, str] | None = None,
-                  alpha: str = "eta") -> str:
-        """``y ~ dist(...)`` over the fitted rows (see `density`)."""
-        dist, args = self.density(rows, design, alpha)
-        return f"y ~ {dist}({', '.join(args)});"
-
     def slice_density(self, rows: Rows, design: tuple[str, str] | None = None,
                       alpha: str = "eta") -> tuple[str, tuple[str, ...]]:
         """The log density of one reduce_sum slice of the fitted rows, constants dropped

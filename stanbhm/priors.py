@@ -386,11 +386,10 @@ class PriorData:
     size: str | None = None  # None: a scalar; else the vector's size as the program says it
 
     @property
-    def declaration(self) -> str:
+    def stan_type(self) -> str:
+        """Its type as the data block declares it: a scale is positive."""
         bound = "" if self.role in ("location", "lower", "upper") else "<lower=0>"
-        kind = f"real{bound}" if self.size is None else f"vector{bound}[{self.size}]"
-        return (f"{kind} {self.name}; // {self.role} of {self.parameter}'s prior, "
-                f"from the data")
+        return f"real{bound}" if self.size is None else f"vector{bound}[{self.size}]"
 
     @property
     def value(self) -> float | list[float]:

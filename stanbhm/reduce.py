@@ -25,8 +25,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .layout import signature, wrap
-
 if TYPE_CHECKING:
     from .plan import Plan
 
@@ -63,17 +61,11 @@ class PartialSum:
         sliced = "level_index" if self.levels else "row_index"
         return ["partial_log_lik_lupmf", sliced, "grainsize", *self.names]
 
-    def signature(self) -> list[str]:
-        """The function's first lines, laid out as stanc formats them."""
-        declared = ["array[] int slice", "int start", "int end",
-                    *(f"{kind} {name}" for kind, name in self.arguments)]
-        return signature("  real partial_log_lik_lpmf(", declared, ") {")
-
-    def returned(self) -> list[str]:
-        """The return statement's lines, laid out as stanc formats them."""
-        function, args = self.density
-        head = f"    return {function}("
-        return wrap(head, list(args), ");", indent=len("    return ") + 2)
+    @property
+    def declared(self) -> list[str]:
+        """The function's arguments as its signature declares them."""
+        return ["array[] int slice", "int start", "int end",
+                *(f"{kind} {name}" for kind, name in self.arguments)]
 
 
 def row_slice(plan: Plan) -> PartialSum:

@@ -1,8 +1,12 @@
 """Plan -> Program: the Stan text (through the Jinja templates), its data and schema.
 
-Templates loop and branch on Plan fields and compute nothing, so every choice visible
-in the program can be traced to a Plan decision. The data dictionary and the output
-schema come from the same parts that wrote the program, so they cannot disagree.
+Stan text is made in one layer: the templates write every statement, declaration and
+function. They loop and branch on Plan fields; the expressions they place (a linear
+predictor's terms, a density's arguments, a prior's right-hand side) come as plain
+strings from the part that owns them, and long lines go through `stanbhm.layout`, which
+lays them out as stanc formats them. So every choice visible in the program can be
+traced to a Plan decision. The data dictionary and the output schema come from the
+same parts that wrote the program, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from .layout import signature, statement, wrap
+from .layout import returned, signature, statement, wrap
 from .plan import Plan
 from .program import OutputSchema, Program
 from .reduce import level_slice, row_slice
@@ -49,6 +53,7 @@ def environment() -> jinja2.Environment:
     env.globals["wrap"] = wrap  # long signatures and calls, laid out as stanc formats them
     env.globals["statement"] = statement  # long expressions, likewise
     env.globals["signature"] = signature  # a function's signature, likewise
+    env.globals["returned"] = returned  # a return statement, likewise
     env.globals["row_slice"] = row_slice  # a threaded likelihood's slice of rows
     env.globals["level_slice"] = level_slice  # and of levels of the term integrated out
     return env

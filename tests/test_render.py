@@ -6,6 +6,7 @@ explain the change in the commit message.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -414,3 +415,34 @@ def test_a_sliced_marginal_says_its_constants_are_dropped():
     function = code.split("functions {")[1].split("data {")[0]
     assert "constants dropped" in function and "constants kept" not in function
     assert "pi()" not in function
+
+
+def test_templates_write_every_statement_python_only_expressions() -> None:
+    """Stan text is made in one layer: the templates write every statement, declaration
+    and function; Python hands them expressions (right-hand sides, arguments) and lays
+    long lines out (`stanbhm.layout`). So no string the package's Python builds is a
+    Stan statement (a sampling statement, an assignment, an increment or a return); a
+    string only measured (inside ``len()``) does not count."""
+    package = Path(sb.__file__).resolve().parent
+    marks = (" ~ ", " += ", " = ", "return ")
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.parent.name in ("bench", "toolchain", "launcher") or path.name == "layout.py":
+            continue
+        tree = ast.parse(path.read_text())
+        measured = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name) and node.func.id == "len"
+                    for arg in node.args}
+        for node in ast.walk(tree):
+            if id(node) in measured:
+                continue
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value if isinstance(v, ast.Constant) else "{}"
+                               for v in node.values)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            else:
+                continue
+            if text.rstrip().endswith((";", ") {")) and any(m in text for m in marks):
+                found.append(f"{path.relative_to(package)}:{node.lineno}: {text.strip()[:60]}")
+    assert found == []

@@ -6,14 +6,14 @@ conditional mode; the header says so.
 Stan 2.39's embedded Laplace works on a dense covariance of the effects and factors a
 dense matrix of that size in each Newton step, so it is offered up to
 `LAPLACE_MAX_LEVELS` levels. Its template: ``stan_templates/marginals/laplace.stan.j2``,
-which writes the functions `functions` lists.
+which writes the functions ``laplace_marginal`` calls from what `Laplace.extra` and
+`Laplace.rows_args` give it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..layout import signature
 from .base import Kind, Marginal
 
 if TYPE_CHECKING:
@@ -64,34 +64,11 @@ class Laplace(Kind):
         decl += [f"real {a}" for a in lik.family.aux_names(lik.se is not None)]
         return decl, [d.split()[-1] for d in decl]
 
-    def functions(self, lik: Any, g: str) -> list[str]:
-        """The functions ``laplace_marginal`` needs for term `g`, as program lines: the
-        rows' log likelihood given the effects u, their prior covariance, and wrappers
-        for the marginal density and the draws of u."""
-        decl, names = self.extra(lik)
-        y = "array[] int y" if lik.family.integer else "vector y"
-        args = lik.fill(", ".join(lik.family.args), "eta + u[J]", str)
-        inner = ", ".join(["y", "eta", "J", *names])
-        outer = [y, "vector eta", "array[] int J", *decl, "real sd", "int n"]
-        return [
-            f"  // The log likelihood of the rows given the effects u of {g}.",
-            *signature(f"  real lik_{g}(",
-                       ["vector u", y, "vector eta", "array[] int J", *decl], ") {"),
-            f"    return {lik.family.dist}_{lik.family.suffix()}(y | {args});",
-            "  }",
-            "  // The prior covariance of those effects: sd^2 on the diagonal.",
-            f"  matrix cov_{g}(real sd, int n) {{",
-            "    return diag_matrix(rep_vector(square(sd), n));",
-            "  }",
-            "  // The rows' log density with the effects integrated out (approximately).",
-            *signature(f"  real laplace_{g}(", outer, ") {"),
-            f"    return laplace_marginal(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
-            "  }",
-            "  // A draw of the effects from that approximation of their posterior.",
-            *signature(f"  vector laplace_{g}_rng(", outer, ") {"),
-            f"    return laplace_latent_rng(lik_{g}, ({inner}), 1, cov_{g}, (sd, n));",
-            "  }",
-        ]
+    @staticmethod
+    def rows_args(lik: Any) -> str:
+        """The arguments of the rows' density after the outcome, the effects ``u`` added to
+        the linear predictor through each row's level ``J``."""
+        return lik.fill(", ".join(lik.family.args), "eta + u[J]", str)
 
     def arguments(self, lik: Any, rows: Any, g: str) -> str:
         """The arguments of ``laplace_<g>`` and ``laplace_<g>_rng`` over the fitted rows."""
