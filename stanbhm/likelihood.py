@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .declarations import Declaration
 from .families import Family
 from .marginals import Marginal
 from .parts import Output, Part, Rows
@@ -99,6 +100,52 @@ class Likelihood(Part):
         out.update(self.strategy.level_data())
         out["prior_only"] = 0
         return out
+
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        """Its own: the rows, the outcome and its modifiers, what threads slice, the
+        observed rows' copies (the strategy and the kind integrated out list theirs)."""
+        out = [Declaration("data", "int<lower=1>", "N", "rows")]
+        if self.missing:
+            out.append(Declaration("data", "int<lower=0>", "N_obs",
+                                   "rows with an observed outcome"))
+        m = self.marginal
+        if p.rows_given:
+            if self.missing:
+                order = f", by level of {m.name}" if self.level_ordered else ""
+                out.append(Declaration("data", "array[N_obs] int<lower=1, upper=N>", "obs",
+                                       f"their row numbers{order}"))
+            n = p.fit_rows.n
+            outcome = {"binary": f"array[{n}] int<lower=0, upper=1>",
+                       "positive": f"vector<lower=0>[{n}]"}.get(self.family.outcome)
+            if outcome is None:
+                outcome = f"array[{n}] int<lower=0>" if self.family.integer else f"vector[{n}]"
+            out.append(Declaration("data", outcome, "y", f"outcome: {self.response}"))
+            if self.se is not None:
+                out.append(Declaration("data", "vector<lower=0>[N]", "se",
+                                       f"known standard errors: {self.se_expr}"))
+            if self.trials is not None:
+                out.append(Declaration("data", "array[N] int<lower=0>", "trials",
+                                       f"trials: {self.trials_expr}"))
+        threaded = self.threads > 1
+        if threaded:
+            what = f"levels of {m.name}" if m is not None else "fitted rows"
+            out.append(Declaration("data", "int<lower=1>", "grainsize",
+                                   f"{what} per reduce_sum slice, at least"))
+        if not p.rows_given:
+            return tuple(out)
+        td = "transformed data"
+        if threaded:
+            n = f"N_{m.ident}" if m is not None else p.fit_rows.n
+            name = "level_index" if m is not None else "row_index"
+            out.append(Declaration(td, f"array[{n}] int", name, "what reduce_sum slices",
+                                   f"linspaced_int_array({n}, 1, {n})"))
+        if self.missing and self.se is not None:
+            out.append(Declaration(td, "vector[N_obs]", "se_obs",
+                                   "standard errors of the observed rows", "se[obs]"))
+        if self.missing and self.trials is not None:
+            out.append(Declaration(td, "array[N_obs] int", "trials_obs",
+                                   "trials of the observed rows", "trials[obs]"))
+        return tuple(out)
 
     def row_data(self) -> tuple[str, ...]:
         # the integrated-out term's level summaries are read only beside the rows

@@ -115,28 +115,28 @@ def initial_metric(spec: ModelSpec, plan: Plan) -> InitialMetric:
         centering = term.c_levels if term.c_levels is not None else \
             np.full(term.n_levels, float(term.c))
         guesses[term.term_name] = [TermGuess.of(i, centering) for i in infos]
-    names: list[str] = []
-    variances: list[np.ndarray] = []
+    guessed: dict[str, np.ndarray] = {}
 
     def add(name: str, v: np.ndarray | float, size: int = 1) -> None:
-        names.append(name)
-        variances.append(np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy())
+        guessed[name] = np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy()
 
-    for part in plan.parts:
-        if part.kind == "fixed":
-            _fixed(spec, plan, part, pooled, guesses, add)
-        elif part.kind == "group":
-            _group(part, guesses[part.term_name], add)
-        elif part.kind == "aux":
-            n_obs = int(spec.observed.sum())
-            for a in part.params:
-                add(a.name, 1 / (2 * n_obs) if a.name == "sigma" and n_obs else 1.0)
-    return InitialMetric(tuple(names), tuple(variances))
+    _fixed(spec, plan, plan.fixed, pooled, guesses, add)
+    for part in plan.groups:
+        _group(part, guesses[part.term_name], add)
+    n_obs = int(spec.observed.sum())
+    for a in plan.aux.params:
+        add(a.name, 1 / (2 * n_obs) if a.name == "sigma" and n_obs else 1.0)
+    # in the order the parameters block declares them, which is CmdStan's
+    names = tuple(d.name for d in plan.declarations() if d.block == "parameters")
+    if set(names) != set(guessed):
+        raise AssertionError(f"the initial metric guesses {sorted(guessed)}, but the program "
+                             f"declares the parameters {sorted(names)}")
+    return InitialMetric(names, tuple(guessed[name] for name in names))
 
 
 def _fixed(spec: ModelSpec, plan: Plan, x: FixedPart, pooled: PooledFit,
            guesses: dict[str, list[TermGuess | None]], add) -> None:
-    """Intercept, then b (or the horseshoe's four), as `fixed.stan.j2` declares them."""
+    """Intercept, and b or the horseshoe's four."""
     means: dict[str, float] = {}  # per effect name: the widest mean of levels varying it
     for g in plan.groups:
         for effect, guess in zip(g.effects, guesses[g.term_name], strict=True):
@@ -169,7 +169,7 @@ def _fixed(spec: ModelSpec, plan: Plan, x: FixedPart, pooled: PooledFit,
 
 
 def _group(x: GroupPart, guesses: list[TermGuess | None], add) -> None:
-    """The sd(s), correlations and level effects, as `group.stan.j2` declares them."""
+    """The sd(s), correlations and level effects."""
     g = x.ident
     plain_sd = x.sd_bounds.lower == 0 and x.sd_bounds.upper == np.inf
     log_sd = np.array([q.log_sd if q is not None and plain_sd else 1.0 for q in guesses])

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .declarations import Declaration
 from .marginals import Kind, reserved_names
 from .priors import (
     Bounds,
@@ -27,8 +28,8 @@ from .priors import (
     prior_statement,
 )
 
-__all__ = ["AuxPart", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part", "PredictionPart",
-           "Rows", "b_runs"]
+__all__ = ["AuxPart", "Declaration", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part",
+           "PredictionPart", "Rows", "b_runs"]
 
 #: One population coefficient, as the plan spells it.
 _B = re.compile(r"b\[(\d+)\]")
@@ -124,6 +125,11 @@ class Part:
     def data(self) -> dict[str, Any]:
         """The entries this part adds to the data dictionary."""
         return {}
+
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        """Every variable it declares in the plan `p` (a `plan.Plan`, not imported: the
+        plan imports the parts), in the program's order."""
+        return ()
 
     def prior_data(self) -> dict[str, Any]:
         """Entries that replace `data`'s when the program samples the prior alone."""
@@ -271,6 +277,82 @@ class FixedPart(Part):
         if self.free:
             return self.fitted_x(rows), "b"
         return None
+
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        return (*self._data_declarations(p), *self._parameters())
+
+    def _data_declarations(self, p: Any) -> list[Declaration]:
+        if not self.k:
+            return []
+        names = ", ".join(self.names)
+        out = [Declaration("data", "int<lower=1>", "K", "fixed-effect columns")]
+        if self.scale is not None:
+            out.append(Declaration("data", "vector<lower=0>[K]", "scale_b", "unit each "
+                                   "coefficient is sampled in: its approximate posterior sd"))
+        if p.rows_given:
+            out.append(Declaration("data", "matrix[N, K]", "X", f"fixed-effect columns: {names}"))
+        else:
+            if self.centered:
+                out.append(Declaration("data", "vector[K]", "means_X", "column means of X over "
+                                       f"the observed rows: {names}"))
+            if self.horseshoe:
+                out.append(Declaration("data", "vector<lower=0>[K]", "sds_X",
+                                       "column sds of X over the observed rows"))
+        fit = p.fit_rows
+        if p.rows_given:
+            td = "transformed data"
+            if p.missing and not self.centered:
+                out.append(Declaration(td, "matrix[N_obs, K]", "X_obs", "X, observed rows",
+                                       "X[obs]"))
+            observed = ", observed rows," if p.missing else ""
+            if self.centered:
+                out += [Declaration(td, "vector[K]", "means_X",
+                                    "column means of X over the observed rows"),
+                        Declaration(td, f"matrix[{fit.n}, K]", "Xc",
+                                    f"X{observed} with centered columns")]
+            if self.horseshoe:
+                out.append(Declaration(td, "vector[K]", "sds_X",
+                                       "column sds of X over the observed rows"))
+            free = len(self.free)
+            if self.split:
+                columns = "{" + ", ".join(map(str, self.free)) + "}"
+                out.append(Declaration(td, f"matrix[{fit.n}, {free}]", "Xc_free",
+                                       "columns no group term took over",
+                                       f"{self.fitted_x(fit)}[ : , {columns}]"))
+            if p.likelihood.cells:
+                rows = "rows standing for the cells"
+                if self.split:
+                    out.append(Declaration(td, f"matrix[N_cell, {free}]", "Xc_free_cell", rows,
+                                           "Xc_free[cell]"))
+                elif self.free and self.centered:
+                    out.append(Declaration(td, "matrix[N_cell, K]", "Xc_cell", rows, "Xc[cell]"))
+                elif self.free:
+                    out.append(Declaration(td, "matrix[N_cell, K]", "X_cell", rows,
+                                           f"X{fit.suffix}[cell]"))
+        return out
+
+    def _parameters(self) -> list[Declaration]:
+        out = []
+        if self.intercept:
+            what = "intercept at the means of the predictors" if self.centered else "intercept"
+            out.append(Declaration("parameters", f"real{self.intercept_bounds}", "Intercept",
+                                   what))
+        if self.horseshoe:
+            out += [Declaration("parameters", "vector[K]", "hs_z",
+                                "coefficients of the standardized columns, standardized"),
+                    Declaration("parameters", "real<lower=0>", "hs_global",
+                                "global shrinkage, tau"),
+                    Declaration("parameters", "vector<lower=0>[K]", "hs_local",
+                                "local shrinkage, lambda"),
+                    Declaration("parameters", "real<lower=0>", "hs_slab",
+                                "slab variance over scale_slab squared"),
+                    Declaration("transformed parameters", "vector[K]", "b",
+                                "coefficients of the columns of X")]
+        elif self.k:
+            unit = "<multiplier=scale_b>" if self.scale is not None else ""
+            out.append(Declaration("parameters", f"vector{unit}[K]", "b",
+                                   "coefficients of the columns of X"))
+        return out
 
     def data(self) -> dict[str, Any]:
         if not self.k:
@@ -590,6 +672,108 @@ class GroupPart(Part):
         return f"append_col(rep_vector(1, N), {picked})" if 0 in (self.z_from_x or ()) \
             else picked
 
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        g, name = self.ident, self.name
+        out = [Declaration("data", "int<lower=1>", f"N_{g}", f"levels of {name}")]
+        z_type = "vector[{n}]" if self.k == 1 else f"matrix[{{n}}, {self.k}]"
+        if p.rows_given:
+            if self.same_levels_as is None:
+                out.append(Declaration("data", f"array[N] int<lower=1, upper=N_{g}>", f"J_{g}",
+                                       "level of each row"))
+            if self.z_from_x is None and self.has_z:
+                what = (f"covariate of the varying effect: {self.effects[0]}" if self.k == 1
+                        else f"covariates of the effects: {', '.join(self.effects)}")
+                out.append(Declaration("data", z_type.format(n="N"), f"Z_{g}", what))
+        if self.c_levels is not None:
+            out.append(Declaration("data", f"vector<lower=0, upper=1>[N_{g}]", f"c_{g}",
+                                   "fraction of centering, per level"))
+            out.append(Declaration("transformed data", f"vector[N_{g}]", f"nc_{g}",
+                                   "fraction left non-centered, per level", f"1 - c_{g}"))
+        if p.rows_given:
+            td = "transformed data"
+            if self.same_levels_as is not None:
+                out.append(Declaration(td, "array[N] int", f"J_{g}",
+                                       f"level of each row: {name} again",
+                                       f"J_{self.same_levels_as}"))
+            if self.z_from_x is not None:
+                what = ("covariate of the varying effect, X's column" if self.k == 1
+                        else "covariates of the effects, from X")
+                out.append(Declaration(td, z_type.format(n="N"), f"Z_{g}", what,
+                                       self.z_from_columns))
+            copies = []
+            if p.missing:
+                copies.append(("N_obs", "_obs", "obs", "levels of the observed rows"))
+            if p.likelihood.cells and not self.marginalized:
+                copies.append(("N_cell", "_cell", "cell",
+                               "levels of the rows standing for the cells"))
+            for n, suffix, index, what in copies:
+                source = "" if suffix == "_obs" else p.fit_rows.suffix
+                out.append(Declaration(td, "array[" + n + "] int", f"J_{g}{suffix}", what,
+                                       f"J_{g}{source}[{index}]"))
+                if self.has_z:
+                    out.append(Declaration(
+                        td, z_type.format(n=n), f"{self.z_name}{suffix}",
+                        "their covariate" if self.k == 1 else "their covariates",
+                        f"{self.z_name}{source}[{index}]"))
+        out += self._parameters()
+        return tuple(out)
+
+    def _parameters(self) -> list[Declaration]:
+        g, name = self.ident, self.name
+        out = []
+        if self.k == 1:
+            if self.folded:
+                out.append(Declaration("parameters", "real", f"sd_{g}_signed",
+                                       f"sd_{g} with a sign: sd_{g} = |sd_{g}_signed|"))
+            elif self.concentration:
+                out.append(Declaration("parameters", f"real{self.sd_bounds}", self.spread,
+                                       f"concentration of the level probabilities of {name}"))
+            else:
+                out.append(Declaration("parameters", f"real{self.sd_bounds}", f"sd_{g}",
+                                       f"sd of the effects of {name}"))
+            if self.marginalized:
+                pass
+            elif self.noncentered:
+                out.append(Declaration("parameters", f"vector[N_{g}]", f"z_{g}",
+                                       "effect of each level, standardized"))
+            elif self.absorbs:
+                out.append(Declaration("parameters", f"vector{self.affine}[N_{g}]",
+                                       f"centered_{g}",
+                                       "population coefficient plus each level's deviation"))
+            else:
+                out.append(Declaration("parameters", f"vector{self.affine}[N_{g}]", f"r_{g}",
+                                       "effect of each level"))
+        else:
+            out.append(Declaration("parameters", f"vector{self.sd_bounds}[{self.k}]", f"sd_{g}",
+                                   f"sds of the effects of {name}"))
+            if self.correlated:
+                out.append(Declaration("parameters", f"cholesky_factor_corr[{self.k}]",
+                                       f"L_{g}", "Cholesky factor of their correlations"))
+            if self.noncentered:
+                out.append(Declaration("parameters", f"matrix[{self.k}, N_{g}]", f"z_{g}",
+                                       "effects of each level, standardized"))
+            else:
+                what = "population coefficients plus the deviations" if self.absorbs \
+                    else "effects"
+                out.append(Declaration("parameters", f"array[N_{g}] row_vector[{self.k}]",
+                                       self.level_param, f"{what} of each level"))
+        tp = "transformed parameters"
+        if self.folded:
+            out.append(Declaration(tp, "real<lower=0>", f"sd_{g}", f"sd of the effects of {name}",
+                                   f"abs(sd_{g}_signed)"))
+        if self.marginalized or not self.noncentered:
+            return out
+        if self.k == 1:
+            out.append(Declaration(tp, f"vector[N_{g}]", f"r_{g}", "effect of each level",
+                                   f"sd_{g} * z_{g}"))
+        elif self.correlated:
+            out.append(Declaration(tp, f"matrix[N_{g}, {self.k}]", f"r_{g}", "level effects",
+                                   f"(diag_pre_multiply(sd_{g}, L_{g}) * z_{g})'"))
+        else:
+            out.append(Declaration(tp, f"matrix[N_{g}, {self.k}]", f"r_{g}", "level effects",
+                                   f"diag_pre_multiply(sd_{g}, z_{g})'"))
+        return out
+
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"N_{self.ident}": self.n_levels}
         if self.same_levels_as is None:
@@ -676,6 +860,10 @@ class AuxPart(Part):
     params: tuple[AuxParam, ...]
     kind: str = "aux"
 
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        return tuple(Declaration("parameters", f"real{a.bounds}", a.name, a.comment)
+                     for a in self.params)
+
     def outputs(self) -> tuple[Output, ...]:
         return tuple(Output(a.name) for a in self.params)
 
@@ -698,6 +886,19 @@ class OffsetPart(Part):
     def eta(self, rows: Rows) -> str:
         return rows.take("offs")
 
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        if not p.rows_given:
+            return ()
+        out = [Declaration("data", "vector[N]", "offs", f"offset: {self.expr}")]
+        if p.missing:
+            out.append(Declaration("transformed data", "vector[N_obs]", "offs_obs",
+                                   "offset of the observed rows", "offs[obs]"))
+        cells = p.likelihood.cells
+        if cells and cells.rule != "poisson sum":
+            out.append(Declaration("transformed data", "vector[N_cell]", "offs_cell",
+                                   "offset of the cells", f"offs{p.fit_rows.suffix}[cell]"))
+        return tuple(out)
+
     def data(self) -> dict[str, Any]:
         return {"offs": self.values}
 
@@ -711,6 +912,7 @@ class NewTermShape:
     whether it has covariates."""
 
     ident: str
+    name: str  # the factor, for comments
     k: int
     has_z: bool
 
@@ -748,6 +950,37 @@ class PredictionPart(Part):
             if kept:
                 out[name] = value
         return out
+
+    def declarations(self, p: Any) -> tuple[Declaration, ...]:
+        out = [Declaration("data", "int<lower=0>", "N_new", "new rows", heading=(
+            "new rows to predict from the fitted draws (none while fitting)",))]
+        if self.columns:
+            out.append(Declaration("data", "matrix[N_new, K]", "X_new",
+                                   "their fixed-effect columns"))
+        for t in self.terms:
+            g = t.ident
+            out += [Declaration("data", "int<lower=0>", f"N_{g}_new",
+                                f"levels of {t.name} the fit has not seen"),
+                    Declaration("data", f"array[N_new] int<lower=1, upper=N_{g} + N_{g}_new>",
+                                f"J_{g}_new", "level of each new row")]
+            if t.has_z and t.k == 1:
+                out.append(Declaration("data", "vector[N_new]", f"Z_{g}_new",
+                                       "covariate of the varying effect"))
+            elif t.has_z:
+                out.append(Declaration("data", f"matrix[N_new, {t.k}]", f"Z_{g}_new",
+                                       "covariates of the effects"))
+        if self.offset:
+            out.append(Declaration("data", "vector[N_new]", "offs_new",
+                                   "offset of each new row"))
+        if self.se:
+            out.append(Declaration("data", "vector<lower=0>[N_new]", "se_new",
+                                   "known standard error of each new row"))
+        if self.trials:
+            out.append(Declaration("data", "array[N_new] int<lower=0>", "trials_new",
+                                   "trials of each new row"))
+        out.append(Declaration("data", "int<lower=0, upper=1>", "new_levels_sampled",
+                               "1: new levels drawn from the fitted sds; 0: zero"))
+        return tuple(out)
 
     def data(self) -> dict[str, Any]:
         """No new rows: the declared arrays, empty."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .declarations import Declaration
 from .errors import PlanError
 from .families import Family
 from .likelihood import Likelihood
@@ -159,6 +160,25 @@ class Plan:
     def all_rows(self) -> Rows:
         """Rows for generated quantities: every row, population part plus deviations."""
         return Rows("N", "", False, raw_x=self.missing)
+
+    def declarations(self) -> tuple[Declaration, ...]:
+        """Every variable the program declares at the top of a block, as the parts, the
+        likelihood's strategy, the term integrated out and the priors list them: within
+        each block in the program's order."""
+        lik = self.likelihood
+        m = lik.marginal
+        kind = m.declarations(lik, self) if m is not None and self.rows_given else ()
+        out: list[Declaration] = []
+        for part in self.model_parts:
+            out += part.declarations(self)
+            if part is lik:  # what transformed data builds for the term integrated out
+                out += [d for d in kind if d.block != "data"]
+            elif part in self.groups and part.marginalized:  # its level data
+                out += [d for d in kind if d.block == "data"]
+        out += lik.strategy.declarations(lik, self)
+        out += [d.declaration for s in self.prior_statements for d in s.data]
+        out += [d for part in self.output_parts for d in part.declarations(self)]
+        return tuple(out)
 
     @property
     def prior_statements(self) -> tuple[PriorStatement, ...]:

@@ -191,7 +191,7 @@ def with_predictions(plan: Plan) -> Plan:
     lik = plan.likelihood
     part = PredictionPart(
         columns=plan.fixed.k,
-        terms=tuple(NewTermShape(g.ident, g.k, g.has_z) for g in plan.groups),
+        terms=tuple(NewTermShape(g.ident, g.name, g.k, g.has_z) for g in plan.groups),
         offset=plan.offset is not None, se=lik.se is not None, trials=lik.trials is not None)
     return dataclasses.replace(plan, prediction=part, decisions=(*plan.decisions, said))
 

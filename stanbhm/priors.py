@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .declarations import Declaration
 from .errors import SpecError
 from .names import stan_identifier
 
@@ -386,10 +387,12 @@ class PriorData:
     size: str | None = None  # None: a scalar; else the vector's size as the program says it
 
     @property
-    def stan_type(self) -> str:
-        """Its type as the data block declares it: a scale is positive."""
+    def declaration(self) -> Declaration:
+        """As the data block declares it: a scale is positive."""
         bound = "" if self.role in ("location", "lower", "upper") else "<lower=0>"
-        return f"real{bound}" if self.size is None else f"vector{bound}[{self.size}]"
+        kind = f"real{bound}" if self.size is None else f"vector{bound}[{self.size}]"
+        return Declaration("data", kind, self.name,
+                           f"{self.role} of {self.parameter}'s prior, from the data")
 
     @property
     def value(self) -> float | list[float]:

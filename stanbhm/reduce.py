@@ -89,46 +89,40 @@ def level_slice(plan: Plan) -> PartialSum:
 
 def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
     """Everything the slice's linear predictor and density read, in the data block's
-    order then the parameters'."""
+    order then the parameters', each with its type as its declaration gives it."""
     fit = plan.fit_rows
     lik = plan.likelihood
-    out = [("array[] int" if lik.family.integer else "vector", "y")]
+    names = ["y"]
     if lik.se is not None and lik.marginal is not None:  # 1 / se^2, from transformed data
-        out.append(("vector", "inv_var"))
+        names.append("inv_var")
     elif lik.se is not None:
-        out.append(("vector", "se" + fit.suffix))
+        names.append("se" + fit.suffix)
     if lik.trials is not None:
-        out.append(("array[] int", "trials" + fit.suffix))
+        names.append("trials" + fit.suffix)
     design = plan.fixed.design(fit)
     if design is not None:
-        out.append(("matrix", design[0]))
+        names.append(design[0])
     shift = plan.fixed.absorbed_shift
     if shift:
-        out.append(("vector", "means_X"))
+        names.append("means_X")
     if plan.offset is not None:
-        out.append(("vector", "offs" + fit.suffix))
+        names.append("offs" + fit.suffix)
     groups = [g for g in plan.groups if not g.marginalized]
     for g in groups:
-        out.append(("array[] int", f"J_{g.ident}{fit.suffix}"))
+        names.append(f"J_{g.ident}{fit.suffix}")
         if g.has_z:
-            out.append(("vector" if g.k == 1 else "matrix", g.z_name + fit.suffix))
+            names.append(g.z_name + fit.suffix)
     marginal = lik.marginal
     if marginal is not None:  # where each level's rows start, and the level summaries
         g = marginal.ident
-        out += [("array[] int", f"start_{g}"),
-                ("vector", f"n_{g}" if marginal.precision is None else f"W_{g}")]
+        names += [f"start_{g}", f"n_{g}" if marginal.precision is None else f"W_{g}"]
     if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
-        out.append(("real", "Intercept"))
+        names.append("Intercept")
     if design is not None or shift:
-        out.append(("vector", "b"))
-    for g in groups:
-        if g.k == 1:
-            out.append(("vector", g.level_param if not g.noncentered else f"r_{g.ident}"))
-        elif g.noncentered:
-            out.append(("matrix", f"r_{g.ident}"))
-        else:
-            out.append(("array[] row_vector", g.level_param))
-    out += [("real", name) for name in lik.family.aux_names(lik.se is not None)]
+        names.append("b")
+    names += [g.level_param if not g.noncentered else f"r_{g.ident}" for g in groups]
+    names += lik.family.aux_names(lik.se is not None)
     if marginal is not None:
-        out.append(("real", f"sd_{marginal.ident}"))
-    return tuple(out)
+        names.append(f"sd_{marginal.ident}")
+    types = {d.name: d.argument for d in plan.declarations()}
+    return tuple((types[name], name) for name in names)

@@ -102,15 +102,14 @@ def test_a_likelihood_has_one_field_for_how_its_rows_are_written() -> None:
 
 def test_every_strategy_and_kind_has_its_partial_with_every_macro() -> None:
     """The likelihood calls every strategy's partial through the same macros, and every
-    kind's through those its strategies call."""
+    kind's through those its strategies call (what they declare is listed in Python,
+    `tests/test_declarations.py`)."""
     for cls in STRATEGIES:
         text = (TEMPLATES / f"strategies/{cls.name}.stan.j2").read_text()
-        for macro in ("row_data", "data", "transformed_data", "fit", "functions"):
+        for macro in ("fit", "functions"):
             assert f"{{%- macro {macro}(x, p) %}}" in text, (cls.name, macro)
     for kind in KINDS:
         text = (TEMPLATES / kind.template).read_text()
-        assert "{%- macro level_data(m, p) %}" in text, kind.name
-        assert "{%- macro transformed_data(m, x, p) %}" in text, kind.name
         assert "{%- macro functions(m, x, p) %}" in text, kind.name
         assert "{%- macro draw_back(m, p) %}" in text, kind.name
     assert {p.name for p in (TEMPLATES / "strategies").glob("*.j2")} == \

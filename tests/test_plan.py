@@ -149,6 +149,8 @@ def test_every_renamed_term_is_in_the_header(df) -> None:
 def test_data_comes_from_the_parts(df) -> None:
     plan = sb.Model("y ~ x + offset(age) + (1 + x | g)", df, rewrites="none").plan
     assert list(plan.data()) == ["N", "y", "prior_only", "K", "X", "offs", "N_g", "J_g",
+                                 "N_new", "new_levels_sampled", "X_new", "J_g_new", "N_g_new",
+                                 "Z_g_new", "offs_new",  # none while fitting
                                  "prior_location_Intercept", "prior_scale_Intercept",
                                  "prior_scale_b", "prior_scale_sd_g", "prior_scale_sigma"]
     assert plan.eta_terms(plan.fit_rows) == ("Intercept + Xc * b", "r_g[J_g, 1]",

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import stanbhm as sb
+from stanbhm.declarations import Declaration
 from stanbhm.errors import SpecError
 from stanbhm.priors import Bounds, Prior, parse_prior, prior_statement
 
@@ -145,8 +146,8 @@ def test_data_derived_arguments_are_data() -> None:
     statement = prior_statement("b", scale, ["b_x", "b_z"], "K")
     assert statement.rhs == "normal(0, prior_scale_b)"
     assert statement.data_values() == {"prior_scale_b": [2.5, 1.0]}
-    assert [(d.stan_type, d.name, d.role) for d in statement.data] == [
-        ("vector<lower=0>[K]", "prior_scale_b", "scale")]
+    assert [d.declaration for d in statement.data] == [Declaration(
+        "data", "vector<lower=0>[K]", "prior_scale_b", "scale of b's prior, from the data")]
     scalar = prior_statement("Intercept", [Prior("student_t", ("3", "7.5", "26.1"),
                                                   from_data=(1, 2))])
     assert scalar.rhs == "student_t(3, prior_location_Intercept, prior_scale_Intercept)"

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..declarations import Declaration
+
 if TYPE_CHECKING:
     from ..families import Family
     from ..priors import Prior
     from ..spec import GroupEffects, ModelSpec
 
-__all__ = ["Kind", "Marginal", "summed_rows"]
+__all__ = ["Kind", "Marginal", "level_rows", "ones", "summed_rows"]
 
 
 class Kind:
@@ -89,6 +91,12 @@ class Kind:
     def names(self, ident: str) -> tuple[str, ...]:
         return tuple(f"{prefix}_{ident}" for prefix in self.prefixes)
 
+    def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        """What it declares: its per-level data (in its term's place in the data block)
+        and what transformed data builds for it (after the likelihood's); `lik` is the
+        plan `p`'s likelihood."""
+        return ()
+
 
 @dataclass(frozen=True, eq=False)
 class Marginal:
@@ -125,6 +133,10 @@ class Marginal:
     def needs_sums(self) -> bool:
         return self.kind.needs_sums(self)
 
+    def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        """What its kind declares for it (`Kind.declarations`)."""
+        return self.kind.declarations(self, lik, p)
+
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = summed_rows(self) if self.needs_sums else {}
         out.update(self.kind.level_data(self))
@@ -142,3 +154,30 @@ def summed_rows(m: Marginal) -> dict[str, Any]:
         out[f"rows_{g}"] = np.argsort(index, kind="stable") + 1
     out[f"start_{g}"] = np.concatenate([[0], np.cumsum(members)]) + 1
     return out
+
+
+def level_rows(m: Marginal, p: Any) -> list[Declaration]:
+    """Where each level's fitted rows lie, for ``level_sums`` (the cells strategy
+    declares its cells' own)."""
+    g = m.ident
+    if not m.needs_sums or m.cell_level is not None:
+        return []
+    if m.sorted_rows:
+        return [Declaration("data", f"array[N_{g} + 1] int<lower=1>", f"start_{g}",
+                            "where each level's fitted rows start (they are sorted by level)")]
+    n = p.fit_rows.n
+    return [Declaration("data", f"array[{n}] int<lower=1, upper={n}>", f"rows_{g}",
+                        f"fitted rows sorted by level of {m.name}"),
+            Declaration("data", f"array[N_{g} + 1] int<lower=1>", f"start_{g}",
+                        f"where each level's rows start in rows_{g}")]
+
+
+def ones(m: Marginal, lik: Any, p: Any) -> list[Declaration]:
+    """The values of ``level_sums``' sparse matrix, built once (one thread only: a
+    slice of levels sums its own rows)."""
+    if not m.needs_sums or lik.threads > 1:
+        return []
+    n = "N_cell" if m.cell_level is not None else p.fit_rows.n
+    return [Declaration("transformed data", f"vector[{n}]", f"ones_{m.ident}",
+                        "a 1 per row: the values of level_sums' sparse matrix",
+                        f"rep_vector(1, {n})")]

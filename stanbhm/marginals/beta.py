@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..declarations import Declaration
 from ..priors import Prior
 from .base import Kind, Marginal
 
@@ -79,6 +80,26 @@ class Beta(Kind):
 
     def needs_sums(self, m: Marginal) -> bool:
         return False  # the levels are the cells: their totals are data
+
+    def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        g, td = m.ident, "transformed data"
+        return (
+            Declaration("data", f"array[N_{g}] int<lower=0>", f"Y_{g}",
+                        "successes summed over each level's fitted rows"),
+            Declaration("data", f"array[N_{g}] int<lower=0>", f"T_{g}", "trials summed over them"),
+            Declaration("data", f"array[N_{g}] int<lower=1, upper={p.fit_rows.n}>", f"first_{g}",
+                        "a fitted row of each level"),
+            Declaration(td, "int", "N_cell", f"cells: the levels of {m.name}", f"N_{g}", heading=(
+                "the beta-binomial reads each level's linear predictor (constant within the "
+                "level)", "at one of its fitted rows, and the level's totals")),
+            Declaration(td, "array[N_cell] int", "cell", "the fitted row standing for each",
+                        f"first_{g}"),
+            Declaration(td, f"vector[N_{g}]", f"hit_{g}", "successes of each level",
+                        f"to_vector(Y_{g})"),
+            Declaration(td, f"vector[N_{g}]", f"miss_{g}", "failures of each level",
+                        f"to_vector(T_{g}) - hit_{g}"),
+            Declaration(td, f"vector[N_{g}]", f"T_{g}_vec", "trials of each level",
+                        f"to_vector(T_{g})"))
 
     def level_data(self, m: Marginal) -> dict[str, Any]:
         g = m.ident

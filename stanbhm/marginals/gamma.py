@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Kind, Marginal
+from ..declarations import Declaration
+from .base import Kind, Marginal, level_rows, ones
 
 __all__ = ["GAMMA"]
 
@@ -44,6 +45,20 @@ class Gamma(Kind):
 
     def summaries(self, index, n_levels, y, trials) -> dict[str, Any]:
         return {"totals": np.bincount(index, weights=y, minlength=n_levels)}
+
+    def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        g = m.ident
+        out = [*level_rows(m, p),
+               Declaration("data", f"array[N_{g}] int<lower=0>", f"Y_{g}",
+                           "outcome summed over each level's fitted rows")]
+        counts, n = ("y_cell", "N_cell") if lik.cells else ("y", p.fit_rows.n)
+        of = " of each cell" if lik.cells else ""
+        out += [Declaration("transformed data", f"vector[{n}]", f"{counts}_vec",
+                            f"the outcome{of}, as a vector", f"to_vector({counts})"),
+                Declaration("transformed data", f"vector[N_{g}]", f"Y_{g}_vec",
+                            "the outcome summed over each level, as a vector",
+                            f"to_vector(Y_{g})")]
+        return (*out, *ones(m, lik, p))
 
     def level_data(self, m: Marginal) -> dict[str, Any]:
         return {f"Y_{m.ident}": m.totals.round().astype(np.int64)}

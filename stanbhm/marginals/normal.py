@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import Kind, Marginal
+from ..declarations import Declaration
+from .base import Kind, Marginal, level_rows, ones
 
 if TYPE_CHECKING:
     from ..families import Family
@@ -60,6 +61,23 @@ class Normal(Kind):
 
     def per_row(self, m: Marginal) -> bool:
         return not m.from_statistics and int(m.counts.max(initial=0)) <= 1
+
+    def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        g = m.ident
+        out = level_rows(m, p)
+        if m.per_row:
+            pass
+        elif m.precision is None:
+            out.append(Declaration("data", f"vector<lower=0>[N_{g}]", f"n_{g}",
+                                   "fitted rows of each level"))
+        else:
+            out.append(Declaration("data", f"vector<lower=0>[N_{g}]", f"W_{g}",
+                                   "per level: sum of 1 / se^2 over its fitted rows"))
+        if lik.se is not None and not m.per_row:
+            fit = p.fit_rows
+            out.append(Declaration("transformed data", f"vector[{fit.n}]", "inv_var",
+                                   "1 / se^2 of each fitted row", f"inv_square(se{fit.suffix})"))
+        return (*out, *ones(m, lik, p))
 
     def level_data(self, m: Marginal) -> dict[str, Any]:
         if m.per_row:

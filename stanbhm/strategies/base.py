@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from ..declarations import Declaration
     from ..marginals import Marginal
 
 __all__ = ["Strategy"]
@@ -36,6 +37,10 @@ class Strategy:
     @property
     def template(self) -> str:
         return f"strategies/{self.name}.stan.j2"
+
+    def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        """The data it declares after every part's (`lik` is the plan `p`'s likelihood)."""
+        return ()
 
     def own_data(self) -> dict[str, Any]:
         """The data entries of the strategy itself (not its marginal's)."""

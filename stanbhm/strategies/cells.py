@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..declarations import Declaration
 from ..marginals import Marginal
 from ..parts import Rows
 from .base import Strategy
@@ -44,6 +45,44 @@ class Cells(Strategy):
     @property
     def n(self) -> int:
         return len(self.row)
+
+    def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        if self.level_of:  # the beta-binomial's own data hold its levels' rows and totals
+            return ()
+        gaussian = self.rule == "gaussian cells"
+        fitted = p.fit_rows.n
+        out = [Declaration("data", "int<lower=1>", "N_cell", "cells", heading=(
+            "cells: observed rows with identical linear predictor, their outcomes "
+            + ("averaged" if gaussian else "summed"),)),
+            Declaration("data", f"array[N_cell] int<lower=1, upper={fitted}>", "cell",
+                        "an observed row standing for each")]
+        if gaussian:
+            out += [Declaration("data", "vector[N_cell]", "y_cell", "mean outcome of each cell"),
+                    Declaration("data", "vector<lower=1>[N_cell]", "n_cell", "rows in each cell"),
+                    Declaration("data", "real<lower=0>", "ss_cell",
+                                "sum of squares of the rows about their cell's mean")]
+        else:
+            out.append(Declaration("data", "array[N_cell] int<lower=0>", "y_cell",
+                                   "outcome summed over each cell"))
+        if gaussian:
+            pass
+        elif self.rule == "poisson sum":
+            out.append(Declaration("data", "vector[N_cell]", "log_exposure_cell",
+                                   "log of the summed exposure, exp(offset), of each cell"))
+        elif self.trials is not None:
+            out.append(Declaration("data", "array[N_cell] int<lower=0>", "trials_cell",
+                                   "trials summed over each cell"))
+        else:
+            out.append(Declaration("data", "array[N_cell] int<lower=1>", "n_cell",
+                                   "rows in each cell"))
+        m = self.marginal
+        if m is not None and m.needs_sums:
+            g = m.ident
+            out += [Declaration("data", "array[N_cell] int<lower=1, upper=N_cell>", f"rows_{g}",
+                                f"cells sorted by level of {m.name}"),
+                    Declaration("data", f"array[N_{g} + 1] int<lower=1>", f"start_{g}",
+                                f"where each level's cells start in rows_{g}")]
+        return tuple(out)
 
     def own_data(self) -> dict[str, Any]:
         if self.level_of:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..declarations import Declaration
 from ..marginals import Marginal
 from .base import Strategy
 
@@ -51,6 +52,30 @@ class Joint(Strategy):
     @property
     def blocks(self) -> int:
         return len(self.start) - 1
+
+    def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        m = self.marginal
+        classes = (f", then one per class of levels of {m.name} with one row count"
+                   if m is not None else "")
+        out = [
+            Declaration("data", "int<lower=1>", "js_P", "coefficients in phi", heading=(
+                "sufficient statistics of the observed rows over every coefficient at once: "
+                "blocks",
+                "of rows whose sums of squares are |R phi - q|^2 for any coefficients phi")),
+            Declaration("data", "int<lower=1>", "js_B", f"blocks: the rows{classes}"),
+            Declaration("data", "int<lower=1>", "js_M", "rows of the blocks' factors, in all"),
+            Declaration("data", "array[js_B + 1] int<lower=1>", "js_start",
+                        "block k is rows js_start[k] to js_start[k + 1] - 1"),
+            Declaration("data", "matrix[js_M, js_P]", "js_R",
+                        "the blocks' triangular factors, stacked"),
+            Declaration("data", "vector[js_M]", "js_q",
+                        "their right-hand sides (the outcome's column of each factor)")]
+        if m is not None:
+            out += [Declaration("data", "vector<lower=1>[js_B - 1]", "js_n",
+                                "per class: rows of each of its levels"),
+                    Declaration("data", "vector<lower=1>[js_B - 1]", "js_count",
+                                "per class: its levels")]
+        return tuple(out)
 
     def own_data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"js_P": self.P, "js_B": self.blocks, "js_M": len(self.q),

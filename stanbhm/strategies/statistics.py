@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..declarations import Declaration
 from ..marginals import Marginal
 from .base import Strategy
 
@@ -79,6 +80,58 @@ class Statistics(Strategy):
     whole_pops: str = ""  # the row of population coefficients added to `whole`'s rows, or ""
     nested: NestedCells | None = None  # a factor nested in this one, integrated out
     marginal: Marginal | None = None  # the term integrated out: this factor or `nested`'s
+
+    def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
+        n = f"N_{self.ident}"
+        out = [
+            Declaration("data", "int<lower=1>", "ss_cols", "columns of each level's design: "
+                        + ", ".join(self.labels),
+                        heading=(f"sufficient statistics of the observed rows, per level of "
+                                 f"{self.factor}",)),
+            Declaration("data", f"matrix[{n}, ss_cols]", "ss_bhat",
+                        "least-squares coefficients of each level"),
+            Declaration("data", "int<lower=1>", "ss_nnz", "its stored entries", heading=(
+                "the levels' triangular factors R (R'R = D'D) as one sparse matrix (CSR), a "
+                "block per",
+                "level; its columns are numbered as the entries of to_vector(ss_dev), column "
+                "by column")),
+            Declaration("data", "vector[ss_nnz]", "ss_w", "their values"),
+            Declaration("data", "array[ss_nnz] int<lower=1>", "ss_v", "their columns"),
+            Declaration("data", f"array[{n} * ss_cols + 1] int<lower=1>", "ss_u",
+                        "where each row starts"),
+            Declaration("data", "real<lower=0>", "ss_rss",
+                        "residual sum of squares at the least-squares coefficients")]
+        if self.sums is not None:
+            out += [Declaration("data", f"vector[{n}]", "ss_ysum",
+                                "sum of the outcome over each level's rows"),
+                    Declaration("data", f"matrix[{n}, ss_cols]", "ss_xsum",
+                                "sum of each design column over them")]
+        if self.nested is not None:
+            member = self.marginal.name
+            out += [
+                Declaration("data", "int<lower=1>", "N_ms", "cells", heading=(
+                    f"levels of {member} in cells of one level of {self.factor} and one row "
+                    "count",)),
+                Declaration("data", f"array[N_ms] int<lower=1, upper={n}>", "ms_level",
+                            f"level of {self.factor} of each cell"),
+                Declaration("data", "vector<lower=1>[N_ms]", "ms_n",
+                            f"rows of each level of {member} in the cell"),
+                Declaration("data", "vector<lower=1>[N_ms]", "ms_count",
+                            f"levels of {member} in the cell"),
+                Declaration("data", "matrix[N_ms, ss_cols]", "ms_bhat",
+                            "least squares of their sums of y on their sums of the columns"),
+                Declaration("data", "int<lower=1>", "ms_nnz", "its stored entries", heading=(
+                    "the cells' triangular factors R as one sparse matrix (CSR), a block per "
+                    "cell; its",
+                    "columns are numbered as the entries of to_vector(ms_dev), column by "
+                    "column")),
+                Declaration("data", "vector[ms_nnz]", "ms_w", "their values"),
+                Declaration("data", "array[ms_nnz] int<lower=1>", "ms_v", "their columns"),
+                Declaration("data", "array[N_ms * ss_cols + 1] int<lower=1>", "ms_u",
+                            "where each row starts"),
+                Declaration("data", "vector<lower=0>[N_ms]", "ms_rss",
+                            "residual sum of squares of each cell")]
+        return tuple(out)
 
     def own_data(self) -> dict[str, Any]:
         w, v, u = block_csr(self.R)
