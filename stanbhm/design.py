@@ -4,7 +4,9 @@ Every column of the design (the intercept, each column of X, each varying covari
 without a population coefficient) carries a population coefficient, the level effects
 of the group terms that vary it, or both. The per-level statistics
 (`passes.statistics`) read it level by level; the joint statistics (`passes.joint`)
-spread each level effect over one column per level.
+spread each level effect over one column per level. They, and the cells
+(`passes.collapse`) weighing the joint statistics' cost, share one design of a plan's
+rows, built at most once by `passes.joint.RowAnalysis`.
 """
 
 from __future__ import annotations
@@ -58,22 +60,6 @@ def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
     if not plan.groups:
         return "no group term (a model without one is not built yet)"
     return ""
-
-
-class Designs:
-    """Designs built once per (fixed part, group terms, likelihood): the per-level and the
-    joint statistics read the same one from different plans. The key objects are kept
-    with the design, so their ids cannot be reused while the cache lives."""
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[int, int, int], tuple[tuple, Design]] = {}
-
-    def __call__(self, plan: Plan) -> Design:
-        key = (id(plan.fixed), id(plan.groups), id(plan.likelihood))
-        if key not in self._kept:
-            held = (plan.fixed, plan.groups, plan.likelihood)
-            self._kept[key] = (held, level_design(plan))
-        return self._kept[key][1]
 
 
 def level_design(plan: Plan) -> Design:

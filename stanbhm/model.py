@@ -38,7 +38,8 @@ class Model:
     ``log_lik`` or ``y_rep`` needs them; True or False.
     ``opencl`` runs the GLM kernel on an OpenCL device: False (the default), True, "gpu",
     "cpu", (platform, device), or "auto" (a GPU when there is one and the kernel is large
-    enough to repay a call's fixed cost; the header says which and why).
+    enough to repay a call's fixed cost; the header says whether the kernel is, and
+    ``model.device`` which GPU this machine gives it).
     ``threads=k`` sums the likelihood over slices of rows on k threads per chain
     (reduce_sum); ``grainsize`` overrides the rows per slice (by default the fitted rows
     over 4 slices per thread).
@@ -78,8 +79,14 @@ class Model:
                                scale_b=scale_b, initial_metric=initial_metric)
         self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
-        #: "auto" leaves the choice to the plan (`passes.glm.Opencl`).
-        self.device = self.plan.device if opencl == "auto" else opencl_devices.resolve(opencl)
+        #: under "auto" the first OpenCL GPU when the plan wants one (`passes.glm.Opencl`)
+        #: and there is one here, else None.
+        if opencl == "auto":
+            wanted = self.plan.gpu_wanted and opencl_devices.opencl_missing() is None
+            gpus = [d for d in opencl_devices.devices() if d.kind == "gpu"] if wanted else []
+            self.device = gpus[0] if gpus else None
+        else:
+            self.device = opencl_devices.resolve(opencl)
 
     def __repr__(self) -> str:
         """Formula, family, rows, and each term's parameterization and rewrite, as the

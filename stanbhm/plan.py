@@ -81,7 +81,9 @@ class Plan:
     #: new rows to predict, declared and computed (`predict.with_predictions`)
     prediction: PredictionPart | None = None
     rows_given: bool = True  # False: no per-row data (`passes.outputs.RowData`)
-    device: Any = None  # opencl="auto": the OpenCL GPU it chose (`passes.glm.Opencl`)
+    #: opencl="auto": the GLM kernel is large enough for a GPU (`passes.glm.Opencl`);
+    #: `Model` looks for one on its machine (plans do not depend on the hardware)
+    gpu_wanted: bool = False
 
     @property
     def new_rows(self) -> Rows:

@@ -31,8 +31,10 @@ from .passes import (
     OutputPass,
     Parameterize,
     Pass,
+    RowAnalysis,
     RowData,
     ScaleCoefficients,
+    Steps,
     SufficientStatistics,
     Threads,
     run_passes,
@@ -152,13 +154,19 @@ def _check_parameterization(value: Any, spec: ModelSpec) -> None:
                             f"{', '.join(CHOICES)}")
 
 
-def default_passes(spec: ModelSpec, options: Options) -> list[Pass]:
+def default_passes(spec: ModelSpec, options: Options,
+                   rows: RowAnalysis | None = None) -> list[Pass | Steps]:
     """The passes for one model, in order: which group intercept is integrated out, the
     parameterization of each other group term, which centered term takes over each
     population coefficient, the unit each coefficient is sampled in, the exact rewrites,
     the GLM kernel, threads, the per-row outputs, and whether the rows themselves are
-    passed."""
-    passes: list[Pass] = [Marginalize(options.rewrites, options.parameterization)]
+    passed.
+
+    The rewrites of a gaussian likelihood's rows (per-level statistics, cells, joint
+    statistics) read `rows`, one analysis of the rows of the plan they start from, so
+    that its design is built once for all three; without it each pass analyses the plan
+    it is given. No pass holds another: each is given what it reads."""
+    passes: list[Pass | Steps] = [Marginalize(options.rewrites, options.parameterization)]
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient
@@ -168,9 +176,8 @@ def default_passes(spec: ModelSpec, options: Options) -> list[Pass]:
     shared = {e for g in spec.groups for e in g.effect_names}
     passes += [Absorb(c, label) for c, label, name in population if name in shared]
     passes.append(ScaleCoefficients(options.scale_b))
-    joint = JointStatistics(options.rewrites)  # the per-level pass asks it about cost
-    passes += [SufficientStatistics(options.rewrites, joint), Collapse(options.rewrites, joint),
-               joint]
+    passes += [SufficientStatistics(options.rewrites, rows), Collapse(options.rewrites, rows),
+               JointStatistics(options.rewrites, rows)]
     passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))
@@ -259,7 +266,13 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         aux=aux, groups=tuple(groups), offset=offset, likelihood=likelihood, options=options,
         notes=tuple(notes),
     )
-    return with_predictions(run_passes(spec, plan, default_passes(spec, options)))
+    # the passes before the rewrites of the rows, then those and the rest, given one
+    # analysis of the rows they start from (`default_passes`)
+    passes = default_passes(spec, options)
+    first = next(i for i, p in enumerate(passes) if isinstance(p, SufficientStatistics))
+    plan = run_passes(spec, plan, passes[:first])
+    passes = default_passes(spec, options, RowAnalysis(plan))
+    return with_predictions(run_passes(spec, plan, passes[first:]))
 
 
 def _check_horseshoe_columns(spec: ModelSpec) -> None:

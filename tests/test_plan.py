@@ -87,10 +87,12 @@ def test_a_pass_is_testable_on_its_own(df) -> None:
     spec = build_spec("y ~ x + (1 | g)", df)
     plan = make_plan(spec, Options(rewrites="none"))
     centered = Parameterize("g", "centered")
-    assert centered.applies(spec, plan) == Decision(
+    decision, after = centered.decide(spec, plan)
+    assert decision == Decision(
         "parameterization of g", "centered", 'parameterization="centered" requested')
-    assert centered.apply(spec, plan).groups[0].centered
+    assert after.groups[0].centered
     assert not plan.groups[0].centered  # plans are frozen: the pass built a new one
+    assert centered.decide(spec, plan)[0] == decision  # asked again: the same answer
 
 
 def test_skipped_decisions_are_recorded_too(df) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .base import Decision
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..parts import GroupPart
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Absorb:
+class Absorb(InSteps):
     """Gives one population coefficient (``Intercept`` or ``b[j]``) to one centered term."""
 
     coefficient: str

@@ -1,11 +1,11 @@
-"""What every pass shares: the `Decision` it reports (a `plan.Decision`, kept in the plan)
-and the loop that runs passes."""
+"""What every pass shares: the `Decision` it reports (a `plan.Decision`, kept in the plan),
+the protocol a pass follows and the loop that runs passes."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from ..plan import Decision
 
@@ -13,35 +13,44 @@ if TYPE_CHECKING:
     from ..plan import Plan
     from ..spec import ModelSpec
 
-__all__ = ["Decision", "Pass", "once", "run_passes"]
-
-T = TypeVar("T")
-
-
-def once(cache: dict[int, T], source: object, make: Callable[[], T]) -> T:
-    """``make()`` the first time `source` (a spec or plan) is asked for, the kept value
-    after: a pass's applies and apply both need what it computed from the same input.
-    A pass lives for one ``make_plan``, so its inputs outlive its cache."""
-    if id(source) not in cache:
-        cache[id(source)] = make()
-    return cache[id(source)]
+__all__ = ["Decision", "InSteps", "Pass", "Steps", "run_passes"]
 
 
 class Pass(Protocol):
     """One decision about the program; see the package docstring."""
+
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision | None, Plan]: ...
+
+
+class Steps(Protocol):
+    """A pass in two steps, for a decision that shares nothing costly with the change it
+    makes: ``applies`` decides, ``apply`` makes the change (called only when applied)."""
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision | None: ...
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan: ...
 
 
+def in_steps(p: Steps, spec: ModelSpec, plan: Plan) -> tuple[Decision | None, Plan]:
+    """`p`'s decision, and the plan after it: ``apply``'s when applied, else `plan`."""
+    decision = p.applies(spec, plan)
+    if decision is None or not decision.applied:
+        return decision, plan
+    return decision, p.apply(spec, plan)
+
+
+class InSteps:
+    """Base class of a pass in two steps (`Steps`): gives it ``decide``."""
+
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision | None, Plan]:
+        return in_steps(self, spec, plan)
+
+
 def run_passes(spec: ModelSpec, plan: Plan, passes: Iterable[Pass]) -> Plan:
     """Run each pass in order, recording every decision, applied or not."""
     for p in passes:
-        decision = p.applies(spec, plan)
+        decision, plan = p.decide(spec, plan)
         if decision is None:  # the pass has nothing to decide for this model
             continue
-        if decision.applied:
-            plan = p.apply(spec, plan)
         plan = dataclasses.replace(plan, decisions=(*plan.decisions, decision))
     return plan

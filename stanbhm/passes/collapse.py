@@ -41,8 +41,8 @@ import numpy as np
 
 from ..rewrites import allowed
 from ..strategies import Cells, MarginalRows, Rowwise
-from .base import Decision, once
-from .joint import ROW_NS, JointStatistics, row_columns
+from .base import Decision
+from .joint import ROW_NS, RowAnalysis, analysis_of, cheaper_than, row_columns
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -63,15 +63,12 @@ def rule_of(plan: Plan) -> str:
 
 @dataclass(frozen=True)
 class Collapse:
-    """Replaces count rows by sums over cells of identical linear predictor."""
+    """Replaces count rows by sums over cells of identical linear predictor; `rows` is the
+    analysis of the rows it is given (None: it analyses them itself), which it shares
+    with the joint statistics (`joint`) to learn whether they serve gaussian rows better."""
 
     rewrites: Any
-    joint: JointStatistics | None = None  # the joint pass, asked whether it costs less
-    _made: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.joint is None:
-            object.__setattr__(self, "joint", JointStatistics(self.rewrites))
+    rows: RowAnalysis | None = field(default=None, compare=False, repr=False)
 
     def skip_reason(self, plan: Plan) -> str:
         lik = plan.likelihood
@@ -89,63 +86,18 @@ class Collapse:
             return f"the likelihood is already rewritten ({lik.strategy.rewritten_as})"
         return ""
 
-    def cells(self, plan: Plan) -> Cells:
-        """The cells, found once per plan (applies and apply both ask)."""
-        return once(self._made, plan, lambda: self._cells(plan))
-
-    def _cells(self, plan: Plan) -> Cells:
-        lik = plan.likelihood
-        obs = lik.obs
-        rule = rule_of(plan)
-        marginal = lik.marginal
-        if marginal is not None and marginal.kind.cells_are_levels:  # in order
-            return Cells(rule=rule, row=marginal.first, y=marginal.totals,
-                         counts=marginal.counts, trials=marginal.trials, log_exposure=None,
-                         level_of=marginal.ident, marginal=_over_cells(marginal, marginal.first))
-        poisson = rule == "poisson sum"
-        key = [plan.fixed.X[obs]] if plan.fixed.k else []
-        for g in plan.groups:
-            key.append(g.index[obs, None].astype(float))
-            if g.has_z:
-                key.append(g.Z[obs])
-        offset = plan.offset.values[obs] if plan.offset else np.zeros(len(obs))
-        if not poisson:
-            key.append(offset[:, None])
-        if not key:
-            key.append(np.zeros((len(obs), 1)))
-        _, first, inverse = np.unique(np.column_stack(key), axis=0, return_index=True,
-                                      return_inverse=True)
-        inverse = inverse.reshape(-1)
-        n_cells = len(first)
-        counts = np.bincount(inverse, minlength=n_cells)
-        if rule == "gaussian cells":
-            y = lik.y - offset  # the offset is part of the key, so one value per cell
-            means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
-            resid = y - means[inverse]  # about the cell means, never sum(y^2) - n mean^2
-            return Cells(rule=rule, row=first, y=means + offset[first], counts=counts,
-                         trials=None, log_exposure=None, within=float(resid @ resid),
-                         marginal=_over_cells(marginal, first))
-        y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
-        trials = None
-        if lik.trials is not None:
-            trials = np.bincount(inverse, weights=lik.trials[obs],
-                                 minlength=n_cells).round().astype(np.int64)
-        exposure = None
-        if poisson:
-            # log(sum(exp(offset))) per cell, shifted by the cell's largest offset
-            top = np.full(n_cells, -np.inf)
-            np.maximum.at(top, inverse, offset)
-            total = np.bincount(inverse, weights=np.exp(offset - top[inverse]),
-                                minlength=n_cells)
-            exposure = top + np.log(total)
-        return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
-                     log_exposure=exposure, marginal=_over_cells(marginal, first))
-
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision, Plan]:
         why = self.skip_reason(plan)
         if why:
-            return Decision(SUBJECT, "not applied", why, applied=False)
-        cells = self.cells(plan)
+            return Decision(SUBJECT, "not applied", why, applied=False), plan
+        found = cells(plan)
+        decision = self.decision(plan, found)
+        if not decision.applied:
+            return decision, plan
+        return decision, dataclasses.replace(plan, likelihood=plan.likelihood.with_strategy(found))
+
+    def decision(self, plan: Plan, cells: Cells) -> Decision:
+        """Applied when the `cells` of a plan the rewrite can apply to pay."""
         n = plan.likelihood.n_obs
         if cells.level_of:
             name = plan.likelihood.marginal.name
@@ -159,8 +111,8 @@ class Collapse:
                             applied=False)
         if cells.rule == "gaussian cells":  # the joint statistics may serve the rows better
             columns = row_columns(plan)
-            joint = self.joint.cheaper_than(plan, ROW_NS * cells.n * columns,
-                                            f"{cells.n} cells x {columns} columns")
+            joint = cheaper_than(self.rewrites, plan, analysis_of(self.rows, plan),
+                                 ROW_NS * cells.n * columns, f"{cells.n} cells x {columns} columns")
             if joint:
                 return Decision(SUBJECT, "not applied", f"{what}: {joint}", applied=False)
         how = {"binomial": "binomial on the sums", "poisson sum": "poisson on the sums, "
@@ -168,9 +120,55 @@ class Collapse:
                "sum of squares within cells"}[cells.rule]
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
-    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = plan.likelihood.with_strategy(self.cells(plan))
-        return dataclasses.replace(plan, likelihood=likelihood)
+
+def cells(plan: Plan) -> Cells:
+    """The cells of `plan`'s fitted rows, under its family's rule (`rule_of`)."""
+    lik = plan.likelihood
+    obs = lik.obs
+    rule = rule_of(plan)
+    marginal = lik.marginal
+    if marginal is not None and marginal.kind.cells_are_levels:  # in order
+        return Cells(rule=rule, row=marginal.first, y=marginal.totals,
+                     counts=marginal.counts, trials=marginal.trials, log_exposure=None,
+                     level_of=marginal.ident, marginal=_over_cells(marginal, marginal.first))
+    poisson = rule == "poisson sum"
+    key = [plan.fixed.X[obs]] if plan.fixed.k else []
+    for g in plan.groups:
+        key.append(g.index[obs, None].astype(float))
+        if g.has_z:
+            key.append(g.Z[obs])
+    offset = plan.offset.values[obs] if plan.offset else np.zeros(len(obs))
+    if not poisson:
+        key.append(offset[:, None])
+    if not key:
+        key.append(np.zeros((len(obs), 1)))
+    _, first, inverse = np.unique(np.column_stack(key), axis=0, return_index=True,
+                                  return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n_cells = len(first)
+    counts = np.bincount(inverse, minlength=n_cells)
+    if rule == "gaussian cells":
+        y = lik.y - offset  # the offset is part of the key, so one value per cell
+        means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
+        resid = y - means[inverse]  # about the cell means, never sum(y^2) - n mean^2
+        return Cells(rule=rule, row=first, y=means + offset[first], counts=counts,
+                     trials=None, log_exposure=None, within=float(resid @ resid),
+                     marginal=_over_cells(marginal, first))
+    y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
+    trials = None
+    if lik.trials is not None:
+        trials = np.bincount(inverse, weights=lik.trials[obs],
+                             minlength=n_cells).round().astype(np.int64)
+    exposure = None
+    if poisson:
+        # log(sum(exp(offset))) per cell, shifted by the cell's largest offset
+        top = np.full(n_cells, -np.inf)
+        np.maximum.at(top, inverse, offset)
+        total = np.bincount(inverse, weights=np.exp(offset - top[inverse]),
+                            minlength=n_cells)
+        exposure = top + np.log(total)
+    return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
+                 log_exposure=exposure, marginal=_over_cells(marginal, first))
 
 
 def _over_cells(marginal, first: np.ndarray):

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from ..rewrites import allowed, named
-from .base import Decision
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..parts import GroupPart
@@ -46,7 +46,7 @@ ALPHA = 0.05
 
 
 @dataclass(frozen=True)
-class Fold:
+class Fold(InSteps):
     """Folds the sd of the integrated-out normal group intercept (see the module)."""
 
     rewrites: Any

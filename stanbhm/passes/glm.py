@@ -14,11 +14,11 @@ every group term and the offset; ``X * b`` is what is left of the population par
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..strategies import Rowwise
-from .base import Decision, once
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -28,7 +28,7 @@ SUBJECT = "glm"
 
 
 @dataclass(frozen=True)
-class Glm:
+class Glm(InSteps):
     """Switches the likelihood statement to the family's GLM kernel where it fits."""
 
     request: Any  # "auto" or "never"
@@ -70,31 +70,34 @@ AUTO_ENTRIES = 3_000_000
 
 
 @dataclass(frozen=True)
-class Opencl:
+class Opencl(InSteps):
     """Says what runs on the OpenCL device (only when ``opencl`` is asked for): stanc
     moves the GLM kernels there; without one, little of the likelihood goes. Under
-    ``"auto"`` it chooses: a GPU when there is one and the GLM kernel's work per gradient
-    is at least `AUTO_ENTRIES`, otherwise the CPU, with the reason."""
+    ``"auto"`` it decides from the model alone, never from this machine's hardware: a GPU
+    is wanted (``Plan.gpu_wanted``) when the GLM kernel's work per gradient is at least
+    `AUTO_ENTRIES`; `Model` then runs it on the first OpenCL GPU of the machine it is
+    made on, or on the CPU where there is none, so the program is the same everywhere."""
 
     request: Any
-    _made: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision, Plan]:
         if self.request == "auto":
-            return once(self._made, plan, lambda: self.choose(plan))[0]
+            decision = self.choose(plan)
+            return decision, (dataclasses.replace(plan, gpu_wanted=True) if decision.applied
+                              else plan)
         if plan.likelihood.glm:
             return Decision("opencl", f"opencl={self.request!r}",
-                            f"{plan.family.glm} runs on the OpenCL device")
+                            f"{plan.family.glm} runs on the OpenCL device"), plan
         return Decision("opencl", f"opencl={self.request!r}",
                         "no GLM kernel applies, so the likelihood stays on the CPU except what "
-                        "stanc --use-opencl moves itself", applied=False)
+                        "stanc --use-opencl moves itself", applied=False), plan
 
-    def choose(self, plan: Plan) -> tuple[Decision, Any]:
-        """("auto"'s decision, the GPU it chose or None)."""
-        from ..toolchain import opencl
+    @staticmethod
+    def choose(plan: Plan) -> Decision:
+        """"auto"'s decision: applied when a GPU is wanted."""
 
-        def cpu(reason: str) -> tuple[Decision, None]:
-            return Decision("opencl", "not used", f"'auto': {reason}", applied=False), None
+        def cpu(reason: str) -> Decision:
+            return Decision("opencl", "not used", f"'auto': {reason}", applied=False)
 
         if not plan.likelihood.glm:
             return cpu("no GLM kernel applies, and the GLM kernels are what a GPU runs")
@@ -103,20 +106,7 @@ class Opencl:
         if plan.n_obs * columns < AUTO_ENTRIES:
             return cpu(f"{size}, under {AUTO_ENTRIES:.0e}: a GPU call's fixed ~3.5 ms would "
                        "cost more than it saves")
-        missing = opencl.opencl_missing()
-        if missing:
-            return cpu(missing)
-        found = opencl.devices()
-        gpus = [d for d in found if d.kind == "gpu"]
-        if not gpus:
-            found = ", ".join(f"{d.kind} '{d.name}'" for d in found)
-            return cpu(f"{size}, but no OpenCL GPU device here (found: {found})")
-        gpu = gpus[0]
-        return Decision("opencl", f"gpu '{gpu.name}' (platform {gpu.platform_id}, device "
-                        f"{gpu.device_id})", f"'auto': {size}, at least "
-                        f"{AUTO_ENTRIES:.0e}"), gpu
-
-    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        if self.request == "auto":
-            return dataclasses.replace(plan, device=self._made[id(plan)][1])
-        return plan
+        return Decision("opencl", "a GPU if the machine has one",
+                        f"'auto': {size}, at least {AUTO_ENTRIES:.0e}: the machine the model "
+                        "is made on runs the kernel on its first OpenCL GPU, or on the CPU "
+                        "when it has none")

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..design import Design, Designs, unfit_reason
+from ..design import Design, level_design, unfit_reason
 from ..rewrites import named
 from ..strategies import Joint, Segment
-from .base import Decision, once
+from .base import Decision
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -242,74 +243,127 @@ def row_columns(plan: Plan) -> int:
     return 1 + plan.fixed.k + sum(g.k for g in plan.groups)
 
 
+class RowAnalysis:
+    """One plan's fitted rows as the gaussian rewrites (`statistics`, `collapse` and these)
+    see them: their design (`design.level_design`) and its layout over phi, each built
+    on first use and kept: the design of millions of rows takes seconds and gigabytes.
+
+    `planner.make_plan` builds one for the plan these passes start from and gives it to
+    each of them, so that the design is built once whichever of them asks. A pass does
+    not change the rows it does not rewrite, and one that rewrites them leaves nothing
+    gaussian to the others, so every plan they are given has these rows (`serves`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def serves(self, plan: Plan) -> bool:
+        """Whether `plan` has these rows: the same fixed part, group terms and likelihood
+        (plans are frozen, and the passes between replace only what they change)."""
+        mine = self.plan
+        return (plan.fixed is mine.fixed and plan.groups is mine.groups
+                and plan.likelihood is mine.likelihood)
+
+    @cached_property
+    def design(self) -> Design:
+        return level_design(self.plan)
+
+    @cached_property
+    def layout(self) -> Layout:
+        return layout(self.design, self.plan.likelihood.obs, self.plan.fixed.k)
+
+
+def analysis_of(rows: RowAnalysis | None, plan: Plan) -> RowAnalysis:
+    """`rows` for `plan`: a pass given no analysis makes its own, for one decision."""
+    if rows is None:
+        return RowAnalysis(plan)
+    if not rows.serves(plan):
+        raise ValueError("the rows' analysis was made for a plan with other rows (fixed "
+                         "part, group terms or likelihood) than the one given")
+    return rows
+
+
+def factor_size(plan: Plan, lay: Layout) -> tuple[int, int, str]:
+    """(P, rows of the stacked factors, why they are too big to build or "")."""
+    P = lay.P
+    n = plan.likelihood.n_obs
+    if P > MOST_COEFFICIENTS:
+        return P, 0, (f"{P} coefficients: dense {P} x {P} factors are offered up to "
+                      f"{MOST_COEFFICIENTS}")
+    if n * P * P > MOST_SETUP:
+        return P, 0, (f"{n} rows and {P} coefficients: the factor of the rows would take "
+                      f"about {n * P * P:.2g} multiply-adds to compute")
+    return P, class_rows(plan, P), ""
+
+
+def factor_cost(plan: Plan, lay: Layout, forced: bool) -> tuple[int, int, str]:
+    """`factor_size`, and why the factors do not pay against the rows ("" when they do,
+    or when they are `forced`: asked for by name)."""
+    P, m, why = factor_size(plan, lay)
+    if why or forced:
+        return P, m, why
+    n, columns = plan.likelihood.n_obs, row_columns(plan)
+    rows_ns = ROW_NS * n * columns
+    if rows_ns < LEAST_NS:
+        return P, m, f"{n} rows x {columns} columns: the rows cost little already"
+    if DENSE_NS * m * P > 0.5 * rows_ns:
+        return P, m, (f"{n} rows x {columns} columns against factors of {m} x {P}: the "
+                      "rows cost no more")
+    return P, m, ""
+
+
+def cheaper_than(rewrites: Any, plan: Plan, rows: RowAnalysis, ns: float, what: str) -> str:
+    """Why another rewrite of `plan`'s rows (`rows`), costing about `ns` nanoseconds per
+    gradient (`what` says for what), should leave them to the joint statistics under the
+    request `rewrites` ("" when it should not)."""
+    if unfit_reason(rewrites, "joint_statistics", plan):
+        return ""
+    P, m, why = factor_size(plan, rows.layout)
+    if why:
+        return ""
+    if named(rewrites, "joint_statistics"):
+        return "'joint_statistics' requested"
+    if ns < LEAST_NS or DENSE_NS * m * P > 0.5 * ns:
+        return ""
+    return f"the joint statistics cost less: dense factors of {m} x {P} against {what}"
+
+
+def joint_statistics(plan: Plan, rows: RowAnalysis) -> Joint:
+    """The stacked factors of `plan`'s rows (`rows`), with their marginal, if any."""
+    design, lay = rows.design, rows.layout
+    lik = plan.likelihood
+    y = lik.y - (plan.offset.values[lik.obs] if plan.offset else 0.0)
+    member = lik.marginal.index if lik.marginal is not None else None
+    kept = [level for parts in lay.levels for _, level in parts]
+    blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
+    stacked = np.vstack(blocks)
+    start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    marginal = lik.marginal  # its level sums now come from the statistics
+    if marginal is not None:
+        marginal = dataclasses.replace(marginal, from_statistics=True)
+    return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
+                 rows=ks, members=members, marginal=marginal)
+
+
 @dataclass(frozen=True)
 class JointStatistics:
-    """Replaces a gaussian likelihood's rows by triangular factors over every coefficient."""
+    """Replaces a gaussian likelihood's rows by triangular factors over every coefficient;
+    `rows` is the analysis of the rows it is given (None: it analyses them itself)."""
 
     rewrites: Any
-    designs: Designs = field(default_factory=Designs, compare=False, repr=False)
-    _made: dict = field(default_factory=dict, compare=False, repr=False)
-    _built: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def layout(self, plan: Plan) -> tuple[Design, Layout]:
-        # keyed by the design, which `designs` keeps alive (the per-level pass asks with
-        # an earlier plan than this pass's own)
-        design = self.designs(plan)
-        return design, once(self._made, design,
-                            lambda: layout(design, plan.likelihood.obs, plan.fixed.k))
-
-    def skip_reason(self, plan: Plan) -> str:
-        return unfit_reason(self.rewrites, "joint_statistics", plan)
-
-    def size(self, plan: Plan) -> tuple[int, int, str]:
-        """(P, rows of the stacked factors, why they are too big to build or "")."""
-        P = self.layout(plan)[1].P
-        n = plan.likelihood.n_obs
-        if P > MOST_COEFFICIENTS:
-            return P, 0, (f"{P} coefficients: dense {P} x {P} factors are offered up to "
-                          f"{MOST_COEFFICIENTS}")
-        if n * P * P > MOST_SETUP:
-            return P, 0, (f"{n} rows and {P} coefficients: the factor of the rows would take "
-                          f"about {n * P * P:.2g} multiply-adds to compute")
-        return P, class_rows(plan, P), ""
-
-    def cost(self, plan: Plan) -> tuple[int, int, str]:
-        """`size`, and why the factors do not pay against the rows ("" when they do)."""
-        P, m, why = self.size(plan)
-        if why or self.forced:
-            return P, m, why
-        n, columns = plan.likelihood.n_obs, row_columns(plan)
-        rows_ns = ROW_NS * n * columns
-        if rows_ns < LEAST_NS:
-            return P, m, f"{n} rows x {columns} columns: the rows cost little already"
-        if DENSE_NS * m * P > 0.5 * rows_ns:
-            return P, m, (f"{n} rows x {columns} columns against factors of {m} x {P}: the "
-                          "rows cost no more")
-        return P, m, ""
+    rows: RowAnalysis | None = field(default=None, compare=False, repr=False)
 
     @property
     def forced(self) -> bool:
         return named(self.rewrites, "joint_statistics")
 
-    def cheaper_than(self, plan: Plan, ns: float, what: str) -> str:
-        """Why another rewrite, costing about `ns` nanoseconds per gradient (`what` says
-        for what), should leave the rows to these ("" when it should not)."""
-        if self.skip_reason(plan):
-            return ""
-        P, m, why = self.size(plan)
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision, Plan]:
+        why = unfit_reason(self.rewrites, "joint_statistics", plan)
         if why:
-            return ""
-        if self.forced:
-            return "'joint_statistics' requested"
-        if ns < LEAST_NS or DENSE_NS * m * P > 0.5 * ns:
-            return ""
-        return f"the joint statistics cost less: dense factors of {m} x {P} against {what}"
-
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
-        why = self.skip_reason(plan)
-        P, m, cost = self.cost(plan) if not why else (0, 0, "")
-        if why or cost:
-            return Decision(SUBJECT, "not applied", why or cost, applied=False)
+            return Decision(SUBJECT, "not applied", why, applied=False), plan
+        rows = analysis_of(self.rows, plan)
+        P, m, cost = factor_cost(plan, rows.layout, self.forced)
+        if cost:
+            return Decision(SUBJECT, "not applied", cost, applied=False), plan
         lik = plan.likelihood
         what = (f"{lik.n_obs} rows, {P} coefficients (population, and per level of "
                 f"{', '.join(sorted({g.name for g in plan.groups if not g.marginalized}))})")
@@ -320,28 +374,8 @@ class JointStatistics:
         if self.forced:
             what = f"'joint_statistics' requested; {what}"
         order = "(1 + classes) x coefficients^2" if lik.marginal is not None else "coefficients^2"
-        return Decision(SUBJECT, f"over all {P} coefficients",
-                        f"{what}: factors of {m} x {P}, so a gradient costs O({order}), not "
-                        "O(rows)")
-
-    def joint(self, plan: Plan) -> Joint:
-        return once(self._built, plan, lambda: self._joint(plan))
-
-    def _joint(self, plan: Plan) -> Joint:
-        design, lay = self.layout(plan)
-        lik = plan.likelihood
-        y = lik.y - (plan.offset.values[lik.obs] if plan.offset else 0.0)
-        member = lik.marginal.index if lik.marginal is not None else None
-        kept = [level for parts in lay.levels for _, level in parts]
-        blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
-        stacked = np.vstack(blocks)
-        start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
-        marginal = lik.marginal  # its level sums now come from the statistics
-        if marginal is not None:
-            marginal = dataclasses.replace(marginal, from_statistics=True)
-        return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
-                     rows=ks, members=members, marginal=marginal)
-
-    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = plan.likelihood.with_strategy(self.joint(plan))
-        return dataclasses.replace(plan, likelihood=likelihood)
+        decision = Decision(SUBJECT, f"over all {P} coefficients",
+                            f"{what}: factors of {m} x {P}, so a gradient costs O({order}), "
+                            "not O(rows)")
+        likelihood = lik.with_strategy(joint_statistics(plan, rows))
+        return decision, dataclasses.replace(plan, likelihood=likelihood)

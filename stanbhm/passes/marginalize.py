@@ -27,7 +27,7 @@ from ..marginals import Kind, Marginal, by_rewrite
 from ..marginals.normal import NORMAL
 from ..rewrites import term_choice
 from ..strategies import MarginalRows
-from .base import Decision
+from .base import Decision, InSteps
 from .parameterization import choice_for
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ SUBJECT = "marginalization"
 
 
 @dataclass(frozen=True)
-class Marginalize:
+class Marginalize(InSteps):
     """Integrates out the level effects of one gaussian group intercept."""
 
     rewrites: Any

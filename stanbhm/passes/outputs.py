@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PlanError
 from ..strategies import Joint, Rowwise
-from .base import Decision
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -27,7 +27,7 @@ MAX_ROWS = 5000
 
 
 @dataclass(frozen=True)
-class OutputPass:
+class OutputPass(InSteps):
     """Switches one per-row output (``log_lik`` or ``y_rep``) on or off."""
 
     output: str
@@ -90,7 +90,7 @@ class OutputPass:
 
 
 @dataclass(frozen=True)
-class Effects:
+class Effects(InSteps):
     """Leaves the effects of the term integrated out undrawn (applied), or lets them be
     drawn back in generated quantities (looked, did nothing); runs after the log_lik and
     y_rep passes, which need them."""
@@ -130,7 +130,7 @@ class Effects:
 
 
 @dataclass(frozen=True)
-class RowData:
+class RowData(InSteps):
     """Leaves the rows out of the data when nothing in the program reads them.
 
     With the joint sufficient statistics the model block reads only their factors, so

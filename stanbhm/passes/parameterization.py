@@ -22,13 +22,13 @@ item 18: the peers and parameterization bench suites' 30-group regressions diffe
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..information import LevelInformation, information_table, level_information
-from .base import Decision, once
+from .base import Decision
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -66,13 +66,9 @@ class Parameterize:
 
     term: str
     requested: Any
-    _made: dict = field(default_factory=dict, compare=False, repr=False)
 
     def choose(self, spec: ModelSpec) -> Choice:
-        """The choice, made once per spec (applies and apply both ask)."""
-        return once(self._made, spec, lambda: self._choose(spec))
-
-    def _choose(self, spec: ModelSpec) -> Choice:
+        """The term's choice: the request, or under "auto" the data's."""
         group = next(g for g in spec.groups if g.term_name == self.term)
         choice = choice_for(self.term, self.requested)
         where = f"[{self.term!r}]" if isinstance(self.requested, dict) else ""
@@ -102,21 +98,18 @@ class Parameterize:
         return Choice(0.0, None, "non-centered", '"auto": the median level is weakly informed',
                       info)
 
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision, Plan]:
         if any(g.marginalized for g in plan.groups if g.term_name == self.term):
             return Decision(f"parameterization of {self.term}", "none",
-                            "its level effects are integrated out", applied=False)
+                            "its level effects are integrated out", applied=False), plan
         choice = self.choose(spec)
         table = information_table(choice.information) if choice.information else ()
-        return Decision(f"parameterization of {self.term}", choice.label, choice.reason,
-                        table=table)
-
-    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        choice = self.choose(spec)
+        decision = Decision(f"parameterization of {self.term}", choice.label, choice.reason,
+                            table=table)
         groups = tuple(
             dataclasses.replace(g, c=choice.c, c_levels=choice.c_levels)
             if g.term_name == self.term else g
             for g in plan.groups
         )
         information = {**plan.information, self.term: choice.information}
-        return dataclasses.replace(plan, groups=groups, information=information)
+        return decision, dataclasses.replace(plan, groups=groups, information=information)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..information import pooled_fit, posterior_sds, prior_scale
-from .base import Decision
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -44,7 +44,7 @@ def rounded(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ScaleCoefficients:
+class ScaleCoefficients(InSteps):
     """Sets ``scale_b`` of the fixed part from the pooled fit (``scale_b="auto"``)."""
 
     requested: Any

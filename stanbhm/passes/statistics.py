@@ -36,8 +36,8 @@ import numpy as np
 
 from ..design import Design, factor_group, unfit_reason
 from ..strategies import NestedCells, Statistics
-from .base import Decision, once
-from .joint import SPARSE_NS, JointStatistics
+from .base import Decision
+from .joint import SPARSE_NS, RowAnalysis, analysis_of, cheaper_than
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -51,83 +51,38 @@ ROWS_PER_COLUMN = 2
 
 @dataclass(frozen=True)
 class SufficientStatistics:
-    """Replaces a gaussian likelihood's rows by per-level statistics."""
+    """Replaces a gaussian likelihood's rows by per-level statistics; `rows` is the
+    analysis of the rows it is given (None: it analyses them itself), which it shares
+    with the joint statistics (`joint`) to learn whether they cost less."""
 
     rewrites: Any
-    joint: JointStatistics | None = None  # the joint pass, asked whether it costs less
-    _nested: dict = field(default_factory=dict, compare=False, repr=False)
-    _stats: dict = field(default_factory=dict, compare=False, repr=False)
+    rows: RowAnalysis | None = field(default=None, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.joint is None:
-            object.__setattr__(self, "joint", JointStatistics(self.rewrites))
-
-    def skip_reason(self, spec: ModelSpec, plan: Plan) -> str:
-        lik = plan.likelihood
+    def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision, Plan]:
         why = unfit_reason(self.rewrites, "sufficient_statistics", plan)
+        home = None if why else nesting(plan)
+        why = why or factors_reason(plan, home)
         if why:
-            return why
-        factors = sorted({g.name for g in plan.groups})
-        if len(factors) > 1:
-            kept = sorted({g.name for g in plan.groups if not g.marginalized})
-            reason = f"group terms on {len(factors)} factors ({', '.join(factors)})"
-            if lik.marginal is None or len(kept) != 1:
-                return f"{reason}; one is needed"
-            if self.nested(plan) is None:
-                return (f"{reason}; one is needed, or another whose intercept is integrated "
-                        f"out and whose levels each lie in one level of {kept[0]}, which "
-                        f"{lik.marginal.name}'s do not")
-        return ""
+            return Decision(SUBJECT, "not applied", why, applied=False), plan
+        rows = analysis_of(self.rows, plan)
+        decision = self.decision(plan, rows, home)
+        if not decision.applied:
+            return decision, plan
+        likelihood = plan.likelihood.with_strategy(statistics(plan, rows.design, home))
+        return decision, dataclasses.replace(plan, likelihood=likelihood)
 
-    def nested(self, plan: Plan) -> np.ndarray | None:
-        """With the marginalized factor nested in the kept one: the kept factor's 0-based
-        level of each of its levels (-1 for a level without fitted rows); else None."""
-        return once(self._nested, plan, lambda: _nesting(plan))
-
-    def design(self, plan: Plan) -> Design:
-        """The levels' design, built once per plan (applies and apply both ask)."""
-        return self.joint.designs(plan)
-
-    def statistics(self, plan: Plan) -> Statistics:
-        """The per-level statistics; computed only when the rewrite applies."""
-        return once(self._stats, plan, lambda: self._statistics(plan))
-
-    def _statistics(self, plan: Plan) -> Statistics:
-        d = self.design(plan)
-        lik = plan.likelihood
-        obs = lik.obs
-        first = factor_group(plan)
-        n_levels = first.n_levels
-        y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
-        index = first.index[obs] - 1
-        bhat, R, rss = level_statistics(d.D, y, index, n_levels)
-        sums, nested = None, None
-        home = self.nested(plan) if lik.marginal is not None else None
-        if home is not None:
-            nested = nested_cells(d.D, y, lik.marginal.index, home)
-        elif lik.marginal is not None:  # per level: sums of y and of each column
-            sums = (np.bincount(index, weights=y, minlength=n_levels),
-                    np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
-                                     for c in d.D.T]))
-        return Statistics(ident=first.ident, factor=first.name, labels=d.labels,
-                          theta_columns=d.theta_columns,
-                          bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
-                          whole_pops=d.whole_pops,
-                          nested=nested, marginal=self.kept_marginal(plan))
-
-    def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
-        why = self.skip_reason(spec, plan)
-        if why:
-            return Decision(SUBJECT, "not applied", why, applied=False)
+    def decision(self, plan: Plan, rows: RowAnalysis, home: np.ndarray | None) -> Decision:
+        """Applied when the statistics cost less than the rows and than the joint
+        statistics; for a plan the rewrite can apply to."""
         factor = factor_group(plan)
-        p, g, n = len(self.design(plan).labels), factor.n_levels, plan.likelihood.n_obs
+        p, g, n = len(rows.design.labels), factor.n_levels, plan.likelihood.n_obs
         cost = f"{n} rows, {g} levels of {factor.name}, {p} columns per level"
         if n < ROWS_PER_COLUMN * p * g:
             return Decision(SUBJECT, "not applied", f"{cost}: fewer than {ROWS_PER_COLUMN} "
                             "rows per column and level, so the rows cost no more", applied=False)
         marginal = plan.likelihood.marginal
         nested = marginal is not None and marginal.name != factor.name
-        cells = self.cell_count(plan) if nested else 0
+        cells = len(cell_keys(home, marginal.counts)[0]) if nested else 0
         if nested and n < (cells + g) * p:
             return Decision(
                 SUBJECT, "not applied", f"{cost}; {marginal.name}, integrated out, is "
@@ -135,8 +90,8 @@ class SufficientStatistics:
                 f"times {p} columns outnumber the rows, so the rows cost no more",
                 applied=False)
         entries = (g + cells) * p * (p + 1) / 2
-        joint = self.joint.cheaper_than(plan, SPARSE_NS * entries,
-                                        f"{entries:.3g} entries of sparse ones")
+        joint = cheaper_than(self.rewrites, plan, rows, SPARSE_NS * entries,
+                             f"{entries:.3g} entries of sparse ones")
         if joint:
             return Decision(SUBJECT, "not applied", f"{cost}: {joint}", applied=False)
         if nested:
@@ -149,25 +104,62 @@ class SufficientStatistics:
         return Decision(SUBJECT, "per level of " + factor.name,
                         f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
 
-    def cell_count(self, plan: Plan) -> int:
-        """Cells of the nested marginal: its levels' distinct (home level, row count)."""
-        return len(cell_keys(self.nested(plan), plan.likelihood.marginal.counts)[0])
 
-    @staticmethod
-    def kept_marginal(plan: Plan):
-        """The term integrated out, its level sums now from the statistics."""
-        marginal = plan.likelihood.marginal
-        return dataclasses.replace(marginal, from_statistics=True) if marginal else None
+def factors_reason(plan: Plan, home: np.ndarray | None) -> str:
+    """Why the group terms' factors rule the statistics out ("" when they do not), `home`
+    being `nesting(plan)`."""
+    lik = plan.likelihood
+    factors = sorted({g.name for g in plan.groups})
+    if len(factors) > 1:
+        kept = sorted({g.name for g in plan.groups if not g.marginalized})
+        reason = f"group terms on {len(factors)} factors ({', '.join(factors)})"
+        if lik.marginal is None or len(kept) != 1:
+            return f"{reason}; one is needed"
+        if home is None:
+            return (f"{reason}; one is needed, or another whose intercept is integrated "
+                    f"out and whose levels each lie in one level of {kept[0]}, which "
+                    f"{lik.marginal.name}'s do not")
+    return ""
 
-    def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
-        likelihood = plan.likelihood.with_strategy(self.statistics(plan))
-        return dataclasses.replace(plan, likelihood=likelihood)
+
+def statistics(plan: Plan, d: Design, home: np.ndarray | None) -> Statistics:
+    """The per-level statistics of `plan`'s rows, whose design is `d` and whose
+    integrated-out factor's levels lie in the kept factor's levels `home` (or None)."""
+    lik = plan.likelihood
+    obs = lik.obs
+    first = factor_group(plan)
+    n_levels = first.n_levels
+    y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
+    index = first.index[obs] - 1
+    bhat, R, rss = level_statistics(d.D, y, index, n_levels)
+    sums, nested = None, None
+    if home is not None:
+        nested = nested_cells(d.D, y, lik.marginal.index, home)
+    elif lik.marginal is not None:  # per level: sums of y and of each column
+        sums = (np.bincount(index, weights=y, minlength=n_levels),
+                np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
+                                 for c in d.D.T]))
+    return Statistics(ident=first.ident, factor=first.name, labels=d.labels,
+                      theta_columns=d.theta_columns,
+                      bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
+                      whole_pops=d.whole_pops,
+                      nested=nested, marginal=kept_marginal(plan))
 
 
-def _nesting(plan: Plan) -> np.ndarray | None:
+def kept_marginal(plan: Plan):
+    """The term integrated out, its level sums now from the statistics."""
     marginal = plan.likelihood.marginal
+    return dataclasses.replace(marginal, from_statistics=True) if marginal else None
+
+
+def nesting(plan: Plan) -> np.ndarray | None:
+    """With a factor integrated out and nested in the kept one: the kept factor's 0-based
+    level of each of its levels (-1 for a level without fitted rows); else None."""
+    marginal = plan.likelihood.marginal
+    if marginal is None:
+        return None
     kept = factor_group(plan)
-    if marginal is None or kept.name == marginal.name:
+    if kept.name == marginal.name:
         return None
     member = marginal.index
     level = kept.index[plan.likelihood.obs] - 1

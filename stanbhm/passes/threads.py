@@ -18,7 +18,7 @@ import numpy as np
 
 from ..reduce import grainsize
 from ..strategies import MarginalRows, Rowwise
-from .base import Decision
+from .base import Decision, InSteps
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -38,7 +38,7 @@ def sliced_levels(plan: Plan) -> int | None:
 
 
 @dataclass(frozen=True)
-class Threads:
+class Threads(InSteps):
     """Writes the likelihood as reduce_sum over slices of the fitted rows."""
 
     threads: int | None
