@@ -3,15 +3,13 @@ approximate posterior variance, known before sampling.
 
 CmdStan starts warmup with a unit metric and keeps it through the initial buffer and
 the first window (about 100 iterations). Where the parameters' posterior scales differ
-by orders of magnitude, every early tree has to cross the widest at the step size the
-narrowest allows. In the bernoulli election model at 300k rows (the log sd of the
-respondents' effects about 100 times narrower than the effects) warmup ran at tree
-depth 10 (1023 leapfrog steps per iteration, about 70 s each here) from its 6th
-iteration on. Started from this guess instead, its first 65 iterations took 15 to 127
-steps each; at 30k rows it took 3.1k to 3.6k steps for the first 100 iterations per
-chain against 18k, as few as the metric adapted by a full warmup needed (3.3k to 3.5k).
-Adaptation still runs and replaces the guess at the end of each window, so the
-posterior is the same: only the start of warmup changes.
+by orders of magnitude (a log sd a hundred times narrower than its level effects),
+every early tree has to cross the widest at the step size the narrowest allows, at
+the maximum tree depth. Started from this guess instead, warmup's first trees are as
+short as those of the metric a full warmup adapts (docs/benchmark-history.md, "The
+initial metric", has the bernoulli election model's numbers). Adaptation still runs and
+replaces the guess at the end of each window, so the posterior is the same: only the
+start of warmup changes.
 
 The guesses come from the pooled fit of `information` (working weights, per level
 data precision I_j, tau^2 of each effect by DerSimonian-Laird), for the normal

@@ -628,7 +628,7 @@ class GroupPart(Part):
         slice the term is one ``rows_dot_product`` of the gathered rows of effects and
         covariates instead: stanc's O1 keeps a function's vectors as one autodiff node
         per element, so each ``.*`` and ``+=`` there would add a node per row and effect
-        (retail's 23 effects: half the time per gradient).
+        (docs/benchmark-history.md has what that cost the retail model).
         """
         g = self.ident
         J = rows.take(f"J_{g}")

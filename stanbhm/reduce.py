@@ -8,14 +8,16 @@ single-threaded program, each row-level name cut to ``[start : end]``, so the tw
 programs' log densities are equal. Shared parameters are copied once per slice, which
 is why slices are not too small: see `grainsize`.
 
-A likelihood with a group intercept integrated out (`parts.Marginal`) is not a sum over
-rows: each level's rows enter together, through their sums. It is a sum over levels,
-though, so there reduce_sum slices the levels; the fitted rows are sorted by level
-(``obs``, `passes.threads`), so a slice's rows are one contiguous run, ``first :
-last``, and it adds their marginal log density. The slices' sum is the single-threaded
-program's expression term by term. (Gathering each slice's rows through an index
-instead made 2 threads 4x slower than one at 300k rows: 40 columns of X read row by
-row in a column-major matrix.)
+A likelihood with a group intercept integrated out (`marginals.Marginal`) is not a sum
+over rows: each level's rows enter together, through their sums. It is a sum over
+levels, though, so there reduce_sum slices the levels; the fitted rows are sorted by
+level (``obs``, `passes.threads`), so a slice's rows are one contiguous run, ``first :
+last`` (X is column-major: gathering a slice's rows through an index reads every column
+row by row; docs/benchmark-history.md has the measurement), and it adds their marginal
+log density. The slices' sum is the single-threaded program's expression term by term.
+
+Each strategy's template writes its own slice function (`row_slice` for the rows,
+`level_slice` for the levels of the term integrated out) from the `PartialSum` here.
 """
 
 from __future__ import annotations

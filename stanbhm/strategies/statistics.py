@@ -49,7 +49,7 @@ def block_csr(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     The columns are numbered in the order of `to_vector(dev)` for the (cells, columns)
     matrix `dev`, column-major, so the program needs no `to_vector(dev')`: under stanc's O1
     a parameter matrix is one autodiff node, and Stan 2.39 flattens its transpose in the
-    untransposed order (a wrong log density, found by tests/test_rewrites.py)."""
+    untransposed order (a wrong log density; tests/test_statistics.py checks it)."""
     p, cells, _ = R.shape
     cols = [np.arange(k, p) * cells + c for c in range(cells) for k in range(p)]
     values = [R[k, c, k:] for c in range(cells) for k in range(p)]
