@@ -61,10 +61,11 @@ class Family:
             or None when they do not.
         no_collapse: why they do not, when the reason is the family's own (shown in the
             program header).
-        conjugate_intercept: the exact marginal of a group intercept, or None:
-            ``"normal"`` when it can be integrated out (normal-normal), ``"gamma"`` when
-            gamma multipliers of the rate can (gamma-poisson, asked for by name),
-            ``"beta"`` when beta probabilities can (beta-binomial, by name).
+        conjugate_intercept: the exact marginal of a group intercept, or None: the
+            ``conjugate`` of the kind in `stanbhm.marginals` that integrates it out:
+            ``"normal"`` (normal-normal), ``"gamma"`` (gamma multipliers of the rate,
+            asked for by name) or ``"beta"`` (beta probabilities, by name). Stan's
+            Laplace approximation (``"laplace"``) serves any family but the gaussian.
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
         needs_trials: whether ``y | trials(n)`` is required.
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).

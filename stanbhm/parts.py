@@ -1,10 +1,12 @@
-"""The parts of a program: fixed effects, one per group term, auxiliary parameters, offset.
+"""The parts of a program: fixed effects, one per group term, auxiliary parameters,
+offset, and the new rows to predict. (The likelihood is a part too, in `likelihood`.)
 
-A part owns everything about itself: its data entries (`data`), its Stan code (a
-template partial in ``stanbhm/stan_templates/parts/<kind>.stan.j2`` with one macro per program
-block), the header lines for its priors, and its outputs with their ArviZ dims and
-coords. The data dictionary, the header and the ArviZ conversion are all derived from
-the parts, so they cannot disagree with the program. Parts are frozen; passes replace
+A part owns everything about itself: its data entries (`data`), what it declares
+(`declarations`), its Stan code (a template partial in
+``stanbhm/stan_templates/parts/<kind>.stan.j2`` with one macro per program block), the
+header lines for its priors, and its outputs with their ArviZ dims and coords. The data
+dictionary, the header and the ArviZ conversion are all derived from the parts, so they
+cannot disagree with the program. Parts are frozen; passes replace
 them (``dataclasses.replace``) rather than change them.
 """
 
