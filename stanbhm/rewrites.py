@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import PlanError
+from .marginals import KINDS
 
 if TYPE_CHECKING:
     from .spec import ModelSpec
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
 #: Rewrites a list may name; each one is applied wherever it is exact.
 MODEL_REWRITES = ("marginalize", "fold", "sufficient_statistics", "collapse",
                   "joint_statistics")
-#: What a dict may ask of one group term.
-TERM_CHOICES = ("auto", "marginalize", "gamma_poisson", "beta_binomial", "laplace", "none")
+#: What a dict may ask of one group term: a marginal kind by its rewrite name, or not.
+TERM_CHOICES = ("auto", *(kind.rewrite for kind in KINDS), "none")
 
 
 def check_rewrites(value: Any, spec: ModelSpec) -> None:
