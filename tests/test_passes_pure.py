@@ -30,6 +30,20 @@ def is_pass(value: object) -> bool:
     return hasattr(value, "decide") or hasattr(value, "applies")
 
 
+def record_passes(monkeypatch) -> list:
+    """The passes `planner.make_plan` runs from now on, in order."""
+    ran: list = []
+    real = planner.run_passes
+
+    def recording(spec, plan, passes):
+        passes = list(passes)
+        ran.extend(passes)
+        return real(spec, plan, passes)
+
+    monkeypatch.setattr(planner, "run_passes", recording)
+    return ran
+
+
 def nested(n: int = 3000, states: int = 10, seed: int = 0) -> pd.DataFrame:
     """Respondents g of 3 rows each, each living in one state h."""
     rng = np.random.default_rng(seed)
@@ -84,15 +98,7 @@ def test_no_pass_holds_another(monkeypatch) -> None:
     the rewrites of the rows share an analysis of them, not the joint statistics pass."""
     spec = build_spec("y ~ x + (1 | g) + (1 + x | h)", nested())
     options = planner.Options(opencl="auto")
-    ran = []
-    real = planner.run_passes
-
-    def recording(spec, plan, passes):
-        passes = list(passes)
-        ran.extend(passes)
-        return real(spec, plan, passes)
-
-    monkeypatch.setattr(planner, "run_passes", recording)
+    ran = record_passes(monkeypatch)
     planner.make_plan(spec, options)
     listed = planner.default_passes(spec, options)
     assert {type(p).__name__ for p in ran} >= {"SufficientStatistics", "Collapse",
@@ -165,15 +171,7 @@ def test_the_design_is_built_once_per_plan(case, monkeypatch) -> None:
     for module in (design, joint, statistics, collapse):
         if hasattr(module, "level_design"):
             monkeypatch.setattr(module, "level_design", counting)
-    ran = []
-    run = planner.run_passes
-
-    def recording(spec, plan, passes):
-        passes = list(passes)
-        ran.extend(passes)
-        return run(spec, plan, passes)
-
-    monkeypatch.setattr(planner, "run_passes", recording)
+    ran = record_passes(monkeypatch)
     model = sb.Model(formula, data(), **options)
     subjects = [d.subject for d in model.plan.decisions]
     assert {"sufficient statistics", "collapse", "joint statistics"} <= set(subjects)

@@ -90,15 +90,11 @@ class Statistics(Strategy):
                                  f"{self.factor}",)),
             Declaration("data", f"matrix[{n}, ss_cols]", "ss_bhat",
                         "least-squares coefficients of each level"),
-            Declaration("data", "int<lower=1>", "ss_nnz", "its stored entries", heading=(
+            *sparse_factor("ss", n, (
                 "the levels' triangular factors R (R'R = D'D) as one sparse matrix (CSR), a "
                 "block per",
                 "level; its columns are numbered as the entries of to_vector(ss_dev), column "
                 "by column")),
-            Declaration("data", "vector[ss_nnz]", "ss_w", "their values"),
-            Declaration("data", "array[ss_nnz] int<lower=1>", "ss_v", "their columns"),
-            Declaration("data", f"array[{n} * ss_cols + 1] int<lower=1>", "ss_u",
-                        "where each row starts"),
             Declaration("data", "real<lower=0>", "ss_rss",
                         "residual sum of squares at the least-squares coefficients")]
         if self.sums is not None:
@@ -120,15 +116,11 @@ class Statistics(Strategy):
                             f"levels of {member} in the cell"),
                 Declaration("data", "matrix[N_ms, ss_cols]", "ms_bhat",
                             "least squares of their sums of y on their sums of the columns"),
-                Declaration("data", "int<lower=1>", "ms_nnz", "its stored entries", heading=(
+                *sparse_factor("ms", "N_ms", (
                     "the cells' triangular factors R as one sparse matrix (CSR), a block per "
                     "cell; its",
                     "columns are numbered as the entries of to_vector(ms_dev), column by "
                     "column")),
-                Declaration("data", "vector[ms_nnz]", "ms_w", "their values"),
-                Declaration("data", "array[ms_nnz] int<lower=1>", "ms_v", "their columns"),
-                Declaration("data", "array[N_ms * ss_cols + 1] int<lower=1>", "ms_u",
-                            "where each row starts"),
                 Declaration("data", "vector<lower=0>[N_ms]", "ms_rss",
                             "residual sum of squares of each cell")]
         return tuple(out)
@@ -144,3 +136,11 @@ class Statistics(Strategy):
         return out
 
 
+def sparse_factor(prefix: str, blocks: str, heading: tuple[str, ...]) -> list[Declaration]:
+    """The CSR arrays (`block_csr`) of one triangular factor per block of `blocks`."""
+    nnz = f"{prefix}_nnz"
+    return [Declaration("data", "int<lower=1>", nnz, "its stored entries", heading=heading),
+            Declaration("data", f"vector[{nnz}]", f"{prefix}_w", "their values"),
+            Declaration("data", f"array[{nnz}] int<lower=1>", f"{prefix}_v", "their columns"),
+            Declaration("data", f"array[{blocks} * ss_cols + 1] int<lower=1>", f"{prefix}_u",
+                        "where each row starts")]
