@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_render import catalogue_data
 
 import stanbhm as sb
 from stanbhm import render
@@ -28,21 +28,8 @@ SHARED = "marginals/sums.stan.j2"
 
 
 def data() -> pd.DataFrame:
-    rng = np.random.default_rng(3)
-    n = 400
-    df = pd.DataFrame({
-        "x": rng.normal(size=n),
-        "cat": rng.choice(["lo", "mid", "hi"], size=n),
-        "g": rng.choice([f"g{i}" for i in range(6)], size=n),
-        "h": rng.choice([f"h{i}" for i in range(5)], size=n),
-        "n": rng.integers(5, 15, size=n),
-        "expo": rng.uniform(1, 4, size=n),
-    })
-    df["y"] = 1 + 0.5 * df["x"] + rng.normal(size=n)
-    df["yb"] = (rng.uniform(size=n) < 0.4).astype(int)
-    df["ys"] = rng.binomial(df["n"], 0.3)
-    df["yc"] = rng.poisson(2.0, size=n)
-    return df
+    """The golden programs' data, with rows enough for every rewrite to apply."""
+    return catalogue_data(n=400)
 
 
 #: name -> (formula, family, Model keywords, the strategy, the kind integrated out or None)

@@ -29,9 +29,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 HOSTILE = ["x; target += 1e9", "for", "ñame", "1x"]
 
 
-def catalogue_data() -> pd.DataFrame:
+def catalogue_data(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    n = 60
     df = pd.DataFrame({
         "x": rng.normal(size=n),
         "z": rng.normal(size=n),
