@@ -59,8 +59,6 @@ class Family:
             "auto" parameterization rule (`stanbhm.information`).
         collapse: how rows with one linear predictor combine exactly (for the rewrites),
             or None when they do not.
-        no_collapse: why they do not, when the reason is the family's own (shown in the
-            program header).
         conjugate_intercept: the exact marginal of a group intercept, or None: the
             ``conjugate`` of the kind in `stanbhm.marginals` that integrates it out:
             ``"normal"`` (normal-normal), ``"gamma"`` (gamma multipliers of the rate,
@@ -81,7 +79,6 @@ class Family:
     mean: str = "{eta}"
     glm: str | None = None
     collapse: str | None = None
-    no_collapse: str = ""
     conjugate_intercept: str | None = None
     allows_se: bool = False
     needs_trials: bool = False
@@ -228,8 +225,7 @@ FAMILIES: dict[str, Family] = {
             dist="neg_binomial_2_log", args=("{eta}", "phi"),
             rng="neg_binomial_2_log_rng({eta}, phi)",
             mean="exp({eta})", glm="neg_binomial_2_log_glm",
-            no_collapse="the negative binomial rows given their sum depend on phi, so a sum "
-                        "is not exact",
+            collapse="negative binomial cells",
             pooled_variance=_nb2_variance,
         ),
         Family(

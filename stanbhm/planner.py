@@ -72,7 +72,7 @@ RESERVED = frozenset(
         "X_cell",
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
         "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
-        "y_vec", "y_cell_vec", "inv_var",
+        "y_vec", "y_cell_vec", "inv_var", "N_value", "value", "value_count", "t_cell",
     }
 ) | prior_data_names(("Intercept", "b", *sorted({a.name for f in FAMILIES.values()
                                                    for a in f.aux})))  # fmt: skip

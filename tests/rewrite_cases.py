@@ -85,6 +85,8 @@ def count_data(n: int = 400) -> pd.DataFrame:
     df["yc"] = rng.poisson(2 * df["expo"])
     df["ys"] = rng.binomial(df["t"], 0.3)
     df["ybm"] = df["yb"].where(np.arange(n) % 9 != 1)
+    df["ycm"] = rng.negative_binomial(3, 3 / (3 + 2 * df["expo"])).astype(float)
+    df["ycm"] = df["ycm"].where(np.arange(n) % 7 != 2)  # overdispersed counts, some missing
     return df
 
 

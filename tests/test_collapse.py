@@ -13,6 +13,7 @@ import pytest
 from exact import assert_constant_gap
 from rewrite_cases import CROSSED, count_data, crossed_data, decision
 from scipy import stats
+from scipy.special import gammaln
 
 import stanbhm as sb
 
@@ -22,6 +23,8 @@ COLLAPSE_CASES = {
     "binomial_trials": ("ys | trials(t) ~ C(a) + (1 | g)", "binomial", "auto"),
     "bernoulli_missing_no_intercept": ("ybm ~ 0 + C(a) + c + (c - 1 | g)", "bernoulli",
                                        "centered"),
+    "negbinomial_offset_missing": ("ycm ~ C(a) + offset(log(expo)) + (1 | g)", "negbinomial",
+                                   "noncentered"),
 }
 
 
@@ -39,17 +42,18 @@ def test_collapse_sums_cells_and_says_why_not() -> None:
     skipped = {
         ("yb ~ x + (1 | g)", "bernoulli"): "400 rows in 400 cells of identical linear "
         "predictor: too few rows per cell to pay",
-        ("yc ~ C(a) + (1 | g)", "negbinomial"): "the negative binomial rows given their sum "
-        "depend on phi, so a sum is not exact",
+        ("yc ~ C(a) + (1 | g)", "student_t"): "the student_t family has no exact collapse "
+        "of counts",
     }
     for (formula, family), reason in skipped.items():
         model = sb.Model(formula, df, family=family)
         assert decision(model, "collapse") == f"collapse: not applied; {reason}"
 
 
-def test_negative_binomial_sums_would_change_the_posterior_of_phi() -> None:
-    """Why NB2 rows are not collapsed: their sum is NB2(n mu, n phi), but the rows' density
-    less the sum's still moves with phi (a poisson's does not move with its rate)."""
+def test_negative_binomial_sums_alone_would_change_the_posterior_of_phi() -> None:
+    """Why NB2 cells keep the outcome's histogram: the sum of a cell's rows is NB2(n mu,
+    n phi), but the rows' density less the sum's still moves with phi (a poisson's does
+    not move with its rate)."""
     y = np.array([0, 3, 7, 1])
     mu = 2.5
 
@@ -63,6 +67,35 @@ def test_negative_binomial_sums_would_change_the_posterior_of_phi() -> None:
     rows = [stats.poisson.logpmf(y, m).sum() - stats.poisson.logpmf(y.sum(), len(y) * m)
             for m in (1.0, 10.0)]
     assert abs(rows[0] - rows[1]) < 1e-12
+
+
+def test_negative_binomial_cells_are_the_rows_density_exactly() -> None:
+    """The cells' terms and the histogram's give the rows' NB2 log density, less the
+    constant sum of lgamma(y + 1), at any mu and phi."""
+    df = count_data().dropna(subset=["ycm"])
+    model = sb.Model("ycm ~ C(a) + offset(log(expo)) + (1 | g)", df, family="negbinomial")
+    cells = model.plan.likelihood.cells
+    assert decision(model, "collapse") == (
+        "collapse: negative binomial from the cells' counts and sums, with the outcome's "
+        f"histogram; {len(df)} rows in {cells.n} cells of identical linear predictor: "
+        "exact, a constant apart")
+    data = model.stan_data()
+    y = df["ycm"].to_numpy()
+    keys = list(zip(df["a"], df["g"], df["expo"], strict=True))  # what the predictor reads
+    standing = {keys[r]: c for c, r in enumerate(cells.row)}
+    cell_of = np.array([standing[k] for k in keys])
+    assert len(standing) == cells.n and data["N_value"] == len(np.unique(y))
+    np.testing.assert_array_equal(data["y_cell"], np.bincount(cell_of, weights=y))
+    rng = np.random.default_rng(2)
+    for phi in (0.3, 4.0, 250.0):
+        eta = rng.normal(0.5, 1.0, size=cells.n)  # log mu of each cell
+        mu = np.exp(eta)[cell_of]
+        rows = stats.nbinom.logpmf(y, phi, phi / (phi + mu)).sum() + gammaln(y + 1).sum()
+        t = eta - np.log(phi)
+        cells_lp = (data["y_cell"] @ t - (data["n_cell"] * phi + data["y_cell"])
+                    @ np.logaddexp(0, t) + data["value_count"] @ gammaln(data["value"] + phi)
+                    - len(y) * gammaln(phi))
+        assert abs(cells_lp - rows) < 1e-9 * abs(rows)
 
 
 @pytest.mark.slow

@@ -157,6 +157,7 @@ CASES: dict[str, Case] = {
                           rewrites={"g": "beta_binomial"}),
     "collapse_poisson_exposure": Case("yc ~ C(cat) + offset(log(n)) + (1 | h)",
                                       family="poisson", parameterization="centered"),
+    "collapse_negbinomial": Case("yc ~ C(cat) + (1 | h)", family="negbinomial"),
     "marginal_statistics": Case("y ~ x + (1 | g) + (x - 1 | g)",
                                 parameterization={"g_x": "noncentered"}),
     "gamma_poisson_offset": Case("yc ~ x + offset(log(expo)) + (1 | g)", family="poisson",
@@ -289,6 +290,9 @@ PEDANTIC_ALLOWED = (
     # a gamma-poisson marginal's normalizing terms depend on sd_g alone, which stanc's
     # heuristic counts as a second prior
     re.compile(r"The parameter sd_\w+ has 2 priors"),
+    # negative binomial cells: the histogram's terms depend on phi alone, which stanc
+    # likewise counts as a second prior
+    re.compile(r"The parameter phi has 2 priors"),
     # stanc 2.39's pedantic mode takes the function handed to reduce_sum for a variable
     re.compile(r"The variable partial_log_lik_lupmf may not have been assigned a value"),
 )

@@ -26,9 +26,17 @@ per level: there the cells are the levels themselves, a fitted row standing for 
 so a gradient computes the linear predictor for the levels, O(levels x columns), not
 for every row. Its density is unchanged: the same numbers enter it.
 
-The negative binomial is left out on purpose: a sum of NB2(mu, phi) rows is
-NB2(n mu, n phi), but the rows given their sum still depend on phi, so collapsing would
-change the posterior of phi.
+Negative binomial rows: a sum of NB2(mu, phi) rows is NB2(n mu, n phi), but the rows
+given their sum still depend on phi, so the sum alone would change the posterior of
+phi. With one phi for every row the rows of a cell share mu, though, and
+
+    sum_i log NB2(y_i | mu, phi) = sum_i lgamma(y_i + phi) - n lgamma(phi)
+                                   + S t - (n phi + S) log(1 + exp(t)) + constant
+
+with t = log(mu / phi) and S the cell's total: the first sum does not involve mu, and
+over all rows it is sum_v c_v lgamma(v + phi), over the outcome's distinct values v
+with their counts c_v. So each cell needs its rows n and total S, and the data set one
+histogram of the outcome: O(cells + distinct values) per gradient, exactly.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ SUBJECT = "collapse"
 #: Applied when the cells are at most this share of the rows.
 MAX_CELL_SHARE = 0.5
 #: The family rows' collapse rules this pass implements.
-RULES = ("binomial", "poisson sum", "gaussian cells")
+RULES = ("binomial", "poisson sum", "gaussian cells", "negative binomial cells")
 
 
 def rule_of(plan: Plan) -> str:
@@ -78,8 +86,7 @@ class Collapse:
         if rule == "gaussian cells" and lik.se is not None:
             return "known standard errors: the rows are already the statistics"
         if rule not in RULES:
-            return lik.family.no_collapse or f"the {lik.family.name} family has no exact " \
-                "collapse of counts"
+            return f"the {lik.family.name} family has no exact collapse of counts"
         if isinstance(lik.strategy, MarginalRows) and lik.marginal.kind.cell_rule == rule:
             return ""  # the cells give the level sums of the term integrated out
         if not isinstance(lik.strategy, Rowwise):
@@ -117,7 +124,8 @@ class Collapse:
                 return Decision(SUBJECT, "not applied", f"{what}: {joint}", applied=False)
         how = {"binomial": "binomial on the sums", "poisson sum": "poisson on the sums, "
                "exposures added", "gaussian cells": "normal on the cell means, with the "
-               "sum of squares within cells"}[cells.rule]
+               "sum of squares within cells", "negative binomial cells": "negative binomial "
+               "from the cells' counts and sums, with the outcome's histogram"}[cells.rule]
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
 
@@ -159,6 +167,9 @@ def cells(plan: Plan) -> Cells:
     if lik.trials is not None:
         trials = np.bincount(inverse, weights=lik.trials[obs],
                              minlength=n_cells).round().astype(np.int64)
+    histogram = None
+    if rule == "negative binomial cells":
+        histogram = np.unique(lik.y.round().astype(np.int64), return_counts=True)
     exposure = None
     if poisson:
         # log(sum(exp(offset))) per cell, shifted by the cell's largest offset
@@ -168,7 +179,8 @@ def cells(plan: Plan) -> Cells:
                             minlength=n_cells)
         exposure = top + np.log(total)
     return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
-                 log_exposure=exposure, marginal=_over_cells(marginal, first))
+                 log_exposure=exposure, histogram=histogram,
+                 marginal=_over_cells(marginal, first))
 
 
 def _over_cells(marginal, first: np.ndarray):

@@ -29,13 +29,18 @@ class Cells(Strategy):
     name = "cells"
     rewritten_as = "cells"
 
-    rule: str  # the collapse rule: "binomial", "poisson sum" or "gaussian cells"
+    #: the collapse rule: "binomial", "poisson sum", "gaussian cells" or "negative
+    #: binomial cells"
+    rule: str
     row: np.ndarray  # 0-based fitted row that stands for each cell
     y: np.ndarray  # the outcome summed over each cell (gaussian: its mean)
     counts: np.ndarray  # rows per cell
     trials: np.ndarray | None  # summed trials (binomial)
     log_exposure: np.ndarray | None  # poisson: log of the summed exp(offset) per cell
     within: float = 0.0  # gaussian: the sum of squares of the rows about their cell means
+    #: negative binomial: the outcome's distinct values over the fitted rows, and how many
+    #: rows have each
+    histogram: tuple[np.ndarray, np.ndarray] | None = None
     #: the beta-binomial's term when the cells are its levels, in order: its own data
     #: (``first_<g>``, ``Y_<g>``, ``T_<g>``) already hold their rows and totals, so the
     #: program names them ``cell`` and ``N_cell`` in transformed data instead
@@ -50,6 +55,7 @@ class Cells(Strategy):
         if self.level_of:  # the beta-binomial's own data hold its levels' rows and totals
             return ()
         gaussian = self.rule == "gaussian cells"
+        negative_binomial = self.rule == "negative binomial cells"
         fitted = p.fit_rows.n
         out = [Declaration("data", "int<lower=1>", "N_cell", "cells", heading=(
             "cells: observed rows with identical linear predictor, their outcomes "
@@ -61,11 +67,22 @@ class Cells(Strategy):
                     Declaration("data", "vector<lower=1>[N_cell]", "n_cell", "rows in each cell"),
                     Declaration("data", "real<lower=0>", "ss_cell",
                                 "sum of squares of the rows about their cell's mean")]
+        elif negative_binomial:  # read as a vector: S t - (n phi + S) log1p_exp(t)
+            out.append(Declaration("data", "vector<lower=0>[N_cell]", "y_cell",
+                                   "outcome summed over each cell"))
         else:
             out.append(Declaration("data", "array[N_cell] int<lower=0>", "y_cell",
                                    "outcome summed over each cell"))
         if gaussian:
             pass
+        elif negative_binomial:
+            out += [Declaration("data", "vector<lower=1>[N_cell]", "n_cell", "rows in each cell"),
+                    Declaration("data", "int<lower=1>", "N_value", "distinct values",
+                                heading=("the outcome's distinct values over the observed "
+                                         "rows",)),
+                    Declaration("data", "vector<lower=0>[N_value]", "value", "each value"),
+                    Declaration("data", "vector<lower=1>[N_value]", "value_count",
+                                "rows with each value")]
         elif self.rule == "poisson sum":
             out.append(Declaration("data", "vector[N_cell]", "log_exposure_cell",
                                    "log of the summed exposure, exp(offset), of each cell"))
@@ -91,6 +108,10 @@ class Cells(Strategy):
         if self.rule == "gaussian cells":
             out["n_cell"] = self.counts.astype(float)
             out["ss_cell"] = self.within
+        elif self.rule == "negative binomial cells":
+            values, counts = self.histogram
+            out.update({"n_cell": self.counts.astype(float), "N_value": len(values),
+                        "value": values.astype(float), "value_count": counts.astype(float)})
         elif self.rule == "poisson sum":
             out["log_exposure_cell"] = self.log_exposure
         elif self.trials is not None:

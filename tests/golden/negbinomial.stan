@@ -22,7 +22,7 @@
 //   b_x: taken over by g; g is centered
 //   scale of b: none; group terms vary every coefficient
 //   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
-//   collapse: not applied; the negative binomial rows given their sum depend on phi, so a sum is not exact
+//   collapse: not applied; 60 rows in 60 cells of identical linear predictor: too few rows per cell to pay
 //   joint statistics: not applied; the negbinomial family has no sufficient statistics
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
