@@ -15,7 +15,10 @@
    list ``["marginalize"]``, so the rows stay: what a model too big for the joint
    statistics gets), on each of `threads`: reduce_sum over slices of the respondents;
    time per gradient and speedup.
-4. ``data``: building the model and writing its data file at the retail sizes: formula
+4. ``counts``: a negative binomial with categorical features only (promotion x weekday,
+   a store intercept) on the retail data at `stores` x `days`: the rows (GLM kernel)
+   against the negative binomial cells (store x promotion x weekday), time per gradient.
+5. ``data``: building the model and writing its data file at the retail sizes: formula
    to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
    and the process's peak memory (before CmdStanPy's writer runs) against the
    DataFrame's size; run this section alone for a clean peak.
@@ -37,7 +40,8 @@ from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
 from ..measure import gradient_ms, iterations_for, model_gradient_ms
 
-DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,data", "rows": 100_000,
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,data",
+                               "rows": 100_000,
                                "stores": 200, "days": 365, "full": False, "threads": "1,2",
                                "marginal_rows": 300_000}
 QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000}
@@ -153,6 +157,30 @@ def marginal_gradients(bench: Run, options: dict[str, object]) -> None:
                   passes=decisions(model, "marginalization", "threads"))
 
 
+#: Promotion and the six weekday indicators of `retail`'s data: categorical features only.
+COUNTS_FORMULA = "sales ~ x2 + x4 + x5 + x6 + x7 + x8 + x9 + (1 | store)"
+
+
+def count_cells(bench: Run, options: dict[str, object]) -> None:
+    stores, days = int(options["stores"]), int(options["days"])
+    df, _ = retail(seed=1, stores=stores, days=days, features=9)
+    rows = int(df["sales"].notna().sum())
+    table = bench.table(
+        "counts", f"negative binomial {COUNTS_FORMULA}, {stores} stores x {days} days "
+        f"({rows} observed rows)",
+        {"program": "program", "grad_ms": "ms per gradient", "passes": "passes"},
+        ratios=[Ratio("speedup over the rows", "grad_ms", "rows (GLM kernel)", invert=True)],
+        targets=[Target("cells >= 5x faster per gradient than the rows", "cells",
+                        "speedup over the rows", ">=", 5)])
+    common = {"family": "negbinomial", "parameterization": "noncentered", "log_lik": False,
+              "y_rep": False}
+    iterations = iterations_for(rows, low=3, high=40)
+    for label, extra in (("rows (GLM kernel)", {"rewrites": "none"}), ("cells", {})):
+        model = Model(COUNTS_FORMULA, df, **common, **extra)
+        table.add(program=label, rows=rows, grad_ms=model_gradient_ms(model, iterations),
+                  passes=decisions(model, "collapse", "glm"))
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -187,7 +215,7 @@ def data_files(bench: Run, options: dict[str, object]) -> None:
 
 
 SECTIONS = {"predictor": predictor, "retail": retail_gradients,
-            "marginal": marginal_gradients, "data": data_files}
+            "marginal": marginal_gradients, "counts": count_cells, "data": data_files}
 
 
 
