@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["returned", "signature", "statement", "wrap"]
+__all__ = ["call", "returned", "signature", "statement", "wrap"]
 
 
 def wrap(head: str, items: list[str], tail: str, width: int = 77,
@@ -94,6 +94,20 @@ def signature(head: str, items: list[str], tail: str) -> list[str]:
         return lines
     pad = " " * len(head)
     return [head + items[0] + ",", *(pad + i + "," for i in items[1:-1]), pad + items[-1] + tail]
+
+
+#: stanc continues a call whose function's name has at least this many characters two
+#: columns past the start of the expression, not under its parenthesis (found by
+#: formatting calls of every name length with stanc 2.39's --auto-format).
+LONG_NAME = 17
+
+
+def call(head: str, function: str, args: list[str], tail: str, width: int = 78) -> list[str]:
+    """``head`` + ``function(args)`` + ``tail``, a statement whose expression is one call,
+    as stanc lays it out: continued under the parenthesis, or for a long name two columns
+    past the expression's start (`LONG_NAME`)."""
+    indent = len(head) + 2 if len(function) >= LONG_NAME else None
+    return wrap(f"{head}{function}(", list(args), f"){tail}", width, indent)
 
 
 def returned(density: tuple[str, list[str] | tuple[str, ...]]) -> list[str]:

@@ -464,6 +464,9 @@ class GroupPart(Part):
     #: likelihood's strategy holds the rest (`marginals.Marginal`)
     marginal_kind: Kind | None = None
     draw: bool = True  # integrated out: drawn back in generated quantities (`passes.outputs`)
+    #: the fitted rows' part of the linear predictor as one sparse product of the rows'
+    #: covariates with the levels' effects (`passes.block`), not a gather per effect
+    block: bool = False
     folded: bool = False  # sd_<g> = |sd_<g>_signed|, sampled on the whole line (`passes.fold`)
     kind: str = "group"
 
@@ -609,7 +612,7 @@ class GroupPart(Part):
     def derived_names(ident: str) -> tuple[str, ...]:
         """Every program name the part uses; the namespace reserves them together."""
         prefixes = ("N", "J", "Z", "z", "r", "sd", "L", "Lcov", "mean", "Cor", "coef",
-                    "centered", "c", "nc", "k", "lin")
+                    "centered", "c", "nc", "k", "lin", "csr_w", "csr_v", "csr_u")
         names = [f"{p}_{ident}" for p in prefixes]
         names += reserved_names(ident)  # whichever kind integrates it out
         names += [f"sd_{ident}_prior", f"sd_{ident}_signed",
@@ -647,6 +650,10 @@ class GroupPart(Part):
             if self.intercept_only:
                 return (f"{effects}[{J}]",)
             return (f"{effects}[{J}] .* {rows.take(self.z_name)}",)
+        if self.block and rows.fitted and not rows.window and not rows.cell:
+            levels = f"to_matrix({effects})" if rows_of_levels else effects
+            return (Call("csr_matrix_times_vector", rows.n, f"N_{g} * {self.k}", f"csr_w_{g}",
+                         f"csr_v_{g}", f"csr_u_{g}", f"to_vector({levels})"),)
         if rows.window and not rows_of_levels:
             return (Call("rows_dot_product", f"{effects}[{J}]", rows.take(self.z_name)),)
         terms = []
@@ -717,6 +724,16 @@ class GroupPart(Part):
                         td, z_type.format(n=n), f"{self.z_name}{suffix}",
                         "their covariate" if self.k == 1 else "their covariates",
                         f"{self.z_name}{source}[{index}]"))
+            if self.block:
+                n, k, z = p.fit_rows.n, self.k, p.fit_rows.take(self.z_name)
+                out += [Declaration(td, f"vector[{n} * {k}]", f"csr_w_{g}",
+                                    "the fitted rows' covariates, row after row: the values "
+                                    "of the sparse product", f"to_vector({z}')"),
+                        Declaration(td, f"array[{n} * {k}] int", f"csr_v_{g}",
+                                    "their columns: effect e of level j is column "
+                                    f"(e - 1) N_{g} + j"),
+                        Declaration(td, f"array[{n} + 1] int", f"csr_u_{g}",
+                                    "where each row's values start")]
         out += self._parameters()
         return tuple(out)
 

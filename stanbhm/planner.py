@@ -21,6 +21,7 @@ from .names import Namespace
 from .parts import AuxParam, AuxPart, FixedPart, GroupPart, OffsetPart
 from .passes import (
     Absorb,
+    BlockProducts,
     Collapse,
     Effects,
     Fold,
@@ -178,7 +179,8 @@ def default_passes(spec: ModelSpec, options: Options,
     passes.append(ScaleCoefficients(options.scale_b))
     passes += [SufficientStatistics(options.rewrites, rows), Collapse(options.rewrites, rows),
                JointStatistics(options.rewrites, rows)]
-    passes += [Glm(options.glm), Threads(options.threads, options.grainsize)]
+    passes += [Glm(options.glm), Threads(options.threads, options.grainsize),
+               BlockProducts(options.rewrites)]
     if options.opencl is not False:
         passes.append(Opencl(options.opencl))
     passes += [OutputPass("log_lik", options.log_lik), OutputPass("y_rep", options.y_rep)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from .layout import returned, signature, statement, wrap
+from .layout import call, returned, signature, statement, wrap
 from .plan import Plan
 from .program import OutputSchema, Program
 from .reduce import level_slice, row_slice
@@ -54,6 +54,7 @@ def environment() -> jinja2.Environment:
     env.globals["statement"] = statement  # long expressions, likewise
     env.globals["signature"] = signature  # a function's signature, likewise
     env.globals["returned"] = returned  # a return statement, likewise
+    env.globals["call"] = call  # a statement whose expression is one call, likewise
     env.globals["row_slice"] = row_slice  # a threaded likelihood's slice of rows
     env.globals["level_slice"] = level_slice  # and of levels of the term integrated out
     return env

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: Rewrites a list may name; each one is applied wherever it is exact.
 MODEL_REWRITES = ("marginalize", "fold", "sufficient_statistics", "collapse",
-                  "joint_statistics")
+                  "joint_statistics", "block_products")
 #: What a dict may ask of one group term: a marginal kind by its rewrite name, or not.
 TERM_CHOICES = ("auto", *(kind.rewrite for kind in KINDS), "none")
 

@@ -103,7 +103,8 @@ def test_cli_refuses_bad_suite_option_and_set(capsys):
     assert main(["bench", "scale", "--set", "rows"]) == 2
     assert "--set takes key=value, not 'rows'" in capsys.readouterr().err
     assert main(["bench", "scale", "--set", "sections=gpu"]) == 2
-    assert "unknown scale section(s) gpu; known: predictor, retail, marginal, counts, data" in \
+    assert ("unknown scale section(s) gpu; known: predictor, retail, marginal, counts, block, "
+            "data") in \
         capsys.readouterr().err
     assert main(["bench", "scale", "extra"]) == 2
     assert main(["bench", "election", "--set", "chains=0"]) == 2

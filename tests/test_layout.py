@@ -3,7 +3,7 @@ programs check the same against stanc itself (tests/test_render.py), these pin e
 
 from __future__ import annotations
 
-from stanbhm.layout import returned, signature, statement, wrap
+from stanbhm.layout import call, returned, signature, statement, wrap
 
 
 def test_a_call_that_fits_stays_on_one_line() -> None:
@@ -47,3 +47,13 @@ def test_signatures_and_returns() -> None:
                                              "Intercept", "b", "sigma"])) == [
         "    return normal_id_glm_lupdf(y[start : end] | Xc[start : end], Intercept,",
         "             b, sigma);"]
+
+
+def test_a_long_named_call_continues_past_the_expression_start() -> None:
+    """stanc 2.39 keeps a call's continuation under its parenthesis up to a name of 16
+    characters, and from 17 on two columns past where the expression starts."""
+    args = ["c", "aaaaaaaaaaaaaaaaaaaaaaaa", "b" * 52]
+    assert call("  eta += ", "g" * 16, args, ";") == [
+        "  eta += " + "g" * 16 + "(c, aaaaaaaaaaaaaaaaaaaaaaaa,", " " * 26 + "b" * 52 + ");"]
+    assert call("  eta += ", "g" * 17, args, ";") == [
+        "  eta += " + "g" * 17 + "(c, aaaaaaaaaaaaaaaaaaaaaaaa,", " " * 11 + "b" * 52 + ");"]

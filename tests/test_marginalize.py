@@ -78,9 +78,10 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
 
 @pytest.mark.parametrize(("rewrites", "error", "message"), [
     ("all", PlanError, "rewrites='all': use 'auto', 'none', a list of rewrites (marginalize, "
-     "fold, sufficient_statistics, collapse, joint_statistics) or a dict of group terms"),
+     "fold, sufficient_statistics, collapse, joint_statistics, block_products) or a dict of "
+     "group terms"),
     (["fast"], PlanError, "rewrites: unknown rewrite 'fast'; choose from marginalize, "
-     "fold, sufficient_statistics, collapse, joint_statistics"),
+     "fold, sufficient_statistics, collapse, joint_statistics, block_products"),
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "

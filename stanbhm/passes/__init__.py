@@ -19,6 +19,7 @@ later passes depend on.
 
 from .absorb import Absorb
 from .base import Decision, InSteps, Pass, Steps, run_passes
+from .block import BlockProducts
 from .collapse import Collapse
 from .fold import Fold
 from .glm import Glm, Opencl
@@ -30,7 +31,7 @@ from .scale import ScaleCoefficients
 from .statistics import SufficientStatistics
 from .threads import Threads
 
-__all__ = ["Absorb", "Collapse", "Decision", "Effects", "Fold", "Glm", "InSteps",
+__all__ = ["Absorb", "BlockProducts", "Collapse", "Decision", "Effects", "Fold", "Glm", "InSteps",
            "JointStatistics", "Marginalize", "Opencl", "OutputPass", "Parameterize", "Pass",
            "RowAnalysis", "RowData", "ScaleCoefficients", "Steps", "SufficientStatistics",
            "Threads", "run_passes"]

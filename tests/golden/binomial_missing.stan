@@ -25,6 +25,7 @@
 //   joint statistics: not applied; the binomial family has no sufficient statistics
 //   glm: binomial_logit_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: for g (2 effects); over 54 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
@@ -66,6 +67,16 @@ transformed data {
   matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_g_obs = J_g[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_g_obs = Z_g[obs]; // their covariates
+  vector[N_obs * 2] csr_w_g = to_vector(Z_g_obs'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N_obs * 2] int csr_v_g; // their columns: effect e of level j is column (e - 1) N_g + j
+  array[N_obs + 1] int csr_u_g; // where each row's values start
+  for (i in 1 : N_obs) {
+    csr_u_g[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_g[(i - 1) * 2 + e] = (e - 1) * N_g + J_g_obs[i];
+    }
+  }
+  csr_u_g[N_obs + 1] = N_obs * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -84,8 +95,9 @@ model {
   L_g ~ lkj_corr_cholesky(2);
   to_vector(z_g) ~ std_normal();
   if (!prior_only) {
-    vector[N_obs] eta = Intercept + r_g[J_g_obs, 1]; // linear predictor less X * b
-    eta += r_g[J_g_obs, 2] .* Z_g_obs[ : , 2];
+    vector[N_obs] eta = rep_vector(Intercept, N_obs); // linear predictor less X * b
+    eta += csr_matrix_times_vector(N_obs, N_g * 2, csr_w_g, csr_v_g, csr_u_g,
+             to_vector(r_g));
     eta += offs_obs;
     y ~ binomial_logit_glm(trials_obs, Xc, eta, b);
   }

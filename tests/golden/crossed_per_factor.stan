@@ -29,6 +29,7 @@
 //   joint statistics: not applied; 60 rows x 5 columns: the rows cost little already
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: for h (2 effects); over 60 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
@@ -66,6 +67,16 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
+  vector[N * 2] csr_w_h = to_vector(Z_h'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N * 2] int csr_v_h; // their columns: effect e of level j is column (e - 1) N_h + j
+  array[N + 1] int csr_u_h; // where each row's values start
+  for (i in 1 : N) {
+    csr_u_h[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_h[(i - 1) * 2 + e] = (e - 1) * N_h + J_h[i];
+    }
+  }
+  csr_u_h[N + 1] = N * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -91,8 +102,8 @@ model {
   sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     vector[N] eta = centered_g[J_g]; // linear predictor less X * b
-    eta += r_h[J_h, 1];
-    eta += r_h[J_h, 2] .* Z_h[ : , 2];
+    eta += csr_matrix_times_vector(N, N_h * 2, csr_w_h, csr_v_h, csr_u_h,
+             to_vector(r_h));
     y ~ normal_id_glm(Xc, eta, b, sigma);
   }
 }

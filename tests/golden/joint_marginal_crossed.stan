@@ -33,6 +33,7 @@
 //   joint statistics: over all 10 coefficients; 'joint_statistics' requested; 54 rows, 10 coefficients (population, and per level of h); g, integrated out, enters through its levels' sums in 3 classes of one row count: factors of 16 x 10, so a gradient costs O((1 + classes) x coefficients^2), not O(rows)
 //   glm: not used; the likelihood is rewritten (statistics), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: not used; rewrites=['marginalize', 'joint_statistics'] requested
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them

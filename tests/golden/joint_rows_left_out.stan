@@ -34,6 +34,7 @@
 //   joint statistics: over all 11 coefficients; 'joint_statistics' requested; 54 rows, 11 coefficients (population, and per level of h); g, integrated out, enters through its levels' sums in 3 classes of one row count: factors of 17 x 11, so a gradient costs O((1 + classes) x coefficients^2), not O(rows)
 //   glm: not used; the likelihood is rewritten (statistics), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: not used; rewrites=['marginalize', 'joint_statistics'] requested
 //   log_lik: off; log_lik=False requested
 //   y_rep: off; y_rep=False requested
 //   effects of g: not drawn; effects=False requested

@@ -30,6 +30,7 @@
 //   joint statistics: not applied; 54 rows x 5 columns: the rows cost little already
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: for h (2 effects); over 54 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
@@ -86,6 +87,16 @@ transformed data {
   matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
+  vector[N_obs * 2] csr_w_h = to_vector(Z_h_obs'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N_obs * 2] int csr_v_h; // their columns: effect e of level j is column (e - 1) N_h + j
+  array[N_obs + 1] int csr_u_h; // where each row's values start
+  for (i in 1 : N_obs) {
+    csr_u_h[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_h[(i - 1) * 2 + e] = (e - 1) * N_h + J_h_obs[i];
+    }
+  }
+  csr_u_h[N_obs + 1] = N_obs * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -110,8 +121,8 @@ model {
   sigma ~ student_t(3, 0, prior_scale_sigma);
   if (!prior_only) {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += r_h[J_h_obs, 1];
-    eta += r_h[J_h_obs, 2] .* Z_h_obs[ : , 2];
+    eta += csr_matrix_times_vector(N_obs, N_h * 2, csr_w_h, csr_v_h, csr_u_h,
+             to_vector(r_h));
     // the effects of g integrated out: the rows of each level are jointly
     // normal around eta, with sd_g^2 added to every entry of their covariance;
     // by the matrix determinant lemma only per-level sums are needed
@@ -129,8 +140,8 @@ generated quantities {
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += r_h[J_h_obs, 1];
-    eta += r_h[J_h_obs, 2] .* Z_h_obs[ : , 2];
+    eta += csr_matrix_times_vector(N_obs, N_h * 2, csr_w_h, csr_v_h, csr_u_h,
+             to_vector(r_h));
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {

@@ -26,6 +26,7 @@
 //   joint statistics: not applied; the negbinomial family has no sufficient statistics
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: for g (2 effects); over 60 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
@@ -57,6 +58,16 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
+  vector[N * 2] csr_w_g = to_vector(Z_g'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N * 2] int csr_v_g; // their columns: effect e of level j is column (e - 1) N_g + j
+  array[N + 1] int csr_u_g; // where each row's values start
+  for (i in 1 : N) {
+    csr_u_g[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_g[(i - 1) * 2 + e] = (e - 1) * N_g + J_g[i];
+    }
+  }
+  csr_u_g[N + 1] = N * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -76,8 +87,8 @@ model {
   phi ~ gamma(2, 0.1);
   if (!prior_only) {
     vector[N] eta = rep_vector(-means_X[1] * b[1], N); // linear predictor
-    eta += to_vector(centered_g[J_g, 1]);
-    eta += to_vector(centered_g[J_g, 2]) .* Z_g[ : , 2];
+    eta += csr_matrix_times_vector(N, N_g * 2, csr_w_g, csr_v_g, csr_u_g,
+             to_vector(to_matrix(centered_g)));
     y ~ neg_binomial_2_log(eta, phi);
   }
 }

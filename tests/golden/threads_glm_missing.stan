@@ -29,6 +29,7 @@
 //   joint statistics: not applied; rewrites='none' requested
 //   glm: normal_id_glm; the likelihood is Xc * b plus a per-row intercept (the linear predictor without X * b)
 //   threads: 2 per chain; reduce_sum over slices of the fitted rows; grainsize 7: 54 fitted rows over 4 slices per thread
+//   block products: not used; rewrites='none' requested
 //   log_lik: on; 54 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws

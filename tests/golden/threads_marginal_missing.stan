@@ -30,6 +30,7 @@
 //   joint statistics: not applied; 54 rows x 5 columns: the rows cost little already
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: 2 per chain; reduce_sum over slices of the levels of g, whose effects are integrated out (each level's rows together); grainsize 1: 5 levels of g over 4 slices per thread
+//   block products: not used; reduce_sum: each slice multiplies its own rows' effects (rows_dot_product)
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them

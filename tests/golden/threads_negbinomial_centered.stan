@@ -26,6 +26,7 @@
 //   joint statistics: not applied; rewrites='none' requested
 //   glm: not used; glm='never' requested
 //   threads: 2 per chain; reduce_sum over slices of the fitted rows; grainsize 8: 60 fitted rows over 4 slices per thread
+//   block products: not used; rewrites='none' requested
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws

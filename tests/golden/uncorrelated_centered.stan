@@ -25,6 +25,7 @@
 //   joint statistics: not applied; rewrites='none' requested
 //   glm: not used; no population coefficient is left in the likelihood (no X * b)
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: not used; rewrites='none' requested
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws

@@ -27,6 +27,7 @@
 //   joint statistics: not applied; the likelihood is already rewritten (statistics)
 //   glm: not used; the likelihood is rewritten (statistics), not one term per row
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
+//   block products: not used; the likelihood is rewritten (statistics), not a sum over the rows
 //   log_lik: on; 60 observed rows, at most 5000; one value per row, from the rows, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws

@@ -18,7 +18,11 @@
 4. ``counts``: a negative binomial with categorical features only (promotion x weekday,
    a store intercept) on the retail data at `stores` x `days`: the rows (GLM kernel)
    against the negative binomial cells (store x promotion x weekday), time per gradient.
-5. ``data``: building the model and writing its data file at the retail sizes: formula
+5. ``block``: block products (`passes.block`) against a gather per effect, with the
+   GLM kernel on one thread: the gaussian ``y ~ 1 + x + (1 + x || g)`` at `rows` rows
+   (2 effects) and the retail model at `stores` x `days` (23 effects); time per
+   gradient.
+6. ``data``: building the model and writing its data file at the retail sizes: formula
    to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
    and the process's peak memory (before CmdStanPy's writer runs) against the
    DataFrame's size; run this section alone for a clean peak.
@@ -40,7 +44,7 @@ from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
 from ..measure import gradient_ms, iterations_for, model_gradient_ms
 
-DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,data",
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,block,data",
                                "rows": 100_000,
                                "stores": 200, "days": 365, "full": False, "threads": "1,2",
                                "marginal_rows": 300_000}
@@ -181,6 +185,34 @@ def count_cells(bench: Run, options: dict[str, object]) -> None:
                   passes=decisions(model, "collapse", "glm"))
 
 
+def block_products(bench: Run, options: dict[str, object]) -> None:
+    rows = int(options["rows"])
+    stores, days = int(options["stores"]), int(options["days"])
+    slopes, _ = varying_slopes(seed=1, rows=rows, groups=1000)
+    sales, _ = retail(seed=1, stores=stores, days=days)
+    cases = [(f"gaussian, 2 effects, N = {rows}", "y ~ 1 + x + (1 + x || g)", slopes,
+              "gaussian"),
+             (f"retail, 23 effects, {stores} x {days}", retail_formula(), sales, "negbinomial")]
+    table = bench.table(
+        "block", "block products against a gather per effect (GLM kernel, one thread)",
+        {"model": "model", "program": "program", "grad_ms": "ms per gradient",
+         "passes": "passes"},
+        ratios=[Ratio("speedup over gathers", "grad_ms", "gathers", invert=True,
+                      group="model")],
+        # the last block-products row is the retail model's
+        targets=[Target("retail: block products >= 1.5x faster per gradient",
+                        "block products", "speedup over gathers", ">=", 1.5)])
+    for label, formula, df, family in cases:
+        common = {"family": family, "parameterization": "noncentered", "log_lik": False,
+                  "y_rep": False}
+        n = int(df.iloc[:, -1].notna().sum())
+        for program, rewrites in (("gathers", []), ("block products", ["block_products"])):
+            model = Model(formula, df, rewrites=rewrites, **common)
+            table.add(model=label, program=program, rows=n,
+                      grad_ms=model_gradient_ms(model, iterations_for(n, low=3, high=40)),
+                      passes=decisions(model, "block products", "glm"))
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -215,7 +247,8 @@ def data_files(bench: Run, options: dict[str, object]) -> None:
 
 
 SECTIONS = {"predictor": predictor, "retail": retail_gradients,
-            "marginal": marginal_gradients, "counts": count_cells, "data": data_files}
+            "marginal": marginal_gradients, "counts": count_cells, "block": block_products,
+            "data": data_files}
 
 
 

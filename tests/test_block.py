@@ -1,0 +1,74 @@
+"""Block products (`passes.block`): a group term with several effects adds its part of
+the fitted rows' linear predictor as one sparse product; the program's log density is
+the gathers' program's, a constant apart, for each family and parameterization that uses
+it, and the header says where it applies and why not elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+from exact import assert_constant_gap
+from rewrite_cases import decision
+from test_render import catalogue_data
+
+import stanbhm as sb
+
+#: name -> (formula, family, parameterization, the rewrites besides block_products)
+CASES = {
+    "gaussian_correlated_missing_offset": ("y_missing ~ x + z + offset(pos) + (1 + x | g)",
+                                           "gaussian", "noncentered", []),
+    "gaussian_centered_absorbing": ("y ~ x + (1 + x | g)", "gaussian", "centered", []),
+    "negbinomial_uncorrelated_glm": ("yc ~ x + offset(log(expo)) + (1 + x || g)",
+                                     "negbinomial", "noncentered", []),
+    "bernoulli_centered_three_effects": ("yb ~ x + z + (1 + x + z || g)", "bernoulli",
+                                         "centered", []),
+    "gaussian_beside_a_marginal": ("y ~ x + (1 | h) + (1 + x | g)", "gaussian",
+                                   "noncentered", ["marginalize"]),
+}
+
+
+def model(case: str, block: bool) -> sb.Model:
+    formula, family, param, rewrites = CASES[case]
+    return sb.Model(formula, catalogue_data(n=200), family=family, parameterization=param,
+                    rewrites=[*rewrites, *(["block_products"] if block else [])])
+
+
+def test_the_header_says_where_the_rows_are_one_product() -> None:
+    m = model("gaussian_correlated_missing_offset", block=True)
+    assert decision(m, "block products") == (
+        "block products: for g (2 effects); over 180 fitted rows, one sparse product of the "
+        "rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a "
+        "gather per effect, each an autodiff node per row")
+    code = m.stan_code()
+    assert ("    eta += csr_matrix_times_vector(N_obs, N_g * 2, csr_w_g, csr_v_g, csr_u_g,\n"
+            "             to_vector(r_g));\n") in code
+    assert "  vector[N_obs * 2] csr_w_g = to_vector(Z_g_obs'); //" in code
+    assert "csr_v_g[(i - 1) * 2 + e] = (e - 1) * N_g + J_g_obs[i];" in code
+    # generated quantities keep the gathers: they run once per draw
+    assert "r_g[J_g, 2] .* Z_g[ : , 2]" in code.split("generated quantities {")[1]
+    gathers = model("gaussian_correlated_missing_offset", block=False)
+    assert "csr_matrix_times_vector" not in gathers.stan_code()
+    assert decision(gathers, "block products") == (
+        "block products: not used; rewrites=[] requested")
+
+
+def test_slices_and_rewritten_likelihoods_keep_their_own_products() -> None:
+    df = catalogue_data(n=200)
+    threaded = sb.Model("y ~ x + (1 + x | g)", df, threads=2, rewrites=["block_products"])
+    assert decision(threaded, "block products") == (
+        "block products: not used; reduce_sum: each slice multiplies its own rows' effects "
+        "(rows_dot_product)")
+    assert "csr_matrix_times_vector(N" not in threaded.stan_code()
+    statistics = sb.Model("y ~ x + (1 + x | g)", df)
+    assert decision(statistics, "block products") == (
+        "block products: not used; the likelihood is rewritten (statistics), not a sum over "
+        "the rows")
+    single = sb.Model("y ~ x + (1 | g)", df)
+    assert not [d for d in single.plan.decisions if d.subject == "block products"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_block_products_keep_the_log_density(case) -> None:
+    gathers, block = model(case, block=False), model(case, block=True)
+    assert "csr_matrix_times_vector" in block.stan_code()
+    assert_constant_gap(gathers, block)
