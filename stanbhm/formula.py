@@ -32,6 +32,7 @@ Conventions (relied on by the spec stage):
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,27 @@ INTERCEPT = "Intercept"
 
 #: Response modifiers ("addition terms" in brms) that may follow ``y |``.
 ADDITION_TERMS = ("se", "trials")
+
+#: brms's terms stanbhm does not fit, by the function that writes them.
+UNSUPPORTED_TERMS = {
+    "s": "smooth terms are", "t2": "smooth terms are", "gp": "Gaussian processes are",
+    "mo": "monotonic effects are", "me": "measurement-error terms are",
+    "mi": "missing-value imputation is", "ar": "autocorrelation terms are",
+    "arma": "autocorrelation terms are", "car": "spatial (CAR) terms are",
+    "gr": "grouping options are", "mm": "multi-membership terms are",
+}
+#: brms's addition terms stanbhm does not read yet.
+UNSUPPORTED_ADDITIONS = {
+    "cens": "censored outcomes are", "weights": "row weights are",
+    "trunc": "truncated outcomes are", "subset": "subsets of rows are",
+    "rate": "rates with a denominator are", "thres": "ordinal thresholds are",
+    "cat": "categorical outcomes are", "dec": "decision outcomes are",
+    "mi": "missing-value imputation is", "index": "indexed outcomes are",
+    "vreal": "custom family data are", "vint": "custom family data are",
+}
+#: What stanbhm fits, said after each refusal.
+SUPPORTED = ("stanbhm fits population terms (columns, interactions, transforms), "
+             "offset() and group terms (1 + x | g)")
 
 # Deep nesting is never meaningful in a model formula, and bounding it keeps the
 # recursive-descent parser (and formulaic behind it) far away from RecursionError.
@@ -175,6 +197,7 @@ class Formula:
     groups: tuple[GroupTerm, ...]
 
     def __init__(self, text: str):
+        _refuse_brms_features(text)
         parsed = _Parser(text).parse()
         # The dataclass is frozen so users cannot desynchronize fields from `text`;
         # object.__setattr__ is the documented way for the constructor to fill it.
@@ -187,6 +210,42 @@ class Formula:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _refuse_brms_features(text: str) -> None:
+    """A FormulaError naming the brms feature `text` uses that stanbhm does not have, if
+    any, before anything else reads the formula: a distributional formula
+    (``bf(y ~ x, sigma ~ x)``), a term such as ``s(x)`` or ``mo(x)``, or an addition term
+    such as ``cens(c)``. Backticked and quoted text is a name, not a call."""
+    if not isinstance(text, str):
+        return
+    plain = re.sub(r"`[^`]*`|'[^']*'|\"[^\"]*\"", lambda m: " " * len(m.group()), text)
+    found = re.match(r"\s*(bf|brmsformula|nlf|lf)\s*\(", plain)
+    if found or (plain.count("~") > 1 and "," in plain):
+        raise FormulaError(
+            "distributional formulas (bf(y ~ x, sigma ~ x)) are not supported: stanbhm "
+            "models the mean; sigma, phi and the family's other parameters are one number "
+            "each", text, found.start(1) if found else plain.index("~", plain.index("~") + 1))
+    for call in re.finditer(r"(?<![\w.])([A-Za-z_]\w*)\s*\(", plain):
+        name = call.group(1)
+        before_tilde = "~" in plain and call.start() < plain.index("~")
+        table = UNSUPPORTED_ADDITIONS if before_tilde else UNSUPPORTED_TERMS
+        if name not in table:
+            continue
+        written = text[call.start(1):_closing(plain, call.end() - 1) + 1]
+        raise FormulaError(f"'{written}': {table[name]} not supported; {SUPPORTED}",
+                           text, call.start(1))
+
+
+def _closing(text: str, open_index: int) -> int:
+    """The index of the parenthesis closing the one at `open_index` (the text's end when
+    it is never closed)."""
+    depth = 0
+    for i in range(open_index, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return len(text) - 1
 
 
 def parse_formula(text: str) -> Formula:

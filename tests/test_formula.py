@@ -319,10 +319,10 @@ def test_error_message_exact_missing_factor() -> None:
 
 def test_error_message_exact_unknown_modifier() -> None:
     with pytest.raises(FormulaError) as info:
-        Formula("y | weights(w) ~ x")
+        Formula("y | sd(w) ~ x")
     assert str(info.value) == (
-        "unknown response modifier 'weights()' (expected se() or trials()) "
-        "at position 5 in formula:\n  y | weights(w) ~ x\n      ^"
+        "unknown response modifier 'sd()' (expected se() or trials()) "
+        "at position 5 in formula:\n  y | sd(w) ~ x\n      ^"
     )
 
 
@@ -569,3 +569,47 @@ def test_generated_formulas_parse_to_expected_groups(
     assert f.fixed == " + ".join(["1", *(_write(x) for x in fixed)])
     assert f.intercept is True
     assert f.offset is None
+
+
+BRMS_TERMS = {
+    "y ~ s(x)": ("'s(x)': smooth terms are", 5),
+    "y ~ x + t2(x, z)": ("'t2(x, z)': smooth terms are", 9),
+    "y ~ gp(x)": ("'gp(x)': Gaussian processes are", 5),
+    "y ~ mo(x)": ("'mo(x)': monotonic effects are", 5),
+    "y ~ me(x, sdx)": ("'me(x, sdx)': measurement-error terms are", 5),
+    "y ~ mi(x)": ("'mi(x)': missing-value imputation is", 5),
+    "y ~ x + ar(time = t, gr = g)": ("'ar(time = t, gr = g)': autocorrelation terms are", 9),
+    "y ~ x + arma(p = 1)": ("'arma(p = 1)': autocorrelation terms are", 9),
+    "y ~ x + car(M, gr = g)": ("'car(M, gr = g)': spatial (CAR) terms are", 9),
+    "y ~ x + (1 | gr(g, by = z))": ("'gr(g, by = z)': grouping options are", 14),
+    "y ~ x + (1 | mm(g1, g2))": ("'mm(g1, g2)': multi-membership terms are", 14),
+    "y | cens(c) ~ x": ("'cens(c)': censored outcomes are", 5),
+    "y | weights(w) ~ x": ("'weights(w)': row weights are", 5),
+    "y | trunc(lb = 0) ~ x": ("'trunc(lb = 0)': truncated outcomes are", 5),
+}
+
+
+@pytest.mark.parametrize("text", list(BRMS_TERMS))
+def test_brms_features_are_refused_by_name_first(text) -> None:
+    """Each brms term stanbhm does not fit is named with what it is, at its position,
+    before the parser or formulaic reads anything else."""
+    what, position = BRMS_TERMS[text]
+    with pytest.raises(FormulaError) as err:
+        Formula(text)
+    assert str(err.value).splitlines()[0] == (
+        f"{what} not supported; stanbhm fits population terms (columns, interactions, "
+        f"transforms), offset() and group terms (1 + x | g) at position {position} in "
+        "formula:")
+
+
+@pytest.mark.parametrize("text", ["bf(y ~ x, sigma ~ x)", "y ~ x + (1 | g), sigma ~ x",
+                                  "brmsformula(y ~ x)"])
+def test_distributional_formulas_are_refused(text) -> None:
+    with pytest.raises(FormulaError, match=r"^distributional formulas \(bf\(y ~ x, sigma ~ "
+                       r"x\)\) are not supported: stanbhm models the mean; sigma, phi and the "
+                       r"family's other parameters are one number each at position"):
+        Formula(text)
+
+
+def test_a_backticked_name_is_not_a_brms_call() -> None:
+    assert Formula("y ~ `s(x)` + x").fixed.startswith("1 + `s(x)`")
