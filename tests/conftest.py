@@ -6,6 +6,7 @@ session-scoped fixture and the executables come from stanbhm's content cache.
 
 from __future__ import annotations
 
+import collections
 import subprocess
 from pathlib import Path
 
@@ -94,3 +95,19 @@ class NormalProblem:
 @pytest.fixture(scope="session")
 def normal_problem() -> NormalProblem:
     return NormalProblem()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Seconds per test file at the end of a run (setup, call and teardown, summed over
+    the workers), so a cold run shows where its time went."""
+    per_file: collections.Counter[str] = collections.Counter()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            nodeid, duration = getattr(report, "nodeid", ""), getattr(report, "duration", None)
+            if nodeid and isinstance(duration, float):
+                per_file[nodeid.split("::")[0]] += duration
+    if not per_file:
+        return
+    terminalreporter.section("seconds per test file (summed over workers)")
+    for name, seconds in per_file.most_common(15):
+        terminalreporter.write_line(f"{seconds:8.1f}  {name}")
