@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from functools import cached_property
@@ -82,9 +83,10 @@ class Model:
         #: under "auto" the first OpenCL GPU when the plan wants one (`passes.glm.Opencl`)
         #: and there is one here, else None.
         if opencl == "auto":
-            wanted = self.plan.gpu_wanted and opencl_devices.opencl_missing() is None
-            gpus = [d for d in opencl_devices.devices() if d.kind == "gpu"] if wanted else []
-            self.device = gpus[0] if gpus else None
+            self.device = None
+            if self.plan.gpu_wanted and opencl_devices.opencl_missing() is None:
+                with contextlib.suppress(LookupError):  # no GPU here: the CPU
+                    self.device = opencl_devices.choose_device("gpu")
         else:
             self.device = opencl_devices.resolve(opencl)
 

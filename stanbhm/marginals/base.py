@@ -125,11 +125,6 @@ class Marginal:
         return self.kind.per_row(self)
 
     @property
-    def level_data(self) -> bool:
-        """Whether the program reads per-level data (counts, precisions or totals)."""
-        return bool(self.data())
-
-    @property
     def needs_sums(self) -> bool:
         return self.kind.needs_sums(self)
 

@@ -31,19 +31,15 @@ class Steps(Protocol):
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan: ...
 
 
-def in_steps(p: Steps, spec: ModelSpec, plan: Plan) -> tuple[Decision | None, Plan]:
-    """`p`'s decision, and the plan after it: ``apply``'s when applied, else `plan`."""
-    decision = p.applies(spec, plan)
-    if decision is None or not decision.applied:
-        return decision, plan
-    return decision, p.apply(spec, plan)
-
-
 class InSteps:
     """Base class of a pass in two steps (`Steps`): gives it ``decide``."""
 
     def decide(self, spec: ModelSpec, plan: Plan) -> tuple[Decision | None, Plan]:
-        return in_steps(self, spec, plan)
+        """The decision, and ``apply``'s plan when it is applied (else `plan`)."""
+        decision = self.applies(spec, plan)
+        if decision is None or not decision.applied:
+            return decision, plan
+        return decision, self.apply(spec, plan)
 
 
 def run_passes(spec: ModelSpec, plan: Plan, passes: Iterable[Pass]) -> Plan:
