@@ -69,16 +69,16 @@ def _call(term: str) -> tuple[str, list[str]] | None:
 
 def statement(head: str, term: str, tail: str, width: int = 78) -> list[str]:
     """``head`` + `term` + ``tail`` laid out as stanc --auto-format does: one line when it
-    fits; a call broken between its arguments (one argument alone goes to the next
-    line, under the call's parenthesis); an expression broken before an operator."""
+    fits; a call broken between its arguments (`call`; one argument alone goes to the
+    next line, under the call's parenthesis); an expression broken before an operator."""
     if len(head) + len(term) + len(tail) <= width:
         return [head + term + tail]
-    call = _call(term)
-    if call is not None:
-        function, args = call
+    one_call = _call(term)
+    if one_call is not None:
+        function, args = one_call
         if len(args) == 1:
             return [f"{head}{function}(", " " * len(head + function) + " " + args[0] + ")" + tail]
-        return wrap(f"{head}{function}(", args, ")" + tail, width)
+        return call(head, function, args, tail, width)
     cut = _operator_break(term)
     if cut < 0:
         return [head + term + tail]
@@ -111,8 +111,6 @@ def call(head: str, function: str, args: list[str], tail: str, width: int = 78) 
 
 
 def returned(density: tuple[str, list[str] | tuple[str, ...]]) -> list[str]:
-    """``return f(args);`` for `density` (f, args), as stanc --auto-format lays out a
-    return statement: continued two columns past the returned expression."""
+    """``return f(args);`` for `density` (f, args), laid out as any call (`call`)."""
     function, args = density
-    head = f"    return {function}("
-    return wrap(head, list(args), ");", indent=len("    return ") + 2)
+    return call("    return ", function, list(args), ";", width=77)

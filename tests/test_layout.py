@@ -47,6 +47,11 @@ def test_signatures_and_returns() -> None:
                                              "Intercept", "b", "sigma"])) == [
         "    return normal_id_glm_lupdf(y[start : end] | Xc[start : end], Intercept,",
         "             b, sigma);"]
+    # a short name continues under its parenthesis, as stanc --auto-format writes it
+    assert returned(("normal_lupdf", ["y[start : end] | eta[start : end]",
+                                      "se_observed_rows_with_long_name[start : end]"])) == [
+        "    return normal_lupdf(y[start : end] | eta[start : end],",
+        "                        se_observed_rows_with_long_name[start : end]);"]
 
 
 def test_a_long_named_call_continues_past_the_expression_start() -> None:
