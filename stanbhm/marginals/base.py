@@ -11,6 +11,7 @@ supports and its draw back side by side.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,10 @@ class Marginal:
     @property
     def needs_sums(self) -> bool:
         return self.kind.needs_sums(self)
+
+    def in_statistics(self) -> Marginal:
+        """The same term, its level sums now taken from sufficient statistics."""
+        return dataclasses.replace(self, from_statistics=True)
 
     def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
         """What its kind declares for it (`Kind.declarations`)."""

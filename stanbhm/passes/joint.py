@@ -337,11 +337,9 @@ def joint_statistics(plan: Plan, rows: RowAnalysis) -> Joint:
     blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
     stacked = np.vstack(blocks)
     start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
-    marginal = lik.marginal  # its level sums now come from the statistics
-    if marginal is not None:
-        marginal = dataclasses.replace(marginal, from_statistics=True)
     return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
-                 rows=ks, members=members, marginal=marginal)
+                 rows=ks, members=members,
+                 marginal=None if lik.marginal is None else lik.marginal.in_statistics())
 
 
 @dataclass(frozen=True)

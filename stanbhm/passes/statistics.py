@@ -143,13 +143,8 @@ def statistics(plan: Plan, d: Design, home: np.ndarray | None) -> Statistics:
                       theta_columns=d.theta_columns,
                       bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
                       whole_pops=d.whole_pops,
-                      nested=nested, marginal=kept_marginal(plan))
-
-
-def kept_marginal(plan: Plan):
-    """The term integrated out, its level sums now from the statistics."""
-    marginal = plan.likelihood.marginal
-    return dataclasses.replace(marginal, from_statistics=True) if marginal else None
+                      nested=nested,
+                      marginal=None if lik.marginal is None else lik.marginal.in_statistics())
 
 
 def nesting(plan: Plan) -> np.ndarray | None:
