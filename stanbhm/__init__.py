@@ -7,7 +7,7 @@ toolchain -> results; see docs/architecture.md. This package root re-exports the
 from . import datasets, plots, toolchain
 from .advice import SamplingWarning
 from .errors import CmdStanError, PlanError, SpecError, StanbhmError
-from .families import FAMILIES
+from .families import FAMILIES, LINKS
 from .formula import Formula, FormulaError, GroupTerm
 from .model import Model
 from .results import Fit
@@ -15,6 +15,7 @@ from .version import __version__ as __version__
 
 __all__ = [
     "FAMILIES",
+    "LINKS",
     "CmdStanError",
     "Fit",
     "Formula",

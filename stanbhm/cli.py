@@ -89,7 +89,7 @@ def _model(args: argparse.Namespace):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {args.data} as CSV: {exc}") from exc
     return Model(args.formula, data, family=args.family, priors=_priors(args.prior),
-                 parameterization=_parameterization(args.parameterization))
+                 parameterization=_parameterization(args.parameterization), link=args.link)
 
 
 def cmd_code(args: argparse.Namespace) -> int:
@@ -149,6 +149,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("formula", help="e.g. 'y | se(sigma) ~ 1 + (1 | school)'")
     p.add_argument("--data", required=True, help="CSV file with the columns the formula uses")
     p.add_argument("--family", default="gaussian", choices=sorted(FAMILIES))
+    p.add_argument("--link", default=None,
+                   help="another of the family's links, e.g. probit or cloglog for bernoulli")
     p.add_argument("--prior", action="append", default=[], metavar="KEY=DIST",
                    help="a prior, e.g. --prior 'sd_school=normal(0, 5)' (repeat for more)")
     p.add_argument("--parameterization", default="auto",

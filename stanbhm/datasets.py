@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["eight_schools", "election", "election_formula", "retail", "retail_formula",
-           "varying_slopes", "wide_regression"]
+           "survey", "survey_formula", "varying_slopes", "wide_regression"]
 
 
 def eight_schools() -> pd.DataFrame:
@@ -120,6 +120,7 @@ def retail(
     short_days: int = 7,
     closed_share: float = 0.15,
     phi: float = 8.0,
+    stockouts: float = 0.0,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Daily sales of `stores` stores over `days` days for a negative-binomial demand model
     with every coefficient varying by store (``retail_formula``).
@@ -138,11 +139,25 @@ def retail(
     last `short_days` days, the cold-start case. Returns the data and the truth:
     ``intercept`` (per store), ``slopes`` (stores x features), ``population`` (the
     intercept's and slopes' population values), ``sd`` (per coefficient) and ``phi``.
+
+    With ``stockouts > 0`` the shelves run out: each store-day is stocked to the
+    ``1 - stockouts`` quantile of its demand distribution plus one unit (as a retailer
+    stocks to a service level, from the true mean), so about a share `stockouts` of the
+    days, at most, sell out. The sales are then ``min(demand, stock)``, with columns
+    ``stock`` and ``stocked_out`` (True where demand reached the stock: the day's demand
+    is only known to be at least its sales), and the truth holds ``demand``, every
+    day's demand, closed days included. In brms's convention a right-censored count is
+    known to be above its value, so a stocked-out day is right-censored at
+    ``sales - 1``: ``at_least = sales - stocked_out`` with
+    ``at_least | cens(stocked_out) ~ ...`` (True is 'right'). The default (0) makes the
+    same data as before the parameter existed.
     """
     if features < 1 or stores < 1 or days < 1:
         raise ValueError("retail needs at least one store, one day and one feature")
     if not 0 <= closed_share < 1:
         raise ValueError(f"closed_share must be in [0, 1), not {closed_share}")
+    if not 0 <= stockouts < 1:
+        raise ValueError(f"stockouts must be in [0, 1), not {stockouts}")
     rng = np.random.default_rng(seed)
     short = max(1, stores // 100) if short_stores is None else short_stores
     store = np.repeat(np.arange(stores), days)
@@ -175,7 +190,15 @@ def retail(
     eta = coef[store, 0] + np.einsum("ij,ij->i", X, coef[store, 1:])
     mu = np.exp(eta)
     sales = rng.negative_binomial(phi, phi / (phi + mu)).astype(float)
-    sales[rng.uniform(size=n) < closed_share] = np.nan
+    demand = sales.copy()
+    closed = rng.uniform(size=n) < closed_share
+    if stockouts > 0:
+        from scipy import stats  # only here: importing scipy.stats takes a second
+
+        stock = stats.nbinom.ppf(1 - stockouts, phi, phi / (phi + mu)) + 1
+        stocked_out = demand >= stock
+        sales = np.minimum(demand, stock)
+    sales[closed] = np.nan
     width = len(str(stores - 1))
     labels = np.array([f"s{j:0{width}d}" for j in range(stores)])
     df = pd.DataFrame(X, columns=[f"x{j + 1}" for j in range(features)])
@@ -184,6 +207,10 @@ def retail(
     df["sales"] = sales
     truth = {"intercept": coef[:, 0], "slopes": coef[:, 1:], "population": population,
              "sd": sd, "phi": np.float64(phi)}
+    if stockouts > 0:
+        df["stock"] = stock.astype(np.int64)
+        df["stocked_out"] = stocked_out & ~closed
+        truth["demand"] = demand
     return df, truth
 
 
@@ -193,3 +220,51 @@ def retail_formula(features: int = 22) -> str:
     matrix per model that a thousand stores barely inform."""
     xs = [f"x{j + 1}" for j in range(features)]
     return f"sales ~ {' + '.join(xs)} + (1 + {' + '.join(xs)} || store)"
+
+
+def survey(
+    seed: int | np.random.Generator = 1,
+    rows: int = 2000,
+    states: int = 20,
+    categories: int = 5,
+    categorical: bool = False,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """A survey with an ordinal answer, for ``cumulative`` models (`survey_formula`):
+    each respondent answers 1 to `categories` (a Likert item), by a cumulative logit
+    with cutpoints ``cutpoints`` (evenly spread, -1.5 to 1.5 for five categories) less
+    ``0.6 age - 0.4 female + 0.8 college`` and their state's effect (sd 0.5, one of
+    `states`). ``age`` is standardized, ``female`` and ``college`` are 0 or 1, ``w`` is a
+    sampling weight (mean 1, more weight for younger respondents, as for a sample that
+    reached too few of them). ``categorical=True`` gives the answer as an ordered pandas
+    Categorical of labels ``"c1"`` ... instead of integers. Returns the data and the
+    truth (``cutpoints``, ``b`` for age, female, college, and ``state``)."""
+    if categories < 2:
+        raise ValueError(f"categories must be at least 2, not {categories}")
+    rng = np.random.default_rng(seed)
+    age = rng.normal(size=rows)
+    female = rng.integers(0, 2, size=rows)
+    college = (rng.uniform(size=rows) < 0.35).astype(int)
+    state = rng.integers(0, states, size=rows)
+    u_state = rng.normal(0, 0.5, size=states)
+    b = np.array([0.6, -0.4, 0.8])
+    cutpoints = np.linspace(-1.5, 1.5, categories - 1) * (categories - 1) / 4
+    eta = b[0] * age + b[1] * female + b[2] * college + u_state[state]
+    latent = eta + rng.logistic(size=rows)  # P(answer <= k) = inv_logit(cutpoint_k - eta)
+    answer = 1 + np.searchsorted(cutpoints, latent)
+    w = np.exp(-0.3 * age)
+    df = pd.DataFrame({
+        "age": age, "female": female, "college": college,
+        "state": np.array([f"st{k:02d}" for k in range(states)])[state],
+        "w": w / w.mean(),
+    })
+    if categorical:
+        labels = [f"c{k}" for k in range(1, categories + 1)]
+        df["answer"] = pd.Categorical.from_codes(answer - 1, categories=labels, ordered=True)
+    else:
+        df["answer"] = answer
+    return df, {"cutpoints": cutpoints, "b": b, "state": u_state}
+
+
+def survey_formula() -> str:
+    """The formula `survey` data are made for (family ``cumulative``)."""
+    return "answer ~ age + female + college + (1 | state)"

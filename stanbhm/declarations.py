@@ -40,7 +40,8 @@ class Declaration:
         if plain.startswith("array["):
             return "array[] " + _SIZES.sub("", plain[plain.index("]") + 1:]).strip()
         kind = _SIZES.sub("", plain).strip()
-        return {"cholesky_factor_corr": "matrix", "corr_matrix": "matrix"}.get(kind, kind)
+        return {"cholesky_factor_corr": "matrix", "corr_matrix": "matrix",
+                "ordered": "vector"}.get(kind, kind)
 
 
 def by_name(declarations: Iterable[Declaration]) -> dict[str, Declaration]:

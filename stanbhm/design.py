@@ -57,6 +57,8 @@ def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
         return "known standard errors: the rows are already the statistics"
     if not isinstance(lik.strategy, Rowwise | MarginalRows):
         return f"the likelihood is already rewritten ({lik.strategy.rewritten_as})"
+    if lik.additions:
+        return f"{lik.addition_reason}; the statistics stand for plain rows only"
     if not plan.groups:
         return "no group term (a model without one is not built yet)"
     return ""

@@ -6,19 +6,75 @@ default prior sits, and the likelihood asks for the Stan function names and argu
 lists. Adding a family is adding a row here (and, at most, one template macro).
 
 Argument templates use three placeholders, filled per context by the likelihood:
-``{eta}`` (the linear predictor), ``{se}`` and ``{trials}`` (row-level data).
+``{eta}`` (the linear predictor), ``{sigma}`` and ``{trials}`` (row-level data).
+
+A family's link is its row's own (the canonical one, where Stan has a density on the
+link scale, such as ``bernoulli_logit``); a row may list other links (`Family.links`),
+written through its `LinkForm` with the mean ``{mu}`` the link's inverse (`LINKS`):
+``family("bernoulli", "probit")`` is the bernoulli row with ``bernoulli(Phi(eta))``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from .errors import SpecError
 
-__all__ = ["FAMILIES", "AuxParam", "Family", "family"]
+__all__ = ["FAMILIES", "LINKS", "AuxParam", "Family", "Link", "LinkForm", "family"]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function: the Stan expression of its inverse (the mean from the linear
+    predictor ``{eta}``) and, for the pooled fit before sampling and the intercept's
+    default prior, numpy's link, inverse and d mean / d eta."""
+
+    name: str
+    inverse: str
+    link: Callable[[np.ndarray], np.ndarray]
+    mean: Callable[[np.ndarray], np.ndarray]
+    slope: Callable[[np.ndarray], np.ndarray]
+
+
+def _cloglog_slope(eta: np.ndarray) -> np.ndarray:
+    eta = np.clip(eta, -30, 30)
+    return np.exp(eta - np.exp(eta))
+
+
+#: Every link a family row may take, by name.
+LINKS: dict[str, Link] = {
+    link.name: link
+    for link in (
+        Link("identity", "{eta}", lambda m: m, lambda e: e, np.ones_like),
+        Link("log", "exp({eta})", np.log, lambda e: np.exp(np.clip(e, -30, 30)),
+             lambda e: np.exp(np.clip(e, -30, 30))),
+        Link("logit", "inv_logit({eta})", special.logit, special.expit,
+             lambda e: special.expit(e) * special.expit(-e)),
+        Link("probit", "Phi({eta})", special.ndtri, special.ndtr,
+             lambda e: np.exp(-np.square(e) / 2) / math.sqrt(2 * math.pi)),
+        Link("cloglog", "inv_cloglog({eta})", lambda m: np.log(-np.log1p(-m)),
+             lambda e: -np.expm1(-np.exp(np.clip(e, -30, 30))), _cloglog_slope),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LinkForm:
+    """How a family is written under a link other than its row's own: the templates of
+    its row (`Family`'s fields of these names) with ``{mu}`` for the mean, the link's
+    inverse of ``{eta}``."""
+
+    dist: str
+    args: tuple[str, ...]
+    rng: str
+    mean: str
+    cdf_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -33,6 +89,7 @@ class AuxParam:
     lower: float
     comment: str
     default_prior: str
+    upper: float = math.inf  # a probability (zi, hu) lies below 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +123,23 @@ class Family:
             Laplace approximation (``"laplace"``) serves any family but the gaussian.
         allows_se: whether ``y | se(s)`` may replace ``sigma`` by known standard errors.
         needs_trials: whether ``y | trials(n)`` is required.
+        cdf: the Stan distribution whose ``_lcdf`` and ``_lccdf`` write censored and
+            truncated rows (``y | cens(c)``, ``y | trunc(lb = 0)``), or None when Stan has
+            none for the family (it then refuses those terms). Stan has no CDF of a
+            link-parameterized form (``poisson_log``), so it is the natural one
+            (``poisson``), with `cdf_args` on the natural scale (``exp({eta})``).
+        cdf_args: the argument templates of `cdf`, as `args`.
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).
+        links: the other links it takes (``link="probit"``), written through
+            `any_link`; a variant row is `with_link`'s.
+        any_link: its templates under any of `links`.
+        functions: the macro of ``stan_templates/families.stan.j2`` that writes the
+            functions its density, draws or mean call, or None (Stan's own).
+        intercept_prior: a fixed default prior for the intercept (not scaled by the
+            data), as brms gives the cutpoints of an ordinal model.
+        cutpoints: ordinal: ``Intercept`` is the ordered vector of the cutpoints
+            between the outcome's categories, and the linear predictor has no
+            intercept of its own.
     """
 
     name: str
@@ -83,12 +156,48 @@ class Family:
     allows_se: bool = False
     needs_trials: bool = False
     log_outcome: bool = False
+    cdf: str | None = None
+    cdf_args: tuple[str, ...] = ()
     pooled_variance: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    links: tuple[str, ...] = ()
+    any_link: LinkForm | None = None
+    functions: str | None = None
+    intercept_prior: str | None = None
+    cutpoints: bool = False
 
     @property
     def integer(self) -> bool:
         """Whether the outcome is an integer (``_lpmf``, ``array[] int``)."""
-        return self.outcome in ("binary", "count")
+        return self.outcome in ("binary", "count", "ordinal")
+
+    @property
+    def title(self) -> str:
+        """How messages name it: ``bernoulli``, or ``bernoulli (probit link)`` under a
+        link other than its row's own."""
+        own = FAMILIES[self.name].link if self.name in FAMILIES else self.link
+        return self.name if self.link == own else f"{self.name} ({self.link} link)"
+
+    def with_link(self, link: str | None) -> Family:
+        """This family under `link` (None: its own); SpecError naming the family and the
+        links it takes otherwise. Stan's GLM kernels, the collapse and the conjugate
+        marginals are written for the row's own link, so a variant has none of them."""
+        if link is None or link == self.link:
+            return self
+        if link not in self.links or self.any_link is None:
+            allowed = ", ".join((self.link, *self.links))
+            raise SpecError(f"link {link!r} is not available for the {self.name} family; "
+                            f"its links: {allowed}")
+        form = self.any_link
+        mu = LINKS[link].inverse
+
+        def under(template: str) -> str:
+            return template.replace("{mu}", mu)
+
+        return dataclasses.replace(
+            self, link=link, dist=form.dist, args=tuple(under(a) for a in form.args),
+            rng=under(form.rng), mean=under(form.mean),
+            cdf_args=tuple(under(a) for a in form.cdf_args), glm=None, collapse=None,
+            conjugate_intercept=None, pooled_variance=None)
 
     @property
     def identity_scale(self) -> bool:
@@ -134,6 +243,8 @@ _OUTCOME_CHECKS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "positive": ("positive values", lambda v: v <= 0),
     "binary": ("0 or 1", lambda v: (v != 0) & (v != 1)),
     "count": ("non-negative integer counts", lambda v: (v < 0) | (v != np.round(v))),
+    "proportion": ("values strictly between 0 and 1", lambda v: (v <= 0) | (v >= 1)),
+    "ordinal": ("integer categories 1, 2, 3, ...", lambda v: (v < 1) | (v != np.round(v))),
 }
 
 
@@ -164,11 +275,24 @@ def _logit_location(y, trials, offset) -> float:
     return float(np.log(p / (1 - p))) - _offset_mean(offset)
 
 
+def _probability_location(link: str) -> Callable[..., float]:
+    """The link of the outcome's mean probability, as `_logit_location` for logit."""
+
+    def location(y, trials, offset) -> float:
+        n = float(len(y) if trials is None else np.sum(trials))
+        p = min(max(float(np.sum(y)) / n if n > 0 else 0.5, 0.01), 0.99)
+        return float(LINKS[link].link(np.array(p))) - _offset_mean(offset)
+
+    return location
+
+
 _LOCATIONS = {
     "identity": _identity_location,
     "log_outcome": _log_outcome_location,
     "log": _log_location,
     "logit": _logit_location,
+    "probit": _probability_location("probit"),
+    "cloglog": _probability_location("cloglog"),
 }
 
 def _nb2_variance(y: np.ndarray, mu: np.ndarray, dmu: np.ndarray) -> np.ndarray:
@@ -182,7 +306,19 @@ def _gamma_variance(y: np.ndarray, mu: np.ndarray, dmu: np.ndarray) -> np.ndarra
     return mu**2 / shape
 
 
+def _beta_variance(y: np.ndarray, mu: np.ndarray, dmu: np.ndarray) -> np.ndarray:
+    # Var(y) = mu (1 - mu) / (1 + phi): the mean of (y - mu)^2 / (mu (1 - mu)) estimates
+    # 1 / (1 + phi)
+    base = np.clip(mu * (1 - mu), 1e-12, None)
+    return base * min(max(float(np.mean((y - mu) ** 2 / base)), 1e-6), 1.0)
+
+
 _SIGMA = AuxParam("sigma", 0.0, "residual standard deviation", "student_t(3, 0, {scale})")
+_PHI = AuxParam("phi", 0.0, "negative binomial precision (NB2)", "gamma(2, 0.1)")
+_ZI = AuxParam("zi", 0.0, "probability of an excess zero", "beta(1, 1)", upper=1.0)
+_HU = AuxParam("hu", 0.0, "probability of a zero (the hurdle)", "beta(1, 1)", upper=1.0)
+#: bernoulli and binomial under probit and cloglog: the probability is the link's inverse
+_BINARY_LINKS = ("probit", "cloglog")
 
 #: One row per family; the order is the order error messages list them in.
 FAMILIES: dict[str, Family] = {
@@ -193,18 +329,23 @@ FAMILIES: dict[str, Family] = {
             dist="normal", args=("{eta}", "{sigma}"), rng="normal_rng({eta}, {sigma})",
             glm="normal_id_glm", collapse="sufficient statistics",
             conjugate_intercept="normal", allows_se=True,
+            cdf="normal", cdf_args=("{eta}", "{sigma}"),
         ),
         Family(
             name="student_t", link="identity", outcome="real",
             aux=(AuxParam("nu", 1.0, "degrees of freedom", "gamma(2, 0.1)"), _SIGMA),
             dist="student_t", args=("nu", "{eta}", "sigma"),
             rng="student_t_rng(nu, {eta}, sigma)",
+            cdf="student_t", cdf_args=("nu", "{eta}", "sigma"),
         ),
         Family(
             name="bernoulli", link="logit", outcome="binary", aux=(),
             dist="bernoulli_logit", args=("{eta}",), rng="bernoulli_logit_rng({eta})",
             mean="inv_logit({eta})", glm="bernoulli_logit_glm", collapse="binomial",
-            conjugate_intercept="beta",
+            conjugate_intercept="beta", cdf="bernoulli", cdf_args=("inv_logit({eta})",),
+            links=_BINARY_LINKS,
+            any_link=LinkForm("bernoulli", ("{mu}",), "bernoulli_rng({mu})", "{mu}",
+                              cdf_args=("{mu}",)),
         ),
         Family(
             name="binomial", link="logit", outcome="count", aux=(),
@@ -212,26 +353,32 @@ FAMILIES: dict[str, Family] = {
             rng="binomial_rng({trials}, inv_logit({eta}))",
             mean="to_vector({trials}) .* inv_logit({eta})", glm="binomial_logit_glm",
             collapse="binomial", needs_trials=True, conjugate_intercept="beta",
+            cdf="binomial", cdf_args=("{trials}", "inv_logit({eta})"),
+            links=_BINARY_LINKS,
+            any_link=LinkForm("binomial", ("{trials}", "{mu}"), "binomial_rng({trials}, {mu})",
+                              "to_vector({trials}) .* {mu}", cdf_args=("{trials}", "{mu}")),
         ),
         Family(
             name="poisson", link="log", outcome="count", aux=(),
             dist="poisson_log", args=("{eta}",), rng="poisson_log_rng({eta})",
             mean="exp({eta})", glm="poisson_log_glm", collapse="poisson sum",
-            conjugate_intercept="gamma",
+            conjugate_intercept="gamma", cdf="poisson", cdf_args=("exp({eta})",),
         ),
         Family(
             name="negbinomial", link="log", outcome="count",
-            aux=(AuxParam("phi", 0.0, "negative binomial precision (NB2)", "gamma(2, 0.1)"),),
+            aux=(_PHI,),
             dist="neg_binomial_2_log", args=("{eta}", "phi"),
             rng="neg_binomial_2_log_rng({eta}, phi)",
             mean="exp({eta})", glm="neg_binomial_2_log_glm",
             collapse="negative binomial cells",
             pooled_variance=_nb2_variance,
+            cdf="neg_binomial_2", cdf_args=("exp({eta})", "phi"),
         ),
         Family(
             name="lognormal", link="identity", outcome="positive", aux=(_SIGMA,),
             dist="lognormal", args=("{eta}", "sigma"), rng="lognormal_rng({eta}, sigma)",
             mean="exp({eta} + square(sigma) / 2)", log_outcome=True,
+            cdf="lognormal", cdf_args=("{eta}", "sigma"),
         ),
         Family(
             name="gamma", link="log", outcome="positive",
@@ -239,13 +386,64 @@ FAMILIES: dict[str, Family] = {
             dist="gamma", args=("shape", "shape * exp(-{eta})"),
             rng="gamma_rng(shape, shape * exp(-{eta}))", mean="exp({eta})",
             pooled_variance=_gamma_variance,
+            cdf="gamma", cdf_args=("shape", "shape * exp(-{eta})"),
+        ),
+        # brms's zero-inflated and hurdle families: the zero part's probability is one
+        # parameter (zi, hu), the count part has the log link; their densities are
+        # functions of the program (stan_templates/families.stan.j2), with no CDF
+        Family(
+            name="zero_inflated_poisson", link="log", outcome="count", aux=(_ZI,),
+            dist="zero_inflated_poisson_log", args=("{eta}", "zi"),
+            rng="zero_inflated_poisson_log_rng({eta}, zi)", mean="(1 - zi) * exp({eta})",
+            functions="zero_inflated_poisson",
+        ),
+        Family(
+            name="zero_inflated_negbinomial", link="log", outcome="count", aux=(_PHI, _ZI),
+            dist="zero_inflated_neg_binomial_2_log", args=("{eta}", "phi", "zi"),
+            rng="zero_inflated_neg_binomial_2_log_rng({eta}, phi, zi)",
+            mean="(1 - zi) * exp({eta})", functions="zero_inflated_negbinomial",
+        ),
+        Family(
+            name="hurdle_poisson", link="log", outcome="count", aux=(_HU,),
+            dist="hurdle_poisson_log", args=("{eta}", "hu"),
+            rng="hurdle_poisson_log_rng({eta}, hu)",
+            mean="(1 - hu) * exp({eta}) ./ -expm1(-exp({eta}))",
+            functions="hurdle_poisson",
+        ),
+        Family(
+            name="hurdle_negbinomial", link="log", outcome="count", aux=(_PHI, _HU),
+            dist="hurdle_neg_binomial_2_log", args=("{eta}", "phi", "hu"),
+            rng="hurdle_neg_binomial_2_log_rng({eta}, phi, hu)",
+            mean="(1 - hu) * exp({eta}) ./ -expm1(-phi * log1p_exp({eta} - log(phi)))",
+            functions="hurdle_negbinomial",
+        ),
+        # brms's beta: mean inv_logit(eta), precision phi (Stan's beta_proportion)
+        Family(
+            name="beta", link="logit", outcome="proportion",
+            aux=(AuxParam("phi", 0.0, "beta precision", "gamma(0.01, 0.01)"),),
+            dist="beta_proportion", args=("inv_logit({eta})", "phi"),
+            rng="beta_proportion_rng(inv_logit({eta}), phi)", mean="inv_logit({eta})",
+            pooled_variance=_beta_variance,
+            cdf="beta_proportion", cdf_args=("inv_logit({eta})", "phi"),
+        ),
+        # brms's cumulative("logit"): P(y <= k) = inv_logit(Intercept[k] - eta), the
+        # cutpoints Intercept at the predictors' means, which every eta is relative to
+        Family(
+            name="cumulative", link="logit", outcome="ordinal", aux=(),
+            dist="ordered_logistic", args=("{eta}", "Intercept"),
+            rng="ordered_logistic_array_rng({eta}, Intercept)",
+            mean="ordered_logistic_mean({eta}, Intercept)", functions="cumulative",
+            intercept_prior="student_t(3, 0, 2.5)", cutpoints=True,
         ),
     )
 }  # fmt: skip
 
 
-def family(name: object) -> Family:
-    """The table row for ``name``; raises SpecError listing the families otherwise."""
+def family(name: object, link: object = None) -> Family:
+    """The table row for ``name`` under `link` (None: the row's own); raises SpecError
+    listing the families, or the family's links, otherwise."""
     if not isinstance(name, str) or name not in FAMILIES:
         raise SpecError(f"unknown family {name!r}; choose one of: {', '.join(FAMILIES)}")
-    return FAMILIES[name]
+    if link is not None and not isinstance(link, str):
+        raise SpecError(f"link must be a string such as 'probit', not {type(link).__name__}")
+    return FAMILIES[name].with_link(link)

@@ -20,8 +20,9 @@ Conventions (relied on by the spec stage):
   intercept column and brms uses in parameter names), always first in
   `GroupTerm.effects`. A data column that is literally called ``Intercept`` is therefore
   written with backticks, ``"`Intercept`"``, in `GroupTerm.effects`.
-* Expressions (`Formula.response`, `Formula.se`, `Formula.trials`, `Formula.offset`,
-  `Formula.fixed`, `GroupTerm.effects`) use formulaic syntax: a name that is not a
+* Expressions (`Formula.response`, `Formula.se`, `Formula.trials`, `Formula.weights`,
+  `Formula.y2`, `Formula.offset`, `Formula.fixed`, `GroupTerm.effects`) use formulaic
+  syntax: a name that is not a
   Python identifier keeps its backticks (``"`my col`"``), anything else (``log(n)``) is a
   Python expression evaluated the way formulaic evaluates ``I(...)``.
 * Grouping factors (`GroupTerm.factors`) are raw column names without backticks,
@@ -46,7 +47,9 @@ __all__ = ["INTERCEPT", "Formula", "FormulaError", "GroupTerm", "parse_formula"]
 INTERCEPT = "Intercept"
 
 #: Response modifiers ("addition terms" in brms) that may follow ``y |``.
-ADDITION_TERMS = ("se", "trials")
+ADDITION_TERMS = ("se", "trials", "cens", "weights", "trunc")
+#: How the parser's messages list them.
+_ADDITIONS_LISTED = "se(), trials(), cens(), weights() or trunc()"
 
 #: brms's terms stanbhm does not fit, by the function that writes them.
 UNSUPPORTED_TERMS = {
@@ -58,8 +61,7 @@ UNSUPPORTED_TERMS = {
 }
 #: brms's addition terms stanbhm does not read yet.
 UNSUPPORTED_ADDITIONS = {
-    "cens": "censored outcomes are", "weights": "row weights are",
-    "trunc": "truncated outcomes are", "subset": "subsets of rows are",
+    "subset": "subsets of rows are",
     "rate": "rates with a denominator are", "thres": "ordinal thresholds are",
     "cat": "categorical outcomes are", "dec": "decision outcomes are",
     "mi": "missing-value imputation is", "index": "indexed outcomes are",
@@ -177,6 +179,13 @@ class Formula:
         response: the response expression, e.g. ``"y"``.
         se: the known-standard-error expression from ``y | se(s)``, else None.
         trials: the number-of-trials expression from ``y | trials(n)``, else None.
+        cens: the censoring column from ``y | cens(c)`` or ``y | cens(c, y2)``, a raw
+            column name (its values are words or brms's codes, not an expression), else
+            None.
+        y2: the upper-bound expression of interval censoring, ``cens(c, y2)``, else None.
+        weights: the row-weight expression from ``y | weights(w)``, else None.
+        trunc: the truncation bounds from ``y | trunc(lb = 0, ub = 10)``, (lb, ub) with
+            None for a side not given, else None.
         fixed: the fixed-effects right-hand side for formulaic, starting with an
             explicit ``"1"`` or ``"0"``: ``"1 + x*z"``, ``"0 + x"``, or just ``"1"``.
             Group terms and the offset are removed. (Should that rewrite ever change
@@ -195,6 +204,10 @@ class Formula:
     intercept: bool
     offset: str | None
     groups: tuple[GroupTerm, ...]
+    cens: str | None = None
+    y2: str | None = None
+    weights: str | None = None
+    trunc: tuple[float | None, float | None] | None = None
 
     def __init__(self, text: str):
         _refuse_brms_features(text)
@@ -523,7 +536,10 @@ class _Parser:
         if self.tok.kind != "end":
             raise self.trailing_error()
         fields = self.interpret_rhs(rhs)
-        fields.update(response=response, se=additions.get("se"), trials=additions.get("trials"))
+        cens = additions.get("cens")
+        fields.update(response=response, se=additions.get("se"), trials=additions.get("trials"),
+                      cens=cens[0] if cens else None, y2=cens[1] if cens else None,
+                      weights=additions.get("weights"), trunc=additions.get("trunc"))
         return fields
 
     def trailing_error(self) -> FormulaError:
@@ -567,27 +583,92 @@ class _Parser:
                 self.advance()
         if not self.at("~"):
             raise self.unexpected(
-                " after the response (only '| se(...)' or '| trials(...)' may follow it)"
+                f" after the response (only '| {_ADDITIONS_LISTED}' may follow it)"
             )
         return response, additions
 
-    def parse_addition(self, additions: dict[str, str]) -> None:
+    def parse_addition(self, additions: dict[str, Any]) -> None:
         token = self.tok
         if token.kind != "call":
             raise self.error(
-                f"expected se(...) or trials(...) after the response's '|', "
+                f"expected {_ADDITIONS_LISTED} after the response's '|', "
                 f"got {_describe(token, self.text)}",
                 token.start,
             )
         if token.text not in ADDITION_TERMS:
             raise self.error(
-                f"unknown response modifier '{token.text}()' (expected se() or trials())",
+                f"unknown response modifier '{token.text}()' (expected {_ADDITIONS_LISTED})",
                 token.start,
             )
         if token.text in additions:
             raise self.error(f"'{token.text}()' given twice", token.start)
-        additions[token.text] = self.single_argument(token)
+        if token.text == "cens":
+            additions["cens"] = self.cens_arguments(token)
+        elif token.text == "trunc":
+            additions["trunc"] = self.trunc_arguments(token)
+        else:
+            additions[token.text] = self.single_argument(token)
         self.advance()
+
+    def cens_arguments(self, token: _Token) -> tuple[str, str | None]:
+        """``cens(c)`` or ``cens(c, y2)``: the censoring column, a name (bare or
+        backticked: its values are words or codes, not numbers to compute with), and the
+        interval's upper bound, an expression."""
+        args = [(arg.strip(), start + len(arg) - len(arg.lstrip())) for arg, start in token.args]
+        if len(args) > 2:
+            raise self.error("cens() takes the censoring column and, for interval "
+                             "censoring, the upper bound: at most two arguments",
+                             args[2][1])
+        column, start = args[0]
+        if not column:
+            raise self.error("cens() needs the censoring column", start)
+        name = column[1:-1] if len(column) > 2 and column[0] == column[-1] == "`" else column
+        if not (name.isidentifier() or column.startswith("`")) or "`" in name:
+            raise self.error(f"cens() takes a column name, not '{column}' (its values are "
+                             "'none', 'right', 'left', 'interval' or 0, 1, -1, 2)", start)
+        upper = None
+        if len(args) == 2:
+            upper, at = args[1]
+            if not upper:
+                raise self.error("cens() has an empty upper bound", at)
+            self.validate(f"I({upper})", at, "cens() upper bound")
+        return name, upper
+
+    def trunc_arguments(self, token: _Token) -> tuple[float | None, float | None]:
+        """``trunc(lb = 0)``, ``trunc(ub = 10)``, ``trunc(0, 10)``: numbers, as brms
+        writes them (lb first when not named)."""
+        bounds: dict[str, float | None] = {}
+        if len(token.args) == 1 and not token.args[0][0].strip():
+            raise self.error("trunc() needs a finite lb or ub", token.start)
+        for k, (arg, start) in enumerate(token.args):
+            text = arg.strip()
+            at = start + len(arg) - len(arg.lstrip())
+            name, eq, value = text.partition("=")
+            if eq:
+                name, value = name.strip(), value.strip()
+                if name not in ("lb", "ub"):
+                    raise self.error(f"trunc() takes lb and ub, not '{name}'", at)
+            else:
+                name, value = (("lb", "ub")[k] if k < 2 else ""), text
+            if not name:
+                raise self.error("trunc() takes at most two bounds, lb and ub", at)
+            if name in bounds:
+                raise self.error(f"trunc() is given {name} twice", at)
+            try:
+                number = float(value)
+            except ValueError:
+                raise self.error(f"trunc() bounds are numbers, not '{value}'", at) from None
+            if number != number:
+                raise self.error(f"trunc() bounds are numbers, not '{value}'", at)
+            # brms writes an open side as -Inf or Inf
+            bounds[name] = None if abs(number) == float("inf") else number
+        lb, ub = bounds.get("lb"), bounds.get("ub")
+        if lb is None and ub is None:
+            raise self.error("trunc() needs a finite lb or ub", token.start)
+        if lb is not None and ub is not None and not lb < ub:
+            raise self.error(f"trunc() needs lb < ub, not lb = {lb:g}, ub = {ub:g}",
+                             token.start)
+        return lb, ub
 
     def single_argument(self, token: _Token) -> str:
         """The one argument of se(), trials() or offset(), checked to be an expression."""

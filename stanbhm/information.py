@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .families import LINKS
+
 if TYPE_CHECKING:
     from .priors import Prior
     from .spec import GroupEffects, ModelSpec
@@ -116,6 +118,8 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
     obs = spec.observed
     y = spec.y[obs]
     X, offset = _design(spec)
+    if fam.cutpoints:
+        return _latent_residuals(X, y - offset)
     if fam.identity_scale:
         target = np.log(y) if fam.log_outcome else y
         w = 1 / spec.se[obs] ** 2 if spec.se is not None else np.ones(len(y))
@@ -136,6 +140,19 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
     return (y - mu) / dmu, w, False
 
 
+def _latent_residuals(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """An ordinal outcome's pooled fit: least squares on the categories' numbers, its
+    residuals rescaled to the logistic latent variable the cutpoints cut (variance
+    pi^2 / 3), each row weighing 3 / pi^2. The categories' numbers stand in for the latent
+    scale; the rule's weights depend on the ratio of precision to tau^2, which the
+    rescaling leaves as it is."""
+    resid = y - X @ _lstsq(X, y, np.ones(len(y)))
+    sd = float(np.std(resid)) if len(resid) > 1 else 0.0
+    latent = np.pi / np.sqrt(3)
+    scale = latent / sd if sd > 0 else 1.0
+    return resid * scale, np.full(len(y), 1 / latent**2), False
+
+
 def _moments(link: str, eta: np.ndarray, trials: np.ndarray | None):
     """Mean, d mean / d eta and the variance function of the pooled GLM."""
     if link == "logit":
@@ -144,6 +161,10 @@ def _moments(link: str, eta: np.ndarray, trials: np.ndarray | None):
         mu = n * p
         dmu = np.maximum(n * p * (1 - p), 1e-12)
         return mu, dmu, dmu
+    if link in ("probit", "cloglog"):  # a probability under another link: binomial
+        p = np.clip(LINKS[link].mean(eta), 1e-12, 1 - 1e-12)
+        n = trials if trials is not None else 1.0
+        return n * p, np.maximum(n * LINKS[link].slope(eta), 1e-12), n * p * (1 - p)
     mu = np.exp(np.clip(eta, -30, 30))
     return mu, mu, mu
 

@@ -6,6 +6,23 @@ row). Writing all three from one family row keeps them consistent. How the model
 statement is written is the likelihood's one `strategies.Strategy` (the rows, cells,
 sufficient statistics, or the rows with a group intercept integrated out): the
 rewrites and threading replace the strategy instead of touching the parts.
+
+Addition terms change what a row contributes, brms's conventions throughout:
+
+* ``cens(c)``: an exact row adds its log density; a row censored on the right adds
+  ``log P(Y > y)`` (``_lccdf(y | ...)``), on the left ``log P(Y <= y)`` (``_lcdf``), in an
+  interval ``log P(y < Y <= y2)``. For an integer outcome "right" is strictly above y, as
+  in brms: a count known to be at least y (demand on a day the stock of y ran out) is
+  right-censored at y - 1. Stan has no CDF of ``poisson_log`` and the like, so censored
+  rows are written through the natural parameter (``poisson_lccdf(y | exp(eta))``).
+* ``weights(w)``: each row's log density (censored or not) times its weight, as brms
+  does; ``log_lik`` is weighted too. It is not a survey design correction: the posterior
+  treats a weight of 2 as a row seen twice.
+* ``trunc(lb, ub)``: each row's density divided by ``P(lb <= Y <= ub)``, for an integer
+  outcome ``P(Y > lb - 1)``, as brms; ``y_rep`` (and a prediction's ``y_new``) is
+  redrawn until it falls within the bounds, at most `MAX_TRIES` times: a draw whose
+  bounds hold a tiny share of its predictive mass stops generated quantities with a
+  message rather than loop on.
 """
 
 from __future__ import annotations
@@ -23,7 +40,21 @@ from .marginals import Marginal
 from .parts import Output, Part, Rows
 from .strategies import Cells, Strategy
 
-__all__ = ["Likelihood"]
+__all__ = ["CENSORING_KINDS", "Likelihood"]
+
+#: The censoring kinds a row may have: (name, brms's code), exact first.
+CENSORING_KINDS = (("exact", 0), ("right", 1), ("left", -1), ("interval", 2))
+#: Draws of a truncated outcome tried before generated quantities gives up on a row.
+MAX_TRIES = 10000
+
+
+@dataclass(frozen=True)
+class RowCases:
+    """Row ``i``'s log density with its addition terms (`Likelihood.row_cases`)."""
+
+    cases: tuple[tuple[str | None, str], ...]  # (condition on cens[i], value) per kind
+    normalizer: str | None  # the truncation bounds' log probability, subtracted
+    weight: str | None  # what the log density is multiplied by
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +77,178 @@ class Likelihood(Part):
     #: (per row when no level has two rows, else per level)
     log_lik_integrated: bool = False
     kind: str = "likelihood"
+    cens: np.ndarray | None = None  # every row's censoring code (brms's), cens(c)
+    y2: np.ndarray | None = None  # every row's interval upper bound, cens(c, y2)
+    weights: np.ndarray | None = None  # every row's weight, weights(w)
+    lb: float | None = None  # truncation bounds, trunc(lb, ub)
+    ub: float | None = None
+    cens_expr: str = ""
+    y2_expr: str = ""
+    weights_expr: str = ""
+    #: an ordinal outcome's categories, in order (the outcome is 1 to N_cat)
+    categories: tuple[str, ...] = ()
+
+    # -- addition terms
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The censoring kinds among the fitted rows, exact first; () without cens()."""
+        if self.cens is None:
+            return ()
+        codes = self.cens[self.obs]
+        return tuple(name for name, code in CENSORING_KINDS if (codes == code).any())
+
+    @property
+    def max_tries(self) -> int:
+        return MAX_TRIES
+
+    @property
+    def censored(self) -> bool:
+        """Whether some fitted row is censored."""
+        return any(k != "exact" for k in self.kinds)
+
+    @property
+    def truncated(self) -> bool:
+        return self.lb is not None or self.ub is not None
+
+    @property
+    def looped(self) -> bool:
+        """Whether the fitted rows' density is written one row at a time: a weight per
+        row, or a two-sided truncation whose normalizer differs per row; otherwise each
+        kind of censored rows is one vectorized statement."""
+        return self.weights is not None or (self.lb is not None and self.ub is not None)
+
+    def trunc_text(self) -> str:
+        bounds = [f"{k} = {v:g}" for k, v in (("lb", self.lb), ("ub", self.ub)) if v is not None]
+        return f"trunc({', '.join(bounds)})"
+
+    @property
+    def additions(self) -> tuple[str, ...]:
+        """What the addition terms make of the rows, for the passes' skip reasons
+        (``"censored (cens(c))"``); () without any."""
+        out = []
+        if self.cens is not None:
+            out.append(f"censored (cens({self.cens_expr}))")
+        if self.weights is not None:
+            out.append(f"weighted (weights({self.weights_expr}))")
+        if self.truncated:
+            out.append(f"truncated ({self.trunc_text()})")
+        return tuple(out)
+
+    @property
+    def addition_reason(self) -> str:
+        """Why a rewrite of the rows cannot take them: "the rows are censored (cens(c))"
+        ("" without addition terms)."""
+        if not self.additions:
+            return ""
+        return "the rows are " + " and ".join(self.additions)
+
+    def header_lines(self) -> tuple[str, ...]:
+        """The header's account of the addition terms, one line each."""
+        out = []
+        if self.cens is not None:
+            codes = self.cens[self.obs]
+            counts = ", ".join(f"{int((codes == c).sum())} {k}" for k, c in CENSORING_KINDS
+                               if (codes == c).any())
+            out.append(f"cens({self.cens_expr}): {counts} fitted rows; an exact row adds its "
+                       "log density, a right-censored one log P(Y > y) (_lccdf), a "
+                       "left-censored one log P(Y <= y) (_lcdf), an interval one "
+                       "log P(y < Y <= y2), as brms" + ("; Stan has no CDF of "
+                       f"{self.family.dist}, so censored rows use {self.family.cdf}"
+                       if self.family.cdf != self.family.dist else ""))
+        if self.weights is not None:
+            out.append(f"weights({self.weights_expr}): each row's log density times its "
+                       "weight, log_lik too, as brms; a weight of 2 counts a row twice, "
+                       "not a survey design correction")
+        if self.truncated:
+            lower = "lb - 1" if self.family.integer else "lb"
+            span = {(True, False): f"P(Y > {lower})", (False, True): "P(Y <= ub)",
+                    (True, True): f"P({lower} < Y <= ub)"}[(self.lb is not None,
+                                                              self.ub is not None)]
+            out.append(f"{self.trunc_text()}: each row's density divided by {span}, as "
+                       f"brms; y_rep redrawn until it falls within the bounds (at most "
+                       f"{MAX_TRIES} tries a row: a draw whose bounds hold less of its "
+                       "predictive mass fails with a message)")
+        return tuple(out)
+
+    def _cdf(self, which: str, value: str, eta: str, row_data: Callable[[str], str]) -> str:
+        args = ", ".join(self.fill(t, eta, row_data) for t in self.family.cdf_args)
+        return f"{self.family.cdf}_{which}({value} | {args})"
+
+    def normalizer(self, eta: str, row_data: Callable[[str], str]) -> str:
+        """The log probability of the truncation bounds, over rows or of one row."""
+        lower = "lb - 1" if self.family.integer else "lb"
+        if self.ub is None:
+            return self._cdf("lccdf", lower, eta, row_data)
+        if self.lb is None:
+            return self._cdf("lcdf", "ub", eta, row_data)
+        return (f"log_diff_exp({self._cdf('lcdf', 'ub', eta, row_data)}, "
+                f"{self._cdf('lcdf', lower, eta, row_data)})")
+
+    def kind_density(self, kind: str, y: str, y2: str, eta: str,
+                     row_data: Callable[[str], str], suffix: str = "") -> str:
+        """The log density of rows of one censoring kind (their sum when vectorized); an
+        exact row's with `suffix` (``lupmf`` drops constants) or the family's own."""
+        if kind == "exact":
+            args = self.fill(", ".join(self.family.args), eta, row_data)
+            return f"{self.family.dist}_{suffix or self.family.suffix()}({y} | {args})"
+        if kind == "right":
+            return self._cdf("lccdf", y, eta, row_data)
+        if kind == "left":
+            return self._cdf("lcdf", y, eta, row_data)
+        return (f"log_diff_exp({self._cdf('lcdf', y2, eta, row_data)}, "
+                f"{self._cdf('lcdf', y, eta, row_data)})")
+
+    def row_cases(self, eta: str, row_data: Callable[[str], str]) -> RowCases:
+        """Fitted row ``i``'s log density with its addition terms: (condition, value) per
+        censoring kind among the fitted rows (condition None when there is one), the
+        truncation's log normalizer (or None) and the weight (or None)."""
+        kinds = self.kinds if self.censored else ("exact",)
+        cases = []
+        for kind in kinds:
+            value = self.kind_density(kind, "y[i]", "y2[i]", eta, row_data)
+            code = dict(CENSORING_KINDS)[kind]
+            cases.append((None if len(kinds) == 1 else f"cens[i] == {code}", value))
+        return RowCases(tuple(cases),
+                        self.normalizer(eta, row_data) if self.truncated else None,
+                        "weights[i]" if self.weights is not None else None)
+
+    def fitted_cases(self, rows: Rows) -> RowCases:
+        """`row_cases` in the model block, over the fitted `rows`."""
+        return self.row_cases("eta[i]", lambda name: f"{rows.take(name)}[i]")
+
+    def kind_statements(self, rows: Rows) -> list[tuple[str, str]]:
+        """(kind, the log density of its fitted rows) for each kind but interval, one
+        vectorized statement each (the exact rows' is written ``~``)."""
+        out = []
+        unnormalized = "lupmf" if self.family.integer else "lupdf"
+        for kind in self.kinds:
+            if kind != "interval":
+                at = f"[{kind}]"
+                out.append((kind, self.kind_density(kind, f"y{at}", "", f"eta{at}",
+                                                    lambda name, at=at: rows.take(name) + at,
+                                                    unnormalized)))
+        return out
+
+    def interval_density(self, rows: Rows) -> str:
+        """Interval-censored fitted row ``i``'s log density (a loop over them: Stan's
+        CDFs sum over rows, and log_diff_exp of sums is not a sum)."""
+        return self.kind_density("interval", "y[i]", "y2[i]", "eta[i]",
+                                 lambda name: f"{rows.take(name)}[i]")
+
+    def truncation_density(self, rows: Rows) -> str:
+        """Minus the log probability of the (one-sided) bounds, summed over the fitted rows."""
+        return f"-{self.normalizer('eta', rows.take)}"
+
+    def row_draw(self, rows: Rows) -> str:
+        """A predictive draw of row ``i`` of `rows`."""
+        return self.fill(self.family.rng, "eta[i]", lambda name: f"{rows.take(name)}[i]")
+
+    def outside(self, value: str) -> str:
+        """The condition that `value` is outside the truncation bounds."""
+        sides = ([f"{value} < lb"] if self.lb is not None else []) + \
+            ([f"{value} > ub"] if self.ub is not None else [])
+        return " || ".join(sides)
 
     @property
     def marginal(self) -> Marginal | None:
@@ -91,14 +294,69 @@ class Likelihood(Part):
         if self.missing:
             out["N_obs"] = self.n_obs
             out["obs"] = self.obs + 1
+        if self.family.cutpoints:
+            out["N_cat"] = len(self.categories)
         out["y"] = self.y.astype(np.int64) if self.family.integer else self.y
         if self.se is not None:
             out["se"] = self.se
         if self.trials is not None:
             out["trials"] = self.trials
+        out.update(self.addition_data())
         out.update(self.strategy.data())
         out.update(self.strategy.level_data())
         out["prior_only"] = 0
+        return out
+
+    def addition_data(self) -> dict[str, Any]:
+        """The addition terms' data, over the fitted rows (in their order, ``obs``)."""
+        out: dict[str, Any] = {}
+        obs = self.obs
+        if self.censored:
+            codes = self.cens[obs]
+            out["cens"] = codes.astype(np.int64)
+            if "interval" in self.kinds:
+                bound = self.y2[obs]
+                out["y2"] = bound.astype(np.int64) if self.family.integer else bound
+            if not self.looped:
+                for kind, code in CENSORING_KINDS:
+                    if kind in self.kinds:
+                        rows = np.flatnonzero(codes == code) + 1
+                        out[f"N_{kind}"] = len(rows)
+                        out[kind] = rows
+        if self.weights is not None:
+            out["weights"] = self.weights[obs]
+        for name in ("lb", "ub"):
+            bound = getattr(self, name)
+            if bound is not None:
+                out[name] = int(bound) if self.family.integer else float(bound)
+        return out
+
+    def addition_declarations(self, n: str) -> list[Declaration]:
+        """The data of the addition terms, over the `n` fitted rows."""
+        out = []
+        integer = self.family.integer
+        if self.censored:
+            out.append(Declaration("data", f"array[{n}] int<lower=-1, upper=2>", "cens",
+                                   f"censoring: {self.cens_expr}; 0 none, 1 right, -1 left, "
+                                   "2 interval"))
+            if "interval" in self.kinds:
+                out.append(Declaration("data", f"array[{n}] int" if integer else f"vector[{n}]",
+                                       "y2", f"upper bound of the interval-censored rows: "
+                                       f"{self.y2_expr}"))
+            if not self.looped:
+                for kind in self.kinds:
+                    what = "exact" if kind == "exact" else f"censored: {kind}"
+                    out.append(Declaration("data", "int<lower=0>", f"N_{kind}",
+                                           f"fitted rows {what}"))
+                    out.append(Declaration("data", f"array[N_{kind}] int<lower=1, upper={n}>",
+                                           kind, "their numbers among the fitted rows"))
+        if self.weights is not None:
+            out.append(Declaration("data", f"vector<lower=0>[{n}]", "weights",
+                                   f"row weights: {self.weights_expr}"))
+        for name, what in (("lb", "lower"), ("ub", "upper")):
+            if getattr(self, name) is not None:
+                out.append(Declaration("data", "int" if integer else "real", name,
+                                       f"{what} truncation bound"))
         return out
 
     def declarations(self, p: Any) -> tuple[Declaration, ...]:
@@ -108,6 +366,9 @@ class Likelihood(Part):
         if self.missing:
             out.append(Declaration("data", "int<lower=0>", "N_obs",
                                    "rows with an observed outcome"))
+        if self.family.cutpoints:
+            out.append(Declaration("data", "int<lower=2>", "N_cat",
+                                   f"categories of {self.response}"))
         m = self.marginal
         if p.rows_given:
             if self.missing:
@@ -116,7 +377,10 @@ class Likelihood(Part):
                                        f"their row numbers{order}"))
             n = p.fit_rows.n
             outcome = {"binary": f"array[{n}] int<lower=0, upper=1>",
-                       "positive": f"vector<lower=0>[{n}]"}.get(self.family.outcome)
+                       "positive": f"vector<lower=0>[{n}]",
+                       "proportion": f"vector<lower=0, upper=1>[{n}]",
+                       "ordinal": f"array[{n}] int<lower=1, upper=N_cat>",
+                       }.get(self.family.outcome)
             if outcome is None:
                 outcome = f"array[{n}] int<lower=0>" if self.family.integer else f"vector[{n}]"
             out.append(Declaration("data", outcome, "y", f"outcome: {self.response}"))
@@ -126,6 +390,7 @@ class Likelihood(Part):
             if self.trials is not None:
                 out.append(Declaration("data", "array[N] int<lower=0>", "trials",
                                        f"trials: {self.trials_expr}"))
+            out += self.addition_declarations(n)
         threaded = self.threads > 1
         if threaded:
             what = f"levels of {m.name}" if m is not None else "fitted rows"
@@ -149,7 +414,8 @@ class Likelihood(Part):
 
     def row_data(self) -> tuple[str, ...]:
         # the integrated-out term's level summaries are read only beside the rows
-        return ("obs", "y", "se", "trials", *self.strategy.level_data())
+        return ("obs", "y", "se", "trials", *self.addition_data(),
+                *self.strategy.level_data())
 
     def outputs(self) -> tuple[Output, ...]:
         out = []
@@ -191,6 +457,12 @@ class Likelihood(Part):
         dist, (first, *rest) = self.density(rows, design, alpha)
         suffix = "lupmf" if self.family.integer else "lupdf"
         return f"{dist}_{suffix}", (f"y[{rows.window}] | {first}", *rest)
+
+    def pointwise_cases(self) -> list[tuple[str | None, str]]:
+        """`row_cases` inside the ``log_lik`` loop over the observed rows, as `pointwise`
+        (``eta`` covers every row)."""
+        row = "obs[i]" if self.missing else "i"
+        return self.row_cases(f"eta[{row}]", lambda name: f"{name}[{row}]")
 
     def pointwise(self) -> str:
         """The log density of observed row ``i``, inside the ``log_lik`` loop over the

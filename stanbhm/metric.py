@@ -141,7 +141,9 @@ def _fixed(spec: ModelSpec, plan: Plan, x: FixedPart, pooled: PooledFit,
             if guess is not None:
                 means[effect] = max(means.get(effect, 0.0), guess.mean)
     weights = pooled.weights / pooled.sigma2
-    if x.intercept:
+    if x.cutpoints:  # the first cutpoint and the logs of the gaps: unit scale
+        add("Intercept", 1.0, len(x.cutpoints))
+    elif x.intercept:
         if x.intercept_bounds.lower > -np.inf or x.intercept_bounds.upper < np.inf:
             add("Intercept", 1.0)
         else:

@@ -31,6 +31,8 @@ METHODS = tuple(arguments.METHODS)
 class Model:
     """A hierarchical model bound to its data.
 
+    ``family`` names a row of the family table (`stanbhm.FAMILIES`); ``link`` picks
+    another of the links it lists (``family="bernoulli", link="probit"``), None its own.
     Building one parses the formula, validates the data and options and makes every
     plan decision; nothing is compiled until ``fit`` (or ``compile``) is called.
     ``log_lik`` and ``y_rep`` are ``"auto"`` (written up to 5000 rows), True or False.
@@ -65,6 +67,7 @@ class Model:
         threads: int | None = None,
         opencl: Any = False,
         *,
+        link: str | None = None,
         log_lik: Any = "auto",
         y_rep: Any = "auto",
         grainsize: int | None = None,
@@ -73,7 +76,7 @@ class Model:
         initial_metric: Any = "auto",
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
-        self.spec: ModelSpec = build_spec(self.formula, data, family, priors)
+        self.spec: ModelSpec = build_spec(self.formula, data, family, priors, link=link)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,

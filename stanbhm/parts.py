@@ -184,6 +184,10 @@ class FixedPart(Part):
     #: the unit each coefficient is sampled in, and under prior_only (`passes.scale`)
     scale: np.ndarray | None = None
     prior_scale: np.ndarray | None = None
+    #: an ordinal family's: the labels of its cutpoints ("1|2", ...); ``Intercept`` is
+    #: then their ordered vector and the linear predictor has no intercept of its own
+    #: (every eta is relative to the cutpoints at the predictors' means)
+    cutpoints: tuple[str, ...] = ()
     kind: str = "fixed"
 
     @property
@@ -241,7 +245,7 @@ class FixedPart(Part):
         intercept unless a group term took it over, less `absorbed_shift`; None when
         nothing is left."""
         shift = self.absorbed_shift
-        if self.intercept and not self.absorbed_intercept:
+        if self.intercept and not self.absorbed_intercept and not self.cutpoints:
             return f"Intercept - {shift}" if shift else "Intercept"
         return f"-{shift}" if shift else None
 
@@ -257,10 +261,16 @@ class FixedPart(Part):
         (``rows.fitted`` False) use the whole population part, as the deviations do.
         """
         if not rows.fitted:
+            if self.centered and self.cutpoints:  # relative to the cutpoints at the means
+                if rows.new or rows.raw_x:
+                    return f"{rows.take('X')} * b - dot_product(means_X, b)"
+                return "Xc * b"
             if self.centered:  # new rows come raw, as do rows Xc does not cover
                 if rows.new or rows.raw_x:
                     return f"b_Intercept + {rows.take('X')} * b"
                 return "Intercept + Xc * b"
+            if self.cutpoints:
+                return f"{rows.take('X')} * b" if self.k else None
             if self.intercept:
                 return f"rep_vector(Intercept, {rows.n})"
             return f"{rows.take('X')} * b" if self.k else f"rep_vector(0, {rows.n})"
@@ -335,7 +345,10 @@ class FixedPart(Part):
 
     def _parameters(self) -> list[Declaration]:
         out = []
-        if self.intercept:
+        if self.cutpoints:
+            what = "cutpoints at the means of the predictors" if self.centered else "cutpoints"
+            out.append(Declaration("parameters", "ordered[N_cat - 1]", "Intercept", what))
+        elif self.intercept:
             what = "intercept at the means of the predictors" if self.centered else "intercept"
             out.append(Declaration("parameters", f"real{self.intercept_bounds}", "Intercept",
                                    what))
@@ -382,19 +395,23 @@ class FixedPart(Part):
 
     def outputs(self) -> tuple[Output, ...]:
         out = []
+        cut = ("cutpoint",) if self.cutpoints else ()
         if self.intercept:
-            out.append(Output("Intercept"))
+            out.append(Output("Intercept", cut))
         if self.k:
             out.append(Output("b", ("coef",)))
         if self.horseshoe:
             out += [Output("hs_z", ("coef",), internal=True), Output("hs_local", ("coef",)),
                     Output("hs_global"), Output("hs_slab")]
         if self.centered:
-            out.append(Output("b_Intercept"))
+            out.append(Output("b_Intercept", cut))
         return tuple(out)
 
     def coords(self) -> dict[str, list[str]]:
-        return {"coef": list(self.names)} if self.k else {}
+        coords = {"coef": list(self.names)} if self.k else {}
+        if self.cutpoints:
+            coords["cutpoint"] = list(self.cutpoints)
+        return coords
 
     def prior_lines(self) -> tuple[str, ...]:
         lines = []

@@ -74,6 +74,11 @@ RESERVED = frozenset(
         "Xc_cell", "Xc_free_cell", "offs_cell", "resid_ss", "rate_cell",
         "level_index", "n_levels", "first", "n_rows", "at", "v", "m", "last",
         "y_vec", "y_cell_vec", "inv_var", "N_value", "value", "value_count", "t_cell",
+        # the families' (`families`): zero-inflated, hurdle and ordinal
+        "zi", "hu", "N_cat",
+        # the addition terms' (`likelihood`)
+        "cens", "y2", "weights", "lb", "ub", "tries", "N_exact", "exact", "N_right",
+        "right", "N_left", "left", "N_interval", "interval",
     }
 ) | prior_data_names(("Intercept", "b", *sorted({a.name for f in FAMILIES.values()
                                                    for a in f.aux})))  # fmt: skip
@@ -171,7 +176,9 @@ def default_passes(spec: ModelSpec, options: Options,
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient
-    population = [("Intercept", "Intercept", "Intercept")] if spec.fixed.intercept else []
+    # (an ordinal family's Intercept is its cutpoints, which no group term takes over)
+    intercept = spec.fixed.intercept and not spec.family_row.cutpoints
+    population = [("Intercept", "Intercept", "Intercept")] if intercept else []
     population += [(f"b[{j + 1}]", label, name) for j, (label, name)
                    in enumerate(zip(spec.fixed.stan_names, spec.fixed.names, strict=True))]
     shared = {e for g in spec.groups for e in g.effect_names}
@@ -190,8 +197,8 @@ def default_passes(spec: ModelSpec, options: Options,
 def _population(spec: ModelSpec, effect: str) -> str:
     """The population coefficient an effect deviates from, or "0": the one a centered
     term can take over (``Intercept`` is at the predictors' means when X is centered)."""
-    if effect == "Intercept":
-        return "Intercept" if spec.fixed.intercept else "0"
+    if effect == "Intercept":  # not an ordinal family's cutpoints: a vector
+        return "Intercept" if spec.fixed.intercept and not spec.family_row.cutpoints else "0"
     if effect in spec.fixed.names:
         return f"b[{spec.fixed.names.index(effect) + 1}]"
     return "0"
@@ -225,11 +232,19 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         names=spec.fixed.names, idents=spec.fixed.stan_names, X=spec.fixed.X,
         intercept=spec.fixed.intercept, intercept_prior=book.intercept,
         intercept_bounds=book.intercept_bounds, b_priors=book.b, horseshoe=book.horseshoe,
+        cutpoints=tuple(f"{a}|{b}" for a, b in zip(spec.categories, spec.categories[1:],
+                                                   strict=False)),
     )
     if book.horseshoe is not None:
         _check_horseshoe_columns(spec)
     names = Namespace(RESERVED)
     notes: list[str] = list(spec.fixed.notes)
+    if fam.cutpoints:
+        notes.append(f"Intercept: the {len(fixed.cutpoints)} ordered cutpoints between the "
+                     f"{len(spec.categories)} categories of {spec.response}, "
+                     "P(y <= k) = inv_logit(Intercept[k] - eta); eta has no intercept of "
+                     "its own, so a group intercept deviates from every cutpoint at once "
+                     "and no centered term takes them over")
     groups = []
     for g in spec.groups:
         ident = names.claim(g.term_name, GroupPart.derived_names)
@@ -262,6 +277,10 @@ def make_plan(spec: ModelSpec, options: Options | None = None) -> Plan:
         family=fam, strategy=Rowwise(), response=spec.response, y=spec.y[obs], n=spec.n,
         obs=obs, se=spec.se, trials=spec.trials, log_lik=False, y_rep=False,
         se_expr=spec.formula.se or "", trials_expr=spec.formula.trials or "",
+        cens=spec.cens, y2=spec.y2, weights=spec.weights,
+        lb=spec.trunc[0] if spec.trunc else None, ub=spec.trunc[1] if spec.trunc else None,
+        cens_expr=spec.formula.cens or "", y2_expr=spec.formula.y2 or "",
+        weights_expr=spec.formula.weights or "", categories=spec.categories,
     )
     plan = Plan(
         formula=spec.formula.text, family=fam, n=spec.n, n_obs=spec.n_obs, fixed=fixed,

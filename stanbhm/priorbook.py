@@ -63,7 +63,11 @@ def resolve(spec: ModelSpec) -> PriorBook:
         given = user("Intercept")
         if given:
             intercept = given[1]
-            intercept_bounds = intersect(given[0], intercept, -math.inf, "Intercept", True)
+            # an ordinal family's cutpoints are an ordered vector, which Stan cannot bound
+            intercept_bounds = intersect(given[0], intercept, -math.inf, "Intercept",
+                                         not fam.cutpoints)
+        elif fam.intercept_prior is not None:  # fixed, as brms's for the cutpoints
+            intercept = parse_prior("Intercept", fam.intercept_prior, "Intercept")
         else:
             loc = fam.intercept_location(y, trials, offset)
             intercept = Prior("student_t", ("3", fmt(loc), fmt(scale)), from_data=(1, 2))
@@ -114,10 +118,11 @@ def resolve(spec: ModelSpec) -> PriorBook:
         given = user(param.name)
         if given:
             aux[param.name] = given[1]
-            aux_bounds[param.name] = intersect(given[0], given[1], param.lower, param.name, True)
+            aux_bounds[param.name] = intersect(given[0], given[1], param.lower, param.name, True,
+                                               param.upper)
         else:
             aux[param.name] = _default_aux(param.name, param.default_prior, scale)
-            aux_bounds[param.name] = Bounds(param.lower)
+            aux_bounds[param.name] = Bounds(param.lower, param.upper)
     return PriorBook(
         intercept=intercept, intercept_bounds=intercept_bounds, b=tuple(b), horseshoe=horseshoe,
         sd=sd, sd_bounds=sd_bounds, cor=cor, aux=aux, aux_bounds=aux_bounds,

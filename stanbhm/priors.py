@@ -351,18 +351,19 @@ def check_user_priors(
 # --------------------------------------------------------------------------- bounds
 
 
-def intersect(key: str, prior: Prior, lower: float, what: str, allow: bool) -> Bounds:
-    """The bounds a parameter with natural lower bound `lower` needs under `prior`."""
+def intersect(key: str, prior: Prior, lower: float, what: str, allow: bool,
+              upper: float = _INF) -> Bounds:
+    """The bounds a parameter with natural bounds `lower` (and `upper`, a probability's
+    1) needs under `prior`."""
     lo, hi = prior.support
-    new = Bounds(max(lower, lo), hi)
+    new = Bounds(max(lower, lo), min(upper, hi))
     if new.lower >= new.upper:
-        raise SpecError(
-            f"prior '{key}' = '{prior}' puts no mass where {what} can be "
-            f"(at or above {_number(lower)})"
-        )
+        where = f"at or above {_number(lower)}" if upper == _INF else \
+            f"between {_number(lower)} and {_number(upper)}"
+        raise SpecError(f"prior '{key}' = '{prior}' puts no mass where {what} can be ({where})")
     # A positive-support prior on a parameter already bounded at 0 needs no new bound.
-    if new.lower == lower and new.upper == _INF:
-        return Bounds(lower)
+    if new.lower == lower and new.upper == upper:
+        return Bounds(lower, upper)
     if not allow:
         raise SpecError(
             f"prior '{key}' = '{prior}' has support [{_number(lo)}, {_number(hi)}], but "

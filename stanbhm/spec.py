@@ -239,6 +239,14 @@ class ModelSpec:
         priors: the user's priors, parsed: ``{(class, target): (key as given, Prior)}``.
         data_summary: ``{"mean", "sd"}`` of the observed outcome, for scaling default
             priors the way brms and rstanarm do (sd is 0.0 with fewer than two rows).
+        cens: ``(N_all,)`` int64 censoring codes from ``cens()``, brms's: 0 none, 1 right,
+            -1 left, 2 interval (0 on rows without an observed outcome), else None.
+        y2: ``(N_all,)`` float64 upper bounds of the interval-censored rows from
+            ``cens(c, y2)`` (0 on the other rows), else None.
+        weights: ``(N_all,)`` float64 row weights from ``weights()``, else None.
+        trunc: ``(lb, ub)`` from ``trunc()``, None for a side not given, else None.
+        link: the family's link when not its own (``"probit"``), else None.
+        categories: an ordinal outcome's category labels in order (`y` holds 1 to K).
     """
 
     formula: Formula
@@ -253,6 +261,12 @@ class ModelSpec:
     offset: np.ndarray | None
     priors: dict[tuple[str, str | None], tuple[str, Prior]]
     data_summary: dict[str, float]
+    cens: np.ndarray | None = None
+    y2: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    trunc: tuple[float | None, float | None] | None = None
+    link: str | None = None
+    categories: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -266,7 +280,7 @@ class ModelSpec:
 
     @property
     def family_row(self) -> Family:
-        return family_row(self.family)
+        return family_row(self.family, self.link)
 
     def prior(self, cls: str, target: str | None = None) -> Prior | None:
         """The user's prior for a parameter, or None to use the default.
@@ -735,6 +749,122 @@ def trials_values(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -
     return values.astype(np.int64)
 
 
+#: The words and codes of a censoring column, brms's: each value's code.
+CENSORING = {"none": 0, "right": 1, "left": -1, "interval": 2}
+
+
+def censoring_values(column: str, data: pd.DataFrame, observed: np.ndarray) -> np.ndarray:
+    """The codes of ``cens(column)`` per row (0 where the outcome is not observed): the
+    words 'none', 'right', 'left', 'interval' (any case), brms's codes 0, 1, -1, 2, or
+    True (right) and False (none), as brms reads them."""
+    _require_columns([column], data, "cens()")
+    series = data[column]
+    codes = np.zeros(len(series), dtype=np.int64)
+    bad: dict[str, None] = {}
+    missing = 0
+    for i, value in enumerate(series.to_numpy(dtype=object)):
+        if not observed[i]:
+            continue
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            missing += 1
+            continue
+        if isinstance(value, bool | np.bool_):
+            codes[i] = 1 if value else 0
+        elif isinstance(value, str) and value.strip().lower() in CENSORING:
+            codes[i] = CENSORING[value.strip().lower()]
+        elif (isinstance(value, int | float | np.integer | np.floating)
+              and float(value) in (0.0, 1.0, -1.0, 2.0)):
+            codes[i] = int(value)
+        else:
+            bad[repr(value)] = None
+    if missing:
+        raise SpecError(f"censoring column '{column}' has {_rows(missing)} with a missing "
+                        "value where the outcome is observed; use 'none' for an exact outcome")
+    if bad:
+        raise SpecError(f"censoring column '{column}' has values {_listing(bad)}; use 'none', "
+                        "'right', 'left', 'interval' or brms's codes 0, 1, -1, 2")
+    return codes
+
+
+def interval_bounds(expr: str, data: pd.DataFrame, response: str, y: np.ndarray,
+                    codes: np.ndarray, integer: bool) -> np.ndarray:
+    """The upper bounds of ``cens(c, y2)`` on the interval-censored rows (0 elsewhere):
+    finite, above the outcome (the interval is (y, y2]), whole for an integer outcome."""
+    name = _display(expr)
+    values = column_values(expr, data, "upper bound", "cens()")
+    interval = codes == 2
+    count = int((~np.isfinite(values[interval])).sum())
+    if count:
+        raise SpecError(f"upper bound '{name}' has {_rows(count)} with NaN or infinite values "
+                        "on interval-censored rows")
+    count = int((values[interval] <= y[interval]).sum())
+    if count:
+        raise SpecError(f"upper bound '{name}' is not above response '{response}' in "
+                        f"{_rows(count)} censored as 'interval'; the interval is (y, y2]")
+    if integer:
+        count = int((values[interval] != np.round(values[interval])).sum())
+        if count:
+            raise SpecError(f"upper bound '{name}' must hold whole numbers for an integer "
+                            f"outcome, but {_rows(count)} censored as 'interval' do not")
+    return np.where(interval, values, 0.0)
+
+
+def weight_values(expr: str, data: pd.DataFrame) -> np.ndarray:
+    """The row weights of ``weights(w)``: finite and non-negative in every row."""
+    values = predictor_values(expr, data, "weights", "weights()")
+    count = int((values < 0).sum())
+    if count:
+        raise SpecError(f"weights '{_display(expr)}' has {_rows(count)} with values < 0; "
+                        "weights must be non-negative")
+    return values
+
+
+def check_truncation(trunc: tuple[float | None, float | None], fam: Family, response: str,
+                     y: np.ndarray) -> None:
+    """The bounds fit the family's outcome, and every observed outcome is within them."""
+    lb, ub = trunc
+    if fam.integer and any(b is not None and b != round(b) for b in trunc):
+        raise SpecError(f"trunc() bounds must be whole numbers for the {fam.name} family, "
+                        f"whose outcome is an integer")
+    if fam.outcome != "real" and lb is not None and lb < 0:
+        raise SpecError(f"trunc(lb = {lb:g}) is below 0, where the {fam.name} family's "
+                        "outcome has no values; drop lb or make it at least 0")
+    values = y[~np.isnan(y)]
+    bad = int(((values < lb) if lb is not None else np.zeros(len(values), bool)).sum()
+              + ((values > ub) if ub is not None else np.zeros(len(values), bool)).sum())
+    if bad:
+        bounds = ", ".join(f"{k} = {v:g}" for k, v in zip(("lb", "ub"), trunc, strict=True)
+                           if v is not None)
+        raise SpecError(f"response '{response}' is outside the truncation bounds ({bounds}) "
+                        f"in {_rows(bad)}")
+
+
+def ordinal_values(expr: str, data: pd.DataFrame, family: str,
+                   ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """An ordinal outcome as categories 1 to K (NaN where missing) and, for an ordered
+    pandas Categorical, its categories' labels in order (for integers they follow from
+    the largest, once the values are checked). SpecError names the column otherwise."""
+    column = bare_column(expr)
+    if column is None or column not in data.columns:
+        return column_values(expr, data, "response", "the response"), ()
+    series = data[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        if not series.cat.ordered:
+            raise SpecError(
+                f"response '{column}' is an unordered pandas Categorical; the {family} "
+                f"family needs its categories in order: make it ordered "
+                f"(series.cat.as_ordered(), or pd.Categorical(..., ordered=True)) or give "
+                f"integer categories 1, 2, 3, ...")
+        codes = series.cat.codes.to_numpy()
+        values = np.where(codes < 0, np.nan, codes + 1.0)
+        return values, tuple(str(c) for c in series.cat.categories.to_numpy(dtype=object))
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        raise SpecError(
+            f"response '{column}' has dtype {series.dtype}; the {family} family needs integer "
+            f"categories 1, 2, 3, ... or an ordered pandas Categorical")
+    return column_values(expr, data, "response", "the response"), ()
+
+
 # --------------------------------------------------------------------------- entry
 
 
@@ -763,8 +893,10 @@ def build_spec(
     data: pd.DataFrame,
     family: str = "gaussian",
     priors: Mapping[str, str] | None = None,
+    link: str | None = None,
 ) -> ModelSpec:
-    """Bind `formula` to `data`, `family` and `priors`, validating all of them.
+    """Bind `formula` to `data`, `family` (under `link`, None for its own) and `priors`,
+    validating all of them.
 
     Raises FormulaError for an unparsable formula string, SpecError (a ValueError) for
     data, family or priors that do not fit, and TypeError for arguments of the wrong
@@ -772,7 +904,7 @@ def build_spec(
     its sd to its prior alone, and for fixed-effect columns dropped as aliased (see
     `aliased_columns`), whose coefficients only a prior would tell apart.
     """
-    fam = family_row(family)
+    fam = family_row(family, link)
     if priors is not None and not isinstance(priors, Mapping):
         raise TypeError(f"priors must be a dict, not {type(priors).__name__}")
     if not isinstance(formula, Formula):
@@ -785,6 +917,10 @@ def build_spec(
     if formula.trials is not None and not fam.needs_trials:
         raise SpecError(f"trials() can only be used with the {_families_with('needs_trials')} "
                         f"family, not '{family}'")
+    for term, given in (("cens", formula.cens), ("trunc", formula.trunc)):
+        if given is not None and fam.cdf is None:
+            raise SpecError(f"{term}() needs the family's cumulative distribution function, "
+                            f"which Stan does not have for the {family} family")
     if fam.needs_trials and formula.trials is None:
         raise SpecError(
             f"the {family} family needs the number of trials: write the response as "
@@ -792,7 +928,14 @@ def build_spec(
         )
 
     response = _display(formula.response)
-    y = column_values(formula.response, data, "response", "the response")
+    categories: tuple[str, ...] = ()
+    if fam.cutpoints:
+        if not formula.intercept:
+            raise SpecError(f"the {family} family's cutpoints are its intercepts: keep the "
+                            f"intercept in the formula (no '0 +' or '- 1')")
+        y, categories = ordinal_values(formula.response, data, family)
+    else:
+        y = column_values(formula.response, data, "response", "the response")
     infinite = int(np.isinf(y).sum())
     if infinite:
         raise SpecError(
@@ -808,6 +951,11 @@ def build_spec(
             f"response '{response}' must hold {problem[0]} for the {family} family, but "
             f"{_rows(problem[1])} do not"
         )
+    if fam.cutpoints and not categories:  # integers: categories 1 to the largest
+        categories = tuple(str(k) for k in range(1, int(np.max(y[observed])) + 1))
+    if fam.cutpoints and len(categories) < 2:
+        raise SpecError(f"response '{response}' has one category; the {family} family "
+                        f"needs at least 2")
 
     se = trials = offset = None
     if formula.se is not None:
@@ -822,6 +970,19 @@ def build_spec(
         trials = trials_values(formula.trials, data, response, y)
     if formula.offset is not None:
         offset = predictor_values(formula.offset, data, "offset", "offset()")
+    cens = y2 = weights = None
+    if formula.cens is not None:
+        cens = censoring_values(formula.cens, data, observed)
+        if formula.y2 is not None:
+            y2 = interval_bounds(formula.y2, data, response, y, cens, fam.integer)
+        elif (cens == 2).any():
+            raise SpecError(f"censoring column '{formula.cens}' has "
+                            f"{_rows(int((cens == 2).sum()))} censored as 'interval', which "
+                            "need the upper bound: write cens(" + formula.cens + ", y2)")
+    if formula.weights is not None:
+        weights = weight_values(formula.weights, data)
+    if formula.trunc is not None:
+        check_truncation(formula.trunc, fam, response, y)
 
     fixed = _fixed_effects(formula, data, observed)
     if fixed.dropped:
@@ -868,4 +1029,10 @@ def build_spec(
         offset=None if offset is None else _readonly(offset),
         priors=checked,
         data_summary=summary,
+        link=None if fam.link == family_row(family).link else fam.link,
+        categories=categories,
+        cens=None if cens is None else _readonly(cens),
+        y2=None if y2 is None else _readonly(y2),
+        weights=None if weights is None else _readonly(weights),
+        trunc=formula.trunc,
     )

@@ -70,7 +70,10 @@ def _population(fit: Fitted) -> dict[str, xr.DataArray]:
     draws = fit.draws
     rows = {}
     intercept = "b_Intercept" if "b_Intercept" in draws else "Intercept"
-    if intercept in draws:
+    if intercept in draws and "cutpoint" in draws[intercept].dims:  # an ordinal model's
+        for k, name in enumerate(draws["cutpoint"].values, start=1):
+            rows[f"Intercept[{k}] ({name})"] = draws[intercept].sel(cutpoint=name)
+    elif intercept in draws:
         rows["Intercept"] = draws[intercept]
     if "b" in draws:
         coef = draws["b"].dims[-1]

@@ -75,3 +75,26 @@ def test_datasets_and_plots_come_with_the_package_import():
 
     assert sb.datasets.eight_schools()["school"].tolist() == list("ABCDEFGH")
     assert callable(sb.plots.ppc)
+
+
+def test_survey_answers_follow_the_cumulative_logit_it_documents() -> None:
+    from stanbhm.datasets import survey, survey_formula
+
+    df, truth = survey(seed=4, rows=40_000, states=8, categories=5)
+    again, _ = survey(seed=4, rows=40_000, states=8, categories=5)
+    pd.testing.assert_frame_equal(df, again)
+    assert list(df.columns) == ["age", "female", "college", "state", "w", "answer"]
+    assert set(df["answer"]) == {1, 2, 3, 4, 5} and df["state"].nunique() == 8
+    assert abs(df["w"].mean() - 1) < 1e-12 and (df["w"] > 0).all()
+    np.testing.assert_allclose(truth["cutpoints"], [-1.5, -0.5, 0.5, 1.5])
+    # the share answering at most k is the mean of inv_logit(cutpoint_k - eta)
+    state = df["state"].str[2:].astype(int).to_numpy()
+    eta = df[["age", "female", "college"]].to_numpy() @ truth["b"] + truth["state"][state]
+    for k, c in enumerate(truth["cutpoints"], start=1):
+        expected = np.mean(1 / (1 + np.exp(eta - c)))
+        assert abs(np.mean(df["answer"] <= k) - expected) < 0.01
+    labelled, _ = survey(seed=4, rows=50, categorical=True)
+    assert labelled["answer"].cat.ordered
+    assert list(labelled["answer"].cat.categories) == ["c1", "c2", "c3", "c4", "c5"]
+    model = sb.Model(survey_formula(), labelled, family="cumulative")
+    assert model.stan_data()["N_cat"] == 5

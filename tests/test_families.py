@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from exact import log_density
+from scipy import special, stats
 
 import stanbhm as sb
 from stanbhm.datasets import wide_regression
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.slow
 G = 15
 
 
-def simulate(family: str, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def simulate(family: str, seed: int, link: str | None = None,
+             ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     n = 600
     g = rng.integers(0, G, size=n)
@@ -58,19 +60,69 @@ def simulate(family: str, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray
         shape = 5.0
         df["y"] = rng.gamma(shape, np.exp(eta) / shape)
         truth["shape"] = np.array([shape])
+    if link is not None:  # bernoulli and binomial under another link
+        p = sb.LINKS[link].mean(eta)
+        df["y"] = rng.binomial(df["n"] if family == "binomial" else 1, p)
+    phi, zero = 4.0, 0.3
+    mu = np.exp(eta)
+    if family.startswith("zero_inflated"):
+        counts = rng.poisson(mu) if family.endswith("poisson") else \
+            rng.negative_binomial(phi, phi / (phi + mu))
+        df["y"] = np.where(rng.uniform(size=n) < zero, 0, counts)
+        truth["zi"] = np.array([zero])
+    elif family.startswith("hurdle"):
+        positive = np.zeros(n, dtype=int)  # the count part, drawn again while 0
+        while (positive == 0).any():
+            rows = np.flatnonzero(positive == 0)
+            m = mu[rows]
+            positive[rows] = rng.poisson(m) if family.endswith("poisson") else \
+                rng.negative_binomial(phi, phi / (phi + m))
+        df["y"] = np.where(rng.uniform(size=n) < zero, 0, positive)
+        truth["hu"] = np.array([zero])
+    if family.endswith("negbinomial") and family != "negbinomial":
+        truth["phi"] = np.array([phi])
+    if family == "beta":
+        precision = 20.0
+        m = special.expit(eta)
+        df["y"] = rng.beta(m * precision, (1 - m) * precision)
+        truth["phi"] = np.array([precision])
+    if family == "cumulative":  # no intercept: the cutpoints at x = 0 are b_Intercept
+        cutpoints = np.array([-1.0, 0.0, 1.2])
+        latent = eta - intercept + rng.logistic(size=n)
+        df["y"] = 1 + np.searchsorted(cutpoints, latent)
+        truth["b_Intercept"] = cutpoints
     return df, truth
 
 
 FORMULAS = {
     "binomial": "y | trials(n) ~ x + z + (1 | g)",
 }
+#: Every family under its own link, and the other links (one program each: probit on
+#: the bernoulli, cloglog on the binomial)
+CASES = [(f, None) for f in sb.FAMILIES] + [("bernoulli", "probit"), ("binomial", "cloglog")]
+#: The families and links of issue 31, whose log densities are checked against scipy's
+NEW = [(f, link) for f, link in CASES if link is not None or f in (
+    "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson",
+    "hurdle_negbinomial", "beta", "cumulative")]
 
 
-@pytest.mark.parametrize("family", list(sb.FAMILIES))
-def test_truth_inside_90_percent_intervals(family):
-    df, truth = simulate(family, seed=sum(map(ord, family)))
+def _id(case) -> str:
+    return case[0] if case[1] is None else f"{case[0]}-{case[1]}"
+
+
+def case_model(family: str, link: str | None) -> tuple[sb.Model, pd.DataFrame, dict]:
+    """The recovery test's model of a case (the log density test compiles the same
+    program)."""
+    df, truth = simulate(family, seed=sum(map(ord, family + (link or ""))), link=link)
     formula = FORMULAS.get(family, "y ~ x + z + (1 | g)")
-    model = sb.Model(formula, df, family=family, parameterization="noncentered")
+    model = sb.Model(formula, df, family=family, link=link, parameterization="noncentered")
+    return model, df, truth
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_truth_inside_90_percent_intervals(case):
+    family, link = case
+    model, df, truth = case_model(family, link)
     fit = model.fit(chains=4, parallel_chains=4, seed=5, iter_warmup=500, iter_sampling=500)
     inside = total = 0
     for name, values in truth.items():
@@ -82,6 +134,182 @@ def test_truth_inside_90_percent_intervals(family):
     k = int(stats.binom.ppf(1e-3, total, 0.9))
     assert inside >= k, f"{family}: {inside} of {total} true values inside (need {k})"
     assert fit.diagnostics()["rhat_max"] < 1.05
+    if case in NEW:
+        _check_outputs(model, fit, df, case)
+
+
+def _check_outputs(model: sb.Model, fit, df: pd.DataFrame, case) -> None:
+    """log_lik at 20 draws is scipy's pointwise log density (the program's one-row
+    density, constants kept); the predictions' mu is the family's mean of eta; y_rep
+    takes the outcome's values."""
+    family, link = case
+    cmdstan = fit.cmdstan
+    log_lik = cmdstan.stan_variable("log_lik")
+    for i in range(0, 2000, 100):
+        point = {n: np.asarray(cmdstan.stan_variable(n)[i]) for n in _parameters(model)}
+        eta = _eta(model, df, point)
+        # the draws and log_lik come through CmdStan's CSV, 6 significant figures
+        np.testing.assert_allclose(log_lik[i], _loglik(family, link, df, eta, point),
+                                   rtol=1e-4, atol=1e-4)
+    y_rep = cmdstan.stan_variable("y_rep")
+    if family == "cumulative":
+        assert set(np.unique(y_rep)) <= {1, 2, 3, 4}
+    elif family == "beta":
+        assert ((y_rep > 0) & (y_rep < 1)).all()
+    else:
+        assert (y_rep >= 0).all() and (y_rep == np.round(y_rep)).all()
+    if family.startswith("hurdle"):  # a zero only with probability hu
+        share = (y_rep == 0).mean(axis=1)
+        assert abs(np.mean(share) - np.mean(cmdstan.stan_variable("hu"))) < 0.02
+    predicted = fit.predict(df.head(8), seed=2).predictions
+    eta, mu = predicted["eta"].values.reshape(-1, 8), predicted["mu"].values.reshape(-1, 8)
+    draws = {n: cmdstan.stan_variable(n) for n in ("zi", "hu", "phi", "Intercept")
+             if n in _parameters(model)}
+    expected = _mean(family, link, df.head(8), eta, draws, model)
+    np.testing.assert_allclose(mu, expected, rtol=1e-4)
+    if family == "cumulative":  # one row per cutpoint, at x = 0
+        rows = list(fit.summary().population.index)
+        assert rows[:3] == ["Intercept[1] (1|2)", "Intercept[2] (2|3)", "Intercept[3] (3|4)"]
+
+
+def _parameters(model: sb.Model) -> list[str]:
+    return list(model.compile().src_info()["parameters"])
+
+
+def _eta(model: sb.Model, df: pd.DataFrame, point: dict) -> np.ndarray:
+    """The linear predictor of every row at `point` (noncentered g), X centered; without
+    the cutpoints for the ordinal family."""
+    X = df[["x", "z"]].to_numpy()
+    eta = (X - X.mean(axis=0)) @ point["b"]
+    if not model.plan.fixed.cutpoints:
+        eta = eta + point["Intercept"]
+    levels = model.plan.groups[0].levels
+    index = pd.Categorical(df["g"], categories=levels).codes
+    return eta + point["sd_g"] * point["z_g"][index]
+
+
+def _loglik(family: str, link: str | None, df: pd.DataFrame, eta: np.ndarray,
+            point: dict) -> np.ndarray:
+    """scipy's log density of each row."""
+    y = df["y"].to_numpy()
+    if link is not None:
+        p = sb.LINKS[link].mean(eta)
+        n = df["n"].to_numpy() if family == "binomial" else 1
+        return stats.binom.logpmf(y, n, p)
+    if family == "beta":
+        m, phi = special.expit(eta), point["phi"]
+        return stats.beta.logpdf(y, m * phi, (1 - m) * phi)
+    if family == "cumulative":
+        cut = np.concatenate([[-np.inf], point["Intercept"], [np.inf]])
+        upper, lower = cut[y.astype(int)], cut[y.astype(int) - 1]
+        return np.log(special.expit(upper - eta) - special.expit(lower - eta))
+    mu = np.exp(eta)
+    if family.endswith("poisson"):
+        count = stats.poisson(mu)
+    else:
+        phi = point["phi"]
+        count = stats.nbinom(phi, phi / (phi + mu))
+    if family.startswith("zero_inflated"):
+        zi = point["zi"]
+        return np.where(y == 0, np.log(zi + (1 - zi) * count.pmf(0)),
+                        np.log1p(-zi) + count.logpmf(y))
+    hu = point["hu"]
+    return np.where(y == 0, np.log(hu), np.log1p(-hu) + count.logpmf(y)
+                    - np.log1p(-count.pmf(0)))
+
+
+def _mean(family: str, link: str | None, df: pd.DataFrame, eta: np.ndarray, draws: dict,
+          model: sb.Model) -> np.ndarray:
+    """The family's expected outcome given eta, per draw (rows of eta)."""
+    if link is not None:
+        p = sb.LINKS[link].mean(eta)
+        return p * (df["n"].to_numpy() if family == "binomial" else 1)
+    if family == "beta":
+        return special.expit(eta)
+    if family == "cumulative":  # eta is relative to the cutpoints Intercept
+        cut = draws["Intercept"]
+        return 1 + special.expit(eta[:, :, None] - cut[:, None, :]).sum(axis=2)
+    mu = np.exp(eta)
+    if family.startswith("zero_inflated"):
+        return (1 - draws["zi"][:, None]) * mu
+    if family.endswith("poisson"):
+        positive = -np.expm1(-mu)
+    else:
+        phi = draws["phi"][:, None]
+        positive = 1 - (phi / (phi + mu)) ** phi
+    return (1 - draws["hu"][:, None]) * mu / positive
+
+
+def _random_point(model: sb.Model, rng: np.random.Generator) -> dict:
+    """A point of the parameters, each in its support."""
+    plan = model.plan
+    point = {"b": rng.normal(0, 0.5, size=plan.fixed.k),
+             "sd_g": float(rng.uniform(0.2, 1.2)),
+             "z_g": rng.normal(size=plan.groups[0].n_levels)}
+    if plan.fixed.cutpoints:
+        point["Intercept"] = np.sort(rng.normal(0, 1.5, size=len(plan.fixed.cutpoints)))
+    else:
+        point["Intercept"] = float(rng.uniform(-1, 1))
+    for a in plan.aux.params:
+        point[a.name] = float(rng.uniform(0.1, 0.8) if a.name in ("zi", "hu") else
+                              rng.uniform(5, 40) if plan.family.name == "beta" else
+                              rng.uniform(1, 10))
+    return point
+
+
+_PRIORS = {
+    "normal": lambda x, m, s: stats.norm.logpdf(x, m, s),
+    "student_t": lambda x, df, m, s: stats.t.logpdf(x, df, m, s),
+    "gamma": lambda x, a, b: stats.gamma.logpdf(x, a, scale=1 / b),
+    "beta": lambda x, a, b: stats.beta.logpdf(x, a, b),
+}
+
+
+def _log_prior(model: sb.Model, point: dict) -> float:
+    """The priors at `point`, as the plan states them (data-scaled arguments read from
+    the program's data)."""
+    data = model.stan_data()
+    plan = model.plan
+
+    def density(prior, x, target):
+        args = [data[f"prior_{role}_{target}"] if i in prior.from_data else float(arg)
+                for i, (arg, role) in enumerate(zip(prior.args, _ROLES[prior.dist],
+                                                   strict=True))]
+        return float(np.sum(_PRIORS[prior.dist](np.asarray(x), *args)))
+
+    total = density(plan.fixed.intercept_prior, point["Intercept"], "Intercept")
+    total += density(plan.fixed.b_priors[0], point["b"], "b")
+    total += density(plan.groups[0].sd_priors[0], point["sd_g"], "sd_g")
+    total += float(stats.norm.logpdf(point["z_g"]).sum())
+    for a in plan.aux.params:
+        total += density(a.prior, point[a.name], a.name)
+    return total
+
+
+_ROLES = {"normal": ("location", "scale"), "student_t": ("df", "location", "scale"),
+          "gamma": ("shape", "rate"), "beta": ("alpha", "beta")}
+
+
+@pytest.mark.parametrize("case", NEW, ids=_id)
+def test_log_density_is_scipys_plus_the_priors(case):
+    """At 20 random points the program's log density (constants dropped, no Jacobian)
+    is scipy's log likelihood plus the priors, a constant apart: the rows' vectorized
+    density, the family's aux parameters and their default priors (zi and hu beta(1, 1),
+    the beta's phi gamma(0.01, 0.01), the cutpoints student_t(3, 0, 2.5))."""
+    family, link = case
+    model, df, _ = case_model(family, link)
+    rng = np.random.default_rng(11)
+    gaps = []
+    for _ in range(20):
+        point = _random_point(model, rng)
+        # where 1 - exp(-exp(eta)) rounds to 1 the cloglog's density of a failure is -inf
+        while link is not None and _eta(model, df, point).max() > 3:
+            point = _random_point(model, rng)
+        expected = _loglik(family, link, df, _eta(model, df, point), point).sum()
+        expected += _log_prior(model, point)
+        params = {k: np.asarray(v).tolist() for k, v in point.items()}
+        gaps.append(log_density(model, params, prior_only=False) - expected)
+    assert max(gaps) - min(gaps) < 1e-7 * max(1.0, abs(expected)), gaps
 
 
 def test_horseshoe_on_a_wide_regression():

@@ -55,6 +55,10 @@ def test_simple_fixed_effects() -> None:
         "intercept": True,
         "offset": None,
         "groups": (),
+        "cens": None,
+        "y2": None,
+        "weights": None,
+        "trunc": None,
     }
     assert f.text == "y ~ x + z"
 
@@ -321,7 +325,8 @@ def test_error_message_exact_unknown_modifier() -> None:
     with pytest.raises(FormulaError) as info:
         Formula("y | sd(w) ~ x")
     assert str(info.value) == (
-        "unknown response modifier 'sd()' (expected se() or trials()) "
+        "unknown response modifier 'sd()' (expected se(), trials(), cens(), weights() or "
+        "trunc()) "
         "at position 5 in formula:\n  y | sd(w) ~ x\n      ^"
     )
 
@@ -361,7 +366,7 @@ def test_non_string_input(value: object) -> None:
         ("y + z ~ x", "unexpected '+' after the response", 2),
         ("1 ~ x", "the response must be", 0),
         ("y | foo(s) ~ x", "unknown response modifier 'foo()'", 4),
-        ("y | s ~ x", "expected se(...) or trials(...)", 4),
+        ("y | s ~ x", "expected se(), trials(), cens(), weights() or trunc()", 4),
         ("y | se(s) + se(t) ~ x", "'se()' given twice", 12),
         ("y | se() ~ x", "se() needs an argument", 7),
         ("y | trials(n, m) ~ x", "trials() takes exactly one argument", 12),
@@ -583,9 +588,8 @@ BRMS_TERMS = {
     "y ~ x + car(M, gr = g)": ("'car(M, gr = g)': spatial (CAR) terms are", 9),
     "y ~ x + (1 | gr(g, by = z))": ("'gr(g, by = z)': grouping options are", 14),
     "y ~ x + (1 | mm(g1, g2))": ("'mm(g1, g2)': multi-membership terms are", 14),
-    "y | cens(c) ~ x": ("'cens(c)': censored outcomes are", 5),
-    "y | weights(w) ~ x": ("'weights(w)': row weights are", 5),
-    "y | trunc(lb = 0) ~ x": ("'trunc(lb = 0)': truncated outcomes are", 5),
+    "y | subset(s) ~ x": ("'subset(s)': subsets of rows are", 5),
+    "y | rate(n) ~ x": ("'rate(n)': rates with a denominator are", 5),
 }
 
 
@@ -613,3 +617,57 @@ def test_distributional_formulas_are_refused(text) -> None:
 
 def test_a_backticked_name_is_not_a_brms_call() -> None:
     assert Formula("y ~ `s(x)` + x").fixed.startswith("1 + `s(x)`")
+
+
+# ---- addition terms: cens(), weights(), trunc()
+
+
+def test_censoring_with_and_without_an_upper_bound() -> None:
+    f = Formula("y | cens(status) ~ x")
+    assert (f.cens, f.y2, f.weights, f.trunc) == ("status", None, None, None)
+    g = Formula("y | cens(`my status`, y + 2) ~ x")
+    assert (g.cens, g.y2) == ("my status", "y + 2")
+    assert Formula("y ~ x").cens is None
+
+
+def test_weights_and_truncation() -> None:
+    assert Formula("y | weights(w) ~ x").weights == "w"
+    assert Formula("y | weights(1 / v) ~ x").weights == "1 / v"
+    assert Formula("y | trunc(lb = 0) ~ x").trunc == (0.0, None)
+    assert Formula("y | trunc(ub=104) ~ x").trunc == (None, 104.0)
+    assert Formula("y | trunc(1, 10) ~ x").trunc == (1.0, 10.0)
+    assert Formula("y | trunc(ub = 5, lb = -Inf) ~ x").trunc == (None, 5.0)
+
+
+def test_addition_terms_combine_in_any_order() -> None:
+    f = Formula("y | trials(n) + weights(w) + cens(c, u) + trunc(ub = 9) ~ x + (1 | g)")
+    assert (f.trials, f.weights, f.cens, f.y2, f.trunc) == ("n", "w", "c", "u", (None, 9.0))
+    assert f == Formula("y | trunc(ub = 9) + cens(c, u) + weights(w) + trials(n) ~ x + (1 | g)")
+    assert f != Formula("y | trials(n) + weights(w) + cens(c) + trunc(ub = 9) ~ x + (1 | g)")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("y | cens(c + 1) ~ x", "cens() takes a column name, not 'c + 1' (its values are "
+         "'none', 'right', 'left', 'interval' or 0, 1, -1, 2) at position 10"),
+        ("y | cens() ~ x", "cens() needs the censoring column at position 10"),
+        ("y | cens(c, u, v) ~ x", "cens() takes the censoring column and, for interval "
+         "censoring, the upper bound: at most two arguments at position 16"),
+        ("y | cens(c, ) ~ x", "cens() has an empty upper bound at position 13"),
+        ("y | cens(c) + cens(d) ~ x", "'cens()' given twice at position 15"),
+        ("y | weights(w, v) ~ x", "weights() takes exactly one argument at position 14"),
+        ("y | trunc() ~ x", "trunc() needs a finite lb or ub at position 5"),
+        ("y | trunc(ub = Inf) ~ x", "trunc() needs a finite lb or ub at position 5"),
+        ("y | trunc(lb = a) ~ x", "trunc() bounds are numbers, not 'a' at position 11"),
+        ("y | trunc(lo = 1) ~ x", "trunc() takes lb and ub, not 'lo' at position 11"),
+        ("y | trunc(1, 2, 3) ~ x", "trunc() takes at most two bounds, lb and ub at position 17"),
+        ("y | trunc(lb = 1, lb = 2) ~ x", "trunc() is given lb twice at position 19"),
+        ("y | trunc(lb = 5, ub = 1) ~ x", "trunc() needs lb < ub, not lb = 5, ub = 1 at "
+         "position 5"),
+    ],
+)
+def test_addition_term_errors_exact(text, message) -> None:
+    with pytest.raises(FormulaError) as err:
+        Formula(text)
+    assert str(err.value).splitlines()[0] == f"{message} in formula:"

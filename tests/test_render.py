@@ -84,6 +84,32 @@ class Case:
                         rewrites=self.rewrites, **self.options)
 
 
+def addition_data() -> pd.DataFrame:
+    """catalogue_data with the columns of the addition terms: a censoring status with
+    every kind (brms's words), interval upper bounds, row weights."""
+    df = catalogue_data()
+    rng = np.random.default_rng(31)
+    df["status"] = rng.choice(["none", "right", "left", "interval"], p=[0.6, 0.2, 0.1, 0.1],
+                              size=len(df))
+    df["no_interval"] = df["status"].replace("interval", "none")
+    df["upper"] = np.maximum(df["yc"], df["ys"]) + 2
+    df["w"] = rng.uniform(0.5, 2.0, size=len(df))
+    df["yc_missing"] = df["yc"].where(np.arange(len(df)) % 10 != 5)
+    return df
+
+
+def family_data() -> pd.DataFrame:
+    """catalogue_data with the outcomes of the beta and cumulative families: a proportion
+    and an ordinal answer 1 to 4, each also with missing values."""
+    df = catalogue_data()
+    rng = np.random.default_rng(32)
+    n = len(df)
+    df["prop"] = rng.beta(2, 3, size=n)
+    df["answer"] = rng.integers(1, 5, size=n)
+    df["answer_missing"] = df["answer"].where(np.arange(n) % 10 != 6)
+    return df
+
+
 EIGHT_SCHOOLS = "y | se(sigma) ~ 1 + (1 | school)"
 #: Model's output options switched off: no level effects, log_lik or y_rep drawn.
 NO_OUTPUTS = {"effects": False, "log_lik": False, "y_rep": False}
@@ -207,6 +233,38 @@ CASES: dict[str, Case] = {
                                     options={"log_lik": "marginal"}),
     "eight_schools_marginal_log_lik": Case(EIGHT_SCHOOLS, rewrites={"school": "marginalize"},
                                            options={"log_lik": "marginal"}, data=eight_schools),
+    # ---- addition terms: censored, weighted, truncated rows
+    "censored_negbinomial": Case("yc_missing | cens(status, upper) ~ x + (1 | g)",
+                                 family="negbinomial", data=addition_data),
+    "weighted_censored_binomial": Case("ys | trials(n) + weights(w) + cens(no_interval) ~ x",
+                                       family="binomial", data=addition_data),
+    "censored_known_se": Case("y | se(pos) + cens(no_interval) ~ x + (1 | g)",
+                              data=addition_data),
+    "truncated_lognormal": Case("pos | trunc(lb = 0.5, ub = 3) ~ x + (1 | g)",
+                                family="lognormal", parameterization="noncentered",
+                                data=addition_data),
+    "truncated_poisson": Case("yc | trunc(lb = 1) ~ x", family="poisson",
+                              data=lambda: addition_data().query("yc > 0")),
+    # ---- the families and links of issue 31: zero-inflated, hurdle, beta, ordinal
+    "zero_inflated_poisson": Case("yc ~ x + (1 | g)", family="zero_inflated_poisson",
+                                  parameterization="noncentered"),
+    "zero_inflated_negbinomial_threads": Case("yc ~ x + (1 + x | g)",
+                                              family="zero_inflated_negbinomial",
+                                              options={"threads": 2}),
+    "hurdle_poisson": Case("yc ~ x + offset(log(expo)) + (1 | g)", family="hurdle_poisson",
+                           parameterization="noncentered"),
+    "hurdle_negbinomial": Case("yc ~ x + (1 | g)", family="hurdle_negbinomial",
+                               parameterization="centered"),
+    "beta": Case("prop ~ x + (1 | g)", family="beta", parameterization="noncentered",
+                 data=family_data),
+    "bernoulli_probit": Case("yb ~ x + (1 | g)", family="bernoulli",
+                             parameterization="noncentered", options={"link": "probit"}),
+    "binomial_cloglog_missing": Case("ys_missing | trials(n) ~ x + (1 | g)", family="binomial",
+                                     options={"link": "cloglog"}),
+    "cumulative": Case("answer ~ x + z + (1 + x | g)", family="cumulative",
+                       parameterization="noncentered", data=family_data),
+    "cumulative_threads_missing": Case("answer_missing ~ x + (1 | g)", family="cumulative",
+                                       options={"threads": 2}, data=family_data),
 }
 
 
@@ -295,6 +353,10 @@ PEDANTIC_ALLOWED = (
     re.compile(r"The parameter phi has 2 priors"),
     # stanc 2.39's pedantic mode takes the function handed to reduce_sum for a variable
     re.compile(r"The variable partial_log_lik_lupmf may not have been assigned a value"),
+    # the beta family's phi ~ gamma(0.01, 0.01), brms's default, which stanc's pedantic
+    # mode warns of as a would-be noninformative prior
+    re.compile(r"There is a gamma or inverse-gamma distribution with parameters that are "
+               r"equal to each other and set to values less than 1"),
 )
 DECLARATION = re.compile(
     r"^\s*(int|real|vector|row_vector|matrix|array|corr_matrix|cholesky_factor_corr)\b.*;")

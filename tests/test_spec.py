@@ -172,7 +172,9 @@ def test_index_of_data_is_ignored(df: pd.DataFrame) -> None:
 def test_unknown_family(df: pd.DataFrame) -> None:
     assert error("y ~ x", df, family="Gaussian") == (
         "unknown family 'Gaussian'; choose one of: "
-        "gaussian, student_t, bernoulli, binomial, poisson, negbinomial, lognormal, gamma"
+        "gaussian, student_t, bernoulli, binomial, poisson, negbinomial, lognormal, gamma, "
+        "zero_inflated_poisson, zero_inflated_negbinomial, hurdle_poisson, "
+        "hurdle_negbinomial, beta, cumulative"
     )
 
 
@@ -981,3 +983,96 @@ def test_column_called_intercept_is_refused_clearly() -> None:
     )
     assert error("y ~ (1 + `Intercept` | g)", data).startswith(
         "two columns of the group term (1 + `Intercept` | g) are named 'Intercept'")
+
+
+# --------------------------------------------------------------------------- addition terms
+
+
+@pytest.fixture
+def counts() -> pd.DataFrame:
+    """Counts with every censoring kind, weights and interval upper bounds; the fourth
+    row's outcome is missing."""
+    return pd.DataFrame({"y": [3.0, 0.0, 5.0, np.nan, 2.0, 7.0],
+                         "x": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                         "c": ["none", "Right", "left", None, "interval", "none"],
+                         "u": [0.0, 0.0, 0.0, 0.0, 4.0, 0.0],
+                         "w": [1.0, 0.5, 2.0, 1.0, 0.0, 3.0]})
+
+
+def test_censoring_codes_words_numbers_and_booleans(counts) -> None:
+    spec = build_spec("y | cens(c, u) ~ x", counts, family="poisson")
+    assert spec.cens.tolist() == [0, 1, -1, 0, 2, 0]  # 0 where the outcome is missing
+    assert spec.y2.tolist() == [0, 0, 0, 0, 4, 0]
+    assert not spec.cens.flags.writeable
+    coded = counts.assign(c=[0, 1, -1, 5, 2, 0])  # a missing outcome's code is not read
+    assert build_spec("y | cens(c, u) ~ x", coded, family="poisson").cens.tolist() == \
+        [0, 1, -1, 0, 2, 0]
+    flags = counts.assign(c=[False, True, False, False, True, False])
+    assert build_spec("y | cens(c) ~ x", flags, family="poisson").cens.tolist() == \
+        [0, 1, 0, 0, 1, 0]
+
+
+def test_censoring_errors_name_the_column(counts) -> None:
+    assert error("y | cens(k) ~ x", counts, family="poisson").startswith(
+        "column 'k' (used in cens()) is not in the data")
+    assert error("y | cens(c, u) ~ x", counts.assign(c=["none", "up", "3", None, "x", 7]),
+                 family="poisson") == (
+        "censoring column 'c' has values 'up', '3', 'x', 7; use 'none', 'right', 'left', "
+        "'interval' or brms's codes 0, 1, -1, 2")
+    assert error("y | cens(c, u) ~ x", counts.assign(c=[None, "none", None, None, "none", 0]),
+                 family="poisson") == (
+        "censoring column 'c' has 2 rows with a missing value where the outcome is observed; "
+        "use 'none' for an exact outcome")
+    assert error("y | cens(c) ~ x", counts, family="poisson") == (
+        "censoring column 'c' has 1 row censored as 'interval', which need the upper bound: "
+        "write cens(c, y2)")
+    assert error("y | cens(c, u) ~ x", counts.assign(u=[0.0, 0, 0, 0, 2.0, 0]),
+                 family="poisson") == (
+        "upper bound 'u' is not above response 'y' in 1 row censored as 'interval'; the "
+        "interval is (y, y2]")
+    assert error("y | cens(c, u) ~ x", counts.assign(u=[0.0, 0, 0, 0, 4.5, 0]),
+                 family="poisson") == (
+        "upper bound 'u' must hold whole numbers for an integer outcome, but 1 row censored "
+        "as 'interval' do not")
+    assert error("y | cens(c, u) ~ x", counts.assign(u=[0.0, 0, 0, 0, np.nan, 0]),
+                 family="poisson") == (
+        "upper bound 'u' has 1 row with NaN or infinite values on interval-censored rows")
+    # a real outcome's interval bound need not be whole
+    assert build_spec("y | cens(c, u) ~ x", counts.assign(u=[0.0, 0, 0, 0, 4.5, 0])).y2[4] == 4.5
+
+
+def test_weights_must_be_finite_and_non_negative(counts) -> None:
+    spec = build_spec("y | weights(w) ~ x", counts, family="poisson")
+    assert spec.weights.tolist() == [1.0, 0.5, 2.0, 1.0, 0.0, 3.0]
+    assert error("y | weights(w) ~ x", counts.assign(w=[1.0, -1, 2, 1, -0.5, 3]),
+                 family="poisson") == (
+        "weights 'w' has 2 rows with values < 0; weights must be non-negative")
+    assert error("y | weights(w) ~ x", counts.assign(w=[1.0, np.inf, 2, 1, 1, 3]),
+                 family="poisson") == (
+        "column 'w' has 1 row with NaN or infinite values; remove or impute them")
+
+
+def test_truncation_bounds_are_checked_against_the_outcome(counts) -> None:
+    assert build_spec("y | trunc(lb = 0, ub = 7) ~ x", counts, family="poisson").trunc == \
+        (0.0, 7.0)
+    assert error("y | trunc(lb = 1, ub = 6) ~ x", counts, family="poisson") == (
+        "response 'y' is outside the truncation bounds (lb = 1, ub = 6) in 2 rows")
+    assert error("y | trunc(ub = 2.5) ~ x", counts, family="poisson") == (
+        "trunc() bounds must be whole numbers for the poisson family, whose outcome is an "
+        "integer")
+    assert error("y | trunc(lb = -1) ~ x", counts, family="negbinomial") == (
+        "trunc(lb = -1) is below 0, where the negbinomial family's outcome has no values; drop "
+        "lb or make it at least 0")
+    # a real outcome may be truncated anywhere
+    assert build_spec("y | trunc(lb = -1.5) ~ x", counts).trunc == (-1.5, None)
+
+
+def test_a_family_without_a_cdf_refuses_cens_and_trunc(counts, monkeypatch) -> None:
+    import dataclasses
+
+    monkeypatch.setitem(FAMILIES, "poisson", dataclasses.replace(FAMILIES["poisson"], cdf=None))
+    for term in ("cens(c, u)", "trunc(lb = 0)"):
+        assert error(f"y | {term} ~ x", counts, family="poisson") == (
+            f"{term.split('(')[0]}() needs the family's cumulative distribution function, "
+            "which Stan does not have for the poisson family")
+    assert build_spec("y | weights(w) ~ x", counts, family="poisson").weights is not None

@@ -47,7 +47,7 @@ class Beta(Kind):
     def family_reason(self, family) -> str:
         if family.conjugate_intercept != "beta":
             return (f"beta probabilities are conjugate to bernoulli and binomial rows, "
-                    f"not to the {family.name} family")
+                    f"not to the {family.title} family")
         return ""
 
     def term_reason(self, spec: ModelSpec, group: GroupEffects) -> str:

@@ -35,7 +35,7 @@ class Gamma(Kind):
     def family_reason(self, family) -> str:
         if family.conjugate_intercept != "gamma":
             return (f"gamma multipliers are conjugate to poisson rows, not to the "
-                    f"{family.name} family")
+                    f"{family.title} family")
         return ""
 
     def decision(self, term: str) -> str:

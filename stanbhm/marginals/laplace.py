@@ -34,6 +34,10 @@ class Laplace(Kind):
     def family_reason(self, family) -> str:
         if family.conjugate_intercept == "normal":
             return "a gaussian outcome's effects are integrated out exactly; use 'marginalize'"
+        if family.cutpoints or family.functions:
+            return (f"the {family.title} family's density is not one of Stan's own with the "
+                    "family parameters as reals (cutpoints, or a function of the program), "
+                    "which is what the rows' likelihood passed to laplace_marginal takes")
         return ""
 
     def term_reason(self, spec: ModelSpec, group: GroupEffects) -> str:

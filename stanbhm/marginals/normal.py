@@ -47,11 +47,11 @@ class Normal(Kind):
         others = {"gamma": "'gamma_poisson' integrates out gamma multipliers",
                   "beta": "'beta_binomial' integrates out beta probabilities"}
         if family.conjugate_intercept in others:
-            return (f"the {family.name} family has no exact normal marginal; "
+            return (f"the {family.title} family has no exact normal marginal; "
                     f"{others[family.conjugate_intercept]} instead (a different model for "
                     "the effects, asked for by name)")
         if family.conjugate_intercept != "normal":
-            return (f"the {family.name} family has no exact normal marginal; group "
+            return (f"the {family.title} family has no exact normal marginal; group "
                     "intercepts are integrated out of gaussian outcomes only")
         return ""
 

@@ -86,7 +86,9 @@ class Collapse:
         if rule == "gaussian cells" and lik.se is not None:
             return "known standard errors: the rows are already the statistics"
         if rule not in RULES:
-            return f"the {lik.family.name} family has no exact collapse of counts"
+            return f"the {lik.family.title} family has no exact collapse of counts"
+        if lik.additions:
+            return f"{lik.addition_reason}; a cell stands for plain rows only"
         if isinstance(lik.strategy, MarginalRows) and lik.marginal.kind.cell_rule == rule:
             return ""  # the cells give the level sums of the term integrated out
         if not isinstance(lik.strategy, Rowwise):

@@ -38,10 +38,12 @@ class Glm(InSteps):
         if self.request == "never":
             return "glm='never' requested"
         if lik.family.glm is None:
-            return f"the {lik.family.name} family has no GLM kernel in Stan"
+            return f"the {lik.family.title} family has no GLM kernel in Stan"
         if not isinstance(lik.strategy, Rowwise):
             return (f"the likelihood is rewritten ({lik.strategy.rewritten_as}), not one term "
                     "per row")
+        if lik.additions:
+            return f"{lik.addition_reason}: not the kernel's likelihood"
         if plan.fixed.design(plan.fit_rows) is None:
             return "no population coefficient is left in the likelihood (no X * b)"
         return ""

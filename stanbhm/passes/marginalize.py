@@ -37,6 +37,18 @@ if TYPE_CHECKING:
 SUBJECT = "marginalization"
 
 
+def additions_reason(spec: ModelSpec) -> str:
+    """Why no group intercept is integrated out of censored, weighted or truncated rows
+    ("" when the rows have no such addition term)."""
+    terms = [name for name, given in (("cens()", spec.cens is not None),
+                                      ("weights()", spec.weights is not None),
+                                      ("trunc()", spec.trunc is not None)) if given]
+    if not terms:
+        return ""
+    return (f"the rows have {' and '.join(terms)}, and the marginal kinds integrate the "
+            "effects out of plain rows only")
+
+
 @dataclass(frozen=True)
 class Marginalize(InSteps):
     """Integrates out the level effects of one gaussian group intercept."""
@@ -50,7 +62,10 @@ class Marginalize(InSteps):
         kinds = by_rewrite()
         wanted = {g.term_name: term_choice(self.rewrites, g.term_name) for g in spec.groups}
         asked = {t: kinds[c] for t, c in wanted.items() if c in kinds}
+        plan_reason = additions_reason(spec)
         for term, kind in asked.items():
+            if plan_reason:
+                raise PlanError(f"rewrites[{term!r}] = {wanted[term]!r}: {plan_reason}")
             why = self.impossible(spec, term, kind)
             if why:
                 raise PlanError(f"rewrites[{term!r}] = {wanted[term]!r}: {why}")
@@ -61,6 +76,8 @@ class Marginalize(InSteps):
             return asked, ""
         if not spec.groups:
             return {}, "no group term"
+        if plan_reason:
+            return {}, plan_reason
         if self.rewrites == "none":
             return {}, "rewrites='none' requested"
         family = NORMAL.family_reason(spec.family_row)

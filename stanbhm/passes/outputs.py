@@ -55,6 +55,9 @@ class OutputPass(InSteps):
         """What log_lik holds when the likelihood was rewritten: still one value per
         observed row, as in the plain program, so az.loo compares the two."""
         lik = plan.likelihood
+        if self.output == "log_lik" and lik.additions:
+            return ("; a censored row's is its log probability (lccdf, lcdf), a truncated "
+                    "row's renormalized, a weighted row's times its weight, as brms")
         if self.output != "log_lik" or isinstance(lik.strategy, Rowwise):
             return ""
         if lik.marginal is not None:

@@ -55,6 +55,10 @@ class Threads(InSteps):
                             f"the effects of {lik.marginal.name} are integrated out "
                             f"({lik.marginal.kind.name}); only a gaussian intercept integrated out "
                             "over the rows is summed over slices of its levels", applied=False)
+        if lik.additions:
+            return Decision(SUBJECT, "one per chain",
+                            f"{lik.addition_reason}, written by kind of row or one row at a "
+                            "time; reduce_sum slices are not written for them", applied=False)
         if not isinstance(lik.strategy, Rowwise) and levels is None:
             return Decision(SUBJECT, "one per chain",
                             f"the likelihood is rewritten ({lik.strategy.rewritten_as}), not a "
