@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arrays import at_rows
 from .parts import b_runs
 from .rewrites import allowed
 from .strategies import MarginalRows, Rowwise
@@ -69,18 +70,18 @@ def level_design(plan: Plan) -> Design:
     fixed = plan.fixed
     lik = plan.likelihood
     obs = lik.obs
-    # the design's columns: (label, values over the fitted rows, population coefficient)
-    columns: list[tuple[str, np.ndarray, str]] = []
+    # the design's columns: (label, values over the fitted rows (None: filled from X
+    # below, in one pass), population coefficient)
+    columns: list[tuple[str, np.ndarray | float | None, str]] = []
     keys: dict[tuple, int] = {}
     if fixed.intercept or any("Intercept" in g.effects for g in groups):
         keys[("1",)] = len(columns)
-        columns.append(("Intercept", np.ones(len(obs)), fixed.fitted_intercept or ""))
-    X = fixed.X[obs]
+        columns.append(("Intercept", 1.0, fixed.fitted_intercept or ""))
+    first_x = len(columns)
     for j, name in enumerate(fixed.names):
         keys[("X", name)] = len(columns)
-        values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
         pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
-        columns.append((name, values, pop))
+        columns.append((name, None, pop))
     owners: list[list[tuple[GroupPart, int]]] = [[] for _ in columns]
     for g in groups:
         for e, effect in enumerate(g.effects):
@@ -88,16 +89,24 @@ def level_design(plan: Plan) -> Design:
             if key not in keys:  # a varying covariate with no population coefficient
                 key = ("Z", g.term_name, effect)
                 keys[key] = len(columns)
-                columns.append((effect, g.Z[obs, e], ""))
+                columns.append((effect, at_rows(g.Z[:, e], obs), ""))
                 owners.append([])
             owners[keys[key]].append((g, e))
     levels = [[g.level_column(e) for g, e in parts] for parts in owners]
     # a level slope multiplies its raw covariate, X's centered column plus its mean:
     # the mean times the slope joins the intercept column's coefficient
+    D = np.empty((len(obs), len(columns)))
+    D[:, first_x:first_x + fixed.k] = at_rows(fixed.X, obs)
+    for c, (_, values, _) in enumerate(columns):
+        if values is not None:
+            D[:, c] = values
     offsets = np.zeros(len(columns))
+    if fixed.centered and fixed.k:
+        X = D[:, first_x:first_x + fixed.k]
+        offsets[first_x:first_x + fixed.k] = means = X.mean(axis=0)
+        X -= means
     for j in range(fixed.k if fixed.centered else 0):
         c = keys[("X", fixed.names[j])]
-        offsets[c] = X[:, j].mean()
         levels[keys[("1",)]] += [f"means_X[{j + 1}] * {column}" for column in levels[c]]
     first = factor_group(plan)
     exprs = []
@@ -112,7 +121,7 @@ def level_design(plan: Plan) -> Design:
     # a column no level effect varies holds its population coefficient on every level
     pure = [pop if not parts else "" for (_, _, pop), parts in zip(columns, levels, strict=True)]
     return Design(labels=tuple(c[0] for c in columns),
-                  D=np.column_stack([values for _, values, _ in columns]),
+                  D=D,
                   theta_columns=_theta_columns(exprs, pure, f"N_{first.ident}"),
                   whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
                   owners=tuple(tuple(parts) for parts in owners), level_offsets=offsets)

@@ -47,6 +47,7 @@ from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
 
+from .arrays import at_rows, side_by_side
 from .errors import SpecError
 from .families import FAMILIES, Family
 from .families import family as family_row
@@ -432,13 +433,11 @@ def _check_columns_finite(names: Iterable[str], data: pd.DataFrame) -> None:
             raise _nonfinite_error(f"column '{name}'", count)
 
 
-def _check_matrix_finite(values: np.ndarray, names: Iterable[str]) -> None:
+def _check_matrix_finite(columns: Iterable[np.ndarray], names: Iterable[str]) -> None:
     """Catch non-finite values that transforms create (``log(0)``) in finite columns."""
-    bad = ~np.isfinite(values)
-    for j, name in enumerate(names):
-        count = int(bad[:, j].sum())
-        if count:
-            raise _nonfinite_error(f"column '{name}'", count)
+    for column, name in zip(columns, names, strict=True):
+        if not np.isfinite(column).all():
+            raise _nonfinite_error(f"column '{name}'", int((~np.isfinite(column)).sum()))
 
 
 def _is_categorical_kind(model_spec: Any, expr: str) -> bool:
@@ -549,26 +548,28 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
     matrix = _model_matrix(formula.fixed, data, role)
     names = tuple(matrix.model_spec.column_names)
     _check_distinct_columns(names, role)
-    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(names))
-    _check_matrix_finite(values, names)
+    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64) for j in range(len(names))]
+    _check_matrix_finite(columns, names)
     if formula.intercept:
         # formulaic always puts the intercept first; anything else would be a bug there.
         if not names or names[0] != INTERCEPT:
             raise SpecError(f"formulaic did not produce an intercept column for '{formula.fixed}'")
-        names, values = names[1:], values[:, 1:]
+        names, columns = names[1:], columns[1:]
+    values = side_by_side(columns, len(data))
+    del columns
     taken: set[str] = set()
     stan_names = []
     for name in names:
         stan_names.append(stan_identifier(name, prefix="b_", taken=taken))
         taken.add(stan_names[-1])
-    fitted = values if observed.all() else values[observed]
+    fitted = at_rows(values, observed)
     aliased = aliased_columns(fitted, formula.intercept)
     dropped, labels = _dropped(matrix.model_spec, names, fitted, aliased)
     kept = np.flatnonzero(~aliased)
     return FixedEffects(
         names=tuple(names[j] for j in kept),
         stan_names=tuple(stan_names[j] for j in kept),
-        X=_readonly(np.ascontiguousarray(values[:, kept])),
+        X=_readonly(values[:, kept] if aliased.any() else values),
         intercept=formula.intercept,
         model_spec=matrix.model_spec,
         dropped=dropped,
@@ -695,7 +696,7 @@ def _group_effects(
     effect_names = tuple(matrix.model_spec.column_names)
     _check_distinct_columns(effect_names, role)
     values = np.array(matrix, dtype=np.float64).reshape(len(data), len(effect_names))
-    _check_matrix_finite(values, effect_names)
+    _check_matrix_finite(values.T, effect_names)
     levels, index = _group_levels(term, data)
     effect_taken: set[str] = set()
     effect_stan_names = []

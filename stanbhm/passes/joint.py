@@ -121,14 +121,17 @@ def design_block(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
     where = np.zeros(lay.P, dtype=int)
     where[used] = np.arange(len(used))
     Z = np.zeros((len(rows), len(used) + extra))
+    values = D[rows]  # the block's rows of the design, at once
+    population = np.flatnonzero(lay.pop >= 0)
+    Z[:, where[lay.pop[population]]] = values[:, population]
     span = np.arange(len(rows))
-    for c in range(D.shape[1]):
-        column = D[rows, c]
-        if lay.pop[c] >= 0:
-            Z[:, where[lay.pop[c]]] = column
+    for c, owners in enumerate(lay.levels):
+        if not owners:
+            continue
+        column = values[:, c]
         if lay.level_values is not None and lay.level_values[c]:
             column = column + lay.level_values[c]  # level slopes take the raw covariate
-        for offset, level in lay.levels[c]:
+        for offset, level in owners:
             Z[span, where[offset + level[rows]]] += column
     return Z, used
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..arrays import at_rows
 from ..information import pooled_fit, posterior_sds, prior_scale
 from .base import Decision, InSteps
 
@@ -80,7 +81,7 @@ class ScaleCoefficients(InSteps):
         pooled = pooled_fit(spec)
         priors = np.array([prior_scale(p) for p in fixed.b_priors])
         obs = spec.observed
-        sds = posterior_sds(spec.fixed.X[obs], pooled.weights / pooled.sigma2,
+        sds = posterior_sds(at_rows(spec.fixed.X, obs), pooled.weights / pooled.sigma2,
                             spec.fixed.intercept, priors)
         ok = np.isfinite(sds) & (sds > 0)
         scale = np.where(ok, sds, 1.0)
