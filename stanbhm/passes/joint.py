@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..design import Design, level_design, unfit_reason
+from ..design import Design, DesignRows, level_design, unfit_reason
 from ..rewrites import named
 from ..strategies import Joint, Segment
 from .base import Decision
@@ -108,7 +108,7 @@ def layout(design: Design, obs: np.ndarray, k: int) -> Layout:
                   level_values=design.level_offsets)
 
 
-def design_block(lay: Layout, D: np.ndarray, rows: np.ndarray, extra: int = 0,
+def design_block(lay: Layout, D: np.ndarray | DesignRows, rows: np.ndarray, extra: int = 0,
          ) -> tuple[np.ndarray, np.ndarray]:
     """The joint design Z of the fitted `rows` (0-based), dense over the columns of phi
     that these rows can touch: (those columns' values, rows x used, then `extra` columns
@@ -187,11 +187,12 @@ def row_blocks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[t
     return out
 
 
-def factors(lay: Layout, D: np.ndarray, y: np.ndarray, member: np.ndarray | None,
+def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.ndarray | None,
             home: np.ndarray | None = None, chunk: int | None = None,
             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The triangular factors of [Z, y] over the rows and, per class of members with one
-    row count, of their sums; with the classes' row counts and member counts.
+    row count, of their sums; with the classes' row counts and member counts. `D` gives
+    the design's values a block of rows at a time (`D[rows]`).
 
     `home` (a level per row, e.g. of the first kept factor) orders the rows so that each
     block touches few columns; a member's rows go where its first row's level is."""
@@ -337,7 +338,7 @@ def joint_statistics(plan: Plan, rows: RowAnalysis) -> Joint:
     y = lik.y - (plan.offset.values[lik.obs] if plan.offset else 0.0)
     member = lik.marginal.index if lik.marginal is not None else None
     kept = [level for parts in lay.levels for _, level in parts]
-    blocks, ks, members = factors(lay, design.D, y, member, kept[0] if kept else None)
+    blocks, ks, members = factors(lay, design.rows, y, member, kept[0] if kept else None)
     stacked = np.vstack(blocks)
     start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
     return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
