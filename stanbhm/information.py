@@ -96,10 +96,11 @@ def _gram(X: np.ndarray, intercept: bool, w: np.ndarray) -> np.ndarray:
     """A'WA of the pooled design A and the weights w, a block of rows at a time."""
     p = X.shape[1] + int(intercept)
     G = np.zeros((p, p))
+    same = len(w) > 0 and bool(np.all(w == w[0]))  # then A'A, half the work of A'(wA)
     for start in range(0, len(X), BLOCK):
         A = _block(X, intercept, start)
-        G += (A * w[start:start + BLOCK, None]).T @ A
-    return G
+        G += A.T @ A if same else (A * w[start:start + BLOCK, None]).T @ A
+    return G * w[0] if same else G
 
 
 def _cross(X: np.ndarray, intercept: bool, v: np.ndarray) -> np.ndarray:
