@@ -79,36 +79,33 @@ def information_table(info: tuple[LevelInformation, ...]) -> tuple[str, ...]:
 def _design(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     """Observed rows: the pooled design's columns of X (the intercept, when the model has
     one, is implied: see `_block`) and the offset. No copy when every row is observed."""
-    obs = spec.observed
-    X = at_rows(spec.fixed.X, obs)
-    offset = spec.offset[obs] if spec.offset is not None else np.zeros(len(X))
+    X = spec.fitted_X
+    offset = spec.offset[spec.observed] if spec.offset is not None else np.zeros(len(X))
     return X, offset
 
 
-def _block(X: np.ndarray, intercept: bool, start: int) -> np.ndarray:
-    """Rows `start` ... of the pooled design, the intercept's column of ones first when
-    there is one: the design is never built whole (3M rows x 41 columns is 1 GB)."""
-    rows = X[start:start + BLOCK]
-    return np.column_stack([np.ones(len(rows)), rows]) if intercept else rows
-
-
 def _gram(X: np.ndarray, intercept: bool, w: np.ndarray) -> np.ndarray:
-    """A'WA of the pooled design A and the weights w, a block of rows at a time."""
-    p = X.shape[1] + int(intercept)
-    G = np.zeros((p, p))
-    same = len(w) > 0 and bool(np.all(w == w[0]))  # then A'A, half the work of A'(wA)
+    """A'WA of the pooled design A = [1, X] (or X) and the weights w, a block of rows of X
+    at a time: the design is never built whole (3M rows x 41 columns is 1 GB)."""
+    k, first = X.shape[1], int(intercept)
+    G = np.zeros((k + first, k + first))
+    same = len(w) > 0 and bool(np.all(w == w[0]))  # then X'X, half the work of X'(wX)
     for start in range(0, len(X), BLOCK):
-        A = _block(X, intercept, start)
-        G += A.T @ A if same else (A * w[start:start + BLOCK, None]).T @ A
-    return G * w[0] if same else G
+        rows = X[start:start + BLOCK]
+        weighted = rows if same else rows * w[start:start + BLOCK, None]
+        G[first:, first:] += weighted.T @ rows
+    if same:
+        G *= w[0]
+    if intercept:
+        G[0, 0] = w.sum()
+        G[0, 1:] = G[1:, 0] = _cross(X, False, w)
+    return G
 
 
 def _cross(X: np.ndarray, intercept: bool, v: np.ndarray) -> np.ndarray:
-    """A'v of the pooled design A, a block of rows at a time."""
-    out = np.zeros(X.shape[1] + int(intercept))
-    for start in range(0, len(X), BLOCK):
-        out += _block(X, intercept, start).T @ v[start:start + BLOCK]
-    return out
+    """A'v of the pooled design A = [1, X] (or X)."""
+    out = X.T @ v
+    return np.concatenate([[v.sum()], out]) if intercept else out
 
 
 def _fitted(X: np.ndarray, intercept: bool, beta: np.ndarray) -> np.ndarray:
@@ -187,31 +184,39 @@ def _backfit(spec: ModelSpec, r: np.ndarray, w: np.ndarray):
     residual of one term would still hold the others' level effects, and sigma^2 (so
     every precision) would be overestimated for crossed or multi-effect models."""
     obs = spec.observed
+    # per effect, what the sweeps share: its levels, covariate and weighted sum of squares
+    effects = []
+    for t, group in enumerate(spec.groups):
+        index = group.index[obs] - 1
+        covariates = at_rows(group.Z, obs).T
+        for k in range(group.k):
+            z = np.ascontiguousarray(covariates[k])
+            S = np.bincount(index, weights=w * z * z, minlength=group.n_levels)
+            effects.append(((t, k), index, z, S))
     estimates: dict[tuple[int, int], np.ndarray] = {}
+    squares = {key: S for key, _, _, S in effects}
     resid = r.copy()
     for _ in range(SWEEPS):
-        for t, group in enumerate(spec.groups):
-            index = group.index[obs] - 1
-            for k in range(group.k):
-                z = group.Z[obs, k]
-                old = estimates.get((t, k), np.zeros(group.n_levels))
-                partial = resid + z * old[index]
-                S = np.bincount(index, weights=w * z * z, minlength=group.n_levels)
-                T = np.bincount(index, weights=w * z * partial, minlength=group.n_levels)
-                new = np.where(S > 0, T / np.where(S > 0, S, 1), 0.0)
-                estimates[(t, k)] = new
-                resid = partial - z * new[index]
-    return estimates, resid
+        for key, index, z, S in effects:
+            old = estimates.get(key)
+            partial = resid if old is None else resid + z * old[index]
+            T = np.bincount(index, weights=w * z * partial, minlength=len(S))
+            new = np.where(S > 0, T / np.where(S > 0, S, 1), 0.0)
+            estimates[key] = new
+            resid = partial - z * new[index]
+    return estimates, squares, resid
 
 
 @dataclass(frozen=True, eq=False)
 class PooledFit:
     """What every group term's information is read from: the pooled fit's working
-    weights, each term's per-level estimates after backfitting, and sigma^2 (1 when
-    the weights already hold the variance)."""
+    weights, each term's per-level estimates after backfitting and per-level weighted
+    sums of its squared covariate (sum of w z^2: its data precision times sigma^2), and
+    sigma^2 (1 when the weights already hold the variance)."""
 
     weights: np.ndarray
     estimates: dict[tuple[int, int], np.ndarray]
+    squares: dict[tuple[int, int], np.ndarray]
     sigma2: float
 
 
@@ -230,25 +235,22 @@ def pooled_fit(spec: ModelSpec) -> PooledFit:
 
 def _pooled_fit(spec: ModelSpec) -> PooledFit:
     r, w, estimate_sigma = working_residuals(spec)
-    estimates, resid = _backfit(spec, r, w)
+    estimates, squares, resid = _backfit(spec, r, w)
     sigma2 = 1.0
     if estimate_sigma:
         fitted = sum(int(np.count_nonzero(b)) for b in estimates.values())
         dof = max(len(r) - fitted - spec.fixed.p - 1, 1)
         sigma2 = max(float(np.sum(w * resid**2)) / dof, 1e-12)
-    return PooledFit(w, estimates, sigma2)
+    return PooledFit(w, estimates, squares, sigma2)
 
 
 def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInformation, ...]:
     """Precision per level and tau^2, for each effect of `group`."""
     pooled = pooled_fit(spec)
     t = next(i for i, g in enumerate(spec.groups) if g is group)
-    index = group.index[spec.observed] - 1
     out = []
     for k, effect in enumerate(group.effect_names):
-        z = group.Z[spec.observed, k]
-        S = np.bincount(index, weights=pooled.weights * z * z,
-                        minlength=group.n_levels) / pooled.sigma2
+        S = pooled.squares[(t, k)] / pooled.sigma2
         seen = S > 0
         b = pooled.estimates[(t, k)]
         out.append(LevelInformation(effect, S, _dersimonian_laird(b[seen], S[seen])))

@@ -37,6 +37,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import formulaic
@@ -264,6 +265,12 @@ class ModelSpec:
     def n_obs(self) -> int:
         """Rows with an observed outcome."""
         return int(self.observed.sum())
+
+    @cached_property
+    def fitted_X(self) -> np.ndarray:
+        """X's rows with an observed outcome: X itself when every row has one, else one
+        copy, made once for the pooled fit, the priors' scales and the coefficients'."""
+        return at_rows(self.fixed.X, self.observed)
 
     @property
     def family_row(self) -> Family:
@@ -715,8 +722,10 @@ def _group_effects(
     _check_numeric_slopes(term, matrix.model_spec, data)
     effect_names = tuple(matrix.model_spec.column_names)
     _check_distinct_columns(effect_names, role)
-    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(effect_names))
-    _check_matrix_finite(values.T, effect_names)
+    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64)
+               for j in range(len(effect_names))]
+    _check_matrix_finite(columns, effect_names)
+    values = side_by_side(columns, len(data))
     levels, index = _group_levels(term, data)
     effect_taken: set[str] = set()
     effect_stan_names = []

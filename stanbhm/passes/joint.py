@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse
 
 from ..design import Design, DesignRows, level_design, unfit_reason
 from ..rewrites import named
@@ -219,12 +220,22 @@ def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.n
         whole.add(block, columns)
         if ranked is not None:
             starts = np.flatnonzero(np.diff(ranked[at:end], prepend=-1))
-            sums = np.add.reduceat(block, starts, axis=0)  # one row per member
+            sums = segment_sums(block, starts)  # one row per member
             size = counts[ranked[at:end][starts]]
             for k in np.unique(size):
                 classes.setdefault(int(k), FactorSum(lay.P + 1)).add(sums[size == k], columns)
     ks, members = row_classes(counts)  # every member with rows is in its class's block
     return [whole.result(), *(classes[int(k)].result() for k in ks)], ks, members
+
+
+def segment_sums(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The sums of the runs of `rows` that begin at `starts` (ascending, the first 0), as
+    one sparse product: numpy's reduceat over the rows of a wide block took ten times as
+    long."""
+    bounds = np.append(starts, len(rows))
+    ones = scipy.sparse.csr_matrix((np.ones(len(rows)), np.arange(len(rows)), bounds),
+                                   shape=(len(starts), len(rows)))
+    return ones @ rows
 
 
 def row_classes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

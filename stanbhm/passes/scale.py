@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arrays import at_rows
 from ..information import pooled_fit, posterior_sds, prior_scale
 from .base import Decision, InSteps
 
@@ -80,8 +79,7 @@ class ScaleCoefficients(InSteps):
         fixed = plan.fixed
         pooled = pooled_fit(spec)
         priors = np.array([prior_scale(p) for p in fixed.b_priors])
-        obs = spec.observed
-        sds = posterior_sds(at_rows(spec.fixed.X, obs), pooled.weights / pooled.sigma2,
+        sds = posterior_sds(spec.fitted_X, pooled.weights / pooled.sigma2,
                             spec.fixed.intercept, priors)
         ok = np.isfinite(sds) & (sds > 0)
         scale = np.where(ok, sds, 1.0)
