@@ -8,11 +8,13 @@ an array the caller must not write to either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["BLOCK_ROWS", "at_rows", "column_moments", "keeps_all", "side_by_side"]
+__all__ = ["BLOCK_ROWS", "at_rows", "column_moments", "keeps_all", "side_by_side",
+           "small_pages"]
 
 #: Rows copied or reduced at a time: a block of a 41-column design is a few MB.
 BLOCK_ROWS = 1 << 13
@@ -59,3 +61,27 @@ def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         deviations = rows - mean
         squares += np.einsum("ij,ij->j", deviations, deviations)
     return mean, squares, high - low
+
+
+@contextlib.contextmanager
+def small_pages() -> Iterator[None]:
+    """Within: numpy does not ask Linux for huge pages for new arrays; the user's setting
+    is restored after.
+
+    numpy asks for them (``madvise(MADV_HUGEPAGE)``) for every array of 4 MB or more. Where
+    the kernel then compacts memory to find each 2 MB page (transparent huge pages with
+    ``defrag = madvise``, a common default) and memory is fragmented, every first touch
+    waits for it: filling a new 1 GB array took 6.7 s on the development VM, against
+    0.95 s with ordinary pages. The build allocates a few such arrays and reads each a
+    few times, so the pages' TLB savings never repay that.
+    """
+    setter = getattr(getattr(np, "_core", None), "multiarray", None)
+    setter = getattr(setter, "_set_madvise_hugepage", None)
+    if setter is None:  # a numpy without the switch: its own behaviour
+        yield
+        return
+    previous = setter(False)
+    try:
+        yield
+    finally:
+        setter(previous)

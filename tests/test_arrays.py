@@ -43,3 +43,15 @@ def test_column_moments_match_numpy(small_blocks) -> None:
                                atol=1e-20)
     np.testing.assert_array_equal(spread, np.ptp(X, axis=0))
     assert spread[1] == 0.0
+
+
+def test_small_pages_turns_numpys_huge_pages_off_and_restores_the_setting() -> None:
+    from numpy._core import multiarray
+
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        with arrays.small_pages():
+            assert multiarray._set_madvise_hugepage(False) is False  # it was off within
+        assert multiarray._set_madvise_hugepage(True) is True  # and is on again
+    finally:
+        multiarray._set_madvise_hugepage(before)
