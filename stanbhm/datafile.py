@@ -22,6 +22,7 @@ import orjson
 from cmdstanpy.utils import write_stan_json
 
 from . import atomic
+from .arrays import small_pages
 
 __all__ = ["data_file", "write_data"]
 
@@ -46,7 +47,11 @@ def _encodable(value: Any) -> Any:
 
 def write_data(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
     """Write `data` as CmdStan JSON to `path`, atomically (whole or not at all)."""
-    target = Path(path)
+    with small_pages():
+        return _write_data(Path(path), data)
+
+
+def _write_data(target: Path, data: Mapping[str, Any]) -> Path:
     encoded = {}
     for name, value in data.items():
         try:

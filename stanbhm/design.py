@@ -12,10 +12,12 @@ rows, built at most once by `passes.joint.RowAnalysis`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arrays import at_rows
 from .parts import b_runs
 from .rewrites import allowed
 from .strategies import MarginalRows, Rowwise
@@ -26,12 +28,44 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, eq=False)
+class DesignRows:
+    """The design's values over the fitted rows, made a block of rows at a time on
+    demand (``rows[i]``: the rows at positions ``i`` of the fitted rows), as a matrix
+    would give them: the election model's 3M rows x 43 columns would be 1 GB, and each
+    reader needs a block at a time. Its columns: ones, X's columns (less `means`), and
+    covariates of group terms."""
+
+    X: np.ndarray  # the population columns over all rows
+    obs: np.ndarray  # the fitted rows' positions in X
+    x_at: int  # the design's column of X's first
+    means: np.ndarray  # subtracted from X's columns (zeros when X is not centered)
+    ones: tuple[int, ...]  # columns of ones
+    others: tuple[tuple[int, np.ndarray], ...]  # (column, values over all rows)
+    width: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.obs), self.width)
+
+    def __getitem__(self, at: np.ndarray | slice) -> np.ndarray:
+        rows = self.obs[at]
+        out = np.empty((len(rows), self.width))
+        x = out[:, self.x_at:self.x_at + self.X.shape[1]]
+        x[:] = self.X[rows]
+        x -= self.means
+        out[:, list(self.ones)] = 1.0
+        for c, values in self.others:
+            out[:, c] = values[rows]
+        return out
+
+
+@dataclass(frozen=True, eq=False)
 class Design:
     """The design every level's rows share: its columns over the fitted rows and, per
     column, the Stan expression of the levels' coefficients."""
 
     labels: tuple[str, ...]
-    D: np.ndarray  # (fitted rows, columns)
+    rows: DesignRows  # its values, a block of fitted rows at a time
     #: the statements filling the levels' coefficients, column by column: (1-based
     #: columns, expression), a run of columns holding only consecutive population
     #: coefficients as one
@@ -43,6 +77,11 @@ class Design:
     #: per column: what the level effects' covariate adds to D's values (X's column mean
     #: where X is centered: level slopes multiply the raw covariate)
     level_offsets: np.ndarray | None = None
+
+    @cached_property
+    def D(self) -> np.ndarray:
+        """The whole matrix (fitted rows x columns), for the per-level statistics."""
+        return self.rows[:]
 
 
 def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
@@ -71,18 +110,18 @@ def level_design(plan: Plan) -> Design:
     fixed = plan.fixed
     lik = plan.likelihood
     obs = lik.obs
-    # the design's columns: (label, values over the fitted rows, population coefficient)
-    columns: list[tuple[str, np.ndarray, str]] = []
+    # the design's columns: (label, values over all rows (None: ones or X's), population
+    # coefficient)
+    columns: list[tuple[str, np.ndarray | None, str]] = []
     keys: dict[tuple, int] = {}
     if fixed.intercept or any("Intercept" in g.effects for g in groups):
         keys[("1",)] = len(columns)
-        columns.append(("Intercept", np.ones(len(obs)), fixed.fitted_intercept or ""))
-    X = fixed.X[obs]
+        columns.append(("Intercept", None, fixed.fitted_intercept or ""))
+    first_x = len(columns)
     for j, name in enumerate(fixed.names):
         keys[("X", name)] = len(columns)
-        values = X[:, j] - X[:, j].mean() if fixed.centered else X[:, j]
         pop = f"b[{j + 1}]" if j not in fixed.absorbed else ""
-        columns.append((name, values, pop))
+        columns.append((name, None, pop))
     owners: list[list[tuple[GroupPart, int]]] = [[] for _ in columns]
     for g in groups:
         for e, effect in enumerate(g.effects):
@@ -90,16 +129,24 @@ def level_design(plan: Plan) -> Design:
             if key not in keys:  # a varying covariate with no population coefficient
                 key = ("Z", g.term_name, effect)
                 keys[key] = len(columns)
-                columns.append((effect, g.Z[obs, e], ""))
+                columns.append((effect, g.Z[:, e], ""))
                 owners.append([])
             owners[keys[key]].append((g, e))
     levels = [[g.level_column(e) for g, e in parts] for parts in owners]
     # a level slope multiplies its raw covariate, X's centered column plus its mean:
     # the mean times the slope joins the intercept column's coefficient
+    means = np.zeros(fixed.k)
+    if fixed.centered and fixed.k:
+        means = at_rows(fixed.X, obs).mean(axis=0)
     offsets = np.zeros(len(columns))
+    offsets[first_x:first_x + fixed.k] = means
+    rows = DesignRows(X=fixed.X, obs=obs, x_at=first_x, means=means,
+                      ones=(keys[("1",)],) if ("1",) in keys else (),
+                      others=tuple((c, values) for c, (_, values, _) in enumerate(columns)
+                                   if values is not None),
+                      width=len(columns))
     for j in range(fixed.k if fixed.centered else 0):
         c = keys[("X", fixed.names[j])]
-        offsets[c] = X[:, j].mean()
         levels[keys[("1",)]] += [f"means_X[{j + 1}] * {column}" for column in levels[c]]
     first = factor_group(plan)
     exprs = []
@@ -114,7 +161,7 @@ def level_design(plan: Plan) -> Design:
     # a column no level effect varies holds its population coefficient on every level
     pure = [pop if not parts else "" for (_, _, pop), parts in zip(columns, levels, strict=True)]
     return Design(labels=tuple(c[0] for c in columns),
-                  D=np.column_stack([values for _, values, _ in columns]),
+                  rows=rows,
                   theta_columns=_theta_columns(exprs, pure, f"N_{first.ident}"),
                   whole=whole, whole_pops=whole_pops, pops=tuple(c[2] for c in columns),
                   owners=tuple(tuple(parts) for parts in owners), level_offsets=offsets)

@@ -427,9 +427,12 @@ class Likelihood(Part):
         return tuple(out)
 
     def coords(self) -> dict[str, list[str]]:
-        coords = {"obs_id": [str(i) for i in self.obs]}
+        # only for the outputs that have these dims: at 3M rows each list takes a second
+        coords = {}
+        if self.log_lik:
+            coords["obs_id"] = self.obs.astype(str).tolist()
         if self.y_rep:
-            coords["row"] = [str(i) for i in range(self.n)]
+            coords["row"] = np.arange(self.n).astype(str).tolist()
         return coords
 
     def fill(self, template: str, eta: str, row_data: Callable[[str], str]) -> str:

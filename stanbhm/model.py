@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import arguments, atomic, console, metric, toolchain
 from .advice import warn
+from .arrays import small_pages
 from .datafile import data_file
 from .errors import CmdStanError
 from .formula import Formula
@@ -76,12 +77,13 @@ class Model:
         initial_metric: Any = "auto",
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
-        self.spec: ModelSpec = build_spec(self.formula, data, family, priors, link=link)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,
                                scale_b=scale_b, initial_metric=initial_metric)
-        self.plan: Plan = make_plan(self.spec, self.options)
+        with small_pages():  # see there: seconds per GB of new arrays otherwise
+            self.spec: ModelSpec = build_spec(self.formula, data, family, priors, link=link)
+            self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
         #: under "auto" the first OpenCL GPU when the plan wants one (`passes.glm.Opencl`)
         #: and there is one here, else None.
@@ -111,7 +113,8 @@ class Model:
     @cached_property
     def program(self) -> Program:
         """The rendered program: code, data and output schema."""
-        return render(self.plan)
+        with small_pages():
+            return render(self.plan)
 
     @cached_property
     def initial_metric(self) -> metric.InitialMetric:

@@ -76,6 +76,9 @@ class Plan:
     likelihood: Likelihood
     options: Options
     decisions: tuple[Decision, ...] = ()
+    #: (the pass's decision subject, or its class without one; seconds it took), in the
+    #: order they ran: how the plan was made, never part of the program
+    pass_seconds: tuple[tuple[str, float], ...] = ()
     notes: tuple[str, ...] = field(default=())
     information: dict[str, Any] = field(default_factory=dict)  # "auto"'s numbers per term
     #: new rows to predict, declared and computed (`predict.with_predictions`)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .arrays import column_moments
 from .priors import Bounds, Horseshoe, Prior, fmt, intersect, parse_prior
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def resolve(spec: ModelSpec) -> PriorBook:
         horseshoe = _horseshoe(whole[1], fam.aux_names(spec.se is not None))
         b = [whole[1]] * spec.fixed.p
     else:
-        sds = _column_sds(spec.fixed.X, spec.observed)
+        sds = _column_sds(spec.fitted_X)
         for j, name in enumerate(spec.fixed.names):
             given = user("b", name)
             if given:
@@ -146,13 +147,13 @@ def _sd(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1))
 
 
-def _column_sds(X: np.ndarray, observed: np.ndarray) -> np.ndarray:
+def _column_sds(rows: np.ndarray) -> np.ndarray:
     """`_sd` of each column over the observed rows, in one pass over X: picking a column
     of a 3M-row matrix at a time took seconds."""
-    rows = X if observed.all() else X[observed]
     if len(rows) < 2:
-        return np.zeros(X.shape[1])
-    return np.where(np.ptp(rows, axis=0) == 0, 0.0, np.std(rows, axis=0, ddof=1))
+        return np.zeros(rows.shape[1])
+    _, squares, spread = column_moments(rows)
+    return np.where(spread == 0, 0.0, np.sqrt(squares / (len(rows) - 1)))
 
 
 def _effect_scale(scale: float, g: GroupEffects, k: int, observed: np.ndarray) -> float:

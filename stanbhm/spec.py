@@ -37,6 +37,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import formulaic
@@ -47,6 +48,7 @@ from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
 
+from .arrays import at_rows, side_by_side
 from .errors import SpecError
 from .families import FAMILIES, Family
 from .families import family as family_row
@@ -278,6 +280,12 @@ class ModelSpec:
         """Rows with an observed outcome."""
         return int(self.observed.sum())
 
+    @cached_property
+    def fitted_X(self) -> np.ndarray:
+        """X's rows with an observed outcome: X itself when every row has one, else one
+        copy, made once for the pooled fit, the priors' scales and the coefficients'."""
+        return at_rows(self.fixed.X, self.observed)
+
     @property
     def family_row(self) -> Family:
         return family_row(self.family, self.link)
@@ -446,13 +454,11 @@ def _check_columns_finite(names: Iterable[str], data: pd.DataFrame) -> None:
             raise _nonfinite_error(f"column '{name}'", count)
 
 
-def _check_matrix_finite(values: np.ndarray, names: Iterable[str]) -> None:
+def _check_matrix_finite(columns: Iterable[np.ndarray], names: Iterable[str]) -> None:
     """Catch non-finite values that transforms create (``log(0)``) in finite columns."""
-    bad = ~np.isfinite(values)
-    for j, name in enumerate(names):
-        count = int(bad[:, j].sum())
-        if count:
-            raise _nonfinite_error(f"column '{name}'", count)
+    for column, name in zip(columns, names, strict=True):
+        if not np.isfinite(column).all():
+            raise _nonfinite_error(f"column '{name}'", int((~np.isfinite(column)).sum()))
 
 
 def _is_categorical_kind(model_spec: Any, expr: str) -> bool:
@@ -563,26 +569,28 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
     matrix = _model_matrix(formula.fixed, data, role)
     names = tuple(matrix.model_spec.column_names)
     _check_distinct_columns(names, role)
-    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(names))
-    _check_matrix_finite(values, names)
+    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64) for j in range(len(names))]
+    _check_matrix_finite(columns, names)
     if formula.intercept:
         # formulaic always puts the intercept first; anything else would be a bug there.
         if not names or names[0] != INTERCEPT:
             raise SpecError(f"formulaic did not produce an intercept column for '{formula.fixed}'")
-        names, values = names[1:], values[:, 1:]
+        names, columns = names[1:], columns[1:]
+    values = side_by_side(columns, len(data))
+    del columns
     taken: set[str] = set()
     stan_names = []
     for name in names:
         stan_names.append(stan_identifier(name, prefix="b_", taken=taken))
         taken.add(stan_names[-1])
-    fitted = values if observed.all() else values[observed]
+    fitted = at_rows(values, observed)
     aliased = aliased_columns(fitted, formula.intercept)
     dropped, labels = _dropped(matrix.model_spec, names, fitted, aliased)
     kept = np.flatnonzero(~aliased)
     return FixedEffects(
         names=tuple(names[j] for j in kept),
         stan_names=tuple(stan_names[j] for j in kept),
-        X=_readonly(np.ascontiguousarray(values[:, kept])),
+        X=_readonly(values[:, kept] if aliased.any() else values),
         intercept=formula.intercept,
         model_spec=matrix.model_spec,
         dropped=dropped,
@@ -619,17 +627,37 @@ def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]
     """0-based codes and string labels of one grouping column, in Categorical order."""
     if isinstance(series.dtype, pd.CategoricalDtype):
         categorical = series.cat.remove_unused_categories().array
+        codes, categories = categorical.codes, categorical.categories.to_numpy(dtype=object)
     else:
-        categorical = pd.Categorical(series)
+        codes, categories = _sorted_codes(series)
     # through numpy objects: iterating a pandas Index of a million levels takes seconds
-    labels = [str(level) for level in categorical.categories.to_numpy(dtype=object)]
+    labels = [str(level) for level in categories]
     if len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
         raise SpecError(
             f"grouping factor '{column}' has distinct levels that print the same "
             f"('{duplicate}'); give them distinct labels"
         )
-    return np.asarray(categorical.codes, dtype=np.int64), labels
+    return np.asarray(codes, dtype=np.int64), labels
+
+
+def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and categories ``pd.Categorical(series)`` gives, for text or numbers
+    sorted by numpy: pandas sorts a million distinct labels as Python objects, which
+    took seconds (the election model's respondents)."""
+    codes, uniques = pd.factorize(series, sort=False)
+    values = np.asarray(uniques)
+    if values.dtype.kind in "biuf":
+        keys = values
+    elif values.dtype == object and all(isinstance(v, str) for v in values):
+        keys = values.astype(str)  # fixed-width text, compared by code point as str is
+    else:  # mixed or other objects: pandas' own order
+        categorical = pd.Categorical(series)
+        return categorical.codes, categorical.categories.to_numpy(dtype=object)
+    order = np.argsort(keys, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[codes], values[order]
 
 
 def _group_levels(term: GroupTerm, data: pd.DataFrame) -> tuple[tuple[str, ...], np.ndarray]:
@@ -708,8 +736,10 @@ def _group_effects(
     _check_numeric_slopes(term, matrix.model_spec, data)
     effect_names = tuple(matrix.model_spec.column_names)
     _check_distinct_columns(effect_names, role)
-    values = np.array(matrix, dtype=np.float64).reshape(len(data), len(effect_names))
-    _check_matrix_finite(values, effect_names)
+    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64)
+               for j in range(len(effect_names))]
+    _check_matrix_finite(columns, effect_names)
+    values = side_by_side(columns, len(data))
     levels, index = _group_levels(term, data)
     effect_taken: set[str] = set()
     effect_stan_names = []

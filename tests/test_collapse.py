@@ -202,3 +202,40 @@ def test_cells_with_an_integrated_out_intercept_keep_the_log_density() -> None:
     assert rows.plan.likelihood.strategy.name == "marginal"
     assert cells.plan.likelihood.strategy.name == "cells"
     assert_constant_gap(rows, cells)
+
+
+def _reference_cells(columns, rows):
+    """Cells by np.unique over the stacked rows, numbered in order of first appearance."""
+    table = np.column_stack([c[rows] for c in columns]) + 0.0
+    _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
+
+
+@pytest.mark.parametrize("hashes", ["real", "all collide"])
+def test_distinct_rows_groups_exactly_even_when_hashes_collide(hashes, monkeypatch) -> None:
+    from stanbhm.passes import collapse
+
+    rng = np.random.default_rng(3)
+    n = 500
+    a = rng.integers(0, 3, n).astype(float)
+    a[a == 0] = -0.0 * rng.integers(0, 2, (a == 0).sum())  # -0.0 and 0.0: one value
+    columns = [a, rng.integers(0, 4, n).astype(float), rng.choice([0.5, 1.5], n)]
+    if hashes == "all collide":
+        monkeypatch.setattr(collapse, "row_hashes",
+                            lambda columns, at, n: np.zeros(n, dtype=np.uint64))
+    for rows in (np.arange(n), np.flatnonzero(rng.random(n) < 0.7)):
+        first, inverse = collapse.distinct_rows(columns, rows)
+        want_first, want_inverse = _reference_cells(columns, rows)
+        np.testing.assert_array_equal(first, want_first)
+        np.testing.assert_array_equal(inverse, want_inverse)
+    assert len(first) == 24  # 3 x 4 x 2 combinations, all present
+
+
+def test_distinct_rows_with_no_columns_is_one_cell() -> None:
+    from stanbhm.passes.collapse import distinct_rows
+
+    first, inverse = distinct_rows([], np.arange(5))
+    assert first.tolist() == [0] and inverse.tolist() == [0] * 5

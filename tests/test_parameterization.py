@@ -273,20 +273,25 @@ def test_taken_over_slope_without_intercept_compiles(cmdstan, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_pooled_least_squares_match_the_svd_solution() -> None:
+@pytest.mark.parametrize("block", [65536, 300])
+def test_pooled_least_squares_match_the_svd_solution(block, monkeypatch) -> None:
     """The pooled fit's normal equations (scaled, refined once) give the SVD's weighted
-    least squares; a duplicated column gives its fitted values."""
+    least squares, whether the intercept is a column of X or implied, and however many
+    blocks of rows they are summed over; a duplicated column gives its fitted values."""
+    from stanbhm import information
     from stanbhm.information import _lstsq
 
+    monkeypatch.setattr(information, "BLOCK", block)
     rng = np.random.default_rng(7)
     X = np.column_stack([np.ones(2000), rng.normal(size=(2000, 3)) * [1, 100, 1e-3]])
     y = X @ [2.0, 0.5, -0.01, 300.0] + rng.normal(size=2000)
     w = rng.uniform(0.2, 5.0, size=2000)
     sw = np.sqrt(w)
     svd = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
-    np.testing.assert_allclose(_lstsq(X, y, w), svd, rtol=1e-9)
+    np.testing.assert_allclose(_lstsq(X, False, y, w), svd, rtol=1e-9)
+    np.testing.assert_allclose(_lstsq(X[:, 1:], True, y, w), svd, rtol=1e-9)
     twice = np.column_stack([X, X[:, 1]])
-    np.testing.assert_allclose(twice @ _lstsq(twice, y, np.ones(2000)),
+    np.testing.assert_allclose(twice @ _lstsq(twice, False, y, np.ones(2000)),
                                X @ np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-9)
 
 

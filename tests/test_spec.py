@@ -1076,3 +1076,20 @@ def test_a_family_without_a_cdf_refuses_cens_and_trunc(counts, monkeypatch) -> N
             f"{term.split('(')[0]}() needs the family's cumulative distribution function, "
             "which Stan does not have for the poisson family")
     assert build_spec("y | weights(w) ~ x", counts, family="poisson").weights is not None
+
+
+@pytest.mark.parametrize("values", [
+    np.arange(300).astype(str), np.arange(-50, 250), np.arange(300) / 2,
+    np.arange(300) % 2 == 0, np.array(["é", "e", "Z", "a", "ä", "b10", "b9", ""] * 40),
+    np.array([1, "1x", 2.5, "a"] * 75, dtype=object)],
+    ids=["text", "integers", "floats", "booleans", "unicode", "mixed"])
+def test_grouping_codes_and_labels_are_the_categorical_ones(values) -> None:
+    """A grouping column's levels are sorted as pandas' Categorical sorts them, numbers
+    as numbers and text by code point, whichever way the codes are computed."""
+    from stanbhm.spec import _factor_codes
+
+    series = pd.Series(np.random.default_rng(4).permutation(values))
+    codes, labels = _factor_codes(series, "g")
+    categorical = pd.Categorical(series)
+    np.testing.assert_array_equal(codes, categorical.codes)
+    assert labels == [str(v) for v in categorical.categories.to_numpy(dtype=object)]

@@ -4,6 +4,7 @@ the protocol a pass follows and the loop that runs passes."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,9 +44,15 @@ class InSteps:
 
 
 def run_passes(spec: ModelSpec, plan: Plan, passes: Iterable[Pass]) -> Plan:
-    """Run each pass in order, recording every decision, applied or not."""
+    """Run each pass in order, recording every decision, applied or not, and the seconds
+    each pass took (at millions of rows a pass that decides slowly is the build's
+    bottleneck, and `stanbhm bench scale` lists them)."""
     for p in passes:
+        start = time.perf_counter()
         decision, plan = p.decide(spec, plan)
+        seconds = time.perf_counter() - start
+        label = decision.subject if decision is not None else type(p).__name__
+        plan = dataclasses.replace(plan, pass_seconds=(*plan.pass_seconds, (label, seconds)))
         if decision is None:  # the pass has nothing to decide for this model
             continue
         plan = dataclasses.replace(plan, decisions=(*plan.decisions, decision))

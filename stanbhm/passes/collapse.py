@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..arrays import keeps_all
 from ..rewrites import allowed
 from ..strategies import Cells, MarginalRows, Rowwise
 from .base import Decision
@@ -142,19 +143,13 @@ def cells(plan: Plan) -> Cells:
                      counts=marginal.counts, trials=marginal.trials, log_exposure=None,
                      level_of=marginal.ident, marginal=_over_cells(marginal, marginal.first))
     poisson = rule == "poisson sum"
-    key = [plan.fixed.X[obs]] if plan.fixed.k else []
+    key = [plan.fixed.X] if plan.fixed.k else []
     for g in plan.groups:
-        key.append(g.index[obs, None].astype(float))
-        if g.has_z:
-            key.append(g.Z[obs])
+        key += [g.index, g.Z] if g.has_z else [g.index]
     offset = plan.offset.values[obs] if plan.offset else np.zeros(len(obs))
-    if not poisson:
-        key.append(offset[:, None])
-    if not key:
-        key.append(np.zeros((len(obs), 1)))
-    _, first, inverse = np.unique(np.column_stack(key), axis=0, return_index=True,
-                                  return_inverse=True)
-    inverse = inverse.reshape(-1)
+    if not poisson and plan.offset:
+        key.append(plan.offset.values)
+    first, inverse = distinct_rows(key, obs)
     n_cells = len(first)
     counts = np.bincount(inverse, minlength=n_cells)
     if rule == "gaussian cells":
@@ -183,6 +178,102 @@ def cells(plan: Plan) -> Cells:
     return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
                  log_exposure=exposure, histogram=histogram,
                  marginal=_over_cells(marginal, first))
+
+
+def distinct_rows(blocks: list[np.ndarray], rows: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `rows` of the `blocks` (columns or matrices over all rows, read at
+    `rows`): the position in `rows` of each one's first row, in order, and each row's
+    distinct row.
+
+    One pass hashes each row's bits into 64 bits, a block of rows at a time, so finding
+    that millions of rows with continuous covariates are all distinct costs that pass
+    and a sort of one column, not a sort of the whole matrix. Rows that share a hash are
+    compared with the first of them, and where they differ (a collision, which the hash
+    makes rare) grouped exactly: never a wrong cell.
+    """
+    n = len(rows)
+    at = None if all(keeps_all(rows, len(b)) for b in blocks) else rows
+    hashed = row_hashes(blocks, at, n)
+    ordered = np.sort(hashed)
+    if not (ordered[1:] == ordered[:-1]).any():  # every row its own cell
+        return np.arange(n), np.arange(n)
+    first, inverse = _numbered(hashed)
+    clash = np.zeros(n, dtype=bool)
+    for span in _spans(n):
+        rep = first[inverse[span]]
+        for b in blocks:
+            here, there = _bits(b, _at(at, span)), _bits(b, _at(at, rep))
+            clash[span] |= (here != there).reshape(len(here), -1).any(axis=1)
+    if clash.any():  # rows that share a hash but differ: group those exactly
+        shared = np.flatnonzero(np.isin(inverse, inverse[clash]))
+        table = np.column_stack([inverse[shared], *(_bits(b, _at(at, shared)) for b in blocks)])
+        _, exact = np.unique(table, axis=0, return_inverse=True)
+        labels = inverse.copy()
+        labels[shared] = exact.reshape(-1) + len(first)
+        first, inverse = _numbered(labels)
+    return first, inverse
+
+
+#: Rows hashed or compared at a time (keeps the temporary copies to a few MB).
+HASH_ROWS = 1 << 16
+
+
+def row_hashes(blocks: list[np.ndarray], at: np.ndarray | None, n: int) -> np.ndarray:
+    """A 64-bit hash of each of the `n` rows `at` (all when None) of the `blocks`: the sum
+    of each column's bits, offset by a number of the column's own and mixed (splitmix64's
+    finalizer), so that no linear relation between columns collides."""
+    hashed = np.zeros(n, dtype=np.uint64)
+    for span in _spans(n):
+        h = hashed[span]
+        column = 0
+        for b in blocks:
+            bits = _bits(b, _at(at, span)).reshape(h.shape[0], -1)
+            k = bits.shape[1]
+            bits += _GOLDEN * np.arange(column + 1, column + k + 1, dtype=np.uint64)
+            h += _mixed(bits).sum(axis=1, dtype=np.uint64)
+            column += k
+    return hashed
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, in place: every output bit depends on every input bit."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+#: splitmix64's increment: column j's bits are offset by j times it.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _spans(n: int) -> list[slice]:
+    return [slice(start, min(n, start + HASH_ROWS)) for start in range(0, n, HASH_ROWS)]
+
+
+def _at(at: np.ndarray | None, where: slice | np.ndarray) -> slice | np.ndarray:
+    """Rows `where` of the fitted rows, as rows of the full arrays."""
+    return where if at is None else at[where]
+
+
+def _numbered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct label's first position and each position's label, the labels
+    numbered 0, 1, ... in order of first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
+
+
+def _bits(values: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+    """Rows of a column or matrix as float64 bit patterns, -0.0 read as 0.0 (a copy)."""
+    block = np.array(values[rows], dtype=np.float64)
+    block += 0.0
+    return block.view(np.uint64)
 
 
 def _over_cells(marginal, first: np.ndarray):

@@ -79,8 +79,7 @@ class ScaleCoefficients(InSteps):
         fixed = plan.fixed
         pooled = pooled_fit(spec)
         priors = np.array([prior_scale(p) for p in fixed.b_priors])
-        obs = spec.observed
-        sds = posterior_sds(spec.fixed.X[obs], pooled.weights / pooled.sigma2,
+        sds = posterior_sds(spec.fitted_X, pooled.weights / pooled.sigma2,
                             spec.fixed.intercept, priors)
         ok = np.isfinite(sds) & (sds > 0)
         scale = np.where(ok, sds, 1.0)

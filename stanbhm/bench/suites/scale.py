@@ -26,10 +26,18 @@
    to plan, plan to data, the data file through stanbhm's writer and through CmdStanPy's,
    and the process's peak memory (before CmdStanPy's writer runs) against the
    DataFrame's size; run this section alone for a clean peak.
+7. ``build``: the data path at millions of rows: the gaussian election model at each of
+   `build_rows` rows and the retail model at 1000 x 942 (`stores` x `days` under
+   --quick), from the DataFrame to the data file written: formula to plan (the spec and
+   every pass), the program's text, the data written; the peak RSS while building
+   (the high-water mark reset once the DataFrame exists, so the generator's own peak
+   is left out) against the DataFrame's size; and, in a second table, each pass's
+   seconds.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import tempfile
@@ -47,8 +55,10 @@ from ..measure import gradient_ms, iterations_for, model_gradient_ms
 DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,block,data",
                                "rows": 100_000,
                                "stores": 200, "days": 365, "full": False, "threads": "1,2",
-                               "marginal_rows": 300_000}
-QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000}
+                               "marginal_rows": 300_000,
+                               "build_rows": "300000,1000000,3000000"}
+QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000,
+                            "build_rows": "3000"}
 
 HAND_WRITTEN = """\
 data {
@@ -246,9 +256,81 @@ def data_files(bench: Run, options: dict[str, object]) -> None:
                   file_mb=size_mb, peak_rss_mb=peak)
 
 
+def reset_peak() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux: ``/proc/self/clear_refs``);
+    False where that cannot be done (the peak then counts everything before)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_since_reset_mb() -> float:
+    """The peak RSS since `reset_peak` (VmHWM), or since the process began."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_mb()
+
+
+def model_builds(bench: Run, options: dict[str, object]) -> None:
+    full = (1000, 942) if not bench.quick else (int(options["stores"]), int(options["days"]))
+    cases = [(f"election, {rows} rows", lambda rows=rows: election(seed=1, rows=rows)[0],
+              election_formula(), "gaussian")
+             for rows in (int(r) for r in str(options["build_rows"]).split(","))]
+    cases.append((f"retail, {full[0]} x {full[1]}",
+                  lambda: retail(seed=1, stores=full[0], days=full[1])[0], retail_formula(),
+                  "negbinomial"))
+    largest = cases[-2][0]
+    table = bench.table(
+        "build", "from the DataFrame to the data file: seconds and peak memory",
+        {"program": "model", "rows": "rows", "frame_mb": "DataFrame MB",
+         "plan_s": "formula to plan s", "code_s": "program s", "data_s": "data written s",
+         "total_s": "total s", "peak_rss_mb": "peak RSS MB", "file_mb": "file MB",
+         "strategy": "likelihood written as"},
+        ratios=[Ratio("peak RSS / DataFrame", "peak_rss_mb", over="frame_mb")],
+        targets=[Target(f"{largest}: built in at most 10 s", largest, "total_s", "<=", 10.0),
+                 Target(f"{largest}: peak RSS at most 3x the DataFrame", largest,
+                        "peak RSS / DataFrame", "<=", 3.0),
+                 Target(f"{cases[-1][0]}: built in at most 3 s", cases[-1][0], "total_s",
+                        "<=", 3.0)])
+    passes = bench.table("build passes", "seconds per pass while planning (0.01 s or more)",
+                         {"program": "model", "pass": "pass", "seconds": "seconds"})
+    for label, frame, formula, family in cases:
+        df = frame()
+        gc.collect()
+        if not reset_peak():
+            bench.skip("peak RSS since the DataFrame: /proc/self/clear_refs is not writable, "
+                       "so the peak includes the generator's")
+        start = time.perf_counter()
+        model = Model(formula, df, family=family, log_lik=False, y_rep=False)
+        planned = time.perf_counter()
+        model.stan_code()
+        coded = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_data(os.path.join(folder, "data.json"), model.stan_data())
+            written = time.perf_counter()
+            size_mb = path.stat().st_size / 1e6
+        table.add(program=label, rows=len(df), frame_mb=df.memory_usage(deep=True).sum() / 1e6,
+                  plan_s=planned - start, code_s=coded - planned, data_s=written - coded,
+                  total_s=written - start, peak_rss_mb=peak_since_reset_mb(), file_mb=size_mb,
+                  strategy=model.plan.likelihood.strategy.name)
+        for name, seconds in model.plan.pass_seconds:
+            if seconds >= 0.01:
+                passes.add(program=label, **{"pass": name}, seconds=seconds)
+        del df, model
+        gc.collect()
+
+
 SECTIONS = {"predictor": predictor, "retail": retail_gradients,
             "marginal": marginal_gradients, "counts": count_cells, "block": block_products,
-            "data": data_files}
+            "data": data_files, "build": model_builds}
 
 
 
