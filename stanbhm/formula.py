@@ -132,6 +132,23 @@ def _quote(name: str) -> str:
     return name if name.isidentifier() else f"`{name}`"
 
 
+def cens_text(column: str, upper: str | None = None) -> str:
+    """``cens(c)`` or ``cens(c, y2)`` as a formula writes it, for messages: the column
+    backticked where it needs to be, the upper bound's expression as given."""
+    return f"cens({_quote(column)}{'' if upper is None else ', ' + upper})"
+
+
+def weights_text(expr: str) -> str:
+    """``weights(w)`` as a formula writes it, for messages."""
+    return f"weights({expr})"
+
+
+def trunc_text(lb: float | None, ub: float | None) -> str:
+    """``trunc(lb = 0, ub = 10)``, the sides given, as brms names its bounds."""
+    bounds = [f"{k} = {v:g}" for k, v in (("lb", lb), ("ub", ub)) if v is not None]
+    return f"trunc({', '.join(bounds)})"
+
+
 @dataclass(frozen=True)
 class GroupTerm:
     """One group-level term, e.g. ``(1 + x | school)``.
@@ -223,6 +240,20 @@ class Formula:
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def addition_texts(self) -> tuple[str, ...]:
+        """The addition terms that change what a row adds to the likelihood (cens(),
+        weights(), trunc()), each as the formula writes it: ``("cens(c, u)",
+        "weights(w)")``; () without any."""
+        out = []
+        if self.cens is not None:
+            out.append(cens_text(self.cens, self.y2))
+        if self.weights is not None:
+            out.append(weights_text(self.weights))
+        if self.trunc is not None:
+            out.append(trunc_text(*self.trunc))
+        return tuple(out)
 
 
 def _refuse_brms_features(text: str) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import formula
 from .declarations import Declaration
 from .families import Family
 from .marginals import Marginal
@@ -119,18 +120,21 @@ class Likelihood(Part):
         return self.weights is not None or (self.lb is not None and self.ub is not None)
 
     def trunc_text(self) -> str:
-        bounds = [f"{k} = {v:g}" for k, v in (("lb", self.lb), ("ub", self.ub)) if v is not None]
-        return f"trunc({', '.join(bounds)})"
+        return formula.trunc_text(self.lb, self.ub)
+
+    def cens_text(self) -> str:
+        """``cens(c)`` or ``cens(c, y2)``, as the formula writes it."""
+        return formula.cens_text(self.cens_expr, self.y2_expr or None)
 
     @property
     def additions(self) -> tuple[str, ...]:
-        """What the addition terms make of the rows, for the passes' skip reasons
-        (``"censored (cens(c))"``); () without any."""
+        """What the addition terms make of the rows, each named as the formula writes it,
+        for the passes' skip reasons (``"censored (cens(c, y2))"``); () without any."""
         out = []
         if self.cens is not None:
-            out.append(f"censored (cens({self.cens_expr}))")
+            out.append(f"censored ({self.cens_text()})")
         if self.weights is not None:
-            out.append(f"weighted (weights({self.weights_expr}))")
+            out.append(f"weighted ({formula.weights_text(self.weights_expr)})")
         if self.truncated:
             out.append(f"truncated ({self.trunc_text()})")
         return tuple(out)
@@ -150,16 +154,16 @@ class Likelihood(Part):
             codes = self.cens[self.obs]
             counts = ", ".join(f"{int((codes == c).sum())} {k}" for k, c in CENSORING_KINDS
                                if (codes == c).any())
-            out.append(f"cens({self.cens_expr}): {counts} fitted rows; an exact row adds its "
+            out.append(f"{self.cens_text()}: {counts} fitted rows; an exact row adds its "
                        "log density, a right-censored one log P(Y > y) (_lccdf), a "
                        "left-censored one log P(Y <= y) (_lcdf), an interval one "
                        "log P(y < Y <= y2), as brms" + ("; Stan has no CDF of "
                        f"{self.family.dist}, so censored rows use {self.family.cdf}"
                        if self.family.cdf != self.family.dist else ""))
         if self.weights is not None:
-            out.append(f"weights({self.weights_expr}): each row's log density times its "
-                       "weight, log_lik too, as brms; a weight of 2 counts a row twice, "
-                       "not a survey design correction")
+            out.append(f"{formula.weights_text(self.weights_expr)}: each row's log density "
+                       "times its weight, log_lik too, as brms; a weight of 2 counts a row "
+                       "twice, not a survey design correction")
         if self.truncated:
             lower = "lb - 1" if self.family.integer else "lb"
             span = {(True, False): f"P(Y > {lower})", (False, True): "P(Y <= ub)",

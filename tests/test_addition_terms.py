@@ -5,8 +5,10 @@ rewrites they rule out, and the recovery of a demand from stocked-out sales.
 
 Three programs are compiled (a negative binomial with every censoring kind, written a
 kind of rows per statement; a poisson weighted, censored and truncated on both sides,
-written one row at a time; a gaussian censored and truncated below), and one more for the
-recovery test.
+written one row at a time; a gaussian censored and truncated below), two more for the
+comparison with brms's form of a weighted, censored negative binomial (the generated
+program and the hand-written ``tests/stan/brms_censored_weighted.stan``), and one more
+for the recovery test.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import STAN_DIR
+from exact import log_density
 from rewrite_cases import assert_likelihood_is, decision, model_block
 from scipy import stats
 
 import stanbhm as sb
+from stanbhm import toolchain
 from stanbhm.errors import PlanError
 
 KINDS = np.array(["none", "right", "left", "interval"])
@@ -76,12 +81,12 @@ def test_censored_rows_are_written_a_kind_per_statement_and_rewrites_say_why() -
     assert list(data["right"]) == list(np.flatnonzero(df["c"].to_numpy()[obs] == "right") + 1)
     assert data["N_interval"] == int((df["c"][obs] == "interval").sum())
     assert list(data["y2"]) == list(np.where(df["c"][obs] == "interval", df["u"][obs], 0))
-    reason = "the rows are censored (cens(c))"
+    reason = "the rows are censored (cens(c, u))"
     assert decision(model, "glm") == f"glm: not used; {reason}: not the kernel's likelihood"
     assert decision(model, "collapse") == (f"collapse: not applied; {reason}; a cell stands "
                                            "for plain rows only")
     assert decision(model, "marginalization") == (
-        "marginalization: not applied; the rows have cens(), and the marginal kinds "
+        "marginalization: not applied; the rows have cens(c, u), and the marginal kinds "
         "integrate the effects out of plain rows only")
     gaussian = sb.Model("y | cens(c, u) ~ x + (1 | g)", df)
     assert decision(gaussian, "sufficient statistics") == (
@@ -97,7 +102,7 @@ def test_censored_rows_are_written_a_kind_per_statement_and_rewrites_say_why() -
         "at most 5000; a censored row's is its log probability (lccdf, lcdf), a truncated "
         "row's renormalized, a weighted row's times its weight, as brms")
     with pytest.raises(PlanError, match=r"rewrites\['g'\] = 'marginalize': the rows have "
-                       r"cens\(\), and the marginal kinds"):
+                       r"cens\(c, u\), and the marginal kinds"):
         sb.Model("y | cens(c, u) ~ x + (1 | g)", df, rewrites={"g": "marginalize"})
 
 
@@ -124,6 +129,29 @@ def test_weighted_and_truncated_rows_are_written_one_at_a_time() -> None:
     assert "      target += weights[i] * lp;\n" in block
     assert "N_right" not in model.stan_data()  # the loop reads cens[i]
     assert model.stan_data()["lb"] == 0 and model.stan_data()["ub"] == 20
+
+
+def test_skip_reasons_name_each_addition_term_as_written() -> None:
+    """Every pass that skips names the terms as the formula writes them: the censoring
+    column (backticked where it must be) with its upper bound, the weights' expression,
+    the truncation bounds."""
+    df = count_data().rename(columns={"c": "sold out"})
+    formula = "y | weights(w) + cens(`sold out`, u) + trunc(lb = 0, ub = 20) ~ x + (1 | g)"
+    model = sb.Model(formula, df, family="poisson")
+    terms = "cens(`sold out`, u) and weights(w) and trunc(lb = 0, ub = 20)"
+    assert decision(model, "marginalization") == (
+        f"marginalization: not applied; the rows have {terms}, and the marginal kinds "
+        "integrate the effects out of plain rows only")
+    reason = ("the rows are censored (cens(`sold out`, u)) and weighted (weights(w)) and "
+              "truncated (trunc(lb = 0, ub = 20))")
+    assert decision(model, "glm") == f"glm: not used; {reason}: not the kernel's likelihood"
+    assert decision(model, "collapse").startswith(f"collapse: not applied; {reason};")
+    code = model.stan_code()
+    assert "// cens(`sold out`, u): " in code and "// weights(w): " in code
+    assert "// trunc(lb = 0, ub = 20): " in code
+    one = sb.Model("y | trunc(ub = 30) ~ x + (1 | g)", df, family="poisson")
+    assert decision(one, "marginalization").startswith(
+        "marginalization: not applied; the rows have trunc(ub = 30), and")
 
 
 # --------------------------------------------------------------------------- densities
@@ -192,6 +220,46 @@ def test_censored_truncated_gaussian_is_scipys() -> None:
         return p, float(censored_log_lik(dist, df, lower=-3.0).sum())
 
     assert_likelihood_is(model, point, seed=3)
+
+
+@pytest.mark.slow
+def test_weighted_censored_negbinomial_is_the_brms_forms() -> None:
+    """The generated program's log density is that of brms's form of the model
+    (``tests/stan/brms_censored_weighted.stan``: one row at a time, each row's log
+    probability times its weight) up to a constant, at 20 points, with every censoring
+    kind among the rows; the reference without its weights is not."""
+    df = count_data()
+    df["z"] = np.random.default_rng(9).normal(size=len(df))
+    priors = {"Intercept": "normal(1.5, 1)", "b": "normal(0, 1)", "phi": "gamma(2, 0.1)"}
+    model = sb.Model("y | weights(w) + cens(c, u) ~ x + z", df, family="negbinomial",
+                     priors=priors)
+    assert "      target += weights[i] * lp;\n" in model_block(model.stan_code())
+    fitted = df[df["y"].notna()]
+    codes = fitted["c"].map({"none": 0, "right": 1, "left": -1, "interval": 2}).to_numpy()
+    assert sorted(set(codes)) == [-1, 0, 1, 2]
+    data = {"N": len(fitted), "Y": fitted["y"].to_numpy(dtype=int), "cens": codes,
+            "rcens": np.where(codes == 2, fitted["u"], 0).astype(int),
+            "weights": fitted["w"].to_numpy(), "K": 2, "X": fitted[["x", "z"]].to_numpy()}
+    reference = toolchain.compile_model((STAN_DIR / "brms_censored_weighted.stan").read_text())
+
+    def reference_density(p: dict, weights: np.ndarray) -> float:
+        params = {"Intercept": p["Intercept"], "b": p["b"], "shape": p["phi"]}
+        frame = reference.log_prob(params=params, data={**data, "weights": weights},
+                                   jacobian=False, sig_figs=18)
+        return float(frame["lp__"].iloc[0])
+
+    rng = np.random.default_rng(6)
+    gaps, unweighted, scale = [], [], 0.0
+    for _ in range(20):
+        p = {"Intercept": rng.normal(1.5, 0.3), "b": rng.normal([0.4, -0.2], 0.2).tolist(),
+             "phi": rng.uniform(1, 10)}
+        lp = log_density(model, p, prior_only=False)
+        ref = reference_density(p, data["weights"])
+        gaps.append(lp - ref)
+        unweighted.append(lp - reference_density(p, np.ones(len(fitted))))
+        scale = max(scale, abs(ref))
+    assert max(gaps) - min(gaps) < 1e-8 * scale, (gaps, scale)
+    assert max(unweighted) - min(unweighted) > 1.0, unweighted
 
 
 # --------------------------------------------------------------------------- recovery

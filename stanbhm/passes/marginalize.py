@@ -39,10 +39,9 @@ SUBJECT = "marginalization"
 
 def additions_reason(spec: ModelSpec) -> str:
     """Why no group intercept is integrated out of censored, weighted or truncated rows
-    ("" when the rows have no such addition term)."""
-    terms = [name for name, given in (("cens()", spec.cens is not None),
-                                      ("weights()", spec.weights is not None),
-                                      ("trunc()", spec.trunc is not None)) if given]
+    ("" when the rows have no such addition term), naming each term as the formula
+    writes it: "the rows have cens(c, y2), and ..."."""
+    terms = spec.formula.addition_texts
     if not terms:
         return ""
     return (f"the rows have {' and '.join(terms)}, and the marginal kinds integrate the "

@@ -12,7 +12,7 @@
 //   b_x ~ normal(0, 2.92)
 //   sd_g ~ student_t(3, 0, 2.6)
 // decisions:
-//   marginalization: not applied; the rows have cens(), and the marginal kinds integrate the effects out of plain rows only
+//   marginalization: not applied; the rows have cens(no_interval), and the marginal kinds integrate the effects out of plain rows only
 //   parameterization of g: non-centered; "auto": every level is weakly informed
 //       effect     tau ~  data precision per level  weights
 //       Intercept  0      0.752 to 21.5             0.00 to 0.00

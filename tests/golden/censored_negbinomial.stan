@@ -2,7 +2,7 @@
 // formula: yc_missing | cens(status, upper) ~ x + (1 | g)
 // family: negbinomial, log link
 // data: N = 60 rows, 54 with an observed outcome
-// cens(status): 29 exact, 16 right, 4 left, 5 interval fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms; Stan has no CDF of neg_binomial_2_log, so censored rows use neg_binomial_2
+// cens(status, upper): 29 exact, 16 right, 4 left, 5 interval fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms; Stan has no CDF of neg_binomial_2_log, so censored rows use neg_binomial_2
 //   g: 5 levels of g; effects Intercept
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
@@ -13,16 +13,16 @@
 //   sd_g ~ student_t(3, 0, 2.5)
 //   phi ~ gamma(2, 0.1)
 // decisions:
-//   marginalization: not applied; the rows have cens(), and the marginal kinds integrate the effects out of plain rows only
+//   marginalization: not applied; the rows have cens(status, upper), and the marginal kinds integrate the effects out of plain rows only
 //   parameterization of g: non-centered; "auto": every level is weakly informed
 //       effect     tau ~  data precision per level  weights
 //       Intercept  0      4.35 to 71                0.00 to 0.00
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
-//   collapse: not applied; the rows are censored (cens(status)); a cell stands for plain rows only
+//   collapse: not applied; the rows are censored (cens(status, upper)); a cell stands for plain rows only
 //   joint statistics: not applied; the negbinomial family has no sufficient statistics
-//   glm: not used; the rows are censored (cens(status)): not the kernel's likelihood
+//   glm: not used; the rows are censored (cens(status, upper)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
 //   log_lik: on; 54 observed rows, at most 5000; a censored row's is its log probability (lccdf, lcdf), a truncated row's renormalized, a weighted row's times its weight, as brms
 //   y_rep: on; 60 rows, at most 5000

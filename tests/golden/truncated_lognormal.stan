@@ -13,7 +13,7 @@
 //   sd_g ~ student_t(3, 0, 1.07)
 //   sigma ~ student_t(3, 0, 1.07)
 // decisions:
-//   marginalization: not applied; the rows have trunc(), and the marginal kinds integrate the effects out of plain rows only
+//   marginalization: not applied; the rows have trunc(lb = 0.5, ub = 3), and the marginal kinds integrate the effects out of plain rows only
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
