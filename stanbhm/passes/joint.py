@@ -142,7 +142,7 @@ def triangular_factor(rows: np.ndarray, columns: np.ndarray | None = None,
     """A factor r of `rows` (r'r = rows'rows), `width` wide with the rows' values in
     `columns` (all of them when None), from a QR of their nonzero columns only."""
     columns = np.arange(rows.shape[1]) if columns is None else columns
-    used = np.flatnonzero(np.any(rows != 0, axis=0))
+    used = np.flatnonzero(np.any(rows, axis=0))
     r = np.linalg.qr(rows[:, used], mode="r")
     out = np.zeros((r.shape[0], width or rows.shape[1]))
     out[:, columns[used]] = r
@@ -160,8 +160,17 @@ class FactorSum:
 
     def add(self, rows: np.ndarray, columns: np.ndarray | None = None) -> None:
         """Fold in `rows`, whose values lie in `columns` of the full width (all when
-        None)."""
-        self.factors.append(triangular_factor(rows, columns, self.width))
+        None). No more rows than columns are their own factor: kept as they are until
+        the next fold, which factors them with the rest in one QR (the election model's
+        members with one row count are a few hundred rows per block)."""
+        if len(rows) <= rows.shape[1]:
+            full = rows
+            if columns is not None:
+                full = np.zeros((len(rows), self.width))
+                full[:, columns] = rows
+            self.factors.append(full)
+        else:
+            self.factors.append(triangular_factor(rows, columns, self.width))
         self.rows += len(self.factors[-1])
         if self.rows > 8 * self.width:
             self.factors = [self.result()]
