@@ -660,8 +660,14 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[codes], values[order]
 
 
-def _group_levels(term: GroupTerm, data: pd.DataFrame) -> tuple[tuple[str, ...], np.ndarray]:
-    coded = [_factor_codes(data[column], column) for column in term.factors]
+def _group_levels(term: GroupTerm, data: pd.DataFrame, codes: dict[str, Any],
+                  ) -> tuple[tuple[str, ...], np.ndarray]:
+    """The term's levels and each row's (1-based); `codes` keeps each grouping column's
+    codes for the other terms on it (factorizing 3M labels takes a second)."""
+    for column in term.factors:
+        if column not in codes:
+            codes[column] = _factor_codes(data[column], column)
+    coded = [codes[column] for column in term.factors]
     if len(coded) == 1:
         codes, labels = coded[0]
         return tuple(labels), codes + 1
@@ -724,7 +730,8 @@ def _term_names(terms: tuple[GroupTerm, ...]) -> list[str]:
 
 
 def _group_effects(
-    term: GroupTerm, term_name: str, data: pd.DataFrame, taken: set[str]
+    term: GroupTerm, term_name: str, data: pd.DataFrame, taken: set[str],
+    codes: dict[str, Any],
 ) -> GroupEffects:
     role = f"group term {term}"
     _require_columns(term.factors, data, role)
@@ -740,7 +747,7 @@ def _group_effects(
                for j in range(len(effect_names))]
     _check_matrix_finite(columns, effect_names)
     values = side_by_side(columns, len(data))
-    levels, index = _group_levels(term, data)
+    levels, index = _group_levels(term, data, codes)
     effect_taken: set[str] = set()
     effect_stan_names = []
     for effect in effect_names:
@@ -1026,8 +1033,9 @@ def build_spec(
         )
     taken: set[str] = set()
     groups: list[GroupEffects] = []
+    codes: dict[str, Any] = {}
     for term, term_name in zip(formula.groups, _term_names(formula.groups), strict=True):
-        group = _group_effects(term, term_name, data, taken)
+        group = _group_effects(term, term_name, data, taken, codes)
         taken.add(group.stan_name)
         groups.append(group)
         if group.n_levels == 1:

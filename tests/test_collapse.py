@@ -239,3 +239,16 @@ def test_distinct_rows_with_no_columns_is_one_cell() -> None:
 
     first, inverse = distinct_rows([], np.arange(5))
     assert first.tolist() == [0] and inverse.tolist() == [0] * 5
+
+
+def test_distinct_rows_of_a_continuous_first_column_are_every_row() -> None:
+    from stanbhm.passes.collapse import distinct_rows
+
+    rng = np.random.default_rng(5)
+    X = np.column_stack([rng.normal(size=40), np.zeros(40)])
+    for rows in (np.arange(40), np.arange(3, 40, 2)):
+        first, inverse = distinct_rows([X, np.ones(40)], rows)
+        assert first.tolist() == inverse.tolist() == list(range(len(rows)))
+    X[7, 0] = X[3, 0]  # two rows alike: found by the full comparison
+    first, inverse = distinct_rows([X, np.ones(40)], np.arange(40))
+    assert len(first) == 39 and inverse[7] == inverse[3] == 3

@@ -156,3 +156,19 @@ def test_joint_statistics_keep_the_log_density(case) -> None:
     assert joint.plan.rows_given != quiet
     assert ("X" in joint.stan_data()) != quiet
     assert_constant_gap(plain, joint)
+
+
+def test_factors_made_two_blocks_at_a_time_are_the_serial_ones(monkeypatch) -> None:
+    """Blocks factored on two threads are folded in their order: the same numbers."""
+    from stanbhm.passes import joint
+
+    df, _ = election(seed=2, rows=6000)
+    made = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(joint, "WORKERS", workers)
+        monkeypatch.setattr(joint, "CHUNK", 1 << 16)  # many blocks
+        strategy = sb.Model(election_formula(), df, log_lik=False, y_rep=False).plan \
+            .likelihood.strategy
+        made[workers] = (strategy.R, strategy.q)
+    np.testing.assert_array_equal(made[1][0], made[2][0])
+    np.testing.assert_array_equal(made[1][1], made[2][1])

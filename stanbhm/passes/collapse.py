@@ -194,9 +194,11 @@ def distinct_rows(blocks: list[np.ndarray], rows: np.ndarray,
     """
     n = len(rows)
     at = None if all(keeps_all(rows, len(b)) for b in blocks) else rows
+    if blocks and _all_distinct(_bits(blocks[0].reshape(len(blocks[0]), -1)[:, 0],
+                                      _at(at, slice(None)))):
+        return np.arange(n), np.arange(n)  # one column tells: a continuous covariate
     hashed = row_hashes(blocks, at, n)
-    ordered = np.sort(hashed)
-    if not (ordered[1:] == ordered[:-1]).any():  # every row its own cell
+    if _all_distinct(hashed):  # every row its own cell
         return np.arange(n), np.arange(n)
     first, inverse = _numbered(hashed)
     clash = np.zeros(n, dtype=bool)
@@ -257,6 +259,11 @@ def _spans(n: int) -> list[slice]:
 def _at(at: np.ndarray | None, where: slice | np.ndarray) -> slice | np.ndarray:
     """Rows `where` of the fitted rows, as rows of the full arrays."""
     return where if at is None else at[where]
+
+
+def _all_distinct(values: np.ndarray) -> bool:
+    ordered = np.sort(values)
+    return not (ordered[1:] == ordered[:-1]).any()
 
 
 def _numbered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
