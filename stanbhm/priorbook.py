@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .arrays import column_moments
+from .arrays import at_rows, column_moments
 from .priors import Bounds, Horseshoe, Prior, fmt, intersect, parse_prior
 
 if TYPE_CHECKING:
@@ -101,8 +101,9 @@ def resolve(spec: ModelSpec) -> PriorBook:
             sd_bounds[g.term_name] = intersect(given[0], given[1], 0.0, "a standard deviation",
                                                 True)
         else:
+            sds = _column_sds(at_rows(g.Z, spec.observed))
             sd[g.term_name] = tuple(
-                Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, spec.observed))),
+                Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, sds[k]))),
                       from_data=(2,))
                 for k in range(g.k)
             )
@@ -139,29 +140,22 @@ def _default_aux(name: str, template: str, scale: float) -> Prior:
     return dataclasses.replace(prior, from_data=scaled)
 
 
-def _sd(values: np.ndarray) -> float:
-    """The sample sd, 0 for a constant column (whose float sd is rounding noise, ~1e-17,
-    which would make a default prior scale of 1e16)."""
-    if len(values) < 2 or np.ptp(values) == 0:
-        return 0.0
-    return float(np.std(values, ddof=1))
-
-
 def _column_sds(rows: np.ndarray) -> np.ndarray:
-    """`_sd` of each column over the observed rows, in one pass over X: picking a column
-    of a 3M-row matrix at a time took seconds."""
+    """The sample sd of each column of `rows`, in one pass over them (picking a column of
+    a 3M-row matrix at a time took seconds); 0 for a constant column, whose float sd is
+    rounding noise (~1e-17) that would make a default prior scale of 1e16."""
     if len(rows) < 2:
         return np.zeros(rows.shape[1])
     _, squares, spread = column_moments(rows)
     return np.where(spread == 0, 0.0, np.sqrt(squares / (len(rows) - 1)))
 
 
-def _effect_scale(scale: float, g: GroupEffects, k: int, observed: np.ndarray) -> float:
-    """A slope's sd prior is scaled by 1/sd(x), like its coefficient's: a level may move
-    the outcome by a few outcome sds per sd of x. The intercept column keeps ``scale``."""
+def _effect_scale(scale: float, g: GroupEffects, k: int, sx: float) -> float:
+    """A slope's sd prior is scaled by 1/sd(x) (`sx`, over the fitted rows), like its
+    coefficient's: a level may move the outcome by a few outcome sds per sd of x. The
+    intercept column keeps ``scale``."""
     if g.effect_names[k] == "Intercept":
         return scale
-    sx = _sd(g.Z[observed, k])
     return scale / sx if sx > 0 else scale
 
 
