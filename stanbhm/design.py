@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import formula
 from .arrays import at_rows
 from .parts import b_runs
 from .rewrites import allowed
@@ -96,11 +97,42 @@ def unfit_reason(rewrites: Any, name: str, plan: Plan) -> str:
         return "known standard errors: the rows are already the statistics"
     if not isinstance(lik.strategy, Rowwise | MarginalRows):
         return f"the likelihood is already rewritten ({lik.strategy.rewritten_as})"
-    if lik.additions:
-        return f"{lik.addition_reason}; the statistics stand for plain rows only"
+    if lik.cens is not None or lik.truncated:
+        return f"{lik.addition_reason}; the statistics stand for plain or weighted rows only"
+    if lik.weights is not None and lik.marginal is not None:
+        return (f"{lik.addition_reason} and the effects of {lik.marginal.name} are "
+                "integrated out: the marginal's level sums are of plain rows only")
     if not plan.groups:
         return "no group term (a model without one is not built yet)"
     return ""
+
+
+def row_scale(plan: Plan) -> np.ndarray | None:
+    """The square root of each fitted row's weight (`weights(w)`), in the fitted rows'
+    order, or None without weights. A weighted gaussian row adds w_i times its log
+    density, -w_i (y_i - eta_i)^2 / (2 sigma^2) - w_i log(sigma): its design row and
+    outcome times sqrt(w_i) give the weighted sum of squares as a plain one, and the
+    weights' sum (`weight_sum`) stands for the row count in the log(sigma) term."""
+    lik = plan.likelihood
+    if lik.weights is None:
+        return None
+    return np.sqrt(lik.weights[lik.obs])
+
+
+def weight_sum(plan: Plan) -> float | None:
+    """The fitted rows' weights summed (None without weights): their count in a weighted
+    likelihood's log(sigma) term."""
+    lik = plan.likelihood
+    return None if lik.weights is None else float(lik.weights[lik.obs].sum())
+
+
+def weighted_note(plan: Plan) -> str:
+    """What the header's decision adds for weighted rows ("" without weights)."""
+    lik = plan.likelihood
+    if lik.weights is None:
+        return ""
+    return (f"; {formula.weights_text(lik.weights_expr)}: each row's design and outcome "
+            "times sqrt(weight), the weights' sum counting the rows in log(sigma)")
 
 
 def level_design(plan: Plan) -> Design:

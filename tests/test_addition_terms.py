@@ -7,8 +7,9 @@ Three programs are compiled (a negative binomial with every censoring kind, writ
 kind of rows per statement; a poisson weighted, censored and truncated on both sides,
 written one row at a time; a gaussian censored and truncated below), two more for the
 comparison with brms's form of a weighted, censored negative binomial (the generated
-program and the hand-written ``tests/stan/brms_censored_weighted.stan``), and one more
-for the recovery test.
+program and the hand-written ``tests/stan/brms_censored_weighted.stan``), one more
+for the recovery test, and one for the weighted ordinal survey (its log likelihood
+against scipy's and the recovery of the generator's cutpoints and coefficients).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def test_censored_rows_are_written_a_kind_per_statement_and_rewrites_say_why() -
     gaussian = sb.Model("y | cens(c, u) ~ x + (1 | g)", df)
     assert decision(gaussian, "sufficient statistics") == (
         f"sufficient statistics: not applied; {reason}; the statistics stand for plain "
-        "rows only")
+        "or weighted rows only")
     assert decision(gaussian, "joint statistics").startswith(
         f"joint statistics: not applied; {reason}")
     threaded = sb.Model("y | weights(w) ~ x", df, family="poisson", threads=2)
@@ -286,3 +287,48 @@ def test_right_censored_sales_recover_the_demand() -> None:
     draws = fit.cmdstan.stan_variable("Intercept")
     assert abs(draws.mean() - truth) < 4 * draws.std(), (draws.mean(), draws.std(), truth)
     assert fit.diagnostics()["divergences"] == 0
+
+
+# ------------------------------------------------------------ a weighted ordinal survey
+
+
+@pytest.mark.slow
+def test_weighted_ordinal_survey_is_scipys_and_recovers_the_truth() -> None:
+    """The election-like survey (`datasets.survey`): an ordinal answer with sampling
+    weights, a cumulative logit with a state intercept. The program's log likelihood is
+    scipy's weighted ordered-logistic sum (each row's log probability times its weight)
+    up to a constant at 20 points, and a short fit puts the generator's cutpoints (at
+    x = 0) and coefficients inside their 99% posterior intervals."""
+    from scipy.special import expit
+
+    from stanbhm.datasets import survey, survey_formula
+
+    df, truth = survey(seed=3, rows=600, states=8, categories=4)
+    formula = survey_formula().replace("answer ~", "answer | weights(w) ~")
+    assert formula == "answer | weights(w) ~ age + female + college + (1 | state)"
+    model = sb.Model(formula, df, family="cumulative", parameterization="noncentered")
+    assert "target += weights[i] * lp;" in model_block(model.stan_code())
+    X = df[["age", "female", "college"]].to_numpy(dtype=float)
+    Xc = X - X.mean(axis=0)  # the program's eta is relative to the predictors' means
+    levels = list(model.plan.groups[0].levels)
+    state = df["state"].map(levels.index).to_numpy()
+    y, w = df["answer"].to_numpy(), df["w"].to_numpy()
+    assert w.std() > 0.1  # the weights differ, so an unweighted sum would not do
+
+    def point(rng):
+        p = {"Intercept": np.sort(rng.normal(0, 1.2, size=3)).tolist(),
+             "b": rng.normal([0.6, -0.4, 0.8], 0.3).tolist(),
+             "sd_state": float(rng.uniform(0.2, 1.0)),
+             "z_state": rng.normal(size=len(levels)).tolist()}
+        eta = Xc @ p["b"] + p["sd_state"] * np.asarray(p["z_state"])[state]
+        cuts = np.r_[-np.inf, p["Intercept"], np.inf]
+        prob = expit(cuts[y] - eta) - expit(cuts[y - 1] - eta)
+        return p, float(np.sum(w * np.log(prob)))
+
+    assert_likelihood_is(model, point, seed=4)
+    fit = model.fit(chains=2, iter_warmup=300, iter_sampling=300, seed=5, advice=False,
+                    show_progress=False).cmdstan
+    for name, want in (("b_Intercept", truth["cutpoints"]), ("b", truth["b"])):
+        draws = fit.stan_variable(name)
+        low, high = np.quantile(draws, [0.005, 0.995], axis=0)
+        assert np.all((low < want) & (want < high)), (name, low, high, want)

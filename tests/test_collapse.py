@@ -252,3 +252,60 @@ def test_distinct_rows_of_a_continuous_first_column_are_every_row() -> None:
     X[7, 0] = X[3, 0]  # two rows alike: found by the full comparison
     first, inverse = distinct_rows([X, np.ones(40)], np.arange(40))
     assert len(first) == 39 and inverse[7] == inverse[3] == 3
+
+
+# ------------------------------------------------------------- weighted gaussian cells
+
+WEIGHTED_CROSSED = CROSSED.replace("y ~", "y | weights(wt) ~")
+
+
+def weighted_crossed_data() -> pd.DataFrame:
+    """crossed_data with row weights, every row of one cell weighing 0."""
+    df = crossed_data()
+    df["wt"] = np.random.default_rng(12).uniform(0.1, 3.0, size=len(df))
+    df.loc[(df["a"] == "r") & (df["g"] == "A") & (df["h"] == "u"), "wt"] = 0.0
+    return df
+
+
+def test_weighted_gaussian_cells_hold_weighted_means_and_sum_of_squares() -> None:
+    """Each cell weighs its rows' weights, at their weighted mean, with the weighted sum
+    of squares within; a cell of weight 0 is left out; censoring still refuses cells."""
+    df = weighted_crossed_data()
+    model = sb.Model(WEIGHTED_CROSSED, df, parameterization="noncentered")
+    cells = model.plan.likelihood.cells
+    fitted = df.dropna(subset=["y"]).assign(wy=lambda d: d["wt"] * d["y"])
+    sums = fitted.groupby(["a", "g", "h"])[["wt", "wy"]].sum()
+    sums = sums[sums["wt"] > 0]
+    assert len(sums) < fitted.groupby(["a", "g", "h"]).ngroups  # the weightless cell is out
+    assert decision(model, "collapse") == (
+        f"collapse: normal on the cell means, with the sum of squares within cells, weighted; "
+        f"564 rows in {cells.n} cells of identical linear predictor; weights(wt): weighted "
+        "cell means and sum of squares within cells, each cell weighing its rows' weights, "
+        "the weights' sum counting the rows in log(sigma): exact, a constant apart")
+    assert cells.n == len(sums)
+    np.testing.assert_allclose(np.sort(cells.counts), np.sort(sums["wt"]), rtol=1e-13)
+    means = (sums["wy"] / sums["wt"]).to_numpy()  # the offset is one number per cell
+    np.testing.assert_allclose(np.sort(model.stan_data()["y_cell"]), np.sort(means),
+                               rtol=1e-12)
+    mean_of_row = fitted.groupby(["a", "g", "h"])["wy"].transform("sum") / \
+        fitted.groupby(["a", "g", "h"])["wt"].transform("sum").replace(0, 1)
+    direct = float((fitted["wt"] * (fitted["y"] - mean_of_row) ** 2).sum())
+    assert abs(cells.within - direct) < 1e-9 * direct
+    data = model.stan_data()
+    assert data["wsum_cell"] == pytest.approx(fitted["wt"].sum())
+    assert "    target += -(wsum_cell - N_cell) * log(sigma)" in model.stan_code()
+    df["c"] = np.where(df["g"] == "A", "right", "none")
+    censored = sb.Model(WEIGHTED_CROSSED.replace("weights(wt)", "weights(wt) + cens(c)"), df,
+                        parameterization="noncentered")
+    assert decision(censored, "collapse") == (
+        "collapse: not applied; the rows are censored (cens(c)) and weighted (weights(wt)); a "
+        "cell stands for plain rows only (or, for gaussian cells, weighted ones)")
+
+
+@pytest.mark.slow
+def test_weighted_gaussian_cells_keep_the_log_density() -> None:
+    df = weighted_crossed_data()
+    plain = sb.Model(WEIGHTED_CROSSED, df, parameterization="noncentered", rewrites="none")
+    cells = sb.Model(WEIGHTED_CROSSED, df, parameterization="noncentered")
+    assert cells.plan.likelihood.strategy.name == "cells"
+    assert_constant_gap(plain, cells)

@@ -245,6 +245,8 @@ CASES: dict[str, Case] = {
                                 data=addition_data),
     "truncated_poisson": Case("yc | trunc(lb = 1) ~ x", family="poisson",
                               data=lambda: addition_data().query("yc > 0")),
+    "weighted_statistics": Case("y_missing | weights(w) ~ x + (1 + x | g)",
+                                parameterization="noncentered", data=addition_data),
     # ---- the families and links of issue 31: zero-inflated, hurdle, beta, ordinal
     "zero_inflated_poisson": Case("yc ~ x + (1 | g)", family="zero_inflated_poisson",
                                   parameterization="noncentered"),

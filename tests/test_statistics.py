@@ -166,3 +166,72 @@ def test_nested_marginal_statistics_keep_the_log_density(missing) -> None:
     assert rows.plan.likelihood.strategy.name == "marginal"
     assert cells.plan.likelihood.strategy.nested is not None
     assert_constant_gap(rows, cells)
+
+
+# ------------------------------------------------------------------ weighted statistics
+
+
+def weighted_data(missing: bool = True):
+    """statistics_data with row weights from 0 (a row that counts for nothing) to 3."""
+    df = statistics_data(missing=missing)
+    df["wt"] = np.random.default_rng(9).uniform(0.2, 3.0, size=len(df))
+    df.loc[::37, "wt"] = 0.0
+    return df
+
+
+def test_weighted_statistics_are_the_weighted_sum_of_squares() -> None:
+    """Taken of the rows times sqrt(w), each level's rss + |R (theta - bhat)|^2 is its
+    rows' weighted sum of squares, for any theta; the program's ss_wsum is sum(w)."""
+    df = weighted_data()
+    model = sb.Model("y | weights(wt) ~ x + (1 + x | g)", df, parameterization="centered")
+    s = model.plan.likelihood.strategy
+    assert s.name == "statistics"
+    fitted = df[df["y"].notna()]
+    w, y, x = (fitted[c].to_numpy() for c in ("wt", "y", "x"))
+    level = fitted["g"].map({v: i for i, v in enumerate(model.plan.groups[0].levels)}).to_numpy()
+    assert model.stan_data()["ss_wsum"] == pytest.approx(w.sum())
+    rng = np.random.default_rng(4)
+    D = np.column_stack([np.ones(len(x)), x - x.mean()])  # centered X, as the design is
+    for _ in range(4):
+        theta = rng.normal(size=(s.bhat.shape[0], 2)) + np.array([1.0, 0.5])
+        resid = y - np.einsum("ij,ij->i", D, theta[level])
+        quad = sum(float(np.sum((s.R[:, j, :] @ (theta[j] - s.bhat[j])) ** 2))
+                   for j in range(s.bhat.shape[0]))
+        want = float(np.sum(w * resid**2))
+        assert abs(s.rss + quad - want) < 1e-9 * want
+        assert abs(float(np.sum(resid**2)) - want) > 1e-3 * want  # the weights tell
+
+
+def test_weighted_statistics_are_said_and_others_still_refused() -> None:
+    df = weighted_data()
+    df["c"] = np.where(df["x"] > 1.5, "right", "none")
+    model = sb.Model("y | weights(wt) ~ x + (1 + x | g)", df)
+    assert decision(model, "sufficient statistics") == (
+        "sufficient statistics: per level of g, weighted; 343 rows, 7 levels of g, 2 columns "
+        "per level: a gradient costs O(levels x columns^2), not O(rows); weights(wt): each "
+        "row's design and outcome times sqrt(weight), the weights' sum counting the rows in "
+        "log(sigma)")
+    code = model.stan_code()
+    assert "    target += -ss_wsum * log(sigma) - 0.5 * ss_q / square(sigma);\n" in code
+    assert "real<lower=0> ss_wsum; // the rows' weights summed" in code
+    censored = sb.Model("y | weights(wt) + cens(c) ~ x + (1 + x | g)", df)
+    assert decision(censored, "sufficient statistics") == (
+        "sufficient statistics: not applied; the rows are censored (cens(c)) and weighted "
+        "(weights(wt)); the statistics stand for plain or weighted rows only")
+    assert "ss_rss" not in censored.stan_code()
+    plain = sb.Model("y ~ x + (1 + x | g)", df)
+    assert "ss_wsum" not in plain.stan_code() and "ss_wsum" not in plain.stan_data()
+
+
+@pytest.mark.slow
+def test_weighted_statistics_keep_the_log_density() -> None:
+    """The weighted per-level statistics and the weighted rows (brms's form, each row's
+    log density times its weight) differ by a constant at 20 posterior draws, some
+    weights 0 and some rows missing."""
+    df = weighted_data()
+    formula = "y | weights(wt) ~ x + (1 + x | g)"
+    plain = sb.Model(formula, df, parameterization="centered", rewrites="none")
+    rewritten = sb.Model(formula, df, parameterization="centered")
+    assert plain.plan.likelihood.strategy.name == "rowwise"
+    assert rewritten.plan.likelihood.strategy.name == "statistics"
+    assert_constant_gap(plain, rewritten)

@@ -12,7 +12,9 @@ level and covariates of every group term, the same offset) share eta, and
   cell's mean is normal(eta, sigma / sqrt(n)) and the rows about their means add
   -SS_within / (2 sigma^2) and the remaining factors of 1 / sigma. This is for crossed
   factors and other designs the per-level sufficient statistics do not cover (they run
-  first, and a likelihood they rewrote is left alone);
+  first, and a likelihood they rewrote is left alone); weighted rows (`weights(w)`, each
+  row's log density times w_i) likewise with the cell's weights summed for n, its
+  weighted mean for ybar and its weighted sum of squares within;
 
 in each case the rows given their sum do not depend on the parameters, so the log
 density changes by a constant only. A group intercept integrated out (`marginalize`)
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import formula
 from ..arrays import keeps_all
 from ..rewrites import allowed
 from ..strategies import Cells, MarginalRows, Rowwise
@@ -88,8 +91,14 @@ class Collapse:
             return "known standard errors: the rows are already the statistics"
         if rule not in RULES:
             return f"the {lik.family.title} family has no exact collapse of counts"
-        if lik.additions:
-            return f"{lik.addition_reason}; a cell stands for plain rows only"
+        weighted_cells = (rule == "gaussian cells" and lik.cens is None
+                          and not lik.truncated)
+        if lik.additions and not weighted_cells:
+            return f"{lik.addition_reason}; a cell stands for plain rows only" + (
+                " (or, for gaussian cells, weighted ones)" if rule == "gaussian cells" else "")
+        if lik.additions and lik.marginal is not None:
+            return (f"{lik.addition_reason} and the effects of {lik.marginal.name} are "
+                    "integrated out: the marginal's level sums are of plain rows only")
         if isinstance(lik.strategy, MarginalRows) and lik.marginal.kind.cell_rule == rule:
             return ""  # the cells give the level sums of the term integrated out
         if not isinstance(lik.strategy, Rowwise):
@@ -129,6 +138,11 @@ class Collapse:
                "exposures added", "gaussian cells": "normal on the cell means, with the "
                "sum of squares within cells", "negative binomial cells": "negative binomial "
                "from the cells' counts and sums, with the outcome's histogram"}[cells.rule]
+        if cells.weight_sum is not None:
+            how += ", weighted"
+            what += (f"; {formula.weights_text(plan.likelihood.weights_expr)}: weighted cell "
+                     "means and sum of squares within cells, each cell weighing its rows' "
+                     "weights, the weights' sum counting the rows in log(sigma)")
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
 
@@ -152,6 +166,8 @@ def cells(plan: Plan) -> Cells:
     first, inverse = distinct_rows(key, obs)
     n_cells = len(first)
     counts = np.bincount(inverse, minlength=n_cells)
+    if rule == "gaussian cells" and lik.weights is not None:
+        return weighted_cells(lik.y - offset, lik.weights[obs], first, inverse, offset)
     if rule == "gaussian cells":
         y = lik.y - offset  # the offset is part of the key, so one value per cell
         means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
@@ -178,6 +194,22 @@ def cells(plan: Plan) -> Cells:
     return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
                  log_exposure=exposure, histogram=histogram,
                  marginal=_over_cells(marginal, first))
+
+
+def weighted_cells(y: np.ndarray, w: np.ndarray, first: np.ndarray, inverse: np.ndarray,
+                   offset: np.ndarray) -> Cells:
+    """Gaussian cells of weighted rows (`y` less the offset, weights `w`): with W_c the
+    cell's weights summed and m_c their weighted mean, sum_i w_i (y_i - eta_c)^2 =
+    sum_i w_i (y_i - m_c)^2 + W_c (m_c - eta_c)^2, so each cell is a row of mean m_c
+    and weight W_c. A cell whose weights are all 0 adds nothing and is left out."""
+    n_cells = len(first)
+    total = np.bincount(inverse, weights=w, minlength=n_cells)
+    kept = total > 0
+    means = np.bincount(inverse, weights=w * y, minlength=n_cells) / np.where(kept, total, 1)
+    resid = y - means[inverse]  # about the weighted cell means
+    return Cells(rule="gaussian cells", row=first[kept], y=means[kept] + offset[first[kept]],
+                 counts=total[kept], trials=None, log_exposure=None,
+                 within=float(np.sum(w * resid**2)), weight_sum=float(w.sum()))
 
 
 def distinct_rows(blocks: list[np.ndarray], rows: np.ndarray,

@@ -20,6 +20,8 @@ Where the per-level statistics (`statistics`) apply they are cheaper for many le
 (G P^2 against (G P)^2); they hand over to these when these cost less than half as much.
 The factors are computed once in float64 by QR, a block of rows at a time (never Z'Z,
 whose squares lose half the digits). Exact: the log density changes by a constant only.
+Weighted rows (`weights(w)`) enter as [Z, y - offset] times sqrt(w_i), the weights' sum
+standing for the row count in the log(sigma) term.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ import numpy as np
 import scipy.sparse
 from threadpoolctl import threadpool_limits
 
-from ..design import Design, DesignRows, level_design, unfit_reason
+from ..design import (
+    Design,
+    DesignRows,
+    level_design,
+    row_scale,
+    unfit_reason,
+    weight_sum,
+    weighted_note,
+)
 from ..rewrites import named
 from ..strategies import Joint, Segment
 from .base import Decision
@@ -212,14 +222,21 @@ def row_blocks(home: np.ndarray, member: np.ndarray | None, size: int) -> list[t
 
 def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.ndarray | None,
             home: np.ndarray | None = None, chunk: int | None = None,
+            scale: np.ndarray | None = None,
             ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The triangular factors of [Z, y] over the rows and, per class of members with one
     row count, of their sums; with the classes' row counts and member counts. `D` gives
-    the design's values a block of rows at a time (`D[rows]`).
+    the design's values a block of rows at a time (`D[rows]`). With `scale` (a number per
+    row, sqrt of its weight) each row of [Z, y] is multiplied by it, so the first factor
+    gives the weighted sum of squares; members' sums are of plain rows only, so a scale
+    comes without members.
 
     `home` (a level per row, e.g. of the first kept factor) orders the rows so that each
     block touches few columns; a member's rows go where its first row's level is."""
     n = len(y)
+    if scale is not None and member is not None:
+        raise ValueError("weighted rows have no members' sums: the rows' weights would "
+                         "not weigh their sums")
     chunk = chunk or max(2 * (lay.P + 1), CHUNK // (lay.P + 1))  # rows at a time
     home = np.zeros(n, dtype=int) if home is None else home
     counts = np.zeros(0, dtype=int)
@@ -240,6 +257,8 @@ def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.n
         rows = order[at:end]
         block, used = design_block(lay, D, rows, extra=1)
         block[:, -1] = y[rows]
+        if scale is not None:  # a weighted row: [Z, y] times sqrt(w)
+            block *= scale[rows][:, None]
         columns = np.append(used, lay.P)  # y is the last column of [Z, y]
         by_count = []
         if ranked is not None:
@@ -398,11 +417,12 @@ def joint_statistics(plan: Plan, rows: RowAnalysis) -> Joint:
     y = lik.y - (plan.offset.values[lik.obs] if plan.offset else 0.0)
     member = lik.marginal.index if lik.marginal is not None else None
     kept = [level for parts in lay.levels for _, level in parts]
-    blocks, ks, members = factors(lay, design.rows, y, member, kept[0] if kept else None)
+    blocks, ks, members = factors(lay, design.rows, y, member, kept[0] if kept else None,
+                                  scale=row_scale(plan))
     stacked = np.vstack(blocks)
     start = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
     return Joint(segments=lay.segments, R=stacked[:, :-1], q=stacked[:, -1], start=start,
-                 rows=ks, members=members,
+                 rows=ks, members=members, weight_sum=weight_sum(plan),
                  marginal=None if lik.marginal is None else lik.marginal.in_statistics())
 
 
@@ -436,8 +456,10 @@ class JointStatistics:
         if self.forced:
             what = f"'joint_statistics' requested; {what}"
         order = "(1 + classes) x coefficients^2" if lik.marginal is not None else "coefficients^2"
-        decision = Decision(SUBJECT, f"over all {P} coefficients",
+        weighted = weighted_note(plan)
+        decision = Decision(SUBJECT, f"over all {P} coefficients"
+                            + (", weighted" if weighted else ""),
                             f"{what}: factors of {m} x {P}, so a gradient costs O({order}), "
-                            "not O(rows)")
+                            "not O(rows)" + weighted)
         likelihood = lik.with_strategy(joint_statistics(plan, rows))
         return decision, dataclasses.replace(plan, likelihood=likelihood)

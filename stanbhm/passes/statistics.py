@@ -12,6 +12,8 @@ squares solution, so levels with fewer rows than columns need no special case. T
 statistics are computed once with numpy in float64 (QR and the residuals themselves,
 never y'y - 2..., which cancels), and a gradient then costs O(levels * columns^2)
 whatever the number of rows. Exact: the log density changes by a constant only.
+Weighted rows (`weights(w)`) are rows times sqrt(w_i), their weights' sum standing for
+the row count in the log(sigma) term (`design.row_scale`).
 
 With a group intercept of the same factor integrated out (`marginalize`), its marginal
 needs per level the sum of the residuals, sum(y) - sum(D) theta_j, so two more
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..design import Design, factor_group, unfit_reason
+from ..design import Design, factor_group, row_scale, unfit_reason, weight_sum, weighted_note
 from ..strategies import NestedCells, Statistics
 from .base import Decision
 from .joint import SPARSE_NS, RowAnalysis, analysis_of, cheaper_than
@@ -101,8 +103,10 @@ class SufficientStatistics:
                 f"levels' residual sums enter through {cells} cells of one level of "
                 f"{factor.name} and one row count: a gradient costs O((levels + cells) x "
                 "columns^2), not O(rows)")
-        return Decision(SUBJECT, "per level of " + factor.name,
-                        f"{cost}: a gradient costs O(levels x columns^2), not O(rows)")
+        weighted = weighted_note(plan)
+        return Decision(SUBJECT, "per level of " + factor.name + (", weighted" if weighted else ""),
+                        f"{cost}: a gradient costs O(levels x columns^2), not O(rows)"
+                        + weighted)
 
 
 def factors_reason(plan: Plan, home: np.ndarray | None) -> str:
@@ -131,19 +135,23 @@ def statistics(plan: Plan, d: Design, home: np.ndarray | None) -> Statistics:
     n_levels = first.n_levels
     y = lik.y - (plan.offset.values[obs] if plan.offset else 0.0)
     index = first.index[obs] - 1
-    bhat, R, rss = level_statistics(d.D, y, index, n_levels)
+    scale = row_scale(plan)
+    D = d.D
+    if scale is not None:  # weighted rows: each a plain row times sqrt(w)
+        D, y = D * scale[:, None], y * scale
+    bhat, R, rss = level_statistics(D, y, index, n_levels)
     sums, nested = None, None
     if home is not None:
-        nested = nested_cells(d.D, y, lik.marginal.index, home)
+        nested = nested_cells(D, y, lik.marginal.index, home)
     elif lik.marginal is not None:  # per level: sums of y and of each column
         sums = (np.bincount(index, weights=y, minlength=n_levels),
                 np.column_stack([np.bincount(index, weights=c, minlength=n_levels)
-                                 for c in d.D.T]))
+                                 for c in D.T]))
     return Statistics(ident=first.ident, factor=first.name, labels=d.labels,
                       theta_columns=d.theta_columns,
                       bhat=bhat, R=R, rss=float(rss.sum()), sums=sums, whole=d.whole,
                       whole_pops=d.whole_pops,
-                      nested=nested,
+                      nested=nested, weight_sum=weight_sum(plan),
                       marginal=None if lik.marginal is None else lik.marginal.in_statistics())
 
 

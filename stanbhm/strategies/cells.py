@@ -46,6 +46,10 @@ class Cells(Strategy):
     #: program names them ``cell`` and ``N_cell`` in transformed data instead
     level_of: str = ""
     marginal: Marginal | None = None  # the term integrated out, its level sums over the cells
+    #: gaussian cells of weighted rows (weights(w)): the rows' weights summed, their count
+    #: in the log(sigma) term; `counts` then hold each cell's weights summed, `y` its
+    #: weighted mean and `within` the weighted sum of squares. None for plain rows
+    weight_sum: float | None = None
 
     @property
     def n(self) -> int:
@@ -62,7 +66,16 @@ class Cells(Strategy):
             + ("averaged" if gaussian else "summed"),)),
             Declaration("data", f"array[N_cell] int<lower=1, upper={fitted}>", "cell",
                         "an observed row standing for each")]
-        if gaussian:
+        if gaussian and self.weight_sum is not None:
+            out += [Declaration("data", "vector[N_cell]", "y_cell",
+                                "weighted mean outcome of each cell"),
+                    Declaration("data", "vector<lower=0>[N_cell]", "n_cell",
+                                "weights summed over each cell"),
+                    Declaration("data", "real<lower=0>", "ss_cell",
+                                "weighted sum of squares of the rows about their cell's mean"),
+                    Declaration("data", "real<lower=0>", "wsum_cell",
+                                "the rows' weights summed: their count in the log(sigma) term")]
+        elif gaussian:
             out += [Declaration("data", "vector[N_cell]", "y_cell", "mean outcome of each cell"),
                     Declaration("data", "vector<lower=1>[N_cell]", "n_cell", "rows in each cell"),
                     Declaration("data", "real<lower=0>", "ss_cell",
@@ -108,6 +121,8 @@ class Cells(Strategy):
         if self.rule == "gaussian cells":
             out["n_cell"] = self.counts.astype(float)
             out["ss_cell"] = self.within
+            if self.weight_sum is not None:
+                out["wsum_cell"] = self.weight_sum
         elif self.rule == "negative binomial cells":
             values, counts = self.histogram
             out.update({"n_cell": self.counts.astype(float), "N_value": len(values),

@@ -44,6 +44,9 @@ class Joint(Strategy):
     rows: np.ndarray  # per class: rows of each of its levels (empty without a marginal)
     members: np.ndarray  # per class: its levels
     marginal: Marginal | None = None  # the term integrated out, through its classes
+    #: weights(w): the fitted rows' weights summed, their count in the log(sigma) term
+    #: (the factors are then of the rows times sqrt(w)); None for plain rows
+    weight_sum: float | None = None
 
     @property
     def P(self) -> int:
@@ -70,6 +73,10 @@ class Joint(Strategy):
                         "the blocks' triangular factors, stacked"),
             Declaration("data", "vector[js_M]", "js_q",
                         "their right-hand sides (the outcome's column of each factor)")]
+        if self.weight_sum is not None:
+            out.append(Declaration("data", "real<lower=0>", "js_wsum",
+                                   "the rows' weights summed: their count in the log(sigma) "
+                                   "term (the factors are of the rows times sqrt(weight))"))
         if m is not None:
             out += [Declaration("data", "vector<lower=1>[js_B - 1]", "js_n",
                                 "per class: rows of each of its levels"),
@@ -80,6 +87,8 @@ class Joint(Strategy):
     def own_data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"js_P": self.P, "js_B": self.blocks, "js_M": len(self.q),
                                "js_start": self.start + 1, "js_R": self.R, "js_q": self.q}
+        if self.weight_sum is not None:
+            out["js_wsum"] = self.weight_sum
         if len(self.rows):
             out["js_n"] = self.rows.astype(float)
             out["js_count"] = self.members.astype(float)

@@ -80,6 +80,9 @@ class Statistics(Strategy):
     whole_pops: str = ""  # the row of population coefficients added to `whole`'s rows, or ""
     nested: NestedCells | None = None  # a factor nested in this one, integrated out
     marginal: Marginal | None = None  # the term integrated out: this factor or `nested`'s
+    #: weights(w): the fitted rows' weights summed, their count in the log(sigma) term
+    #: (the statistics are then of the rows times sqrt(w)); None for plain rows
+    weight_sum: float | None = None
 
     def declarations(self, lik: Any, p: Any) -> tuple[Declaration, ...]:
         n = f"N_{self.ident}"
@@ -97,6 +100,10 @@ class Statistics(Strategy):
                 "by column")),
             Declaration("data", "real<lower=0>", "ss_rss",
                         "residual sum of squares at the least-squares coefficients")]
+        if self.weight_sum is not None:
+            out.append(Declaration("data", "real<lower=0>", "ss_wsum",
+                                   "the rows' weights summed: their count in the log(sigma) "
+                                   "term (the statistics are of the rows times sqrt(weight))"))
         if self.sums is not None:
             out += [Declaration("data", f"vector[{n}]", "ss_ysum",
                                 "sum of the outcome over each level's rows"),
@@ -129,6 +136,8 @@ class Statistics(Strategy):
         w, v, u = block_csr(self.R)
         out = {"ss_cols": len(self.labels), "ss_bhat": self.bhat, "ss_nnz": len(w),
                "ss_w": w, "ss_v": v, "ss_u": u, "ss_rss": self.rss}
+        if self.weight_sum is not None:
+            out["ss_wsum"] = self.weight_sum
         if self.sums is not None:
             out["ss_ysum"], out["ss_xsum"] = self.sums
         if self.nested is not None:
