@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import arguments, atomic, console, metric, toolchain
 from .advice import warn
-from .arrays import small_pages
+from .arrays import one_blas_thread, small_pages
 from .datafile import data_file
 from .errors import CmdStanError
 from .formula import Formula
@@ -81,7 +81,7 @@ class Model:
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,
                                scale_b=scale_b, initial_metric=initial_metric)
-        with small_pages():  # see there: seconds per GB of new arrays otherwise
+        with small_pages(), one_blas_thread():  # see there: each saves seconds at scale
             self.spec: ModelSpec = build_spec(self.formula, data, family, priors, link=link)
             self.plan: Plan = make_plan(self.spec, self.options)
         #: The OpenCL device the kernels run on (None: the CPU), found on this machine;
@@ -113,7 +113,7 @@ class Model:
     @cached_property
     def program(self) -> Program:
         """The rendered program: code, data and output schema."""
-        with small_pages():
+        with small_pages(), one_blas_thread():
             return render(self.plan)
 
     @cached_property

@@ -55,3 +55,15 @@ def test_small_pages_turns_numpys_huge_pages_off_and_restores_the_setting() -> N
         assert multiarray._set_madvise_hugepage(True) is True  # and is on again
     finally:
         multiarray._set_madvise_hugepage(before)
+
+
+def test_one_blas_thread_within_and_the_setting_restored_after() -> None:
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    with arrays.one_blas_thread():
+        assert blas_threads() and set(blas_threads()) == {1}
+    assert blas_threads() == before

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_limits
 
+from ..arrays import one_blas_thread
 from ..design import (
     Design,
     DesignRows,
@@ -281,14 +281,14 @@ def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.n
 
 #: Blocks factored at once, each by one thread of BLAS: a QR of a block of 45 columns
 #: gains nothing from OpenBLAS's own threads (2.0 s for 16 blocks with two of them
-#: against 0.6 s with one, on the development VM), two blocks at once use both cores.
-WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: against 0.6 s with one, on the development VM); a block per core uses them all.
+WORKERS = max(1, min(8, os.cpu_count() or 1))
 
 
 def in_parallel(work: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
     """`work` of each item, in order, on `WORKERS` threads, BLAS on one thread each
     (numpy's LAPACK calls release the GIL)."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if WORKERS == 1 or len(items) < 2:
             yield from map(work, items)
             return
