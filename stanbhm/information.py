@@ -41,8 +41,10 @@ if TYPE_CHECKING:
     from .priors import Prior
     from .spec import GroupEffects, ModelSpec
 
-#: IRLS steps for the pooled fit of the link families (it need not be precise).
+#: IRLS steps for the pooled fit of the link families, at most (it need not be precise);
+#: it stops sooner once no linear predictor moves by more than `IRLS_TOLERANCE`.
 IRLS_STEPS = 8
+IRLS_TOLERANCE = 1e-6
 #: Rows per block of ``X' W X``, so that no weighted copy of a large X is made.
 BLOCK = 65536
 
@@ -157,7 +159,9 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
         mu, dmu, var = _moments(fam.link, eta, trials)
         w = np.maximum(dmu**2 / var, 1e-12)
         z = eta - offset + (y - mu) / dmu
-        eta = _fitted(X, intercept, _lstsq(X, intercept, z, w)) + offset
+        moved, eta = eta, _fitted(X, intercept, _lstsq(X, intercept, z, w)) + offset
+        if np.max(np.abs(eta - moved), initial=0.0) < IRLS_TOLERANCE:
+            break
     mu, dmu, var = _moments(fam.link, eta, trials)
     if fam.pooled_variance is not None:
         var = fam.pooled_variance(y, mu, dmu)

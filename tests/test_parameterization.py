@@ -311,3 +311,25 @@ def test_one_pooled_fit_serves_every_term(monkeypatch) -> None:
     assert len(calls) == 1
     assert len(model.initial_metric.vector) > 0
     assert len(calls) == 1
+
+
+def test_the_pooled_glm_stops_once_converged(monkeypatch) -> None:
+    """IRLS stops when no linear predictor moves by the tolerance, at the answer that
+    running every step gives, within it."""
+    from stanbhm import information
+    from stanbhm.formula import Formula
+    from stanbhm.spec import build_spec
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=400)
+    df = pd.DataFrame({"y": rng.poisson(np.exp(0.5 + 0.3 * x)), "x": x,
+                       "g": rng.choice(list("abcd"), 400)})
+    spec = build_spec(Formula("y ~ x + (1 | g)"), df, "poisson", None)
+    calls = []
+    solve = information._lstsq
+    monkeypatch.setattr(information, "_lstsq", lambda *a: (calls.append(1), solve(*a))[1])
+    stopped = information.working_residuals(spec)[0]
+    assert len(calls) < information.IRLS_STEPS
+    monkeypatch.setattr(information, "IRLS_TOLERANCE", 0.0)
+    every = information.working_residuals(spec)[0]
+    np.testing.assert_allclose(stopped, every, atol=1e-5)
