@@ -2,23 +2,104 @@
 
 Compiling a Stan model costs tens of seconds here, so every compiled model is a
 session-scoped fixture and the executables come from stanbhm's content cache.
+
+The session uses the test build (``STANBHM_TEST_BUILD=1``: programs compiled at -O1,
+cached apart from user builds; `stanbhm.toolchain.cache`) unless the variable is set
+already (``STANBHM_TEST_BUILD=0`` runs every test on the user build). Tests marked
+``user_build`` (the toolchain fidelity tests, the cache-hit test) and the programs of
+the session fixtures below are built exactly as users build them; the benchmark suites'
+test runs check no timing and use the test build. Every compile is logged
+(``STANBHM_COMPILE_LOG``) with the test that asked, and the run ends with seconds,
+programs compiled, compile seconds and CmdStan seconds per test file.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
+import os
+import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import cmdstanpy
 import numpy as np
 import pandas as pd
 import pytest
 
 from stanbhm import toolchain
 from stanbhm.datasets import eight_schools
+from stanbhm.toolchain.cache import COMPILE_LOG_ENV, TEST_BUILD_ENV
 
 TESTS = Path(__file__).resolve().parent
 STAN_DIR = TESTS / "stan"
+
+os.environ.setdefault(TEST_BUILD_ENV, "1")
+_LOG_FOLDER = pytest.StashKey[str]()
+
+
+@contextlib.contextmanager
+def user_build() -> Iterator[None]:
+    """Compile as users do (no test build) inside the block."""
+    saved = os.environ.pop(TEST_BUILD_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[TEST_BUILD_ENV] = saved
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "user_build: compile this test's programs (its fixtures' too) exactly as "
+                   "users do, not with the test build")
+    if not hasattr(config, "workerinput") and not os.environ.get(COMPILE_LOG_ENV):
+        # set before pytest-xdist starts its workers, which inherit it
+        folder = tempfile.mkdtemp(prefix="stanbhm-compiles-")
+        os.environ[COMPILE_LOG_ENV] = os.path.join(folder, "compiles.jsonl")
+        config.stash[_LOG_FOLDER] = folder
+
+
+def pytest_unconfigure(config) -> None:
+    folder = config.stash.get(_LOG_FOLDER, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(COMPILE_LOG_ENV, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A ``user_build`` test's setup (its module and session fixtures included), call and
+    teardown run without the test build."""
+    if item.get_closest_marker("user_build") is None:
+        yield
+        return
+    with user_build():
+        yield
+
+
+_real_run_cmdstan = cmdstanpy.CmdStanModel._run_cmdstan
+
+
+def _timed_run_cmdstan(self, *args, **kwargs):
+    """CmdStanPy's CmdStan process, timed into the compile log under the running test."""
+    start = time.perf_counter()
+    try:
+        return _real_run_cmdstan(self, *args, **kwargs)
+    finally:
+        log = os.environ.get(COMPILE_LOG_ENV)
+        if log:
+            line = json.dumps({"cmdstan_s": round(time.perf_counter() - start, 3),
+                               "test": os.environ.get("PYTEST_CURRENT_TEST")})
+            with open(log, "a") as fh:
+                fh.write(line + "\n")
+
+
+cmdstanpy.CmdStanModel._run_cmdstan = _timed_run_cmdstan
 
 
 @pytest.fixture
@@ -58,14 +139,17 @@ def eight_schools_data(eight_schools_df: pd.DataFrame) -> dict:
 
 @pytest.fixture(scope="session")
 def normal_model(cmdstan: Path):
+    """Built as users build it: the toolchain fidelity tests run it."""
     code = (STAN_DIR / "normal_mean.stan").read_text()
-    return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
+    with user_build():
+        return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
 
 
 @pytest.fixture(scope="session")
 def eight_schools_model(cmdstan: Path):
     code = (STAN_DIR / "eight_schools_nc.stan").read_text()
-    return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
+    with user_build():
+        return toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
 
 
 class NormalProblem:
@@ -97,9 +181,44 @@ def normal_problem() -> NormalProblem:
     return NormalProblem()
 
 
+def read_compile_log(path: str | os.PathLike[str] | None) -> list[dict]:
+    """The records of a compile log (compiles and CmdStan runs); none when it is absent."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def per_file_table(durations: dict[str, float], records: list[dict]) -> dict[str, dict]:
+    """Per test file: summed test seconds, programs compiled (one per cache miss; a
+    program is compiled once however many files use it), their wall and compiler CPU
+    seconds, and the seconds in CmdStan processes started in the test process (summed
+    over parallel chains; not those of subprocesses such as notebook kernels)."""
+    table: dict[str, dict] = {}
+
+    def row(name: str) -> dict:
+        return table.setdefault(name, {"seconds": 0.0, "programs": 0, "compile_s": 0.0,
+                                       "compile_cpu_s": 0.0, "cmdstan_s": 0.0})
+
+    for name, seconds in durations.items():
+        row(name)["seconds"] += seconds
+    for record in records:
+        test = record.get("test") or "(outside a test)"
+        entry = row(test.split("::")[0])
+        if "key" in record:
+            entry["programs"] += not record.get("failed", False)  # its seconds still count
+            entry["compile_s"] += record["seconds"]
+            entry["compile_cpu_s"] += record["cpu_s"]
+        else:
+            entry["cmdstan_s"] += record.get("cmdstan_s", 0.0)
+    return table
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Seconds per test file at the end of a run (setup, call and teardown, summed over
-    the workers), so a cold run shows where its time went."""
+    the workers), with the programs each compiled, so a cold run shows where its time
+    went. ``STANBHM_TEST_TABLE=path`` also writes the table as JSON
+    (``scripts/test_programs.py`` prints it as markdown)."""
     per_file: collections.Counter[str] = collections.Counter()
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -108,6 +227,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
                 per_file[nodeid.split("::")[0]] += duration
     if not per_file:
         return
+    records = read_compile_log(os.environ.get(COMPILE_LOG_ENV))
+    table = per_file_table(dict(per_file), records)
+    compiles = [r for r in records if "key" in r and not r.get("failed", False)]
     terminalreporter.section("seconds per test file (summed over workers)")
-    for name, seconds in per_file.most_common(15):
-        terminalreporter.write_line(f"{seconds:8.1f}  {name}")
+    terminalreporter.write_line(f"{'seconds':>8}  {'programs':>8}  {'compile s':>9}  "
+                                f"{'CmdStan s':>9}  file")
+    ranked = sorted(table.items(), key=lambda kv: -kv[1]["seconds"])
+    for name, entry in ranked[:15]:
+        terminalreporter.write_line(
+            f"{entry['seconds']:8.1f}  {entry['programs']:8d}  {entry['compile_s']:9.1f}  "
+            f"{entry['cmdstan_s']:9.1f}  {name}")
+    terminalreporter.write_line(
+        f"{len({r['key'] for r in compiles})} programs compiled "
+        f"({sum(r.get('test_build', False) for r in compiles)} in the test build) in "
+        f"{sum(r['seconds'] for r in compiles):.0f} s, "
+        f"{sum(r['cpu_s'] for r in compiles):.0f} s of compiler CPU")
+    out = os.environ.get("STANBHM_TEST_TABLE")
+    if out:
+        Path(out).write_text(json.dumps({"files": table, "compiles": compiles}, indent=1))

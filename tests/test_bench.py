@@ -1,6 +1,6 @@
 """``stanbhm bench``: the harness's ratios, targets and files, the CLI, the report, and
-every suite's --quick run (slow), checked for shape and for ratios that its own figures
-give, not for the numbers."""
+every suite run end to end (slow) at the smallest size that runs all of its parts,
+checked for shape and for ratios that its own figures give, not for the numbers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from stanbhm.bench.report import report
 from stanbhm.bench.suites import election as election_suite
 from stanbhm.cli import main
 from stanbhm.datasets import election, election_formula
+from stanbhm.toolchain import cache as toolchain_cache
 
 
 def test_ratio_against_baseline_row_within_groups_inverted():
@@ -166,15 +167,51 @@ def _check_ratios(table: dict) -> int:
     return checked
 
 
+#: Each suite's test run: its --quick options with these ``--set`` overrides, the
+#: smallest sizes and draw budgets that still run every section and every program of the
+#: suite, its table and its targets (the harness is tested, not the numbers; users'
+#: ``--quick`` keeps its sizes). Programs recur across suites where the suites fit the
+#: same model (eight schools centered and non-centered, rewrites off: parameterization
+#: and rewrites), so the second suite finds them compiled.
+SMALL: dict[str, dict[str, str]] = {
+    "toolchain": {"draws": "20"},
+    "parameterization": {"cases": "eight_schools", "draws": "100"},
+    "rewrites": {"sizes": "500,1000", "groups": "25", "plain_rows": "1000",
+                 "bernoulli_rows": "2000", "schools_draws": "100", "election_rows": "600"},
+    "scale": {"rows": "2000", "stores": "4", "days": "30", "marginal_rows": "600"},
+    "peers": {"draws": "100"},
+    "election": {"sizes": "600", "sizes_bernoulli": "600", "warmup": "100", "draws": "100"},
+}
+
+
+def test_small_test_runs_are_options_of_every_suite_and_smaller_than_quick():
+    """Every suite has a test run, whose overrides are options of its own (a renamed
+    option fails here, not after a compile), and --quick is still the users' profile."""
+    assert sorted(SMALL) == sorted(bench.SUITES)
+    for suite, overrides in SMALL.items():
+        quick, small = bench.options_for(suite, True, {}), bench.options_for(suite, True,
+                                                                            overrides)
+        assert small != quick, suite
+        for key in overrides:
+            if isinstance(quick[key], int) and not isinstance(quick[key], bool):
+                assert small[key] <= quick[key], (suite, key)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", bench.SUITES)
-def test_quick_suite_writes_figures_and_computed_ratios(suite, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["stanbhm", "bench", suite, "--quick", "--repeat", "1"])
-    assert main(["bench", suite, "--quick", "--repeat", "1", "--out", str(tmp_path)]) == 0
+def test_suite_runs_end_to_end_and_writes_figures_and_computed_ratios(suite, tmp_path,
+                                                                      monkeypatch, capsys):
+    sets = [arg for key, value in SMALL[suite].items() for arg in ("--set", f"{key}={value}")]
+    argv = ["bench", suite, "--quick", "--repeat", "1", *sets]
+    monkeypatch.setattr(sys, "argv", ["stanbhm", *argv])
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     data = read(tmp_path / f"{suite}-quick.json")
     assert data["suite"] == suite and data["quick"] is True and data["repeat"] == 1
     assert data["seconds"] > 0 and data["load_after"] is not None
-    assert data["options"] == bench.options_for(suite, True, {})
+    assert data["options"] == bench.options_for(suite, True, SMALL[suite])
+    assert data["command"] == "stanbhm " + " ".join(argv)
+    # the run says whether its programs were the test build's (conftest.py turns it on)
+    assert data["machine"]["test_build"] is toolchain_cache.in_test_build()
     assert data["tables"], "a suite must leave at least one table"
     ratios = sum(_check_ratios(t) for t in data["tables"])
     # without its comparison partner (lme4 not installed) a suite says so instead
@@ -183,6 +220,9 @@ def test_quick_suite_writes_figures_and_computed_ratios(suite, tmp_path, monkeyp
         assert table["rows"]
         for target in table["targets"]:
             assert target["met"] in (True, False, None)
+    if suite == "toolchain":  # its cold compile compiles (a cache hit once passed for it)
+        seconds = {row["program"]: row["seconds"]["median"] for row in data["tables"][0]["rows"]}
+        assert seconds["cold compile"] > max(1.0, 100 * seconds["cached compile"]), seconds
     markdown = (tmp_path / f"{suite}-quick.md").read_text()
     assert markdown.startswith(f"## {suite} (quick)\n\nMachine: ")
     assert markdown in capsys.readouterr().out

@@ -15,6 +15,7 @@ from stanbhm import toolchain
 from stanbhm.toolchain import cache, locate, opencl
 
 
+@pytest.mark.user_build  # normal_model is a user build
 def test_cache_hit_starts_no_compiler_process(normal_model, started_processes):
     """A second request for the same program must not run make, stanc or g++."""
     code = Path(normal_model.stan_file).read_text()
@@ -34,6 +35,45 @@ def test_cache_key_depends_on_code_and_options(cmdstan):
     assert cache.normalize_cpp_options({"STAN_THREADS": True}) == cache.normalize_cpp_options(
         {"STAN_THREADS": "TRUE"})
     assert cache.normalize_cpp_options({"STAN_THREADS": False}) == {}
+
+
+def test_test_build_compiles_at_O1_into_cache_entries_of_its_own(cmdstan, monkeypatch):
+    """STANBHM_TEST_BUILD=1 (conftest.py sets it) adds the optimization level and its own
+    launcher variant folder to the make variables, and so to the cache key."""
+    monkeypatch.setenv(cache.TEST_BUILD_ENV, "0")
+    assert not cache.in_test_build() and cache.build_options_of_tests() == {}
+    monkeypatch.setenv(cache.TEST_BUILD_ENV, "1")
+    extra = cache.build_options_of_tests()
+    assert extra == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1", "O": "1"}
+    user = {"STAN_THREADS": "TRUE"}
+    assert cache.cache_key("model {}", {**user, **extra}, {}, cmdstan) != cache.cache_key(
+        "model {}", user, {}, cmdstan)
+
+
+def test_a_compile_is_logged_with_the_test_that_asked(monkeypatch, tmp_path):
+    log = tmp_path / "compiles.jsonl"
+    monkeypatch.setenv(cache.COMPILE_LOG_ENV, str(log))
+    cache._log_compile("a" * 64, 0.0, 0.0)
+    cache._log_compile("b" * 64, 0.0, 0.0, failed=True)
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert first["key"] == "a" * 24 and first["failed"] is False and first["seconds"] > 0
+    assert first["test"].startswith("tests/test_toolchain_cache.py::test_a_compile_is_logged")
+    assert first["test_build"] is cache.in_test_build() and second["failed"] is True
+
+
+@pytest.mark.slow
+def test_a_test_build_program_runs_from_the_O1_variant(cmdstan, normal_problem):
+    """A program compiled in the test build records its make variables, was linked
+    against the launcher of the -O1 variant folder, and samples."""
+    code = (Path(__file__).resolve().parent / "stan" / "normal_mean.stan").read_text()
+    assert cache.in_test_build()  # conftest.py
+    exe = toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
+    options = json.loads((Path(exe.exe_file).parent / "options.json").read_text())
+    assert options["cpp_options"] == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1", "O": "1",
+                                      "STAN_THREADS": "TRUE"}
+    assert (cmdstan / "build" / "base-threads-O1" / "main.o").exists()
+    fit = exe.sample(data=normal_problem.data, chains=1, seed=3, show_progress=False)
+    assert abs(fit.stan_variable("mu").mean() - normal_problem.post_mean) < 0.3
 
 
 def test_stanc_error_carries_message_and_line(cmdstan):

@@ -23,7 +23,8 @@ import pytest
 
 from stanbhm import toolchain
 
-pytestmark = pytest.mark.slow
+# built exactly as users build: the test build (conftest.py) is off here
+pytestmark = [pytest.mark.slow, pytest.mark.user_build]
 
 STAN_DIR = Path(__file__).resolve().parent / "stan"
 

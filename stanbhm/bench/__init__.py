@@ -19,6 +19,7 @@ from typing import Any
 
 from cmdstanpy.utils import get_logger as cmdstanpy_logger
 
+from ..toolchain.cache import in_test_build
 from .harness import Run, write
 
 SUITES = ("toolchain", "parameterization", "rewrites", "scale", "peers", "election")
@@ -58,6 +59,9 @@ def run_suite(suite: str, *, quick: bool = False, out: Path | str = "bench-resul
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, not {repeat}")
     options = options_for(suite, quick, overrides or {})
+    if in_test_build():
+        print("STANBHM_TEST_BUILD is on: programs are compiled at C++ -O1, so the timings "
+              "are not those of a user's programs", file=sys.stderr)
     # CmdStanPy's per-run INFO lines would bury the tables; warnings still show.
     cmdstanpy_logger().setLevel(logging.WARNING)
     module = importlib.import_module(f"{__name__}.suites.{suite}")

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import atomic
 from ..toolchain import OPTIMIZED
+from ..toolchain.cache import in_test_build
 
 SCHEMA = 1
 
@@ -111,6 +112,8 @@ def machine() -> dict[str, Any]:
         "compiler": _compiler(),
         "cmdstan": _cmdstan_version(),
         "stanc": " ".join(f"--{k}" for k in OPTIMIZED) or "default",
+        # STANBHM_TEST_BUILD: programs compiled at C++ -O1, not as users build them
+        "test_build": in_test_build(),
         "versions": {p: v for p in packages if (v := _version(p)) is not None},
     }
 
@@ -314,6 +317,9 @@ class Run:
                 f"stanbhm {m['versions'].get('stanbhm')}; {self.started}; load "
                 f"{self.load_before:.2f} before, {_cell(self.load_after)} after; "
                 f"{_cell(self.seconds)} s in all. Command: `{self.command}`."]
+        if m.get("test_build"):
+            head[-1] += (" Test build (STANBHM_TEST_BUILD, C++ -O1): not the timings of a "
+                         "user's programs.")
         if self.skipped:
             head += ["", *(f"Skipped: {why}" for why in self.skipped)]
         return "\n".join(head + [""] + [t.markdown() + "\n" for t in self.tables])

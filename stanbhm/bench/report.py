@@ -119,7 +119,9 @@ def report(folders: list[Path], docs: Path) -> Path:
                       + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
                       + f". Started {data['started']}, load {data['load_before']:.2f} before "
                       f"and {data['load_after']:.2f} after, {data['seconds']:.0f} s in all. "
-                      f"Command: `{data['command']}`; options {data['options']}.", ""]
+                      f"Command: `{data['command']}`; options {data['options']}."
+                      + (" Test build (STANBHM_TEST_BUILD, C++ -O1): not the timings of a "
+                         "user's programs." if m.get("test_build") else ""), ""]
             lines += [f"Skipped: {why}\n" for why in data["skipped"]]
             for raw in data["tables"]:
                 table = table_of(raw)

@@ -5,13 +5,20 @@ toolchain identity), so asking again for the same program costs a lookup and
 no compiler process. Builds run in a staging folder and are published by one
 rename under a per-key lock: concurrent requests for one program both succeed
 and leave a single intact executable.
+
+``STANBHM_TEST_BUILD=1`` selects the test build (`test_build_options`): programs are
+compiled at ``-O1`` rather than the makefile's ``-O3``, a quarter less compiler time,
+and the options are part of the cache key, so a test build and a user build never share
+an executable. The test suite sets it; timings are only meaningful without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import resource
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,6 +31,7 @@ from .. import atomic
 from .errors import StanCompileError, ToolchainError
 from .locate import ensure_cmdstan, read_version
 from .locking import file_lock, publish, staging_dir
+from .offline import MARKER, build_launcher
 from .opencl import opencl_missing
 from .paths import models_dir
 
@@ -34,10 +42,39 @@ MODEL_NAME = "model"
 #: slopes and retail programs. Callers that want stanc's default pass their own options.
 OPTIMIZED: dict[str, Any] = {"O1": True}
 _TRUE = {"true", "1", "yes", "on"}
+#: The environment variable that selects the test build (module docstring).
+TEST_BUILD_ENV = "STANBHM_TEST_BUILD"
+#: The test build's C++ optimization level. Eight schools here: the model's C++ compile
+#: took 15.5 s of CPU at -O3 (the makefile's level), 11.7 s at -O1 and 10.4 s at -O0,
+#: most of it template instantiation, which no level changes; its sampling took 1.2x
+#: -O3's time at -O1 and 20x at -O0, so -O1 is the cheapest for a compile-and-sample test.
+TEST_BUILD_LEVEL = 1
+#: When set, every compile (a cache miss) appends a JSON line to this file: its cache key,
+#: wall and compiler CPU seconds, and the test that asked (``$PYTEST_CURRENT_TEST``,
+#: inherited by subprocesses), for the test suite's count of programs per file.
+COMPILE_LOG_ENV = "STANBHM_COMPILE_LOG"
 
 
 def _is_on(value: object) -> bool:
     return str(value).strip().lower() in _TRUE
+
+
+def in_test_build() -> bool:
+    """True when ``$STANBHM_TEST_BUILD`` asks for the test build."""
+    return _is_on(os.environ.get(TEST_BUILD_ENV, ""))
+
+
+def build_options_of_tests() -> dict[str, str]:
+    """The make variables of the test build, added to a program's C++ options when
+    `in_test_build`, else nothing: the optimization level, and a launcher variant folder
+    of its own (``build/<variant>-O1``: launcher and precompiled header built at that
+    level on first use, about two minutes once). GCC takes the ``-O3`` precompiled
+    header into an ``-O1`` compile too, but that compile took longer (14 s of CPU for
+    eight schools against 12 s). ``$(VARIANT)`` is expanded by the makefile."""
+    if not in_test_build():
+        return {}
+    level = TEST_BUILD_LEVEL
+    return {"BUILD": f"$(TOOLCHAIN)/build/$(VARIANT)-O{level}", "O": str(level)}
 
 
 def normalize_cpp_options(cpp_options: dict[str, Any] | None) -> dict[str, Any]:
@@ -124,6 +161,7 @@ def compile_model(
     announced through `progress`."""
     toolchain = toolchain or ensure_cmdstan(progress=progress)
     cpp = normalize_cpp_options(cpp_options)
+    cpp = dict(sorted({**cpp, **build_options_of_tests()}.items()))
     stanc = dict(stanc_options or {})
     if "STAN_OPENCL" in cpp:
         missing = opencl_missing()
@@ -137,23 +175,62 @@ def compile_model(
         with file_lock(final.with_name(final.name + ".lock")):
             _known_failure(failed)
             if not exe.exists():
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), _children_cpu()
                 if progress is not None:
                     progress("compiling model (first time, ~15 s)...")
                 try:
-                    _build(code, cpp, stanc, toolchain, final)
+                    _build(code, cpp, stanc, toolchain, final, progress)
                 except StanCompileError as exc:
                     # a compiler diagnostic: the same inputs fail the same way, so keep
                     # it (a killed compiler, out of memory say, is not kept)
                     if exc.stage == "c++" and "error:" in exc.output:
                         atomic.write(failed, exc.output)
+                    if exc.stage == "c++":
+                        _log_compile(key, start, cpu, failed=True)
                     raise
+                _log_compile(key, start, cpu)
                 if progress is not None:
                     progress(f"compiled in {time.perf_counter() - start:.0f} s")
     return cmdstanpy.CmdStanModel(
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
     )
+
+
+def _ensure_variant(toolchain: Path, cpp: dict[str, Any],
+                    progress: Callable[[str], None] | None) -> None:
+    """Build the launcher and precompiled header of the test build's variant when they
+    are missing, one process at a time (two test workers would otherwise both build
+    them), so that the model's own make finds them built."""
+    if not (toolchain / MARKER).exists():
+        return  # a real CmdStan: no launcher variants of stanbhm's
+    args = [f"{k}={v}" for k, v in sorted(cpp.items())]
+    with file_lock(toolchain / "build" / ".variants.lock"):
+        up_to_date = subprocess.run(["make", "-q", *args, "launcher"], cwd=toolchain,
+                                    capture_output=True, check=False).returncode == 0
+        if not up_to_date:
+            build_launcher(toolchain, cpp, progress)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _log_compile(key: str, start: float, cpu: float, failed: bool = False) -> None:
+    """One line in ``$STANBHM_COMPILE_LOG`` (when set) for a compile just finished (a
+    single short append, whole even with several writers)."""
+    log = os.environ.get(COMPILE_LOG_ENV)
+    if not log:
+        return
+    line = json.dumps({"key": key[:24], "seconds": round(time.perf_counter() - start, 3),
+                       "cpu_s": round(_children_cpu() - cpu, 3),
+                       "test": os.environ.get("PYTEST_CURRENT_TEST"),
+                       "test_build": in_test_build(), "failed": failed,
+                       "pid": os.getpid()})
+    with open(log, "a") as fh:
+        fh.write(line + "\n")
 
 
 def _known_failure(failed: Path) -> None:
@@ -167,11 +244,13 @@ def _known_failure(failed: Path) -> None:
 
 
 def _build(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path,
-           final: Path) -> None:
+           final: Path, progress: Callable[[str], None] | None = None) -> None:
     with staging_dir(final) as tmp:
         stan_file = tmp / f"{MODEL_NAME}.stan"
         stan_file.write_text(code)
         check_syntax(stan_file, toolchain / "bin" / "stanc", stanc)
+        if "BUILD" in cpp:
+            _ensure_variant(toolchain, cpp, progress)
         try:
             cmdstanpy.CmdStanModel(
                 stan_file=str(stan_file),

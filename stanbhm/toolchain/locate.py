@@ -82,7 +82,9 @@ def find_installation(
                 "run `stanbhm toolchain install`"
             )
         build_offline(progress=progress)
-    return Installation(offline, "offline", validate(offline))
+    # resolved like $CMDSTAN above (CmdStanPy sets it to this path once a model is
+    # compiled), so a home whose toolchain is a link keys its programs by one path
+    return Installation(offline.resolve(), "offline", validate(offline))
 
 
 def ensure_cmdstan(
