@@ -218,9 +218,10 @@ def distinct_rows(blocks: list[np.ndarray], rows: np.ndarray,
     `rows`): the position in `rows` of each one's first row, in order, and each row's
     distinct row.
 
-    One pass hashes each row's bits into 64 bits, a block of rows at a time, so finding
-    that millions of rows with continuous covariates are all distinct costs that pass
-    and a sort of one column, not a sort of the whole matrix. Rows that share a hash are
+    A first column with no repeated value settles that every row is distinct (a sort of
+    one column: millions of rows with continuous covariates). Otherwise one pass hashes
+    each row's bits into 64 bits, a block of rows at a time, and a sort of the hashes
+    replaces a sort of the whole matrix. Rows that share a hash are
     compared with the first of them, and where they differ (a collision, which the hash
     makes rare) grouped exactly: never a wrong cell.
     """
