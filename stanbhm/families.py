@@ -129,6 +129,14 @@ class Family:
             link-parameterized form (``poisson_log``), so it is the natural one
             (``poisson``), with `cdf_args` on the natural scale (``exp({eta})``).
         cdf_args: the argument templates of `cdf`, as `args`.
+        lccdf: log P(Y > ``{y}``) where Stan's ``_lccdf`` of `cdf` loses it far in the
+            upper tail, as a template (`args`' placeholders and ``{y}``), else None (the
+            ``_lccdf``): the gaussian's is its ``_lcdf`` at ``-y`` around ``-mu``, as
+            Stan's normal_lccdf is -inf beyond 8.25 sds and 1 - erf loses digits from 5.
+        truncated_rng: the macro of ``stan_templates/families.stan.j2`` writing the
+            function ``<name>_rng(args..., lb, ub)`` that draws one row within its
+            truncation bounds by the inverse of the CDF, or None: drawn again while
+            outside them (`stanbhm.likelihood.MAX_TRIES`).
         log_outcome: whether default priors are scaled on ``log(y)`` (lognormal).
         links: the other links it takes (``link="probit"``), written through
             `any_link`; a variant row is `with_link`'s.
@@ -158,6 +166,8 @@ class Family:
     log_outcome: bool = False
     cdf: str | None = None
     cdf_args: tuple[str, ...] = ()
+    lccdf: str | None = None
+    truncated_rng: str | None = None
     pooled_variance: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
     links: tuple[str, ...] = ()
     any_link: LinkForm | None = None
@@ -330,6 +340,7 @@ FAMILIES: dict[str, Family] = {
             glm="normal_id_glm", collapse="sufficient statistics",
             conjugate_intercept="normal", allows_se=True,
             cdf="normal", cdf_args=("{eta}", "{sigma}"),
+            lccdf="normal_lcdf(-{y} | -{eta}, {sigma})", truncated_rng="normal_truncated",
         ),
         Family(
             name="student_t", link="identity", outcome="real",

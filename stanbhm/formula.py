@@ -132,6 +132,11 @@ def _quote(name: str) -> str:
     return name if name.isidentifier() else f"`{name}`"
 
 
+def column_text(name: str) -> str:
+    """A column's name as a formula writes it, for messages: backticked where it must be."""
+    return _quote(name)
+
+
 def cens_text(column: str, upper: str | None = None) -> str:
     """``cens(c)`` or ``cens(c, y2)`` as a formula writes it, for messages: the column
     backticked where it needs to be, the upper bound's expression as given."""
@@ -143,9 +148,11 @@ def weights_text(expr: str) -> str:
     return f"weights({expr})"
 
 
-def trunc_text(lb: float | None, ub: float | None) -> str:
-    """``trunc(lb = 0, ub = 10)``, the sides given, as brms names its bounds."""
-    bounds = [f"{k} = {v:g}" for k, v in (("lb", lb), ("ub", ub)) if v is not None]
+def trunc_text(lb: float | str | None, ub: float | str | None) -> str:
+    """``trunc(lb = 0, ub = 10)``, the sides given, as brms names its bounds: a number, or
+    a column's name (backticked where it must be) for bounds of each row's own."""
+    bounds = [f"{k} = {_quote(v) if isinstance(v, str) else format(v, 'g')}"
+              for k, v in (("lb", lb), ("ub", ub)) if v is not None]
     return f"trunc({', '.join(bounds)})"
 
 
@@ -202,7 +209,9 @@ class Formula:
         y2: the upper-bound expression of interval censoring, ``cens(c, y2)``, else None.
         weights: the row-weight expression from ``y | weights(w)``, else None.
         trunc: the truncation bounds from ``y | trunc(lb = 0, ub = 10)``, (lb, ub) with
-            None for a side not given, else None.
+            None for a side not given, else None; a bound is a number, or the raw name of
+            the column holding each row's own (``trunc(lb = lo, ub = 10)``: ``("lo",
+            10.0)``), as brms takes a variable.
         fixed: the fixed-effects right-hand side for formulaic, starting with an
             explicit ``"1"`` or ``"0"``: ``"1 + x*z"``, ``"0 + x"``, or just ``"1"``.
             Group terms and the offset are removed. (Should that rewrite ever change
@@ -224,7 +233,7 @@ class Formula:
     cens: str | None = None
     y2: str | None = None
     weights: str | None = None
-    trunc: tuple[float | None, float | None] | None = None
+    trunc: tuple[float | str | None, float | str | None] | None = None
 
     def __init__(self, text: str):
         _refuse_brms_features(text)
@@ -665,10 +674,11 @@ class _Parser:
             self.validate(f"I({upper})", at, "cens() upper bound")
         return name, upper
 
-    def trunc_arguments(self, token: _Token) -> tuple[float | None, float | None]:
+    def trunc_arguments(self, token: _Token) -> tuple[float | str | None, float | str | None]:
         """``trunc(lb = 0)``, ``trunc(ub = 10)``, ``trunc(0, 10)``: numbers, as brms
-        writes them (lb first when not named)."""
-        bounds: dict[str, float | None] = {}
+        writes them (lb first when not named), or column names (bare or backticked) for a
+        bound of each row's own, ``trunc(lb = lo, ub = 10)``."""
+        bounds: dict[str, float | str | None] = {}
         if len(token.args) == 1 and not token.args[0][0].strip():
             raise self.error("trunc() needs a finite lb or ub", token.start)
         for k, (arg, start) in enumerate(token.args):
@@ -685,21 +695,31 @@ class _Parser:
                 raise self.error("trunc() takes at most two bounds, lb and ub", at)
             if name in bounds:
                 raise self.error(f"trunc() is given {name} twice", at)
-            try:
-                number = float(value)
-            except ValueError:
-                raise self.error(f"trunc() bounds are numbers, not '{value}'", at) from None
-            if number != number:
-                raise self.error(f"trunc() bounds are numbers, not '{value}'", at)
-            # brms writes an open side as -Inf or Inf
-            bounds[name] = None if abs(number) == float("inf") else number
+            bounds[name] = self.trunc_bound(value, at)
         lb, ub = bounds.get("lb"), bounds.get("ub")
         if lb is None and ub is None:
             raise self.error("trunc() needs a finite lb or ub", token.start)
-        if lb is not None and ub is not None and not lb < ub:
+        if isinstance(lb, float) and isinstance(ub, float) and not lb < ub:
             raise self.error(f"trunc() needs lb < ub, not lb = {lb:g}, ub = {ub:g}",
                              token.start)
         return lb, ub
+
+    def trunc_bound(self, value: str, at: int) -> float | str | None:
+        """One bound of trunc(): a number (None for brms's open side, -Inf or Inf) or a
+        column's raw name."""
+        column = value[1:-1] if len(value) > 2 and value[0] == value[-1] == "`" else value
+        if (column.isidentifier() or value.startswith("`")) and "`" not in column and \
+                column.lower() not in ("inf", "nan"):
+            return column
+        try:
+            number = float(value)
+        except ValueError:
+            raise self.error(f"trunc() bounds are numbers or column names, not '{value}'",
+                             at) from None
+        if number != number:
+            raise self.error(f"trunc() bounds are numbers or column names, not '{value}'", at)
+        # brms writes an open side as -Inf or Inf
+        return None if abs(number) == float("inf") else number
 
     def single_argument(self, token: _Token) -> str:
         """The one argument of se(), trials() or offset(), checked to be an expression."""

@@ -10,19 +10,28 @@ rewrites and threading replace the strategy instead of touching the parts.
 Addition terms change what a row contributes, brms's conventions throughout:
 
 * ``cens(c)``: an exact row adds its log density; a row censored on the right adds
-  ``log P(Y > y)`` (``_lccdf(y | ...)``), on the left ``log P(Y <= y)`` (``_lcdf``), in an
-  interval ``log P(y < Y <= y2)``. For an integer outcome "right" is strictly above y, as
-  in brms: a count known to be at least y (demand on a day the stock of y ran out) is
-  right-censored at y - 1. Stan has no CDF of ``poisson_log`` and the like, so censored
-  rows are written through the natural parameter (``poisson_lccdf(y | exp(eta))``).
-* ``weights(w)``: each row's log density (censored or not) times its weight, as brms
-  does; ``log_lik`` is weighted too. It is not a survey design correction: the posterior
-  treats a weight of 2 as a row seen twice.
+  ``log P(Y > y)`` (``_lccdf(y | ...)``, or the family row's `Family.lccdf` where Stan's
+  loses the upper tail), on the left ``log P(Y <= y)`` (``_lcdf``), in an interval
+  ``log P(y < Y <= y2)``: the difference of the CDFs, or of the upper tails where y lies
+  above the median (brms's difference of CDFs rounds to -inf far in the upper tail). For
+  an integer outcome "right" is strictly above y, as in brms: a count known to be at
+  least y (demand on a day the stock of y ran out) is right-censored at y - 1. Stan has no
+  CDF of ``poisson_log`` and the like, so censored rows are written through the natural
+  parameter (``poisson_lccdf(y | exp(eta))``).
+* ``weights(w)``: each row's log density (censored or not, and renormalized to its
+  truncation bounds) times its weight; ``log_lik`` is weighted too. brms weights the
+  same, but with ``cens()`` and ``trunc()`` together it subtracts the bounds' log
+  probability unweighted (the header says so). It is not a survey design correction:
+  the posterior treats a weight of 2 as a row seen twice.
 * ``trunc(lb, ub)``: each row's density divided by ``P(lb <= Y <= ub)``, for an integer
-  outcome ``P(Y > lb - 1)``, as brms; ``y_rep`` (and a prediction's ``y_new``) is
-  redrawn until it falls within the bounds, at most `MAX_TRIES` times: a draw whose
-  bounds hold a tiny share of its predictive mass stops generated quantities with a
-  message rather than loop on.
+  outcome ``P(Y > lb - 1)``, as brms; a bound is a number or a column (`ColumnBound`,
+  each row its own). ``y_rep`` (and a prediction's ``y_new``) is drawn within its row's
+  bounds by the inverse CDF where the family row has it (`Family.truncated_rng`: the
+  gaussian's, through inv_Phi), else redrawn until it falls within them, at most
+  `MAX_TRIES` times: a draw whose bounds hold a tiny share of its predictive mass stops
+  generated quantities with a message rather than loop on. New rows carry no bounds of
+  their own, so a program whose bounds come from a column draws no ``y_new`` (it stops
+  with a message when rows are passed).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from .declarations import Declaration
 from .families import Family
 from .marginals import Marginal
 from .parts import Output, Part, Rows
+from .spec import ColumnBound
 from .strategies import Cells, Strategy
 
 __all__ = ["CENSORING_KINDS", "Likelihood"]
@@ -47,6 +57,9 @@ __all__ = ["CENSORING_KINDS", "Likelihood"]
 CENSORING_KINDS = (("exact", 0), ("right", 1), ("left", -1), ("interval", 2))
 #: Draws of a truncated outcome tried before generated quantities gives up on a row.
 MAX_TRIES = 10000
+#: A missing upper bound of an integer outcome's row (no outcome to fit, drawn without
+#: it): the largest int of Stan's data
+NO_UPPER_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,8 @@ class Likelihood(Part):
     cens: np.ndarray | None = None  # every row's censoring code (brms's), cens(c)
     y2: np.ndarray | None = None  # every row's interval upper bound, cens(c, y2)
     weights: np.ndarray | None = None  # every row's weight, weights(w)
-    lb: float | None = None  # truncation bounds, trunc(lb, ub)
-    ub: float | None = None
+    lb: float | ColumnBound | None = None  # truncation bounds, trunc(lb, ub)
+    ub: float | ColumnBound | None = None
     cens_expr: str = ""
     y2_expr: str = ""
     weights_expr: str = ""
@@ -113,14 +126,26 @@ class Likelihood(Part):
         return self.lb is not None or self.ub is not None
 
     @property
+    def column_bounds(self) -> tuple[ColumnBound, ...]:
+        """The truncation bounds read from columns, each row its own."""
+        return tuple(b for b in (self.lb, self.ub) if isinstance(b, ColumnBound))
+
+    @property
     def looped(self) -> bool:
         """Whether the fitted rows' density is written one row at a time: a weight per
-        row, or a two-sided truncation whose normalizer differs per row; otherwise each
-        kind of censored rows is one vectorized statement."""
-        return self.weights is not None or (self.lb is not None and self.ub is not None)
+        row, a two-sided truncation whose normalizer differs per row, or bounds of each
+        row's own; otherwise each kind of censored rows is one vectorized statement."""
+        return (self.weights is not None or (self.lb is not None and self.ub is not None)
+                or bool(self.column_bounds))
 
     def trunc_text(self) -> str:
-        return formula.trunc_text(self.lb, self.ub)
+        return formula.trunc_text(*(b.column if isinstance(b, ColumnBound) else b
+                                    for b in (self.lb, self.ub)))
+
+    def bound(self, name: str, row_data: Callable[[str], str]) -> str:
+        """Truncation bound `name` (``lb``, ``ub``) as the rows read it: the constant's
+        name, or each row's through `row_data` (``lb_obs[i]``)."""
+        return row_data(name) if isinstance(getattr(self, name), ColumnBound) else name
 
     def cens_text(self) -> str:
         """``cens(c)`` or ``cens(c, y2)``, as the formula writes it."""
@@ -159,34 +184,78 @@ class Likelihood(Part):
                        "left-censored one log P(Y <= y) (_lcdf), an interval one "
                        "log P(y < Y <= y2), as brms" + ("; Stan has no CDF of "
                        f"{self.family.dist}, so censored rows use {self.family.cdf}"
-                       if self.family.cdf != self.family.dist else ""))
+                       if self.family.cdf != self.family.dist else "")
+                       + ("; an interval above the median is the difference of the upper "
+                          "tails (brms's difference of the CDFs rounds to -inf far out)"
+                          if "interval" in self.kinds else "")
+                       + (self._lccdf_note("y") if {"right", "interval"} & set(self.kinds)
+                          else ""))
         if self.weights is not None:
-            out.append(f"{formula.weights_text(self.weights_expr)}: each row's log density "
-                       "times its weight, log_lik too, as brms; a weight of 2 counts a row "
-                       "twice, not a survey design correction")
+            out.append(self._weights_line())
         if self.truncated:
             lower = "lb - 1" if self.family.integer else "lb"
             span = {(True, False): f"P(Y > {lower})", (False, True): "P(Y <= ub)",
                     (True, True): f"P({lower} < Y <= ub)"}[(self.lb is not None,
                                                               self.ub is not None)]
-            out.append(f"{self.trunc_text()}: each row's density divided by {span}, as "
-                       f"brms; y_rep redrawn until it falls within the bounds (at most "
-                       f"{MAX_TRIES} tries a row: a draw whose bounds hold less of its "
-                       "predictive mass fails with a message)")
+            own = [f"{name} from column {formula.column_text(b.column)}"
+                   for name, b in (("lb", self.lb), ("ub", self.ub))
+                   if isinstance(b, ColumnBound)]
+            rows = f" ({' and '.join(own)}, each row its own)" if own else ""
+            within = "its row's" if own else "the"
+            draw = (f"y_rep drawn within {within} bounds by the inverse CDF "
+                    f"({self.family.truncated_rng}_rng)" if self.family.truncated_rng else
+                    f"y_rep redrawn until it falls within {within} bounds (at most "
+                    f"{MAX_TRIES} tries a row: a draw whose bounds hold less of its "
+                    "predictive mass fails with a message)")
+            out.append(f"{self.trunc_text()}: each row's density divided by {span}{rows}, "
+                       f"as brms; {draw}"
+                       + ("; no y_new: new rows carry no bounds of their own"
+                          if own else "")
+                       + (self._lccdf_note("lb") if self.ub is None else ""))
         return tuple(out)
+
+    def _lccdf_note(self, value: str) -> str:
+        """The header's note on a family whose log P(Y > y) is not Stan's ``_lccdf``."""
+        if self.family.lccdf is None:
+            return ""
+        return (f"; log P(Y > {value}) is {self.family.lccdf.split('(')[0]} of -{value} "
+                f"about -mu (Stan's {self.family.cdf}_lccdf loses the upper tail)")
+
+    def _weights_line(self) -> str:
+        """The header's line on weights(): what stanbhm weights, and where brms differs."""
+        text = formula.weights_text(self.weights_expr)
+        tail = "; a weight of 2 counts a row twice, not a survey design correction"
+        if not self.truncated:
+            return f"{text}: each row's log density times its weight, log_lik too, as brms{tail}"
+        what = "log density or log probability" if self.cens is not None else "log density"
+        line = (f"{text}: each row's {what} less the log probability of its truncation "
+                "bounds, all times its weight, log_lik too")
+        if self.cens is None:
+            return f"{line}, as brms{tail}"
+        return (f"{line}; brms, with cens() and trunc() together, weights the {what} alone "
+                f"and subtracts the bounds' log probability unweighted{tail}")
 
     def _cdf(self, which: str, value: str, eta: str, row_data: Callable[[str], str]) -> str:
         args = ", ".join(self.fill(t, eta, row_data) for t in self.family.cdf_args)
         return f"{self.family.cdf}_{which}({value} | {args})"
 
+    def _upper(self, value: str, eta: str, row_data: Callable[[str], str]) -> str:
+        """log P(Y > value): the family's `Family.lccdf` where it has one, else Stan's
+        ``_lccdf``."""
+        if self.family.lccdf is None:
+            return self._cdf("lccdf", value, eta, row_data)
+        negated = f"({value})" if " " in value else value  # the template writes -{y}
+        return self.fill(self.family.lccdf.replace("{y}", negated), eta, row_data)
+
     def normalizer(self, eta: str, row_data: Callable[[str], str]) -> str:
         """The log probability of the truncation bounds, over rows or of one row."""
-        lower = "lb - 1" if self.family.integer else "lb"
+        lb, ub = self.bound("lb", row_data), self.bound("ub", row_data)
+        lower = f"{lb} - 1" if self.family.integer else lb
         if self.ub is None:
-            return self._cdf("lccdf", lower, eta, row_data)
+            return self._upper(lower, eta, row_data)
         if self.lb is None:
-            return self._cdf("lcdf", "ub", eta, row_data)
-        return (f"log_diff_exp({self._cdf('lcdf', 'ub', eta, row_data)}, "
+            return self._cdf("lcdf", ub, eta, row_data)
+        return (f"log_diff_exp({self._cdf('lcdf', ub, eta, row_data)}, "
                 f"{self._cdf('lcdf', lower, eta, row_data)})")
 
     def kind_density(self, kind: str, y: str, y2: str, eta: str,
@@ -197,11 +266,14 @@ class Likelihood(Part):
             args = self.fill(", ".join(self.family.args), eta, row_data)
             return f"{self.family.dist}_{suffix or self.family.suffix()}({y} | {args})"
         if kind == "right":
-            return self._cdf("lccdf", y, eta, row_data)
+            return self._upper(y, eta, row_data)
         if kind == "left":
             return self._cdf("lcdf", y, eta, row_data)
-        return (f"log_diff_exp({self._cdf('lcdf', y2, eta, row_data)}, "
-                f"{self._cdf('lcdf', y, eta, row_data)})")
+        # log P(y < Y <= y2) from both ends' CDFs and upper tails (the function of
+        # parts/likelihood.stan.j2 takes the upper tails' difference above the median)
+        ends = (self._cdf("lcdf", y, eta, row_data), self._cdf("lcdf", y2, eta, row_data),
+                self._upper(y, eta, row_data), self._upper(y2, eta, row_data))
+        return f"log_interval({', '.join(ends)})"
 
     def row_cases(self, eta: str, row_data: Callable[[str], str]) -> RowCases:
         """Fitted row ``i``'s log density with its addition terms: (condition, value) per
@@ -248,10 +320,29 @@ class Likelihood(Part):
         """A predictive draw of row ``i`` of `rows`."""
         return self.fill(self.family.rng, "eta[i]", lambda name: f"{rows.take(name)}[i]")
 
-    def outside(self, value: str) -> str:
-        """The condition that `value` is outside the truncation bounds."""
-        sides = ([f"{value} < lb"] if self.lb is not None else []) + \
-            ([f"{value} > ub"] if self.ub is not None else [])
+    def truncated_draw(self, rows: Rows) -> str | None:
+        """A draw of row ``i`` of `rows` within its truncation bounds by the family's
+        inverse CDF (`Family.truncated_rng`), or None where it has none (redrawn while
+        outside them): a side without a bound is infinite."""
+        name = self.family.truncated_rng
+        if name is None:
+            return None
+
+        def row(data: str) -> str:
+            return f"{rows.take(data)}[i]"
+
+        args = self.fill(", ".join(self.family.args), "eta[i]", row)
+        lb = self.bound("lb", row) if self.lb is not None else "negative_infinity()"
+        ub = self.bound("ub", row) if self.ub is not None else "positive_infinity()"
+        return f"{name}_rng({args}, {lb}, {ub})"
+
+    def outside(self, value: str, rows: Rows) -> str:
+        """The condition that `value` is outside row ``i``'s truncation bounds."""
+        def bound(name: str) -> str:
+            return self.bound(name, lambda data: f"{rows.take(data)}[i]")
+
+        sides = ([f"{value} < {bound('lb')}"] if self.lb is not None else []) + \
+            ([f"{value} > {bound('ub')}"] if self.ub is not None else [])
         return " || ".join(sides)
 
     @property
@@ -331,9 +422,21 @@ class Likelihood(Part):
             out["weights"] = self.weights[obs]
         for name in ("lb", "ub"):
             bound = getattr(self, name)
-            if bound is not None:
+            if isinstance(bound, ColumnBound):
+                out[name] = self.bound_values(name, bound)
+            elif bound is not None:
                 out[name] = int(bound) if self.family.integer else float(bound)
         return out
+
+    def bound_values(self, name: str, bound: ColumnBound) -> np.ndarray:
+        """Every row's bound from its column (over all rows: y_rep draws within them); a
+        row without an outcome whose value is missing has none on that side: -inf or
+        inf, for an integer outcome (never below 0) 0 or `NO_UPPER_INT`."""
+        values = bound.values
+        if not self.family.integer:
+            return np.where(np.isnan(values), -np.inf if name == "lb" else np.inf, values)
+        none = 0 if name == "lb" else NO_UPPER_INT
+        return np.where(np.isnan(values), none, values).astype(np.int64)
 
     def addition_declarations(self, n: str) -> list[Declaration]:
         """The data of the addition terms, over the `n` fitted rows."""
@@ -358,7 +461,12 @@ class Likelihood(Part):
             out.append(Declaration("data", f"vector<lower=0>[{n}]", "weights",
                                    f"row weights: {self.weights_expr}"))
         for name, what in (("lb", "lower"), ("ub", "upper")):
-            if getattr(self, name) is not None:
+            bound = getattr(self, name)
+            if isinstance(bound, ColumnBound):
+                out.append(Declaration("data", "array[N] int" if integer else "vector[N]",
+                                       name, f"{what} truncation bound of each row: "
+                                       f"{formula.column_text(bound.column)}"))
+            elif bound is not None:
                 out.append(Declaration("data", "int" if integer else "real", name,
                                        f"{what} truncation bound"))
         return out
@@ -414,6 +522,12 @@ class Likelihood(Part):
         if self.missing and self.trials is not None:
             out.append(Declaration(td, "array[N_obs] int", "trials_obs",
                                    "trials of the observed rows", "trials[obs]"))
+        for bound, name, what in ((self.lb, "lb", "lower"), (self.ub, "ub", "upper")):
+            if self.missing and isinstance(bound, ColumnBound):
+                kind = "array[N_obs] int" if self.family.integer else "vector[N_obs]"
+                out.append(Declaration(td, kind, f"{name}_obs",
+                                       f"{what} truncation bounds of the observed rows",
+                                       f"{name}[obs]"))
         return tuple(out)
 
     def row_data(self) -> tuple[str, ...]:

@@ -52,11 +52,12 @@ from .arrays import at_rows, side_by_side
 from .errors import SpecError
 from .families import FAMILIES, Family
 from .families import family as family_row
-from .formula import INTERCEPT, Formula, GroupTerm
+from .formula import INTERCEPT, Formula, GroupTerm, trunc_text
 from .names import stan_identifier
 from .priors import Prior, check_user_priors, dropped_prior_keys, prior_keys
 
 __all__ = [
+    "ColumnBound",
     "FixedEffects",
     "GroupEffects",
     "ModelSpec",
@@ -246,7 +247,8 @@ class ModelSpec:
         y2: ``(N_all,)`` float64 upper bounds of the interval-censored rows from
             ``cens(c, y2)`` (0 on the other rows), else None.
         weights: ``(N_all,)`` float64 row weights from ``weights()``, else None.
-        trunc: ``(lb, ub)`` from ``trunc()``, None for a side not given, else None.
+        trunc: ``(lb, ub)`` from ``trunc()``, None for a side not given, a number, or a
+            `ColumnBound` (each row's own, from a column), else None.
         link: the family's link when not its own (``"probit"``), else None.
         categories: an ordinal outcome's category labels in order (`y` holds 1 to K).
     """
@@ -266,7 +268,7 @@ class ModelSpec:
     cens: np.ndarray | None = None
     y2: np.ndarray | None = None
     weights: np.ndarray | None = None
-    trunc: tuple[float | None, float | None] | None = None
+    trunc: tuple[Bound, Bound] | None = None
     link: str | None = None
     categories: tuple[str, ...] = ()
 
@@ -859,24 +861,93 @@ def weight_values(expr: str, data: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def check_truncation(trunc: tuple[float | None, float | None], fam: Family, response: str,
+@dataclass(frozen=True, eq=False)
+class ColumnBound:
+    """A truncation bound of each row's own, ``trunc(lb = lo)``: the column's raw name and
+    its value in every row (float64; NaN only on rows without an observed outcome, which
+    are drawn without this bound)."""
+
+    column: str
+    values: np.ndarray
+
+
+Bound = float | ColumnBound | None
+
+
+def truncation_bounds(trunc: tuple[float | str | None, float | str | None], data: pd.DataFrame,
+                      fam: Family, response: str, y: np.ndarray) -> tuple[Bound, Bound]:
+    """trunc()'s bounds bound to the data: a number as it is, a column's values as a
+    `ColumnBound` (numeric, finite, given on every row with an observed outcome), each
+    checked against the family's outcome and the observed outcome (`check_truncation`)."""
+    text = trunc_text(*trunc)
+    observed = ~np.isnan(y)
+    bounds: list[Bound] = []
+    for bound in trunc:
+        if not isinstance(bound, str):
+            bounds.append(bound)
+            continue
+        _require_columns([bound], data, text)
+        series = data[bound]
+        if not pd.api.types.is_numeric_dtype(series.dtype) or \
+                pd.api.types.is_bool_dtype(series.dtype):
+            raise SpecError(f"{text}: column '{bound}' must be numeric, but it has dtype "
+                            f"{series.dtype}")
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        count = int((np.isnan(values) & observed).sum())
+        if count:
+            raise SpecError(f"{text}: column '{bound}' has {_rows(count)} with a missing "
+                            "value where the outcome is observed")
+        count = int(np.isinf(values).sum())
+        if count:
+            raise SpecError(f"{text}: column '{bound}' has {_rows(count)} with infinite "
+                            "values; give each row a finite bound (a side left out of "
+                            "trunc() has none)")
+        bounds.append(ColumnBound(bound, _readonly(values)))
+    lb, ub = bounds
+    check_truncation((lb, ub), fam, response, y)
+    return lb, ub
+
+
+def check_truncation(trunc: tuple[Bound, Bound], fam: Family, response: str,
                      y: np.ndarray) -> None:
-    """The bounds fit the family's outcome, and every observed outcome is within them."""
+    """The bounds fit the family's outcome (whole numbers for an integer one, not below 0
+    for one that has no values there), lb is below ub in every row, and every observed
+    outcome is within its row's bounds."""
+    text = trunc_text(*(b.column if isinstance(b, ColumnBound) else b for b in trunc))
     lb, ub = trunc
-    if fam.integer and any(b is not None and b != round(b) for b in trunc):
+    for bound in trunc:
+        if not isinstance(bound, ColumnBound):
+            continue
+        values = bound.values[~np.isnan(bound.values)]
+        count = int((values != np.round(values)).sum()) if fam.integer else 0
+        if count:
+            raise SpecError(f"{text}: column '{bound.column}' must hold whole numbers for the "
+                            f"{fam.name} family, whose outcome is an integer, but "
+                            f"{_rows(count)} do not")
+        count = int((values < 0).sum()) if bound is lb and fam.outcome != "real" else 0
+        if count:
+            raise SpecError(f"{text}: column '{bound.column}' is below 0 in {_rows(count)}, "
+                            f"where the {fam.name} family's outcome has no values; make each "
+                            "lb at least 0")
+    if fam.integer and any(b is not None and not isinstance(b, ColumnBound) and b != round(b)
+                           for b in trunc):
         raise SpecError(f"trunc() bounds must be whole numbers for the {fam.name} family, "
                         f"whose outcome is an integer")
-    if fam.outcome != "real" and lb is not None and lb < 0:
+    if fam.outcome != "real" and isinstance(lb, float) and lb < 0:
         raise SpecError(f"trunc(lb = {lb:g}) is below 0, where the {fam.name} family's "
                         "outcome has no values; drop lb or make it at least 0")
-    values = y[~np.isnan(y)]
-    bad = int(((values < lb) if lb is not None else np.zeros(len(values), bool)).sum()
-              + ((values > ub) if ub is not None else np.zeros(len(values), bool)).sum())
+    low, high = (np.full(len(y), -np.inf if b is lb else np.inf) if b is None else
+                 b.values if isinstance(b, ColumnBound) else np.full(len(y), float(b))
+                 for b in trunc)
+    if isinstance(lb, ColumnBound) or isinstance(ub, ColumnBound):
+        count = int((low >= high).sum())  # NaN on either side compares False
+        if count:
+            raise SpecError(f"{text}: lb is not below ub in {_rows(count)}")
+    observed = ~np.isnan(y)
+    bad = int(((y < low) | (y > high))[observed].sum())
     if bad:
-        bounds = ", ".join(f"{k} = {v:g}" for k, v in zip(("lb", "ub"), trunc, strict=True)
-                           if v is not None)
-        raise SpecError(f"response '{response}' is outside the truncation bounds ({bounds}) "
-                        f"in {_rows(bad)}")
+        raise SpecError(f"response '{response}' is outside the truncation bounds "
+                        f"({text[6:-1]}) in {_rows(bad)}")
 
 
 def ordinal_values(expr: str, data: pd.DataFrame, family: str,
@@ -1021,8 +1092,9 @@ def build_spec(
                             "need the upper bound: write cens(" + formula.cens + ", y2)")
     if formula.weights is not None:
         weights = weight_values(formula.weights, data)
+    trunc = None
     if formula.trunc is not None:
-        check_truncation(formula.trunc, fam, response, y)
+        trunc = truncation_bounds(formula.trunc, data, fam, response, y)
 
     fixed = _fixed_effects(formula, data, observed)
     if fixed.dropped:
@@ -1075,5 +1147,5 @@ def build_spec(
         cens=None if cens is None else _readonly(cens),
         y2=None if y2 is None else _readonly(y2),
         weights=None if weights is None else _readonly(weights),
-        trunc=formula.trunc,
+        trunc=trunc,
     )

@@ -639,6 +639,23 @@ def test_weights_and_truncation() -> None:
     assert Formula("y | trunc(ub = 5, lb = -Inf) ~ x").trunc == (None, 5.0)
 
 
+def test_truncation_bounds_from_columns() -> None:
+    """A bound may name a column (bare or backticked), each row its own, as brms takes a
+    variable; a number and a column mix; -Inf and Inf are still open sides, whatever
+    their case; the term is written back with the names as given."""
+    f = Formula("y | trunc(lb = lo, ub = hi) ~ x")
+    assert f.trunc == ("lo", "hi")
+    assert f.addition_texts == ("trunc(lb = lo, ub = hi)",)
+    assert Formula("y | trunc(lo, 10) ~ x").trunc == ("lo", 10.0)
+    assert Formula("y | trunc(ub = `upper bound`) ~ x").trunc == (None, "upper bound")
+    assert Formula("y | trunc(ub = `upper bound`) ~ x").addition_texts == (
+        "trunc(ub = `upper bound`)",)
+    assert Formula("y | trunc(lb = inf, ub = hi) ~ x").trunc == (None, "hi")
+    assert Formula("y | trunc(lb = -INF, ub = 3) ~ x").trunc == (None, 3.0)
+    # lb < ub is checked per row in the data when a side is a column
+    assert Formula("y | trunc(lb = lo, ub = lo) ~ x").trunc == ("lo", "lo")
+
+
 def test_addition_terms_combine_in_any_order() -> None:
     f = Formula("y | trials(n) + weights(w) + cens(c, u) + trunc(ub = 9) ~ x + (1 | g)")
     assert (f.trials, f.weights, f.cens, f.y2, f.trunc) == ("n", "w", "c", "u", (None, 9.0))
@@ -659,7 +676,10 @@ def test_addition_terms_combine_in_any_order() -> None:
         ("y | weights(w, v) ~ x", "weights() takes exactly one argument at position 14"),
         ("y | trunc() ~ x", "trunc() needs a finite lb or ub at position 5"),
         ("y | trunc(ub = Inf) ~ x", "trunc() needs a finite lb or ub at position 5"),
-        ("y | trunc(lb = a) ~ x", "trunc() bounds are numbers, not 'a' at position 11"),
+        ("y | trunc(lb = a + 1) ~ x", "trunc() bounds are numbers or column names, not "
+         "'a + 1' at position 11"),
+        ("y | trunc(lb = NaN) ~ x", "trunc() bounds are numbers or column names, not 'NaN' "
+         "at position 11"),
         ("y | trunc(lo = 1) ~ x", "trunc() takes lb and ub, not 'lo' at position 11"),
         ("y | trunc(1, 2, 3) ~ x", "trunc() takes at most two bounds, lb and ub at position 17"),
         ("y | trunc(lb = 1, lb = 2) ~ x", "trunc() is given lb twice at position 19"),

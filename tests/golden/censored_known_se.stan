@@ -2,7 +2,7 @@
 // formula: y | se(pos) + cens(no_interval) ~ x + (1 | g)
 // family: gaussian, identity link, known standard errors
 // data: N = 60 rows, 60 with an observed outcome
-// cens(no_interval): 39 exact, 17 right, 4 left fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms
+// cens(no_interval): 39 exact, 17 right, 4 left fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms; log P(Y > y) is normal_lcdf of -y about -mu (Stan's normal_lccdf loses the upper tail)
 //   g: 5 levels of g; effects Intercept
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
@@ -82,7 +82,7 @@ model {
     eta += r_g[J_g];
     // each kind of censored rows in one statement
     target += normal_lupdf(y[exact] | eta[exact], se[exact]);
-    target += normal_lccdf(y[right] | eta[right], se[right]);
+    target += normal_lcdf(-y[right] | -eta[right], se[right]);
     target += normal_lcdf(y[left] | eta[left], se[left]);
   }
 }
@@ -99,7 +99,7 @@ generated quantities {
       if (cens[i] == 0) {
         lp = normal_lpdf(y[i] | eta[i], se[i]);
       } else if (cens[i] == 1) {
-        lp = normal_lccdf(y[i] | eta[i], se[i]);
+        lp = normal_lcdf(-y[i] | -eta[i], se[i]);
       } else {
         lp = normal_lcdf(y[i] | eta[i], se[i]);
       }

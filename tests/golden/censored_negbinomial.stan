@@ -2,7 +2,7 @@
 // formula: yc_missing | cens(status, upper) ~ x + (1 | g)
 // family: negbinomial, log link
 // data: N = 60 rows, 54 with an observed outcome
-// cens(status, upper): 29 exact, 16 right, 4 left, 5 interval fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms; Stan has no CDF of neg_binomial_2_log, so censored rows use neg_binomial_2
+// cens(status, upper): 29 exact, 16 right, 4 left, 5 interval fitted rows; an exact row adds its log density, a right-censored one log P(Y > y) (_lccdf), a left-censored one log P(Y <= y) (_lcdf), an interval one log P(y < Y <= y2), as brms; Stan has no CDF of neg_binomial_2_log, so censored rows use neg_binomial_2; an interval above the median is the difference of the upper tails (brms's difference of the CDFs rounds to -inf far out)
 //   g: 5 levels of g; effects Intercept
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
@@ -27,6 +27,17 @@
 //   log_lik: on; 54 observed rows, at most 5000; a censored row's is its log probability (lccdf, lcdf), a truncated row's renormalized, a weighted row's times its weight, as brms
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
+functions {
+  // log P(y < Y <= y2) from the log CDFs and the log upper tails at y and y2: the
+  // difference of the upper tails when y lies above the median, where both CDFs round
+  // to 1 far out, else the difference of the CDFs
+  real log_interval(real lcdf_y, real lcdf_y2, real lccdf_y, real lccdf_y2) {
+    if (lccdf_y < lcdf_y) {
+      return log_diff_exp(lccdf_y, lccdf_y2);
+    }
+    return log_diff_exp(lcdf_y2, lcdf_y);
+  }
+}
 data {
   int<lower=1> N; // rows
   int<lower=0> N_obs; // rows with an observed outcome
@@ -93,8 +104,10 @@ model {
     target += neg_binomial_2_lcdf(y[left] | exp(eta[left]), phi);
     for (k in 1 : N_interval) {
       int i = interval[k]; // its number among the fitted rows
-      target += log_diff_exp(neg_binomial_2_lcdf(y2[i] | exp(eta[i]), phi),
-                             neg_binomial_2_lcdf(y[i] | exp(eta[i]), phi));
+      target += log_interval(neg_binomial_2_lcdf(y[i] | exp(eta[i]), phi),
+                             neg_binomial_2_lcdf(y2[i] | exp(eta[i]), phi),
+                             neg_binomial_2_lccdf(y[i] | exp(eta[i]), phi),
+                             neg_binomial_2_lccdf(y2[i] | exp(eta[i]), phi));
     }
   }
 }
@@ -115,8 +128,10 @@ generated quantities {
       } else if (cens[i] == -1) {
         lp = neg_binomial_2_lcdf(y[i] | exp(eta[obs[i]]), phi);
       } else {
-        lp = log_diff_exp(neg_binomial_2_lcdf(y2[i] | exp(eta[obs[i]]), phi),
-                          neg_binomial_2_lcdf(y[i] | exp(eta[obs[i]]), phi));
+        lp = log_interval(neg_binomial_2_lcdf(y[i] | exp(eta[obs[i]]), phi),
+                          neg_binomial_2_lcdf(y2[i] | exp(eta[obs[i]]), phi),
+                          neg_binomial_2_lccdf(y[i] | exp(eta[obs[i]]), phi),
+                          neg_binomial_2_lccdf(y2[i] | exp(eta[obs[i]]), phi));
       }
       log_lik[i] = lp;
     }
