@@ -95,6 +95,7 @@ def addition_data() -> pd.DataFrame:
     df["upper"] = np.maximum(df["yc"], df["ys"]) + 2
     df["w"] = rng.uniform(0.5, 2.0, size=len(df))
     df["yc_missing"] = df["yc"].where(np.arange(len(df)) % 10 != 5)
+    df["low"] = df["y"] - rng.uniform(0.5, 2.0, size=len(df))  # a truncation bound per row
     return df
 
 
@@ -247,6 +248,12 @@ CASES: dict[str, Case] = {
                               data=lambda: addition_data().query("yc > 0")),
     "weighted_statistics": Case("y_missing | weights(w) ~ x + (1 + x | g)",
                                 parameterization="noncentered", data=addition_data),
+    "truncated_gaussian_column_bound": Case("y | trunc(lb = low, ub = 6) ~ x + (1 | g)",
+                                            parameterization="noncentered",
+                                            data=addition_data),
+    "weighted_truncated_poisson": Case("yc | weights(w) + trunc(lb = 1) ~ x + (1 | g)",
+                                       family="poisson", parameterization="noncentered",
+                                       data=lambda: addition_data().query("yc > 0")),
     # ---- the families and links of issue 31: zero-inflated, hurdle, beta, ordinal
     "zero_inflated_poisson": Case("yc ~ x + (1 | g)", family="zero_inflated_poisson",
                                   parameterization="noncentered"),
