@@ -634,8 +634,11 @@ def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]
     else:
         codes, categories = _sorted_codes(series)
     # through numpy objects: iterating a pandas Index of a million levels takes seconds
-    labels = [str(level) for level in categories]
-    if len(set(labels)) != len(labels):
+    labels = categories.tolist()
+    text = pd.api.types.infer_dtype(categories, skipna=False) == "string"
+    if not text:  # distinct text prints distinctly; other levels may not
+        labels = [str(level) for level in labels]
+    if not text and len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
         raise SpecError(
             f"grouping factor '{column}' has distinct levels that print the same "
@@ -652,7 +655,7 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(uniques)
     if values.dtype.kind in "biuf":
         keys = values
-    elif values.dtype == object and all(isinstance(v, str) for v in values):
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
         keys = values.astype(str)  # fixed-width text, compared by code point as str is
     else:  # mixed or other objects: pandas' own order
         categorical = pd.Categorical(series)
