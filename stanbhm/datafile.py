@@ -6,13 +6,22 @@ encodes numpy arrays in C (shortest round-trip floats, so CmdStan reads the same
 doubles). CmdStan's JSON wants matrices as arrays of rows, which is how orjson writes
 a C-ordered 2-D array. Values orjson cannot write as CmdStan expects (NaN and infinity,
 which CmdStan reads as the bare words NaN and Infinity) go through CmdStanPy's writer.
+
+orjson holds the GIL, so threads cannot share the encoding of a large array. On Linux
+a forked copy of the process, which sees the arrays without copying them, encodes the
+second half of each large one while the process encodes the first: at the retail
+model's 930k rows x 22 columns that takes the file's 1.1 s of encoding to about half.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -60,10 +69,76 @@ def _write_data(target: Path, data: Mapping[str, Any]) -> Path:
             raise TypeError(f"data '{name}': {exc}") from None
         encoded[name] = item
     if not any(v is None for v in encoded.values()):
-        return atomic.write(target, orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
+        large = [name for name, v in encoded.items()
+                 if isinstance(v, np.ndarray) and v.size >= HALVED_NUMBERS and len(v) > 1]
+        if not large or not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+            return atomic.write(target, orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
+        with atomic.replacing(target) as scratch:
+            _write_in_halves(scratch, encoded, large)
+        return target
     with atomic.replacing(target) as scratch:
         write_stan_json(str(scratch), data)
     return target
+
+
+#: Arrays of at least this many numbers are encoded in two halves at once (Linux).
+HALVED_NUMBERS = 2_000_000
+#: Seconds the second halves may take beyond the first before they are encoded here.
+HALVES_WAIT = 60.0
+
+
+def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> None:
+    """Write `encoded` to `path` as `orjson` would, the second half of each `large`
+    array (its rows from the middle on) encoded by a forked child into a side file
+    meanwhile. Should the child fail or not finish in time, its halves are encoded
+    here."""
+    option = orjson.OPT_SERIALIZE_NUMPY
+    sides = [path.with_name(f"{path.name}.{i}.half") for i in range(len(large))]
+    second = [encoded[name][len(encoded[name]) // 2:] for name in large]
+    pid = os.fork()
+    if pid == 0:  # the child: encode, write, leave without running the parent's exits
+        status = 1
+        try:
+            for side, half in zip(sides, second, strict=True):
+                side.write_bytes(orjson.dumps(half, option=option))
+            status = 0
+        finally:
+            os._exit(status)
+    try:
+        first = [orjson.dumps(encoded[name][:len(encoded[name]) // 2], option=option)
+                 for name in large]
+        if not _child_done(pid, HALVES_WAIT):
+            for side, half in zip(sides, second, strict=True):
+                side.write_bytes(orjson.dumps(half, option=option))
+        marks = {name: f"stanbhm-half-{uuid.uuid4().hex}" for name in large}
+        rest = orjson.dumps({k: marks.get(k, v) for k, v in encoded.items()}, option=option)
+        with open(path, "wb") as out:
+            for name, head, side in zip(large, first, sides, strict=True):
+                before, rest = rest.split(f'"{marks[name]}"'.encode(), 1)
+                out.write(before)
+                out.write(head[:-1])  # "[a, b" of "[a, b]"
+                out.write(b",")
+                with open(side, "rb") as tail:
+                    tail.read(1)  # "c]" of "[c]"
+                    shutil.copyfileobj(tail, out, 1 << 24)
+            out.write(rest)
+    finally:
+        for side in sides:
+            side.unlink(missing_ok=True)
+
+
+def _child_done(pid: int, wait: float) -> bool:
+    """Whether child `pid` exits successfully within `wait` seconds (killed if not)."""
+    deadline = time.monotonic() + wait
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return False
+        time.sleep(0.005)
 
 
 @contextlib.contextmanager

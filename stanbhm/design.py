@@ -49,8 +49,12 @@ class DesignRows:
         return (len(self.obs), self.width)
 
     def __getitem__(self, at: np.ndarray | slice) -> np.ndarray:
+        return self.block(at)
+
+    def block(self, at: np.ndarray | slice, room: int = 0) -> np.ndarray:
+        """``self[at]`` followed by `room` columns left unset, for a caller to fill."""
         rows = self.obs[at]
-        out = np.empty((len(rows), self.width))
+        out = np.empty((len(rows), self.width + room))
         x = out[:, self.x_at:self.x_at + self.X.shape[1]]
         x[:] = self.X[rows]
         x -= self.means

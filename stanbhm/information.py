@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 #: it stops sooner once no linear predictor moves by more than `IRLS_TOLERANCE`.
 IRLS_STEPS = 8
 IRLS_TOLERANCE = 1e-6
+#: Rows the IRLS steps run on, at most (`_irls`).
+IRLS_ROWS = 200_000
 #: Rows per block of ``X' W X``, so that no weighted copy of a large X is made.
 BLOCK = 65536
 
@@ -153,20 +155,39 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
         beta = _lstsq(X, intercept, target - offset, w)
         return target - offset - _fitted(X, intercept, beta), w, spec.se is None
     trials = spec.trials[obs].astype(float) if spec.trials is not None else None
-    eta = np.full(len(y), fam.intercept_location(y, trials, spec.offset[obs] if
-                                                 spec.offset is not None else None)) + offset
-    for _ in range(IRLS_STEPS):
-        mu, dmu, var = _moments(fam.link, eta, trials)
-        w = np.maximum(dmu**2 / var, 1e-12)
-        z = eta - offset + (y - mu) / dmu
-        moved, eta = eta, _fitted(X, intercept, _lstsq(X, intercept, z, w)) + offset
-        if np.max(np.abs(eta - moved), initial=0.0) < IRLS_TOLERANCE:
-            break
+    start = fam.intercept_location(y, trials, spec.offset[obs] if spec.offset is not None
+                                   else None)
+    beta = _irls(fam.link, X, intercept, y, offset, trials, start)
+    eta = _fitted(X, intercept, beta) + offset
     mu, dmu, var = _moments(fam.link, eta, trials)
     if fam.pooled_variance is not None:
         var = fam.pooled_variance(y, mu, dmu)
     w = np.maximum(dmu**2 / var, 1e-12)
     return (y - mu) / dmu, w, False
+
+
+def _irls(link: str, X: np.ndarray, intercept: bool, y: np.ndarray, offset: np.ndarray,
+          trials: np.ndarray | None, start: float) -> np.ndarray:
+    """The pooled GLM's coefficients by IRLS from the intercept `start`, on every
+    `step`-th row when there are more than `IRLS_ROWS` (the first of each step, so the
+    same rows each time): the estimate steers the parameterization rule, for which a
+    sample of 200k rows is as good as millions (its noise is a fraction of a percent of
+    a coefficient's sd), at a fraction of the cost of each step's weighted product."""
+    step = -(-len(y) // IRLS_ROWS)
+    if step > 1:
+        X, y, offset = np.ascontiguousarray(X[::step]), y[::step], offset[::step]
+        trials = trials[::step] if trials is not None else None
+    eta = np.full(len(y), start) + offset
+    beta = np.zeros(X.shape[1] + int(intercept))
+    for _ in range(IRLS_STEPS):
+        mu, dmu, var = _moments(link, eta, trials)
+        w = np.maximum(dmu**2 / var, 1e-12)
+        z = eta - offset + (y - mu) / dmu
+        beta = _lstsq(X, intercept, z, w)
+        moved, eta = eta, _fitted(X, intercept, beta) + offset
+        if np.max(np.abs(eta - moved), initial=0.0) < IRLS_TOLERANCE:
+            break
+    return beta
 
 
 def _latent_residuals(X: np.ndarray, intercept: bool, y: np.ndarray,

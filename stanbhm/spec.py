@@ -466,6 +466,11 @@ def _check_matrix_finite(columns: Iterable[np.ndarray], names: Iterable[str]) ->
             raise _nonfinite_error(f"column '{name}'", int((~np.isfinite(column)).sum()))
 
 
+def _is_numerical_kind(model_spec: Any, expr: str) -> bool:
+    kind = model_spec.encoder_state.get(expr, (None,))[0]
+    return getattr(kind, "value", None) == "numerical"
+
+
 def _is_categorical_kind(model_spec: Any, expr: str) -> bool:
     kind = model_spec.encoder_state.get(expr, (None,))[0]
     return getattr(kind, "value", None) == "categorical"
@@ -571,11 +576,8 @@ def aliased_columns(X: np.ndarray, intercept: bool) -> np.ndarray:
 def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -> FixedEffects:
     role = "fixed effects"
     _check_columns_finite(_columns_used(formula.fixed, data, role), data)
-    matrix = _model_matrix(formula.fixed, data, role)
-    names = tuple(matrix.model_spec.column_names)
-    _check_distinct_columns(names, role)
-    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64) for j in range(len(names))]
-    _check_matrix_finite(columns, names)
+    model_spec, columns = _fixed_columns(formula.fixed, data, role)
+    names = tuple(model_spec.column_names)
     if formula.intercept:
         # formulaic always puts the intercept first; anything else would be a bug there.
         if not names or names[0] != INTERCEPT:
@@ -590,17 +592,53 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
         taken.add(stan_names[-1])
     fitted = at_rows(values, observed)
     aliased = aliased_columns(fitted, formula.intercept)
-    dropped, labels = _dropped(matrix.model_spec, names, fitted, aliased)
+    dropped, labels = _dropped(model_spec, names, fitted, aliased)
     kept = np.flatnonzero(~aliased)
     return FixedEffects(
         names=tuple(names[j] for j in kept),
         stan_names=tuple(stan_names[j] for j in kept),
         X=_readonly(values[:, kept] if aliased.any() else values),
         intercept=formula.intercept,
-        model_spec=matrix.model_spec,
+        model_spec=model_spec,
         dropped=dropped,
         dropped_labels=labels,
     )
+
+
+def _fixed_columns(rhs: str, data: pd.DataFrame, role: str,
+                   ) -> tuple[Any, list[np.ndarray]]:
+    """formulaic's model spec of `rhs` and its columns, each checked finite. When every
+    column is the intercept or a numeric column of `data` as it stands (a term naming a
+    float or integer column), the columns are taken from `data` as they are, with a
+    spec made from its first two rows: formulaic copies every column it materializes,
+    1 GB at the election model's 3M rows x 41 columns, and the spec of such terms does
+    not depend on the rows. The caller has checked that the columns used are finite."""
+    try:
+        model_spec = _model_matrix(rhs, data.iloc[:2], role).model_spec
+    except SpecError:  # poly(x, 3) needs more than two rows, say
+        model_spec = None
+    wanted: list[str] | None = [] if model_spec is not None else None
+    for term in model_spec.formula if model_spec is not None else ():
+        expr = term.factors[0].expr if len(term.factors) == 1 else None
+        if str(term) == "1":
+            wanted.append(INTERCEPT)
+        elif (expr is None or expr not in data.columns
+              or data[expr].dtype.kind not in "fiu"  # bool is categorical in formulaic
+              or not _is_numerical_kind(model_spec, expr)):
+            wanted = None  # a term formulaic makes its columns for
+            break
+        else:
+            wanted.append(expr)
+    if wanted is not None and list(model_spec.column_names) == wanted:
+        _check_distinct_columns(tuple(wanted), role)
+        return model_spec, [np.ones(len(data)) if name == INTERCEPT
+                            else data[name].to_numpy(dtype=np.float64) for name in wanted]
+    matrix = _model_matrix(rhs, data, role)
+    names = tuple(matrix.model_spec.column_names)
+    _check_distinct_columns(names, role)
+    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64) for j in range(len(names))]
+    _check_matrix_finite(columns, names)
+    return matrix.model_spec, columns
 
 
 def _dropped(model_spec: Any, names: tuple[str, ...], observed_values: np.ndarray,
@@ -636,8 +674,11 @@ def _factor_codes(series: pd.Series, column: str) -> tuple[np.ndarray, list[str]
     else:
         codes, categories = _sorted_codes(series)
     # through numpy objects: iterating a pandas Index of a million levels takes seconds
-    labels = [str(level) for level in categories]
-    if len(set(labels)) != len(labels):
+    labels = categories.tolist()
+    text = pd.api.types.infer_dtype(categories, skipna=False) == "string"
+    if not text:  # distinct text prints distinctly; other levels may not
+        labels = [str(level) for level in labels]
+    if not text and len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
         raise SpecError(
             f"grouping factor '{column}' has distinct levels that print the same "
@@ -654,7 +695,7 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(uniques)
     if values.dtype.kind in "biuf":
         keys = values
-    elif values.dtype == object and all(isinstance(v, str) for v in values):
+    elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
         keys = values.astype(str)  # fixed-width text, compared by code point as str is
     else:  # mixed or other objects: pandas' own order
         categorical = pd.Categorical(series)

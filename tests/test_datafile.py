@@ -51,3 +51,25 @@ def test_the_run_file_is_removed_afterwards() -> None:
     with data_file({"N": 1, "y": np.ones(1)}) as path:
         assert json.loads(Path(path).read_text()) == {"N": 1, "y": [1.0]}
     assert not Path(path).exists()
+
+
+@pytest.mark.parametrize("wait", [60.0, 0.0])
+def test_large_arrays_encoded_in_halves_give_the_same_bytes(tmp_path: Path, monkeypatch,
+                                                            wait: float) -> None:
+    """Arrays from `HALVED_NUMBERS` numbers on are encoded half by a forked child; the
+    file is byte for byte orjson's of the whole, also when the child's halves are not
+    ready in time (a wait of 0: the process encodes them itself), and no side file is
+    left."""
+    import orjson
+
+    import stanbhm.datafile as datafile
+
+    monkeypatch.setattr(datafile, "HALVED_NUMBERS", 10)
+    monkeypatch.setattr(datafile, "HALVES_WAIT", wait)
+    rng = np.random.default_rng(4)
+    data = {"N": 7, "X": rng.normal(size=(7, 3)), "J": rng.integers(1, 9, size=11),
+            "y": rng.normal(size=3), "Z": rng.normal(size=(5, 2, 2))}
+    path = write_data(tmp_path / "d.json", data)
+    whole = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert path.read_bytes() == whole
+    assert [p.name for p in tmp_path.iterdir()] == ["d.json"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import warnings
 
+import formulaic
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +27,7 @@ from stanbhm.spec import (
     FixedEffects,
     GroupEffects,
     ModelSpec,
+    _fixed_columns,
     aliased_columns,
     build_spec,
 )
@@ -1093,3 +1095,16 @@ def test_grouping_codes_and_labels_are_the_categorical_ones(values) -> None:
     categorical = pd.Categorical(series)
     np.testing.assert_array_equal(codes, categorical.codes)
     assert labels == [str(v) for v in categorical.categories.to_numpy(dtype=object)]
+
+
+@pytest.mark.parametrize("rhs", ["x + n", "0 + x", "x + C(a)", "I(x ** 2) + n", "x:n"])
+def test_fixed_columns_are_formulaics_whether_taken_from_the_data_or_not(rhs) -> None:
+    """Numeric columns named as they are come from the data without formulaic's copy;
+    the columns and their names are formulaic's either way, also when the first rows
+    hold one level of a factor."""
+    df = pd.DataFrame({"x": [0.5, 1.5, -2.0, 3.25, 4.0], "n": [1, 2, 3, 4, 6],
+                       "a": ["p", "p", "q", "r", "q"]})
+    model_spec, columns = _fixed_columns(rhs, df, "fixed effects")
+    matrix = formulaic.model_matrix(rhs, df)
+    assert model_spec.column_names == tuple(matrix.columns)
+    np.testing.assert_array_equal(np.column_stack(columns), matrix.to_numpy(dtype=float))
