@@ -576,7 +576,7 @@ def aliased_columns(X: np.ndarray, intercept: bool) -> np.ndarray:
 def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -> FixedEffects:
     role = "fixed effects"
     _check_columns_finite(_columns_used(formula.fixed, data, role), data)
-    model_spec, columns = _fixed_columns(formula.fixed, data, role)
+    model_spec, columns = _design_columns(formula.fixed, data, role)
     names = tuple(model_spec.column_names)
     if formula.intercept:
         # formulaic always puts the intercept first; anything else would be a bug there.
@@ -605,14 +605,15 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
     )
 
 
-def _fixed_columns(rhs: str, data: pd.DataFrame, role: str,
+def _design_columns(rhs: str, data: pd.DataFrame, role: str,
                    ) -> tuple[Any, list[np.ndarray]]:
-    """formulaic's model spec of `rhs` and its columns, each checked finite. When every
-    column is the intercept or a numeric column of `data` as it stands (a term naming a
-    float or integer column), the columns are taken from `data` as they are, with a
-    spec made from its first two rows: formulaic copies every column it materializes,
-    1 GB at the election model's 3M rows x 41 columns, and the spec of such terms does
-    not depend on the rows. The caller has checked that the columns used are finite."""
+    """formulaic's model spec of `rhs` (fixed effects, or a group term's effects) and its
+    columns, each checked finite and named once. When every column is the intercept or
+    a numeric column of `data` as it stands (a term naming a float or integer column),
+    the columns are taken from `data` as they are, with a spec made from its first two
+    rows: formulaic copies every column it materializes, 1 GB at the election model's
+    3M rows x 41 columns, and the spec of such terms does not depend on the rows. The
+    caller has checked that the columns used are finite."""
     try:
         model_spec = _model_matrix(rhs, data.iloc[:2], role).model_spec
     except SpecError:  # poly(x, 3) needs more than two rows, say
@@ -785,13 +786,9 @@ def _group_effects(
     slopes = [effect for effect in term.effects if effect != INTERCEPT]
     rhs = " + ".join(["1" if term.intercept else "0", *slopes])
     _check_columns_finite(_columns_used(rhs, data, role), data)
-    matrix = _model_matrix(rhs, data, role)
-    _check_numeric_slopes(term, matrix.model_spec, data)
-    effect_names = tuple(matrix.model_spec.column_names)
-    _check_distinct_columns(effect_names, role)
-    columns = [np.asarray(matrix.iloc[:, j], dtype=np.float64)
-               for j in range(len(effect_names))]
-    _check_matrix_finite(columns, effect_names)
+    model_spec, columns = _design_columns(rhs, data, role)
+    _check_numeric_slopes(term, model_spec, data)
+    effect_names = tuple(model_spec.column_names)
     values = side_by_side(columns, len(data))
     levels, index = _group_levels(term, data, codes)
     effect_taken: set[str] = set()
@@ -810,7 +807,7 @@ def _group_effects(
         effect_stan_names=tuple(effect_stan_names),
         Z=_readonly(np.ascontiguousarray(values)),
         correlated=term.correlated,
-        model_spec=matrix.model_spec,
+        model_spec=model_spec,
     )
 
 

@@ -27,7 +27,7 @@ from stanbhm.spec import (
     FixedEffects,
     GroupEffects,
     ModelSpec,
-    _fixed_columns,
+    _design_columns,
     aliased_columns,
     build_spec,
 )
@@ -1098,13 +1098,13 @@ def test_grouping_codes_and_labels_are_the_categorical_ones(values) -> None:
 
 
 @pytest.mark.parametrize("rhs", ["x + n", "0 + x", "x + C(a)", "I(x ** 2) + n", "x:n"])
-def test_fixed_columns_are_formulaics_whether_taken_from_the_data_or_not(rhs) -> None:
+def test_design_columns_are_formulaics_whether_taken_from_the_data_or_not(rhs) -> None:
     """Numeric columns named as they are come from the data without formulaic's copy;
     the columns and their names are formulaic's either way, also when the first rows
     hold one level of a factor."""
     df = pd.DataFrame({"x": [0.5, 1.5, -2.0, 3.25, 4.0], "n": [1, 2, 3, 4, 6],
                        "a": ["p", "p", "q", "r", "q"]})
-    model_spec, columns = _fixed_columns(rhs, df, "fixed effects")
+    model_spec, columns = _design_columns(rhs, df, "fixed effects")
     matrix = formulaic.model_matrix(rhs, df)
     assert model_spec.column_names == tuple(matrix.columns)
     np.testing.assert_array_equal(np.column_stack(columns), matrix.to_numpy(dtype=float))
