@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .arrays import at_rows
 from .families import LINKS
 
 if TYPE_CHECKING:
@@ -235,7 +234,7 @@ def _backfit(spec: ModelSpec, r: np.ndarray, w: np.ndarray):
     for t, group in enumerate(spec.groups):
         index = group.index[obs] - 1
         sums = LevelSums(index, group.n_levels)
-        covariates = at_rows(group.Z, obs).T
+        covariates = spec.fitted_Z[t].T
         for k in range(group.k):
             z = np.ascontiguousarray(covariates[k])
             effects.append(((t, k), index, z, sums, sums(w * z * z)))

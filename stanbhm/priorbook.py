@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .arrays import at_rows, column_moments
+from .arrays import column_moments
 from .priors import Bounds, Horseshoe, Prior, fmt, intersect, parse_prior
 
 if TYPE_CHECKING:
@@ -94,14 +94,14 @@ def resolve(spec: ModelSpec) -> PriorBook:
     sd: dict[str, tuple[Prior, ...]] = {}
     sd_bounds: dict[str, Bounds] = {}
     cor: dict[str, Prior] = {}
-    for g in spec.groups:
+    for g, fitted_Z in zip(spec.groups, spec.fitted_Z, strict=True):
         given = user("sd", g.term_name)
         if given:
             sd[g.term_name] = (given[1],) * g.k
             sd_bounds[g.term_name] = intersect(given[0], given[1], 0.0, "a standard deviation",
                                                 True)
         else:
-            sds = _column_sds(at_rows(g.Z, spec.observed))
+            sds = _column_sds(fitted_Z)
             sd[g.term_name] = tuple(
                 Prior("student_t", ("3", "0", fmt(_effect_scale(scale, g, k, sds[k]))),
                       from_data=(2,))

@@ -288,6 +288,13 @@ class ModelSpec:
         copy, made once for the pooled fit, the priors' scales and the coefficients'."""
         return at_rows(self.fixed.X, self.observed)
 
+    @cached_property
+    def fitted_Z(self) -> tuple[np.ndarray, ...]:
+        """Each group term's Z over the rows with an observed outcome (in `groups`' order),
+        made once like `fitted_X`: the priors' scales and the pooled fit's backfitting
+        both read them."""
+        return tuple(at_rows(g.Z, self.observed) for g in self.groups)
+
     @property
     def family_row(self) -> Family:
         return family_row(self.family, self.link)
