@@ -48,20 +48,28 @@ def side_by_side(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
 
 
 def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each column's mean, sum of squared deviations from it, and range, reading X a
-    block of rows at a time: numpy's std of the whole matrix makes a copy of it."""
+    """Each column's mean, sum of squared deviations from it, and range, in one pass
+    over X a block of rows at a time: numpy's std of the whole matrix makes a copy of
+    it."""
     n, k = X.shape
     if n == 0:
         return np.zeros(k), np.zeros(k), np.zeros(k)
-    mean = X.mean(axis=0)
-    squares = np.zeros(k)
+    mean, squares, seen = np.zeros(k), np.zeros(k), 0
     low, high = X[0].copy(), X[0].copy()
     for start in range(0, n, BLOCK_ROWS):
         rows = X[start:start + BLOCK_ROWS]
         np.minimum(low, rows.min(axis=0), out=low)
         np.maximum(high, rows.max(axis=0), out=high)
-        deviations = rows - mean
-        squares += np.einsum("ij,ij->j", deviations, deviations)
+        # the block's own mean and squares, merged into the running ones (Chan et al.):
+        # one pass over X, each block read while it is in cache
+        block_mean = rows.mean(axis=0)
+        deviations = rows - block_mean
+        block_squares = np.einsum("ij,ij->j", deviations, deviations)
+        total = seen + len(rows)
+        delta = block_mean - mean
+        squares += block_squares + delta**2 * (seen * len(rows) / total)
+        mean += delta * (len(rows) / total)
+        seen = total
     return mean, squares, high - low
 
 

@@ -456,10 +456,16 @@ def _nonfinite_error(label: str, count: int) -> SpecError:
     )
 
 
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite: a finite sum says so in one pass without a mask (a
+    NaN or infinity makes the sum NaN or infinite); an overflowing sum asks each value."""
+    return bool(np.isfinite(np.add.reduce(values, axis=None))) or bool(np.isfinite(values).all())
+
+
 def _check_columns_finite(names: Iterable[str], data: pd.DataFrame) -> None:
     for name in names:
         series = data[name]
-        if series.dtype == np.float64 and np.isfinite(series.to_numpy()).all():
+        if series.dtype == np.float64 and _all_finite(series.to_numpy()):
             continue  # one pass settles the common case; the count needs the mask
         count = int(_bad_mask(series).sum())
         if count:
@@ -469,7 +475,7 @@ def _check_columns_finite(names: Iterable[str], data: pd.DataFrame) -> None:
 def _check_matrix_finite(columns: Iterable[np.ndarray], names: Iterable[str]) -> None:
     """Catch non-finite values that transforms create (``log(0)``) in finite columns."""
     for column, name in zip(columns, names, strict=True):
-        if not np.isfinite(column).all():
+        if not _all_finite(column):
             raise _nonfinite_error(f"column '{name}'", int((~np.isfinite(column)).sum()))
 
 

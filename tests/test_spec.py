@@ -27,6 +27,7 @@ from stanbhm.spec import (
     FixedEffects,
     GroupEffects,
     ModelSpec,
+    _all_finite,
     _design_columns,
     aliased_columns,
     build_spec,
@@ -1108,3 +1109,13 @@ def test_design_columns_are_formulaics_whether_taken_from_the_data_or_not(rhs) -
     matrix = formulaic.model_matrix(rhs, df)
     assert model_spec.column_names == tuple(matrix.columns)
     np.testing.assert_array_equal(np.column_stack(columns), matrix.to_numpy(dtype=float))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_among_huge_ones_is_found(bad) -> None:
+    """The finite check's one-pass sum overflows on huge values; the values are then
+    checked one by one."""
+    values = np.full(6, 1e308)
+    assert _all_finite(values)
+    values[3] = bad
+    assert not _all_finite(values)

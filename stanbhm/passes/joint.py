@@ -256,8 +256,9 @@ def factors(lay: Layout, D: np.ndarray | DesignRows, y: np.ndarray, member: np.n
         first = np.full(len(counts), n)
         np.minimum.at(first, member, np.arange(n))
         home = home[first[member]]  # each row goes where its member's first row is
-        # by level, then member: one stable sort of a combined key, half lexsort's time
-        order = np.argsort(home.astype(np.int64) * len(counts) + member, kind="stable")
+        # by level, then member: one sort of a combined key, a fifth of lexsort's time (a
+        # member's rows in any order: they are summed)
+        order = np.argsort(home.astype(np.int64) * len(counts) + member)
     ranked = None if member is None else member[order]
     width = lay.P + 1
 
