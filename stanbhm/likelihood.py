@@ -29,9 +29,10 @@ Addition terms change what a row contributes, brms's conventions throughout:
   bounds by the inverse CDF where the family row has it (`Family.truncated_rng`: the
   gaussian's, through inv_Phi), else redrawn until it falls within them, at most
   `MAX_TRIES` times: a draw whose bounds hold a tiny share of its predictive mass stops
-  generated quantities with a message rather than loop on. New rows carry no bounds of
-  their own, so a program whose bounds come from a column draws no ``y_new`` (it stops
-  with a message when rows are passed).
+  generated quantities with a message rather than loop on. New rows read bounds from
+  columns in the new data (``lb_new``, `predict.encode`). In a bound column -inf (lb)
+  or inf (ub) leaves that side of its row unbounded, as in brms: such rows' normalizer
+  is the other side's alone (`Likelihood.bounded_cases`).
 """
 
 from __future__ import annotations
@@ -47,19 +48,16 @@ from . import formula
 from .declarations import Declaration
 from .families import Family
 from .marginals import Marginal
-from .parts import Output, Part, Rows
+from .parts import NO_UPPER_INT, Output, Part, Rows, bound_data
 from .spec import ColumnBound
 from .strategies import Cells, Strategy
 
-__all__ = ["CENSORING_KINDS", "Likelihood"]
+__all__ = ["CENSORING_KINDS", "NO_UPPER_INT", "Likelihood"]
 
 #: The censoring kinds a row may have: (name, brms's code), exact first.
 CENSORING_KINDS = (("exact", 0), ("right", 1), ("left", -1), ("interval", 2))
 #: Draws of a truncated outcome tried before generated quantities gives up on a row.
 MAX_TRIES = 10000
-#: A missing upper bound of an integer outcome's row (no outcome to fit, drawn without
-#: it): the largest int of Stan's data
-NO_UPPER_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,10 @@ class RowCases:
     cases: tuple[tuple[str | None, str], ...]  # (condition on cens[i], value) per kind
     normalizer: str | None  # the truncation bounds' log probability, subtracted
     weight: str | None  # what the log density is multiplied by
+    #: bounds of each row's own, some of them infinite (no bound on that side): the
+    #: normalizer per case instead, (condition, value) with None for no normalizer
+    #: (both sides unbounded) and the last condition None (the rest)
+    bounded: tuple[tuple[str | None, str | None], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,10 +209,15 @@ class Likelihood(Part):
                     f"y_rep redrawn until it falls within {within} bounds (at most "
                     f"{MAX_TRIES} tries a row: a draw whose bounds hold less of its "
                     "predictive mass fails with a message)")
+            columns = " and ".join(formula.column_text(b.column) for b in self.column_bounds)
+            count = int(np.logical_or.reduce([np.isinf(b.values[self.obs])
+                                              for b in self.column_bounds]).sum()) if own else 0
             out.append(f"{self.trunc_text()}: each row's density divided by {span}{rows}, "
                        f"as brms; {draw}"
-                       + ("; no y_new: new rows carry no bounds of their own"
-                          if own else "")
+                       + (f"; y_new within each new row's bounds, read from the new "
+                          f"data's {columns}" if own else "")
+                       + (f"; -inf as lb or inf as ub leaves that side of a row unbounded, "
+                          f"as in brms: {count} fitted rows" if count else "")
                        + (self._lccdf_note("lb") if self.ub is None else ""))
         return tuple(out)
 
@@ -258,6 +265,58 @@ class Likelihood(Part):
         return (f"log_diff_exp({self._cdf('lcdf', ub, eta, row_data)}, "
                 f"{self._cdf('lcdf', lower, eta, row_data)})")
 
+    def unbounded_rows(self) -> dict[str, np.ndarray]:
+        """Per side read from a column whose value on some fitted row leaves that side
+        unbounded (-inf lb, inf ub, as brms reads them), whether each fitted row does. An
+        integer outcome's -inf lb is 0 in the data, which bounds nothing (its CDF below 0
+        is 0), so only its inf ub is said."""
+        out = {}
+        for side in ("lb", "ub"):
+            bound = getattr(self, side)
+            if not isinstance(bound, ColumnBound) or (side == "lb" and self.family.integer):
+                continue
+            rows = np.isinf(bound.values[self.obs])
+            if rows.any():
+                out[side] = rows
+        return out
+
+    def _unbounded(self, side: str, row_data: Callable[[str], str]) -> str:
+        """The condition that a row's `side` is unbounded: inf, or the integer outcome's
+        `NO_UPPER_INT`."""
+        value = self.bound(side, row_data)
+        return f"{value} == {NO_UPPER_INT}" if self.family.integer else f"is_inf({value})"
+
+    def bounded_cases(self, eta: str, row_data: Callable[[str], str],
+                      ) -> tuple[tuple[str | None, str | None], ...]:
+        """The truncation's log normalizer of a row whose bounds come from columns, some
+        of them infinite (`unbounded_rows`): (condition, value) for each case among the
+        fitted rows (value None: both sides unbounded), the last one's condition None;
+        () when no fitted row has an infinite bound."""
+        unbounded = self.unbounded_rows()
+        if not unbounded:
+            return ()
+        n = len(self.obs)
+        low = unbounded.get("lb", np.zeros(n, dtype=bool))
+        high = unbounded.get("ub", np.zeros(n, dtype=bool))
+        lower = f"{self.bound('lb', row_data)} - 1" if self.family.integer else \
+            self.bound("lb", row_data)
+        lb, ub = self._unbounded("lb", row_data), self._unbounded("ub", row_data)
+        if self.lb is None:  # one-sided, above
+            found = [(ub, high.any(), None),
+                     (None, (~high).any(), self._cdf("lcdf", self.bound("ub", row_data), eta,
+                                                     row_data))]
+        elif self.ub is None:  # one-sided, below
+            found = [(lb, low.any(), None),
+                     (None, (~low).any(), self._upper(lower, eta, row_data))]
+        else:
+            found = [(f"{lb} && {ub}", (low & high).any(), None),
+                     (ub, (high & ~low).any(), self._upper(lower, eta, row_data)),
+                     (lb, (low & ~high).any(), self._cdf("lcdf", self.bound("ub", row_data),
+                                                          eta, row_data)),
+                     (None, (~low & ~high).any(), self.normalizer(eta, row_data))]
+        cases = [(condition, value) for condition, present, value in found if present]
+        return (*cases[:-1], (None, cases[-1][1]))
+
     def kind_density(self, kind: str, y: str, y2: str, eta: str,
                      row_data: Callable[[str], str], suffix: str = "") -> str:
         """The log density of rows of one censoring kind (their sum when vectorized); an
@@ -285,9 +344,26 @@ class Likelihood(Part):
             value = self.kind_density(kind, "y[i]", "y2[i]", eta, row_data)
             code = dict(CENSORING_KINDS)[kind]
             cases.append((None if len(kinds) == 1 else f"cens[i] == {code}", value))
+        bounded = self.bounded_cases(eta, row_data)
         return RowCases(tuple(cases),
-                        self.normalizer(eta, row_data) if self.truncated else None,
-                        "weights[i]" if self.weights is not None else None)
+                        self.normalizer(eta, row_data) if self.truncated and not bounded
+                        else None,
+                        "weights[i]" if self.weights is not None else None, bounded)
+
+    def censored_cell_cases(self) -> RowCases:
+        """Censored cell ``i``'s log probability (`strategies.Cells`, after its cells of
+        exact rows): (condition on cens_cell[i], value) per censoring kind among its cells,
+        times its rows (``n_cell[i]``, weighted: their weights summed); a poisson cell's
+        ``eta`` carries its rows' offset (``log_exposure_cell``)."""
+        cells = self.cells
+        names = {code: kind for kind, code in CENSORING_KINDS}
+        kinds = cells.censored_kinds
+        cases = []
+        for code in kinds:
+            value = self.kind_density(names[code], "y_cell[i]", "y2_cell[i]", "eta[i]",
+                                      lambda name: f"{name}_cell[i]")
+            cases.append((None if len(kinds) == 1 else f"cens_cell[i] == {code}", value))
+        return RowCases(tuple(cases), None, "n_cell[i]")
 
     def fitted_cases(self, rows: Rows) -> RowCases:
         """`row_cases` in the model block, over the fitted `rows`."""
@@ -412,7 +488,7 @@ class Likelihood(Part):
             if "interval" in self.kinds:
                 bound = self.y2[obs]
                 out["y2"] = bound.astype(np.int64) if self.family.integer else bound
-            if not self.looped:
+            if not self.looped and self.cells is None:
                 for kind, code in CENSORING_KINDS:
                     if kind in self.kinds:
                         rows = np.flatnonzero(codes == code) + 1
@@ -430,13 +506,10 @@ class Likelihood(Part):
 
     def bound_values(self, name: str, bound: ColumnBound) -> np.ndarray:
         """Every row's bound from its column (over all rows: y_rep draws within them); a
-        row without an outcome whose value is missing has none on that side: -inf or
-        inf, for an integer outcome (never below 0) 0 or `NO_UPPER_INT`."""
-        values = bound.values
-        if not self.family.integer:
-            return np.where(np.isnan(values), -np.inf if name == "lb" else np.inf, values)
-        none = 0 if name == "lb" else NO_UPPER_INT
-        return np.where(np.isnan(values), none, values).astype(np.int64)
+        row without an outcome whose value is missing, or whose value is infinite, has
+        none on that side: -inf or inf, for an integer outcome (never below 0) 0 or
+        `NO_UPPER_INT` (`parts.bound_data`)."""
+        return bound_data(bound.values, name, self.family.integer)
 
     def addition_declarations(self, n: str) -> list[Declaration]:
         """The data of the addition terms, over the `n` fitted rows."""
@@ -450,7 +523,7 @@ class Likelihood(Part):
                 out.append(Declaration("data", f"array[{n}] int" if integer else f"vector[{n}]",
                                        "y2", f"upper bound of the interval-censored rows: "
                                        f"{self.y2_expr}"))
-            if not self.looped:
+            if not self.looped and self.cells is None:
                 for kind in self.kinds:
                     what = "exact" if kind == "exact" else f"censored: {kind}"
                     out.append(Declaration("data", "int<lower=0>", f"N_{kind}",

@@ -31,8 +31,23 @@ from .priors import (
     prior_statement,
 )
 
-__all__ = ["AuxPart", "Declaration", "FixedPart", "GroupPart", "OffsetPart", "Output", "Part",
-           "PredictionPart", "Rows", "b_runs"]
+__all__ = ["NO_UPPER_INT", "AuxPart", "Declaration", "FixedPart", "GroupPart", "OffsetPart",
+           "Output", "Part", "PredictionPart", "Rows", "b_runs", "bound_data"]
+
+#: No upper truncation bound on an integer outcome's row (a missing value on a row
+#: without an outcome, or inf): the largest int of Stan's data, whose CDF is 1
+NO_UPPER_INT = 2**31 - 1
+
+
+def bound_data(values: np.ndarray, side: str, integer: bool) -> np.ndarray:
+    """A truncation bound column's values as the program reads them, `side` "lb" or
+    "ub": a missing value (a row without an outcome, drawn without it) or an infinite
+    one (brms's -inf lb or inf ub) is no bound on that side: -inf or inf, for an integer
+    outcome (never below 0) 0 or `NO_UPPER_INT`, which bound nothing."""
+    none = np.isnan(values) | np.isinf(values)
+    if not integer:
+        return np.where(np.isnan(values), -np.inf if side == "lb" else np.inf, values)
+    return np.where(none, 0 if side == "lb" else NO_UPPER_INT, values).astype(np.int64)
 
 #: One population coefficient, as the plan spells it.
 _B = re.compile(r"b\[(\d+)\]")
@@ -969,12 +984,20 @@ class PredictionPart(Part):
     se: bool
     trials: bool
     kind: str = "prediction"
+    #: truncation bounds read from columns (`trunc(lb = lo)`): (side, the column as the
+    #: formula writes it) per side, each new row carrying its own; `integer`: the
+    #: outcome's, so the bounds' type
+    bounds: tuple[tuple[str, str], ...] = ()
+    integer: bool = False
 
     def values(self, n: int, X: np.ndarray, terms: Sequence[tuple[np.ndarray, int, np.ndarray]],
                offset: np.ndarray | None, se: np.ndarray | None, trials: np.ndarray | None,
-               sample_new_levels: bool) -> dict[str, Any]:
+               sample_new_levels: bool, bounds: dict[str, np.ndarray] | None = None,
+               ) -> dict[str, Any]:
         """The data entries of `n` new rows: X's columns, per term (1-based level of each
-        row, how many levels are new, covariates), offset, known se, trials."""
+        row, how many levels are new, covariates), offset, known se, trials, and the
+        truncation bounds read from columns (`bounds`: side -> float values, ±inf or NaN
+        where a side has none)."""
         out: dict[str, Any] = {"N_new": n, "new_levels_sampled": int(sample_new_levels)}
         if self.columns:
             out["X_new"] = X
@@ -987,6 +1010,9 @@ class PredictionPart(Part):
                                   ("trials_new", trials, self.trials)):
             if kept:
                 out[name] = value
+        for side, _ in self.bounds:
+            out[f"{side}_new"] = bound_data(np.asarray(bounds[side], dtype=np.float64), side,
+                                            self.integer)
         return out
 
     def declarations(self, p: Any) -> tuple[Declaration, ...]:
@@ -1016,6 +1042,11 @@ class PredictionPart(Part):
         if self.trials:
             out.append(Declaration("data", "array[N_new] int<lower=0>", "trials_new",
                                    "trials of each new row"))
+        for side, column in self.bounds:
+            what = "lower" if side == "lb" else "upper"
+            out.append(Declaration("data", "array[N_new] int" if self.integer
+                                   else "vector[N_new]", f"{side}_new",
+                                   f"{what} truncation bound of each new row: {column}"))
         out.append(Declaration("data", "int<lower=0, upper=1>", "new_levels_sampled",
                                "1: new levels drawn from the fitted sds; 0: zero"))
         return tuple(out)
@@ -1024,7 +1055,8 @@ class PredictionPart(Part):
         """No new rows: the declared arrays, empty."""
         terms = [(np.zeros(0, dtype=np.int64), 0, np.zeros((0, t.k))) for t in self.terms]
         return self.values(0, np.zeros((0, self.columns)), terms, np.zeros(0), np.zeros(0),
-                           np.zeros(0, dtype=np.int64), sample_new_levels=False)
+                           np.zeros(0, dtype=np.int64), sample_new_levels=False,
+                           bounds={side: np.zeros(0) for side, _ in self.bounds})
 
     def outputs(self) -> tuple[Output, ...]:
         return tuple(Output(name, ("new_row",)) for name in ("eta_new", "mu_new", "y_new"))

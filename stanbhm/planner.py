@@ -70,6 +70,7 @@ RESERVED = frozenset(
         "row_index", "partial_log_lik", "slice", "start",
         "end", "N_new", "X_new", "offs_new", "se_new", "trials_new", "new_levels_sampled",
         "eta_new", "mu_new", "y_new",
+        "lb_new", "ub_new", "N_exact_cell", "cens_cell", "y2_cell",
         "N_cell", "cell", "y_cell", "n_cell", "ss_cell", "wsum_cell", "trials_cell",
         "log_exposure_cell",
         "X_cell",

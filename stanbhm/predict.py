@@ -24,9 +24,19 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .formula import column_text, trunc_text
 from .parts import NewTermShape, PredictionPart
 from .plan import NEW_ROWS, Decision
-from .spec import bare_column, column_values, predictor_values, strictly, trials_values
+from .spec import (
+    ColumnBound,
+    bare_column,
+    bound_column,
+    check_bound_values,
+    column_values,
+    predictor_values,
+    strictly,
+    trials_values,
+)
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -75,6 +85,9 @@ class NewRows:
     offset: np.ndarray | None
     se: np.ndarray | None
     trials: np.ndarray | None
+    #: truncation bounds read from columns (`trunc(lb = lo)`), by side ("lb", "ub"): each
+    #: row's own, ±inf or NaN where it has none on that side
+    bounds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _labels(group: GroupEffects, data: pd.DataFrame) -> np.ndarray:
@@ -142,18 +155,62 @@ def encode(model: FittedModel, new_data: pd.DataFrame, new_levels: str = "sample
         se = predictor_values(formula.se, data, "se", "se() of the new data")
     if formula.trials is not None:
         trials = trials_values(formula.trials, data, spec.response, np.zeros(len(data)))
-    return NewRows(len(data), labels, X, terms, offset, se, trials)
+    return NewRows(len(data), labels, X, terms, offset, se, trials, new_bounds(spec, data))
+
+
+def new_bounds(spec: ModelSpec, data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The truncation bounds of the new rows read from their columns (`trunc(lb = lo)`),
+    by side, so that y_new is drawn within each row's own; or SpecError naming the
+    column: it must be in the new data, numeric, with a value on every row (-inf as lb
+    or inf as ub for no bound), fit the family's outcome as the fitted rows' do, and lb
+    must be below ub."""
+    trunc = spec.trunc or (None, None)
+    if not any(isinstance(b, ColumnBound) for b in trunc):
+        return {}
+    text = trunc_text(*(b.column if isinstance(b, ColumnBound) else b for b in trunc))
+    out: dict[str, np.ndarray] = {}
+    for side, bound in zip(("lb", "ub"), trunc, strict=True):
+        if not isinstance(bound, ColumnBound):
+            continue
+        if bound.column not in data.columns:
+            raise SpecError(f"new data has no column '{bound.column}' (the "
+                            f"{'lower' if side == 'lb' else 'upper'} truncation bound of "
+                            f"{text}): y_new is drawn within each new row's bounds")
+        values = bound_column(bound.column, side, data, f"{text} of the new data")
+        count = int(np.isnan(values).sum())
+        if count:
+            raise SpecError(f"{text} of the new data: column '{bound.column}' has "
+                            f"{_rows(count)} with a missing value; give each new row its "
+                            f"bound ({'-inf' if side == 'lb' else 'inf'} for none)")
+        check_bound_values(ColumnBound(bound.column, values), side, spec.family_row,
+                           f"{text} of the new data")
+        out[side] = values
+    lb, ub = trunc
+    low = out.get("lb", np.full(len(data), -np.inf if lb is None else lb))
+    high = out.get("ub", np.full(len(data), np.inf if ub is None else ub))
+    count = int((low >= high).sum())
+    if count:
+        raise SpecError(f"{text} of the new data: lb is not below ub in {_rows(count)}")
+    return out
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def fitted_rows(model: FittedModel) -> NewRows:
     """The model's own rows, every one (a missing outcome too), as the fit encoded them:
     every level is a fitted one. The model keeps no data frame, so the rows are labelled
-    by position, as ``y_rep``'s are."""
+    by position, as ``y_rep``'s are. Truncation bounds read from columns are the fitted
+    rows' own (none on a side where a row without an outcome has a missing value)."""
     spec, plan = model.spec, model.plan
     terms = tuple(NewTerm(part.ident, g.index, g.Z, ())
                   for g, part in zip(spec.groups, plan.groups, strict=True))
+    trunc = spec.trunc or (None, None)
+    bounds = {side: bound.values for side, bound in zip(("lb", "ub"), trunc, strict=True)
+              if isinstance(bound, ColumnBound)}
     return NewRows(spec.n, pd.RangeIndex(spec.n), spec.fixed.X, terms, spec.offset, spec.se,
-                   spec.trials)
+                   spec.trials, bounds)
 
 
 def outcome(model: FittedModel, new_data: pd.DataFrame | None) -> np.ndarray:
@@ -192,7 +249,10 @@ def with_predictions(plan: Plan) -> Plan:
     part = PredictionPart(
         columns=plan.fixed.k,
         terms=tuple(NewTermShape(g.ident, g.name, g.k, g.has_z) for g in plan.groups),
-        offset=plan.offset is not None, se=lik.se is not None, trials=lik.trials is not None)
+        offset=plan.offset is not None, se=lik.se is not None, trials=lik.trials is not None,
+        bounds=tuple((side, column_text(bound.column)) for side in ("lb", "ub")
+                     if isinstance(bound := getattr(lik, side), ColumnBound)),
+        integer=lik.family.integer)
     return dataclasses.replace(plan, prediction=part, decisions=(*plan.decisions, said))
 
 
@@ -200,7 +260,7 @@ def prediction_data(plan: Plan, rows: NewRows, sample_new_levels: bool) -> dict[
     """The new rows' entries of the program's data."""
     terms = [(t.index, len(t.new_levels), t.Z) for t in rows.terms]
     return plan.prediction.values(rows.n, rows.X, terms, rows.offset, rows.se, rows.trials,
-                                  sample_new_levels)
+                                  sample_new_levels, rows.bounds)
 
 
 def predict_draws(model: FittedModel, result: Any, new_data: pd.DataFrame | None,

@@ -928,35 +928,62 @@ Bound = float | ColumnBound | None
 def truncation_bounds(trunc: tuple[float | str | None, float | str | None], data: pd.DataFrame,
                       fam: Family, response: str, y: np.ndarray) -> tuple[Bound, Bound]:
     """trunc()'s bounds bound to the data: a number as it is, a column's values as a
-    `ColumnBound` (numeric, finite, given on every row with an observed outcome), each
+    `ColumnBound` (numeric, given on every row with an observed outcome; -inf as a lower
+    bound or inf as an upper one leaves that side of its row unbounded, as in brms), each
     checked against the family's outcome and the observed outcome (`check_truncation`)."""
     text = trunc_text(*trunc)
     observed = ~np.isnan(y)
     bounds: list[Bound] = []
-    for bound in trunc:
+    for side, bound in zip(("lb", "ub"), trunc, strict=True):
         if not isinstance(bound, str):
             bounds.append(bound)
             continue
-        _require_columns([bound], data, text)
-        series = data[bound]
-        if not pd.api.types.is_numeric_dtype(series.dtype) or \
-                pd.api.types.is_bool_dtype(series.dtype):
-            raise SpecError(f"{text}: column '{bound}' must be numeric, but it has dtype "
-                            f"{series.dtype}")
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        values = bound_column(bound, side, data, text)
         count = int((np.isnan(values) & observed).sum())
         if count:
             raise SpecError(f"{text}: column '{bound}' has {_rows(count)} with a missing "
                             "value where the outcome is observed")
-        count = int(np.isinf(values).sum())
-        if count:
-            raise SpecError(f"{text}: column '{bound}' has {_rows(count)} with infinite "
-                            "values; give each row a finite bound (a side left out of "
-                            "trunc() has none)")
         bounds.append(ColumnBound(bound, _readonly(values)))
     lb, ub = bounds
     check_truncation((lb, ub), fam, response, y)
     return lb, ub
+
+
+def bound_column(column: str, side: str, data: pd.DataFrame, text: str) -> np.ndarray:
+    """The values of truncation bound `side` ("lb" or "ub") from `column` of `data`
+    (float64, NaN where missing), or SpecError naming the column: it must be there, be
+    numeric, and be infinite only on its own side (-inf for lb, inf for ub: no bound)."""
+    _require_columns([column], data, text)
+    series = data[column]
+    if not pd.api.types.is_numeric_dtype(series.dtype) or \
+            pd.api.types.is_bool_dtype(series.dtype):
+        raise SpecError(f"{text}: column '{column}' must be numeric, but it has dtype "
+                        f"{series.dtype}")
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    wrong, right = (np.inf, "-inf") if side == "lb" else (-np.inf, "inf")
+    count = int((values == wrong).sum())
+    if count:
+        raise SpecError(f"{text}: column '{column}' has {_rows(count)} with {side} = "
+                        f"{'inf' if side == 'lb' else '-inf'}, which no outcome lies "
+                        f"{'above' if side == 'lb' else 'below'}; {right} leaves that side "
+                        "of a row unbounded")
+    return values
+
+
+def check_bound_values(bound: ColumnBound, side: str, fam: Family, text: str) -> None:
+    """A bound column's finite values fit the family's outcome: whole numbers for an
+    integer one, a lower bound not below 0 for one that has no values there."""
+    values = bound.values[np.isfinite(bound.values)]
+    count = int((values != np.round(values)).sum()) if fam.integer else 0
+    if count:
+        raise SpecError(f"{text}: column '{bound.column}' must hold whole numbers for the "
+                        f"{fam.name} family, whose outcome is an integer, but "
+                        f"{_rows(count)} do not")
+    count = int((values < 0).sum()) if side == "lb" and fam.outcome != "real" else 0
+    if count:
+        raise SpecError(f"{text}: column '{bound.column}' is below 0 in {_rows(count)}, "
+                        f"where the {fam.name} family's outcome has no values; make each "
+                        "lb at least 0 (or -inf: no lower bound)")
 
 
 def check_truncation(trunc: tuple[Bound, Bound], fam: Family, response: str,
@@ -966,20 +993,9 @@ def check_truncation(trunc: tuple[Bound, Bound], fam: Family, response: str,
     outcome is within its row's bounds."""
     text = trunc_text(*(b.column if isinstance(b, ColumnBound) else b for b in trunc))
     lb, ub = trunc
-    for bound in trunc:
-        if not isinstance(bound, ColumnBound):
-            continue
-        values = bound.values[~np.isnan(bound.values)]
-        count = int((values != np.round(values)).sum()) if fam.integer else 0
-        if count:
-            raise SpecError(f"{text}: column '{bound.column}' must hold whole numbers for the "
-                            f"{fam.name} family, whose outcome is an integer, but "
-                            f"{_rows(count)} do not")
-        count = int((values < 0).sum()) if bound is lb and fam.outcome != "real" else 0
-        if count:
-            raise SpecError(f"{text}: column '{bound.column}' is below 0 in {_rows(count)}, "
-                            f"where the {fam.name} family's outcome has no values; make each "
-                            "lb at least 0")
+    for side, bound in zip(("lb", "ub"), trunc, strict=True):
+        if isinstance(bound, ColumnBound):
+            check_bound_values(bound, side, fam, text)
     if fam.integer and any(b is not None and not isinstance(b, ColumnBound) and b != round(b)
                            for b in trunc):
         raise SpecError(f"trunc() bounds must be whole numbers for the {fam.name} family, "

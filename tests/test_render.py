@@ -254,6 +254,9 @@ CASES: dict[str, Case] = {
     "weighted_truncated_poisson": Case("yc | weights(w) + trunc(lb = 1) ~ x + (1 | g)",
                                        family="poisson", parameterization="noncentered",
                                        data=lambda: addition_data().query("yc > 0")),
+    # weighted rows with their group intercept integrated out (the weights as precisions)
+    "weighted_marginal": Case("y_missing | weights(w) ~ x + (1 | g)",
+                              rewrites={"g": "marginalize"}, data=addition_data),
     # ---- the families and links of issue 31: zero-inflated, hurdle, beta, ordinal
     "zero_inflated_poisson": Case("yc ~ x + (1 | g)", family="zero_inflated_poisson",
                                   parameterization="noncentered"),

@@ -51,6 +51,8 @@ class Kind:
     spread_prior: Prior | None = None  # its default prior when the spread is not an sd
     #: every program name the kind may use for term ``<g>``, as prefixes of ``_<g>``
     prefixes: tuple[str, ...] = ()
+    #: it integrates the effects out of weighted rows (`weights(w)`) too
+    weighted: bool = False
 
     @property
     def template(self) -> str:
@@ -120,6 +122,13 @@ class Marginal:
     from_statistics: bool = False  # the level sums come from sufficient statistics
     cell_level: np.ndarray | None = None  # 0-based level of each cell (`passes.collapse`)
     sorted_rows: bool = False  # the fitted rows come sorted by level (`passes.threads`)
+    #: weighted rows (`weights(w)`, a kind that takes them): per level, the fitted rows'
+    #: weights summed (with known standard errors `precision` is then sum w / se^2)
+    level_weights: np.ndarray | None = None
+
+    @property
+    def weighted(self) -> bool:
+        return self.level_weights is not None
 
     @property
     def per_row(self) -> bool:

@@ -17,10 +17,21 @@ level and covariates of every group term, the same offset) share eta, and
   weighted mean for ybar and its weighted sum of squares within;
 
 in each case the rows given their sum do not depend on the parameters, so the log
-density changes by a constant only. A group intercept integrated out (`marginalize`)
-needs only per-level sums, and each cell lies in one level, so the cells serve it too:
-gaussian rows with a normal intercept, poisson rows with gamma multipliers. Gaussian
-cells give way to the joint statistics (`joint`) where those cost less.
+density changes by a constant only.
+
+Censored rows (`cens()`) add log P(Y > y), log P(Y <= y) or log P(y < Y <= y2) of their
+own outcome, which no sum of outcomes gives, so they never join a cell of exact rows:
+the exact rows collapse as above, and the censored rows of one linear predictor,
+censoring kind, outcome and y2 (and, binomial, trials; poisson, offset) are cells of
+their own after them, each adding that log probability times its rows (weighted
+gaussian rows: their weights summed). Exact, not just a constant apart. Truncated rows
+are not collapsed.
+
+A group intercept integrated out (`marginalize`) needs only per-level sums, and each
+cell lies in one level, so the cells serve it too: gaussian rows with a normal
+intercept (weighted ones too: the cells' weights summed give its level sums' weights),
+poisson rows with gamma multipliers. Gaussian cells give way to the joint statistics
+(`joint`) where those cost less.
 
 The beta-binomial (beta probabilities integrated out of binomial rows) applies only
 when the rest of the linear predictor is constant within each level, and reads it once
@@ -91,12 +102,17 @@ class Collapse:
             return "known standard errors: the rows are already the statistics"
         if rule not in RULES:
             return f"the {lik.family.title} family has no exact collapse of counts"
-        weighted_cells = (rule == "gaussian cells" and lik.cens is None
-                          and not lik.truncated)
-        if lik.additions and not weighted_cells:
-            return f"{lik.addition_reason}; a cell stands for plain rows only" + (
-                " (or, for gaussian cells, weighted ones)" if rule == "gaussian cells" else "")
-        if lik.additions and lik.marginal is not None:
+        if lik.truncated:
+            return (f"{lik.addition_reason}; cells are written for plain, censored or "
+                    "(gaussian) weighted rows, not for truncated ones")
+        if lik.weights is not None and rule != "gaussian cells":
+            return (f"{lik.addition_reason}; only gaussian cells take weights: a weighted "
+                    "sum of counts is no count")
+        if lik.censored and not (lik.cens[lik.obs] == 0).any():
+            return f"{lik.addition_reason}, every fitted row: no exact rows to collapse"
+        weighted_marginal = (lik.marginal is not None and lik.marginal.weighted
+                             and lik.cens is None)  # normal cells sum weighted levels too
+        if lik.additions and lik.marginal is not None and not weighted_marginal:
             return (f"{lik.addition_reason} and the effects of {lik.marginal.name} are "
                     "integrated out: the marginal's level sums are of plain rows only")
         if isinstance(lik.strategy, MarginalRows) and lik.marginal.kind.cell_rule == rule:
@@ -125,6 +141,13 @@ class Collapse:
                             "constant within each, as the beta-binomial needs: it is "
                             "computed for the levels, O(levels x columns), not for the rows")
         what = f"{n} rows in {cells.n} cells of identical linear predictor"
+        if cells.n_censored:
+            lik = plan.likelihood
+            censored = int((lik.cens[lik.obs] != 0).sum())
+            what += (f", the {censored} censored rows ({lik.cens_text()}) in "
+                     f"{cells.n_censored} of them, kept apart from the exact rows: each "
+                     "of rows with one censoring kind and outcome"
+                     + (" (and y2)" if cells.y2 is not None else ""))
         if cells.n > MAX_CELL_SHARE * n:
             return Decision(SUBJECT, "not applied", f"{what}: too few rows per cell to pay",
                             applied=False)
@@ -143,11 +166,17 @@ class Collapse:
             what += (f"; {formula.weights_text(plan.likelihood.weights_expr)}: weighted cell "
                      "means and sum of squares within cells, each cell weighing its rows' "
                      "weights, the weights' sum counting the rows in log(sigma)")
+        if cells.n_censored:
+            how += ("; a censored cell adds its rows' log probability (lccdf, lcdf) "
+                    "times its rows" + (" (their weights summed)"
+                                        if cells.weight_sum is not None else ""))
         return Decision(SUBJECT, f"{how}", f"{what}: exact, a constant apart")
 
 
 def cells(plan: Plan) -> Cells:
-    """The cells of `plan`'s fitted rows, under its family's rule (`rule_of`)."""
+    """The cells of `plan`'s fitted rows, under its family's rule (`rule_of`); with
+    censored rows (`cens()`), the cells of the exact rows and then those of the censored
+    ones (`censored_cells`)."""
     lik = plan.likelihood
     obs = lik.obs
     rule = rule_of(plan)
@@ -156,33 +185,51 @@ def cells(plan: Plan) -> Cells:
         return Cells(rule=rule, row=marginal.first, y=marginal.totals,
                      counts=marginal.counts, trials=marginal.trials, log_exposure=None,
                      level_of=marginal.ident, marginal=_over_cells(marginal, marginal.first))
-    poisson = rule == "poisson sum"
     key = [plan.fixed.X] if plan.fixed.k else []
     for g in plan.groups:
         key += [g.index, g.Z] if g.has_z else [g.index]
     offset = plan.offset.values[obs] if plan.offset else np.zeros(len(obs))
+    if not lik.censored:
+        return exact_cells(plan, key, offset, np.arange(len(obs)))
+    codes = lik.cens[obs]
+    exact = exact_cells(plan, key, offset, np.flatnonzero(codes == 0))
+    return joined(exact, censored_cells(plan, key, offset, np.flatnonzero(codes != 0)))
+
+
+def exact_cells(plan: Plan, key: list[np.ndarray], offset: np.ndarray,
+                at: np.ndarray) -> Cells:
+    """The cells of the fitted rows `at` (positions among the fitted rows; their
+    outcomes exact), under the family's rule; `key` holds the linear predictor's columns
+    over all rows and `offset` the fitted rows' offsets."""
+    lik = plan.likelihood
+    rule = rule_of(plan)
+    poisson = rule == "poisson sum"
     if not poisson and plan.offset:
-        key.append(plan.offset.values)
-    first, inverse = distinct_rows(key, obs)
+        key = [*key, plan.offset.values]
+    first, inverse = distinct_rows(key, lik.obs[at])
+    row = at[first]
     n_cells = len(first)
     counts = np.bincount(inverse, minlength=n_cells)
+    offset, y = offset[at], lik.y[at]
+    marginal = lik.marginal
     if rule == "gaussian cells" and lik.weights is not None:
-        return weighted_cells(lik.y - offset, lik.weights[obs], first, inverse, offset)
+        return weighted_cells(y - offset, lik.weights[lik.obs][at], row, inverse, offset[first],
+                              marginal)
     if rule == "gaussian cells":
-        y = lik.y - offset  # the offset is part of the key, so one value per cell
+        y = y - offset  # the offset is part of the key, so one value per cell
         means = np.bincount(inverse, weights=y, minlength=n_cells) / counts
         resid = y - means[inverse]  # about the cell means, never sum(y^2) - n mean^2
-        return Cells(rule=rule, row=first, y=means + offset[first], counts=counts,
+        return Cells(rule=rule, row=row, y=means + offset[first], counts=counts,
                      trials=None, log_exposure=None, within=float(resid @ resid),
-                     marginal=_over_cells(marginal, first))
-    y = np.bincount(inverse, weights=lik.y, minlength=n_cells).round().astype(np.int64)
+                     marginal=_over_cells(marginal, row))
+    y = np.bincount(inverse, weights=lik.y[at], minlength=n_cells).round().astype(np.int64)
     trials = None
     if lik.trials is not None:
-        trials = np.bincount(inverse, weights=lik.trials[obs],
+        trials = np.bincount(inverse, weights=lik.trials[lik.obs][at],
                              minlength=n_cells).round().astype(np.int64)
     histogram = None
     if rule == "negative binomial cells":
-        histogram = np.unique(lik.y.round().astype(np.int64), return_counts=True)
+        histogram = np.unique(lik.y[at].round().astype(np.int64), return_counts=True)
     exposure = None
     if poisson:
         # log(sum(exp(offset))) per cell, shifted by the cell's largest offset
@@ -191,25 +238,90 @@ def cells(plan: Plan) -> Cells:
         total = np.bincount(inverse, weights=np.exp(offset - top[inverse]),
                             minlength=n_cells)
         exposure = top + np.log(total)
-    return Cells(rule=rule, row=first, y=y, counts=counts, trials=trials,
+    return Cells(rule=rule, row=row, y=y, counts=counts, trials=trials,
                  log_exposure=exposure, histogram=histogram,
-                 marginal=_over_cells(marginal, first))
+                 marginal=_over_cells(marginal, row))
 
 
-def weighted_cells(y: np.ndarray, w: np.ndarray, first: np.ndarray, inverse: np.ndarray,
-                   offset: np.ndarray) -> Cells:
-    """Gaussian cells of weighted rows (`y` less the offset, weights `w`): with W_c the
-    cell's weights summed and m_c their weighted mean, sum_i w_i (y_i - eta_c)^2 =
+def weighted_cells(y: np.ndarray, w: np.ndarray, row: np.ndarray, inverse: np.ndarray,
+                   offset: np.ndarray, marginal=None) -> Cells:
+    """Gaussian cells of weighted rows (`y` less the offset, weights `w`; `row` the
+    fitted row standing for each cell, `offset` its offset): with W_c the cell's weights
+    summed and m_c their weighted mean, sum_i w_i (y_i - eta_c)^2 =
     sum_i w_i (y_i - m_c)^2 + W_c (m_c - eta_c)^2, so each cell is a row of mean m_c
-    and weight W_c. A cell whose weights are all 0 adds nothing and is left out."""
-    n_cells = len(first)
+    and weight W_c. A cell whose weights are all 0 adds nothing and is left out. A
+    normal intercept integrated out (`marginal`) reads its levels' weighted sums from
+    the cells: W_c (m_c - eta_c) and W_c (m_c - eta_c)^2 besides the squares within."""
+    n_cells = len(row)
     total = np.bincount(inverse, weights=w, minlength=n_cells)
     kept = total > 0
     means = np.bincount(inverse, weights=w * y, minlength=n_cells) / np.where(kept, total, 1)
     resid = y - means[inverse]  # about the weighted cell means
-    return Cells(rule="gaussian cells", row=first[kept], y=means[kept] + offset[first[kept]],
+    return Cells(rule="gaussian cells", row=row[kept], y=means[kept] + offset[kept],
                  counts=total[kept], trials=None, log_exposure=None,
-                 within=float(np.sum(w * resid**2)), weight_sum=float(w.sum()))
+                 within=float(np.sum(w * resid**2)), weight_sum=float(w.sum()),
+                 marginal=_over_cells(marginal, row[kept]))
+
+
+def censored_cells(plan: Plan, key: list[np.ndarray], offset: np.ndarray,
+                   at: np.ndarray) -> Cells:
+    """The cells of the censored fitted rows `at` (positions among the fitted rows):
+    rows of one linear predictor, censoring kind, outcome (and, interval-censored, upper
+    bound y2), and for binomial rows trials, each adding its log probability, the same
+    for all, so a cell adds it times its rows (weighted: its rows' weights summed;
+    a cell of weight 0 is left out). A censored row is never summed into a count: the
+    poisson's cells carry their rows' offset, not a summed exposure."""
+    lik = plan.likelihood
+    obs = lik.obs
+    y = np.zeros(lik.n)
+    y[obs] = lik.y
+    key = [*key, lik.cens, y]
+    if plan.offset:
+        key.append(plan.offset.values)
+    if "interval" in lik.kinds:
+        key.append(lik.y2)
+    if lik.trials is not None:
+        key.append(lik.trials)
+    first, inverse = distinct_rows(key, obs[at])
+    row = at[first]
+    counts = np.bincount(inverse, minlength=len(first)).astype(float)
+    if lik.weights is not None:
+        counts = np.bincount(inverse, weights=lik.weights[obs][at], minlength=len(first))
+    kept = counts > 0
+    row = row[kept]
+    integer = lik.family.integer
+    outcome = lik.y[row].round().astype(np.int64) if integer else lik.y[row]
+    y2 = None
+    if "interval" in lik.kinds:
+        y2 = lik.y2[obs][row]
+        y2 = y2.round().astype(np.int64) if integer else y2
+    rule = rule_of(plan)
+    return Cells(rule=rule, row=row, y=outcome,
+                 counts=counts[kept] if lik.weights is not None or rule == "gaussian cells"
+                 else counts[kept].round().astype(np.int64),
+                 trials=None if lik.trials is None else lik.trials[obs][row],
+                 log_exposure=offset[row] if rule == "poisson sum" else None,
+                 cens=lik.cens[obs][row], y2=y2)
+
+
+def joined(exact: Cells, censored: Cells) -> Cells:
+    """The cells of the exact rows, then those of the censored rows (`censored_cells`):
+    the program writes the first `Cells.n_exact` by the family's rule and the rest one at
+    a time. A gaussian's weight sum (or, unweighted, its count) is the exact rows'."""
+    def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.concatenate([a, b])
+
+    n = exact.n
+    weighted = exact.weight_sum is not None
+    total = exact.weight_sum if weighted else float(exact.counts.sum())
+    return dataclasses.replace(
+        exact, row=both(exact.row, censored.row), y=both(exact.y, censored.y),
+        counts=both(exact.counts, censored.counts), trials=both(exact.trials, censored.trials),
+        log_exposure=both(exact.log_exposure, censored.log_exposure),
+        cens=np.concatenate([np.zeros(n, dtype=np.int64), censored.cens]),
+        y2=None if censored.y2 is None else np.concatenate(
+            [np.zeros(n, dtype=censored.y2.dtype), censored.y2]),
+        n_exact=n, exact_weight=total, weight_sum=exact.weight_sum)
 
 
 def distinct_rows(blocks: list[np.ndarray], rows: np.ndarray,

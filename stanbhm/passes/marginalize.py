@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import formula
 from ..errors import PlanError
 from ..marginals import Kind, Marginal, by_rewrite
 from ..marginals.normal import NORMAL
@@ -37,15 +38,33 @@ if TYPE_CHECKING:
 SUBJECT = "marginalization"
 
 
-def additions_reason(spec: ModelSpec) -> str:
+def additions_reason(spec: ModelSpec, kind: Kind = NORMAL) -> str:
     """Why no group intercept is integrated out of censored, weighted or truncated rows
-    ("" when the rows have no such addition term), naming each term as the formula
-    writes it: "the rows have cens(c, y2), and ..."."""
+    by `kind` ("" when the rows have no such addition term, or only weights and the kind
+    takes them), naming each term as the formula writes it: "the rows have cens(c, y2),
+    and ..."."""
     terms = spec.formula.addition_texts
     if not terms:
         return ""
+    f = spec.formula
+    if f.cens is None and f.trunc is None:  # weighted rows alone
+        if kind.weighted:
+            return ""
+        return (f"the rows have {' and '.join(terms)}, and only the normal kind integrates "
+                "the effects out of weighted rows")
     return (f"the rows have {' and '.join(terms)}, and the marginal kinds integrate the "
-            "effects out of plain rows only")
+            "effects out of plain rows only" + (" (the normal kind, of weighted ones too)"
+                                                if f.weights is not None else ""))
+
+
+def weighted_note(spec: ModelSpec) -> str:
+    """What the header's decision adds for weighted rows ("" without weights)."""
+    if spec.formula.weights is None:
+        return ""
+    return (f"; {formula.weights_text(spec.formula.weights)}: each row's log density times "
+            "its weight, so the weights are precisions: the level sums weighted, the "
+            "weights' sum counting the rows in log(sigma), the effects drawn back with "
+            "precision W / sigma^2 + 1 / sd^2")
 
 
 @dataclass(frozen=True)
@@ -61,8 +80,8 @@ class Marginalize(InSteps):
         kinds = by_rewrite()
         wanted = {g.term_name: term_choice(self.rewrites, g.term_name) for g in spec.groups}
         asked = {t: kinds[c] for t, c in wanted.items() if c in kinds}
-        plan_reason = additions_reason(spec)
         for term, kind in asked.items():
+            plan_reason = additions_reason(spec, kind)
             if plan_reason:
                 raise PlanError(f"rewrites[{term!r}] = {wanted[term]!r}: {plan_reason}")
             why = self.impossible(spec, term, kind)
@@ -75,6 +94,7 @@ class Marginalize(InSteps):
             return asked, ""
         if not spec.groups:
             return {}, "no group term"
+        plan_reason = additions_reason(spec, NORMAL)
         if plan_reason:
             return {}, plan_reason
         if self.rewrites == "none":
@@ -82,6 +102,13 @@ class Marginalize(InSteps):
         family = NORMAL.family_reason(spec.family_row)
         if family:
             return {}, family
+        intercepts = [g.term_name for g in spec.groups if g.effect_names == ("Intercept",)]
+        if spec.formula.weights is not None and spec.se is None and intercepts:
+            return {}, (f"the rows have {formula.weights_text(spec.formula.weights)}: the "
+                        "per-level or joint statistics serve weighted rows in O(levels), "
+                        "and they take no integrated-out intercept; name a term "
+                        f"(rewrites={{'{intercepts[-1]}': 'marginalize'}}) to integrate it "
+                        "out")
         found, reasons = {}, []
         for g in spec.groups:
             why = self.impossible(spec, g.term_name, NORMAL)
@@ -115,7 +142,7 @@ class Marginalize(InSteps):
         best = max(found, key=lambda t: levels[t])
         others = [t for t in found if t != best]
         kind = found[best]
-        reason = kind.decision(best)
+        reason = kind.decision(best) + weighted_note(spec)
         if others:
             reason += f"; one factor at most, so {', '.join(others)} keep their effects"
         return best, kind, reason
@@ -131,14 +158,17 @@ class Marginalize(InSteps):
         group = next(g for g in plan.groups if g.term_name == best)
         lik = plan.likelihood
         index = group.index[lik.obs] - 1  # 0-based level of each fitted row
-        precision = None
+        weights = None if lik.weights is None else lik.weights[lik.obs]
+        precision = level_weights = None
+        if weights is not None:  # a kind that takes them (`additions_reason`)
+            level_weights = np.bincount(index, weights=weights, minlength=group.n_levels)
         if lik.se is not None:
-            precision = np.bincount(index, weights=1 / lik.se[lik.obs] ** 2,
-                                    minlength=group.n_levels)
+            precision = np.bincount(index, weights=(1.0 if weights is None else weights)
+                                    / lik.se[lik.obs] ** 2, minlength=group.n_levels)
         trials = lik.trials[lik.obs] if lik.trials is not None else None
         marginal = Marginal(kind=kind, ident=group.ident, name=group.name, index=index,
                             counts=np.bincount(index, minlength=group.n_levels),
-                            precision=precision,
+                            precision=precision, level_weights=level_weights,
                             **kind.summaries(index, group.n_levels, lik.y, trials))
         changes: dict[str, Any] = {"marginal_kind": kind}
         if kind.spread_prior is not None:

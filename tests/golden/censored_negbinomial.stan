@@ -20,7 +20,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the negbinomial family has no sufficient statistics
-//   collapse: not applied; the rows are censored (cens(status, upper)); a cell stands for plain rows only
+//   collapse: not applied; 54 rows in 54 cells of identical linear predictor, the 25 censored rows (cens(status, upper)) in 25 of them, kept apart from the exact rows: each of rows with one censoring kind and outcome (and y2): too few rows per cell to pay
 //   joint statistics: not applied; the negbinomial family has no sufficient statistics
 //   glm: not used; the rows are censored (cens(status, upper)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows

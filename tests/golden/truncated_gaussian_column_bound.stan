@@ -2,7 +2,7 @@
 // formula: y | trunc(lb = low, ub = 6) ~ x + (1 | g)
 // family: gaussian, identity link
 // data: N = 60 rows, 60 with an observed outcome
-// trunc(lb = low, ub = 6): each row's density divided by P(lb < Y <= ub) (lb from column low, each row its own), as brms; y_rep drawn within its row's bounds by the inverse CDF (normal_truncated_rng); no y_new: new rows carry no bounds of their own
+// trunc(lb = low, ub = 6): each row's density divided by P(lb < Y <= ub) (lb from column low, each row its own), as brms; y_rep drawn within its row's bounds by the inverse CDF (normal_truncated_rng); y_new within each new row's bounds, read from the new data's low
 //   g: 5 levels of g; effects Intercept
 // Intercept: the intercept at the predictors' means, as X is centered;
 // b_Intercept, in generated quantities, is the intercept at x = 0.
@@ -18,7 +18,7 @@
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the rows are truncated (trunc(lb = low, ub = 6)); the statistics stand for plain or weighted rows only
-//   collapse: not applied; the rows are truncated (trunc(lb = low, ub = 6)); a cell stands for plain rows only (or, for gaussian cells, weighted ones)
+//   collapse: not applied; the rows are truncated (trunc(lb = low, ub = 6)); cells are written for plain, censored or (gaussian) weighted rows, not for truncated ones
 //   joint statistics: not applied; the rows are truncated (trunc(lb = low, ub = 6)); the statistics stand for plain or weighted rows only
 //   glm: not used; the rows are truncated (trunc(lb = low, ub = 6)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
@@ -59,6 +59,7 @@ data {
   matrix[N_new, K] X_new; // their fixed-effect columns
   int<lower=0> N_g_new; // levels of g the fit has not seen
   array[N_new] int<lower=1, upper=N_g + N_g_new> J_g_new; // level of each new row
+  vector[N_new] lb_new; // lower truncation bound of each new row: low
   int<lower=0, upper=1> new_levels_sampled; // 1: new levels drawn from the fitted sds; 0: zero
 }
 transformed data {
@@ -132,10 +133,12 @@ generated quantities {
     eta += r_g_all[J_g_new];
     eta_new = eta;
     mu_new = eta;
-    // new rows carry no truncation bounds of their own: no draw
+    // Stan 2.39: an rng of no values and a scalar argument crashes
     if (N_new > 0) {
-      reject("y_new: trunc(lb = low, ub = 6) reads its bounds from the data, ",
-             "which new rows do not carry");
+      // each new row within its own truncation bounds, given with the new rows
+      for (i in 1 : N_new) {
+        y_new[i] = normal_truncated_rng(eta[i], sigma, lb_new[i], ub);
+      }
     }
   }
 }

@@ -13,7 +13,7 @@
 //   marginalization: not applied; no group term
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
-//   collapse: not applied; the rows are truncated (trunc(lb = 1)); a cell stands for plain rows only
+//   collapse: not applied; the rows are truncated (trunc(lb = 1)); cells are written for plain, censored or (gaussian) weighted rows, not for truncated ones
 //   joint statistics: not applied; the poisson family has no sufficient statistics
 //   glm: not used; the rows are truncated (trunc(lb = 1)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows

@@ -14,7 +14,7 @@
 //   marginalization: not applied; no group term
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the binomial family has no sufficient statistics
-//   collapse: not applied; the rows are censored (cens(no_interval)) and weighted (weights(w)); a cell stands for plain rows only
+//   collapse: not applied; the rows are censored (cens(no_interval)) and weighted (weights(w)); only gaussian cells take weights: a weighted sum of counts is no count
 //   joint statistics: not applied; the binomial family has no sufficient statistics
 //   glm: not used; the rows are censored (cens(no_interval)) and weighted (weights(w)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows

@@ -17,7 +17,7 @@
 //   L_g ~ lkj_corr_cholesky(2)
 //   sigma ~ student_t(3, 0, 2.66)
 // decisions:
-//   marginalization: not applied; the rows have weights(w), and the marginal kinds integrate the effects out of plain rows only
+//   marginalization: not applied; g: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect

@@ -13,12 +13,12 @@
 //   b_x ~ normal(0, 2.91)
 //   sd_g ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the rows have weights(w) and trunc(lb = 1), and the marginal kinds integrate the effects out of plain rows only
+//   marginalization: not applied; the rows have weights(w) and trunc(lb = 1), and the marginal kinds integrate the effects out of plain rows only (the normal kind, of weighted ones too)
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
 //   sufficient statistics: not applied; the poisson family has no sufficient statistics
-//   collapse: not applied; the rows are weighted (weights(w)) and truncated (trunc(lb = 1)); a cell stands for plain rows only
+//   collapse: not applied; the rows are weighted (weights(w)) and truncated (trunc(lb = 1)); cells are written for plain, censored or (gaussian) weighted rows, not for truncated ones
 //   joint statistics: not applied; the poisson family has no sufficient statistics
 //   glm: not used; the rows are weighted (weights(w)) and truncated (trunc(lb = 1)): not the kernel's likelihood
 //   threads: one per chain; pass threads=k for reduce_sum over slices of rows
