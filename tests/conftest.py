@@ -8,9 +8,10 @@ cached apart from user builds; `stanbhm.toolchain.cache`) unless the variable is
 already (``STANBHM_TEST_BUILD=0`` runs every test on the user build). Tests marked
 ``user_build`` (the toolchain fidelity tests, the cache-hit test) and the programs of
 the session fixtures below are built exactly as users build them; the benchmark suites'
-test runs check no timing and use the test build. Every compile is logged
-(``STANBHM_COMPILE_LOG``) with the test that asked, and the run ends with seconds,
-programs compiled, compile seconds and CmdStan seconds per test file.
+test runs check no timing and use the test build. Every compile and every cache hit is
+logged (``STANBHM_COMPILE_LOG``) with the test that asked, and the run ends with seconds,
+programs compiled, programs requested (what a cold run would compile), compile seconds
+and CmdStan seconds per test file.
 """
 
 from __future__ import annotations
@@ -189,28 +190,55 @@ def read_compile_log(path: str | os.PathLike[str] | None) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def requested_programs(records: list[dict]) -> dict[str, list[str]]:
+    """Per program (cache key) the tests that asked for it, compiled or served by the
+    cache, in the order of the log; a compile that failed is no program."""
+    failed = {r["key"] for r in records if "key" in r and r.get("failed", False)}
+    tests: dict[str, list[str]] = {}
+    for record in records:
+        key = record.get("hit") or record.get("key")
+        if key is None or key in failed:
+            continue
+        test = record.get("test") or "(outside a test)"
+        asked = tests.setdefault(key, [])
+        if test not in asked:
+            asked.append(test)
+    return tests
+
+
 def per_file_table(durations: dict[str, float], records: list[dict]) -> dict[str, dict]:
     """Per test file: summed test seconds, programs compiled (one per cache miss; a
-    program is compiled once however many files use it), their wall and compiler CPU
-    seconds, and the seconds in CmdStan processes started in the test process (summed
-    over parallel chains; not those of subprocesses such as notebook kernels)."""
+    program is compiled once however many files use it), programs requested (compiled or
+    served by the cache; each counted in the first file that asked for it, so a warm run's
+    total is what a cold run would compile), programs used (all the file asked for,
+    shared or not), the compiles' wall and compiler CPU seconds, and the seconds in
+    CmdStan processes started in the test process (summed over parallel chains; not
+    those of subprocesses such as notebook kernels)."""
     table: dict[str, dict] = {}
 
     def row(name: str) -> dict:
-        return table.setdefault(name, {"seconds": 0.0, "programs": 0, "compile_s": 0.0,
-                                       "compile_cpu_s": 0.0, "cmdstan_s": 0.0})
+        return table.setdefault(name, {"seconds": 0.0, "programs": 0, "requested": 0,
+                                       "used": 0, "compile_s": 0.0, "compile_cpu_s": 0.0,
+                                       "cmdstan_s": 0.0})
+
+    def file_of(test: str | None) -> str:
+        return (test or "(outside a test)").split("::")[0]
 
     for name, seconds in durations.items():
         row(name)["seconds"] += seconds
     for record in records:
-        test = record.get("test") or "(outside a test)"
-        entry = row(test.split("::")[0])
+        entry = row(file_of(record.get("test")))
         if "key" in record:
             entry["programs"] += not record.get("failed", False)  # its seconds still count
             entry["compile_s"] += record["seconds"]
             entry["compile_cpu_s"] += record["cpu_s"]
-        else:
-            entry["cmdstan_s"] += record.get("cmdstan_s", 0.0)
+        elif "cmdstan_s" in record:
+            entry["cmdstan_s"] += record["cmdstan_s"]
+    for tests in requested_programs(records).values():
+        files = list(dict.fromkeys(file_of(t) for t in tests))
+        row(files[0])["requested"] += 1
+        for name in files:
+            row(name)["used"] += 1
     return table
 
 
@@ -230,19 +258,24 @@ def pytest_terminal_summary(terminalreporter) -> None:
     records = read_compile_log(os.environ.get(COMPILE_LOG_ENV))
     table = per_file_table(dict(per_file), records)
     compiles = [r for r in records if "key" in r and not r.get("failed", False)]
+    requested = requested_programs(records)
     terminalreporter.section("seconds per test file (summed over workers)")
-    terminalreporter.write_line(f"{'seconds':>8}  {'programs':>8}  {'compile s':>9}  "
-                                f"{'CmdStan s':>9}  file")
+    terminalreporter.write_line(f"{'seconds':>8}  {'programs':>8}  {'requested':>9}  "
+                                f"{'used':>4}  {'compile s':>9}  {'CmdStan s':>9}  file")
     ranked = sorted(table.items(), key=lambda kv: -kv[1]["seconds"])
-    for name, entry in ranked[:15]:
+    shown = [kv for i, kv in enumerate(ranked) if i < 15 or kv[1]["requested"]]
+    for name, entry in shown:
         terminalreporter.write_line(
-            f"{entry['seconds']:8.1f}  {entry['programs']:8d}  {entry['compile_s']:9.1f}  "
-            f"{entry['cmdstan_s']:9.1f}  {name}")
+            f"{entry['seconds']:8.1f}  {entry['programs']:8d}  {entry['requested']:9d}  "
+            f"{entry['used']:4d}  {entry['compile_s']:9.1f}  {entry['cmdstan_s']:9.1f}  "
+            f"{name}")
     terminalreporter.write_line(
         f"{len({r['key'] for r in compiles})} programs compiled "
         f"({sum(r.get('test_build', False) for r in compiles)} in the test build) in "
         f"{sum(r['seconds'] for r in compiles):.0f} s, "
-        f"{sum(r['cpu_s'] for r in compiles):.0f} s of compiler CPU")
+        f"{sum(r['cpu_s'] for r in compiles):.0f} s of compiler CPU; "
+        f"{len(requested)} distinct programs requested (what a cold run compiles)")
     out = os.environ.get("STANBHM_TEST_TABLE")
     if out:
-        Path(out).write_text(json.dumps({"files": table, "compiles": compiles}, indent=1))
+        Path(out).write_text(json.dumps({"files": table, "compiles": compiles,
+                                         "programs": requested}, indent=1))

@@ -109,3 +109,14 @@ def crossed_data() -> pd.DataFrame:
 
 
 CROSSED = "y ~ C(a) + offset(0.5 * (a == 'q')) + (1 | g) + (1 | h)"
+
+
+WEIGHTED_CROSSED = CROSSED.replace("y ~", "y | weights(wt) ~")
+
+
+def weighted_crossed_data() -> pd.DataFrame:
+    """crossed_data with row weights, every row of one cell weighing 0."""
+    df = crossed_data()
+    df["wt"] = np.random.default_rng(12).uniform(0.1, 3.0, size=len(df))
+    df.loc[(df["a"] == "r") & (df["g"] == "A") & (df["h"] == "u"), "wt"] = 0.0
+    return df

@@ -12,28 +12,33 @@ from test_render import catalogue_data
 
 import stanbhm as sb
 
-#: name -> (formula, family, parameterization, the rewrites besides block_products)
+#: name -> (formula, family, parameterization, the rewrites besides block_products, glm).
+#: Each gathers program is one other files compile too: the plain program of
+#: tests/test_statistics.py's missing-rows case (and test_glm.py's, test_threads.py's),
+#: the centered one of tests/test_plots.py, test_threads.py's negative binomial, and
+#: the integrated-out intercept beside a slope term of tests/test_joint.py.
 CASES = {
-    "gaussian_correlated_missing_offset": ("y_missing ~ x + z + offset(pos) + (1 + x | g)",
-                                           "gaussian", "noncentered", []),
-    "gaussian_centered_absorbing": ("y ~ x + (1 + x | g)", "gaussian", "centered", []),
-    "negbinomial_uncorrelated_glm": ("yc ~ x + offset(log(expo)) + (1 + x || g)",
-                                     "negbinomial", "noncentered", []),
+    # expo: a population-only column, so b is scaled (`passes.scale`) as in those files
+    "gaussian_correlated_missing": ("y_missing ~ x + expo + (1 + x | g)", "gaussian",
+                                    "noncentered", [], "auto"),
+    "gaussian_centered_absorbing": ("y ~ x + (1 + x | g)", "gaussian", "centered", [], "auto"),
+    "negbinomial_centered_offset": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
+                                    "centered", [], "never"),
     "bernoulli_centered_three_effects": ("yb ~ x + z + (1 + x + z || g)", "bernoulli",
-                                         "centered", []),
-    "gaussian_beside_a_marginal": ("y ~ x + (1 | h) + (1 + x | g)", "gaussian",
-                                   "noncentered", ["marginalize"]),
+                                         "centered", [], "auto"),
+    "gaussian_beside_a_marginal": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian",
+                                   {"h": "noncentered"}, ["marginalize"], "auto"),
 }
 
 
 def model(case: str, block: bool) -> sb.Model:
-    formula, family, param, rewrites = CASES[case]
+    formula, family, param, rewrites, glm = CASES[case]
     return sb.Model(formula, catalogue_data(n=200), family=family, parameterization=param,
-                    rewrites=[*rewrites, *(["block_products"] if block else [])])
+                    rewrites=[*rewrites, *(["block_products"] if block else [])], glm=glm)
 
 
 def test_the_header_says_where_the_rows_are_one_product() -> None:
-    m = model("gaussian_correlated_missing_offset", block=True)
+    m = model("gaussian_correlated_missing", block=True)
     assert decision(m, "block products") == (
         "block products: for g (2 effects); over 180 fitted rows, one sparse product of the "
         "rows' covariates with the levels' effects (csr_matrix_times_vector) instead of a "
@@ -45,7 +50,7 @@ def test_the_header_says_where_the_rows_are_one_product() -> None:
     assert "csr_v_g[(i - 1) * 2 + e] = (e - 1) * N_g + J_g_obs[i];" in code
     # generated quantities keep the gathers: they run once per draw
     assert "r_g[J_g, 2] .* Z_g[ : , 2]" in code.split("generated quantities {")[1]
-    gathers = model("gaussian_correlated_missing_offset", block=False)
+    gathers = model("gaussian_correlated_missing", block=False)
     assert "csr_matrix_times_vector" not in gathers.stan_code()
     assert decision(gathers, "block products") == (
         "block products: not used; rewrites=[] requested")
@@ -71,4 +76,6 @@ def test_slices_and_rewritten_likelihoods_keep_their_own_products() -> None:
 def test_block_products_keep_the_log_density(case) -> None:
     gathers, block = model(case, block=False), model(case, block=True)
     assert "csr_matrix_times_vector" in block.stan_code()
+    if case == "gaussian_beside_a_marginal":
+        assert block.plan.likelihood.strategy.name == "marginal"
     assert_constant_gap(gathers, block)

@@ -7,7 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from exact import assert_constant_gap
-from rewrite_cases import CROSSED, crossed_data, decision, grouped, nested_data, statistics_data
+from rewrite_cases import (
+    CROSSED,
+    WEIGHTED_CROSSED,
+    crossed_data,
+    decision,
+    grouped,
+    nested_data,
+    weighted_crossed_data,
+)
+from test_parts import correlated
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
@@ -128,29 +137,34 @@ def test_joint_statistics_are_skipped_with_a_reason() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["nested_missing", "crossed_marginal", "crossed_offset",
-                                  "centered_slopes_missing"])
+                                  "centered_slopes"])
 def test_joint_statistics_keep_the_log_density(case) -> None:
     """The joint program and the per-row one differ by a constant at 20 posterior draws,
-    whether the joint one is given the rows or not."""
-    f = {"nested_missing": election_formula(3),
-         "crossed_marginal": "y ~ x + (1 | g) + (1 + x | h)",
-         "crossed_offset": CROSSED,
-         "centered_slopes_missing": "y ~ x + (1 + x | g)"}[case]
-    df = {"nested_missing": lambda: nested_data(True),
-          "crossed_marginal": lambda: grouped(missing=True),
-          "crossed_offset": crossed_data,
-          "centered_slopes_missing": lambda: statistics_data(missing=True)}[case]()
-    param = {"crossed_offset": "noncentered", "centered_slopes_missing": "centered"}.get(
-        case, "auto")
+    whether the joint one is given the rows or not. Each per-row program is another
+    file's too: the rows of tests/test_statistics.py's nested cells, tests/test_threads.py's
+    and test_block.py's integrated-out intercept beside a slope term, the rows of
+    tests/test_collapse.py's gaussian cells, and tests/test_parts.py's centered correlated
+    slopes (notebooks/hierarchical_regression.ipynb's program)."""
     marginal = case in ("nested_missing", "crossed_marginal")
     # two cases write nothing per row, so their joint programs are not given the rows
     quiet = case in ("nested_missing", "crossed_offset")
     outputs = {"log_lik": False, "y_rep": False, "effects": False if marginal else "auto"}
-    plain = sb.Model(f, df, parameterization=param,
-                     rewrites=["marginalize"] if marginal else "none")
-    joint = sb.Model(f, df, parameterization=param,
-                     rewrites=["marginalize", "joint_statistics"] if marginal
-                     else ["joint_statistics"], **(outputs if quiet else {}))
+    if case == "centered_slopes":
+        plain = correlated(parameterization="centered", rewrites="none")
+        joint = correlated(parameterization="centered", rewrites=["joint_statistics"])
+    else:
+        f = {"nested_missing": election_formula(3),
+             "crossed_marginal": "y ~ x + (1 | g) + (1 + x | h)",
+             "crossed_offset": CROSSED}[case]
+        df = {"nested_missing": lambda: nested_data(True),
+              "crossed_marginal": lambda: grouped(missing=True),
+              "crossed_offset": crossed_data}[case]()
+        param = {"crossed_offset": "noncentered"}.get(case, "auto")
+        plain = sb.Model(f, df, parameterization=param,
+                         rewrites=["marginalize"] if marginal else "none")
+        joint = sb.Model(f, df, parameterization=param,
+                         rewrites=["marginalize", "joint_statistics"] if marginal
+                         else ["joint_statistics"], **(outputs if quiet else {}))
     assert joint.plan.likelihood.strategy.name == "joint"
     assert (joint.plan.likelihood.marginal is not None) == marginal
     assert joint.plan.rows_given != quiet
@@ -220,9 +234,11 @@ def test_weighted_joint_statistics_are_said() -> None:
 @pytest.mark.slow
 def test_weighted_joint_statistics_keep_the_log_density() -> None:
     """The weighted joint statistics and the weighted rows differ by a constant at 20
-    posterior draws (crossed factors, a level slope, missing rows, some weights 0)."""
-    df = weighted_crossed()
-    f = "y | weights(wt) ~ x + (1 | g) + (1 + x | h)"
+    posterior draws (crossed factors, missing rows, some weights 0: a whole cell of
+    them). The weighted rows are the program tests/test_collapse.py compares its
+    weighted cells with."""
+    df = weighted_crossed_data()
+    f = WEIGHTED_CROSSED
     plain = sb.Model(f, df, parameterization="noncentered", rewrites="none")
     joint = sb.Model(f, df, parameterization="noncentered", rewrites=["joint_statistics"])
     assert plain.plan.likelihood.strategy.name == "rowwise"

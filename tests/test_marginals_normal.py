@@ -67,13 +67,15 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
     df = grouped(seed=3, missing=case in ("sigma", "statistics"))
     if case == "one_row_per_level":
         df = df.drop_duplicates("g").reset_index(drop=True)
-    formula = {"sigma": "y ~ x + (1 | g) + (x - 1 | h)",
+    # "sigma" is the program tests/test_joint.py, test_threads.py and test_block.py compare
+    # theirs with: g integrated out beside a correlated intercept and slope of h
+    formula = {"sigma": "y ~ x + (1 | g) + (1 + x | h)",
                "known_se": "y | se(s) ~ x + (1 | g)",
                "one_row_per_level": "y | se(s) ~ x + (1 | g)",
                "statistics": "y ~ x + (1 | g) + (x - 1 | g)"}[case]
     slope = {"sigma": ("h", "pqr"), "statistics": ("g_x", "abcdefg")}.get(case)
     model = sb.Model(formula, df, parameterization={slope[0]: "noncentered"} if slope
-                     else "auto")
+                     else "auto", **({"rewrites": ["marginalize"]} if case == "sigma" else {}))
     assert model.plan.groups[0].marginalized
     assert ("level_sums" in model.stan_code()) == (case in ("sigma", "known_se"))
     assert (model.plan.likelihood.strategy.name == "statistics") == (case == "statistics")
@@ -89,11 +91,22 @@ def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
         if slope:
             term, levels = slope
             factor = term.split("_")[0]
+            at = df[factor].map(levels.index).to_numpy()[obs]
             p["sigma"] = float(rng.uniform(0.6, 1.5))
-            p[f"sd_{term}"] = float(np.exp(rng.normal(-1, 0.3)))
-            p[f"z_{term}"] = rng.normal(size=len(levels)).tolist()
-            r = p[f"sd_{term}"] * np.array(p[f"z_{term}"])
-            eta = eta + r[df[factor].map(levels.index).to_numpy()[obs]] * x  # x as given
+            if case == "sigma":  # an intercept and a slope, correlated
+                sd = np.exp(rng.normal(-1, 0.3, size=2))
+                rho = float(rng.uniform(-0.6, 0.6))
+                L = np.array([[1.0, 0.0], [rho, np.sqrt(1 - rho**2)]])
+                z = rng.normal(size=(2, len(levels)))
+                p |= {f"sd_{term}": sd.tolist(), f"L_{term}": L.tolist(),
+                      f"z_{term}": z.tolist()}
+                r = (np.diag(sd) @ L @ z).T  # levels x (intercept, slope)
+                eta = eta + r[at, 0] + r[at, 1] * x  # x as given
+            else:
+                p[f"sd_{term}"] = float(np.exp(rng.normal(-1, 0.3)))
+                p[f"z_{term}"] = rng.normal(size=len(levels)).tolist()
+                r = p[f"sd_{term}"] * np.array(p[f"z_{term}"])
+                eta = eta + r[at] * x  # x as given
             variances = np.full(len(y), p["sigma"] ** 2)
         else:
             variances = df["s"].to_numpy()[obs] ** 2
@@ -126,7 +139,9 @@ def test_eight_schools_marginalized_matches_the_plain_program(eight_schools_df) 
 def test_rows_marginalized_match_the_plain_program(seed) -> None:
     df = grouped(seed=seed, n=120, missing=True)
     formula = "y ~ x + (1 | g)"
-    marginal = sb.Model(formula, df)
+    # the marginalization alone: the program tests/test_fold.py compares its fold with
+    marginal = sb.Model(formula, df, rewrites=["marginalize"])
+    assert marginal.plan.groups[0].marginalized
     plain = sb.Model(formula, df, rewrites="none")
     fits = {name: m.fit(chains=4, iter_warmup=1000, iter_sampling=2000, seed=seed)
             for name, m in (("marginal", marginal), ("plain", plain))}

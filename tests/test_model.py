@@ -144,17 +144,13 @@ def test_loo_compares_parameterizations_of_one_model(eight_schools_df):
 
 
 @pytest.mark.slow
-def test_a_compile_says_so_and_a_cache_hit_says_nothing(eight_schools_df, capsys):
+def test_a_compile_says_so_and_a_cache_hit_says_nothing(fresh_program, capsys):
     import re
-    import uuid
 
-    scale = 1 + (uuid.uuid4().int % 100_000) / 1e6  # a program the cache has not seen
-    model = sb.Model(FORMULA, eight_schools_df, priors={"sd": f"exponential({scale})"})
-    model.compile()
-    err = capsys.readouterr().err
+    err = fresh_program["stderr"]  # what the first compile printed
     assert err.startswith("compiling model (first time, ~15 s)...\n")
     assert re.search(r"^compiled in \d+ s$", err, flags=re.MULTILINE)
-    model.compile()
+    fresh_program["model"].compile()
     assert capsys.readouterr().err == ""
 
 
@@ -175,6 +171,35 @@ def _varying_slopes(levels: int, rows: int, seed: int):
 REUSED = ("y ~ 1 + x + (1 + x | g)", {"parameterization": "noncentered"})
 
 
+@pytest.fixture(scope="module")
+def fresh_program():
+    """REUSED on a first data set, with an sd prior the cache has not seen (a new
+    program on every run: the one compile of this file), compiled once: the model, its
+    priors, what the compile printed on stderr and the programs it built."""
+    import contextlib
+    import io
+    import uuid
+
+    from stanbhm.toolchain import cache
+
+    scale = 1 + (uuid.uuid4().int % 100_000) / 1e6
+    formula, options = REUSED
+    priors = {"sd": f"exponential({scale})"}
+    model = sb.Model(formula, _varying_slopes(8, 10, 1), priors=priors, **options)
+    builds: list[str] = []
+    real_build = cache._build
+
+    def counted(*args, **kwargs):
+        builds.append(args[0])
+        return real_build(*args, **kwargs)
+
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err):
+        patch.setattr(cache, "_build", counted)
+        model.compile()
+    return {"model": model, "priors": priors, "stderr": err.getvalue(), "builds": builds}
+
+
 def test_a_new_data_set_keeps_the_program_text() -> None:
     """Other rows, values and level counts: the default priors' numbers differ and the
     header says so, but they are data, so what stanc compiles is the same."""
@@ -191,11 +216,12 @@ def test_a_new_data_set_keeps_the_program_text() -> None:
 
 
 @pytest.mark.slow
-def test_a_new_data_set_reuses_the_compiled_program(tmp_path, monkeypatch) -> None:
-    """The same formula on two data sets compiles once: the compiler runs for the
-    first and the second finds its executable."""
+def test_a_new_data_set_reuses_the_compiled_program(fresh_program, monkeypatch) -> None:
+    """The same formula on two data sets compiles once: the compiler ran for the first
+    (`fresh_program`) and the second finds its executable."""
     from stanbhm.toolchain import cache
 
+    assert len(fresh_program["builds"]) == 1
     builds = []
     real_build = cache._build
 
@@ -203,13 +229,13 @@ def test_a_new_data_set_reuses_the_compiled_program(tmp_path, monkeypatch) -> No
         builds.append(args[0])
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(cache, "models_dir", lambda: tmp_path / "models")
     monkeypatch.setattr(cache, "_build", counted)
     formula, options = REUSED
     for levels, rows, seed in ((8, 10, 1), (13, 7, 2)):
-        model = sb.Model(formula, _varying_slopes(levels, rows, seed), **options)
+        model = sb.Model(formula, _varying_slopes(levels, rows, seed),
+                         priors=fresh_program["priors"], **options)
         fit = model.fit(chains=1, iter_warmup=200, iter_sampling=100, seed=5, advice=False,
                         show_progress=False)
         slope = float(fit.draws["b"].mean())
         assert 0.2 < slope < 0.8, slope  # each fit reads its own data
-    assert len(builds) == 1
+    assert builds == []

@@ -59,12 +59,15 @@ def test_the_header_says_what_runs_on_the_device() -> None:
 @pytest.mark.slow
 @pytest.mark.opencl
 @pytest.mark.skipif(not HERE, reason="no OpenCL platform or headers here")
-@pytest.mark.parametrize(("formula", "family"), [("y ~ x1 + x2 + x3 + (1 | g)", "gaussian"),
-                                                 ("yb ~ x1 + x2 + x3 + (1 | g)", "bernoulli")])
-def test_the_device_program_has_the_cpu_log_density(formula, family) -> None:
+@pytest.mark.parametrize(("formula", "family", "param"), [
+    # the device program of the run-time test below (and of tests/test_distributed.py)
+    ("y ~ x1 + x2 + x3 + (1 | g)", "gaussian", "auto"),
+    # the CPU program of tests/test_families.py's bernoulli
+    ("yb ~ x1 + x2 + x3 + (1 | g)", "bernoulli", "noncentered")])
+def test_the_device_program_has_the_cpu_log_density(formula, family, param) -> None:
     df = rows()
     device = opencl.devices()[0]
-    kwargs = {"family": family, "rewrites": "none", "parameterization": "noncentered"}
+    kwargs = {"family": family, "rewrites": "none", "parameterization": param}
     cpu = sb.Model(formula, df, **kwargs)
     gpu = sb.Model(formula, df, opencl=(device.platform_id, device.device_id), **kwargs)
     exe = gpu.compile()

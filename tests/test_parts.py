@@ -8,6 +8,11 @@ that applies) are compared with a hand-written program in brms's form
 level effects non-centered) at 20 posterior draws of the latter: their log densities
 must differ by a constant once the change of variables from the reference's
 standardized effects to the declared ones is accounted for.
+
+The priors are those of ``notebooks/hierarchical_regression.ipynb`` (`NOTEBOOK`), so the
+correlated slopes' non-centered, centered and statistics programs are the ones the
+notebook compiles; the reference takes them in place of its own. The integrated-out
+intercept's reference keeps its own (`PRIOR`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from stanbhm import toolchain
 
 PRIOR = {"Intercept": "normal(0, 50)", "b": "normal(0, 5)", "sigma": "normal(0, 3)",
          "sd": "normal(0, 2)"}
+#: the priors of notebooks/hierarchical_regression.ipynb ("cor" where a term is correlated)
+NOTEBOOK = {"Intercept": "normal(0, 5)", "b": "normal(0, 2)", "sd": "exponential(1)",
+            "sigma": "exponential(1)"}
+#: brms_form.stan's prior statements, and what they become under NOTEBOOK
+NOTEBOOK_STATEMENTS = {"Intercept ~ normal(0, 50);": "Intercept ~ normal(0, 5);",
+                       "b ~ normal(0, 5);": "b ~ normal(0, 2);",
+                       "sigma ~ normal(0, 3);": "sigma ~ exponential(1);",
+                       "sd_g ~ normal(0, 2);": "sd_g ~ exponential(1);"}
 LEVELS, ROWS = 8, 10
 
 
@@ -38,10 +51,32 @@ def data() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "g": g, "c": g, "year": year, "x": x.astype(float)})
 
 
-def model(formula: str, **options) -> sb.Model:
+def model(formula: str, reference: str = "", **options) -> sb.Model:
+    """The formula on `data` with the priors of its `reference`: `PRIOR` for the
+    integrated-out intercept's, `NOTEBOOK` for the others (and where there is none)."""
     options.setdefault("rewrites", "none")
-    priors = PRIOR | ({"cor": "lkj_corr_cholesky(2)"} if "(1 + x | g)" in formula else {})
-    return sb.Model(formula, data(), priors=priors, log_lik=False, y_rep=False, **options)
+    priors = (PRIOR if reference == "year_marginal" else NOTEBOOK) | (
+        {"cor": "lkj_corr_cholesky(2)"} if "(1 + x | g)" in formula else {})
+    return sb.Model(formula, data(), priors=priors, **options)
+
+
+def correlated(**options) -> sb.Model:
+    """The correlated slopes' model (`REFERENCES["correlated"]`), which
+    tests/test_statistics.py, test_joint.py and test_threads.py rewrite too: its centered
+    program is the notebook's, and so is its statistics one."""
+    return model(REFERENCES["correlated"][0], "correlated", **options)
+
+
+def reference_program(marginal: bool) -> str:
+    """brms_form.stan with `NOTEBOOK`'s priors; brms_form_marginal.stan as it is."""
+    if marginal:
+        return (STAN_DIR / "brms_form_marginal.stan").read_text()
+    code = (STAN_DIR / "brms_form.stan").read_text()
+    for old, new in NOTEBOOK_STATEMENTS.items():
+        assert code.count(old) == 1, old
+        code = code.replace(old, new)
+    assert "L_g[1] ~ lkj_corr_cholesky(2);" in code
+    return code
 
 
 #: per reference: formula, its population column, its level effects, correlated
@@ -98,7 +133,7 @@ class Reference:
     def __init__(self, name: str) -> None:
         formula, column, effects, correlated = REFERENCES[name]
         df = data()
-        plain = model(formula)
+        plain = model(formula, name)
         marginal = name == "year_marginal"
         index = plain.plan.groups[0].index
         order = np.argsort(index, kind="stable") if marginal else np.arange(len(df))
@@ -111,8 +146,7 @@ class Reference:
             self.data["start"] = np.searchsorted(index[order], np.arange(1, LEVELS + 2)) + 1
         else:
             self.data["correlated"] = correlated
-        program = "brms_form_marginal.stan" if marginal else "brms_form.stan"
-        self.exe = toolchain.compile_model((STAN_DIR / program).read_text())
+        self.exe = toolchain.compile_model(reference_program(marginal))
         fit = self.exe.sample(data=self.data, chains=1, iter_warmup=300, iter_sampling=20,
                               seed=11, sig_figs=18, show_progress=False, show_console=False)
         self.points = []
@@ -200,7 +234,7 @@ def test_log_density_is_the_brms_forms_up_to_a_constant(case, references) -> Non
     name, options, expected = CASES[case]
     options = dict(options)
     formula = options.pop("formula", REFERENCES[name][0])
-    m = model(formula, **options)
+    m = model(formula, name, **options)
     assert strategy(m) == expected, m.plan.decisions
     if case == "slope_per_level":
         assert m.plan.groups[0].c_levels is not None

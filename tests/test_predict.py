@@ -148,7 +148,8 @@ def test_outcome_of_new_rows_is_read_as_the_fit_read_it() -> None:
 
 @pytest.fixture(scope="module")
 def slopes_fit():
-    model = sb.Model("y ~ x + C(shop) + (1 + x | g)", slopes(), rewrites="none")
+    # the program of tests/test_summary.py's fit (per-level statistics, non-centered)
+    model = sb.Model("y ~ x + C(shop) + (1 + x | g)", slopes(), parameterization="noncentered")
     # 12 significant figures: predictions then match sums of the draws to 1e-6
     return model, model.fit(chains=2, iter_warmup=300, iter_sampling=300, seed=1, sig_figs=12)
 

@@ -132,13 +132,12 @@ def test_a_healthy_fit_prints_progress_and_nothing_else(slopes, capfd, caplog):
 
 
 @pytest.mark.slow
-def test_a_failed_sample_raises_cmdstans_message_once(eight_schools_df):
+def test_a_failed_sample_raises_cmdstans_message_once(slopes):
     """An initial value outside its bounds: every chain fails the same way; the error
     says it once, in CmdStan's words (CmdStanPy's RuntimeError repeated it per try)."""
-    model = sb.Model("y ~ 1", eight_schools_df)
     with pytest.raises(sb.CmdStanError) as error:
-        model.fit(chains=2, inits={"sigma": -1}, iter_warmup=10, iter_sampling=10,
-                  show_progress=False)
+        slopes.fit(chains=2, inits={"sigma": -1}, iter_warmup=10, iter_sampling=10,
+                   show_progress=False)
     message = str(error.value)
     assert re.fullmatch(r"CmdStan's sample failed:\nException: lb_free: Lower bounded variable "
                         r"is -1, but must be greater than or equal to 0\.000000 \(in "

@@ -10,14 +10,17 @@ import numpy as np
 import pytest
 from exact import assert_constant_gap
 from rewrite_cases import decision, nested_data, statistics_data
+from test_parts import PRIOR, correlated
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
 
 STATISTICS_CASES = {
     "correlated_noncentered": ("y ~ x + (1 + x | g)", "noncentered", False),
-    "correlated_centered_missing": ("y ~ x + (1 + x | g)", "centered", True),
-    "covariate_only_in_a_term": ("y ~ z + (1 + x || g)", "noncentered", False),
+    "correlated_centered": ("y ~ x + (1 + x | g)", "centered", False),
+    # z is in the term alone; x, w, v run as b[1 : 3] (tests/test_parts.py's runs_model)
+    "covariate_only_in_a_term": ("y ~ x + w + v + (1 + z + x + w + v || g)", "noncentered",
+                                 False),
     "two_terms_one_factor_offset": ("y ~ x + offset(z) + (1 | g) + (x - 1 | g)",
                                     {"g": "centered", "g_x": 0.0}, False),
     # columns z, w, v carry b[2 : 4] alone: one statement fills them
@@ -88,14 +91,33 @@ def test_statistics_fill_population_only_columns_in_one_statement() -> None:
     assert "rep_vector(b[" not in code + election_code
 
 
+#: Options that make a case's programs ones other files compile too (priors and outputs
+#: change neither rewrite): the varying-slopes pair of the benchmark's test runs
+#: (tests/test_bench.py), and tests/test_parts.py's runs_model.
+SHARED = {
+    "correlated_noncentered": {"log_lik": False, "y_rep": False},
+    "covariate_only_in_a_term": {"priors": PRIOR, "log_lik": False, "y_rep": False},
+}
+#: Cases taken on another file's model: the centered correlated slopes of
+#: tests/test_parts.py (its data and priors), whose plain and statistics programs are
+#: notebooks/hierarchical_regression.ipynb's. Missing rows are statistics_data's in
+#: population_columns_run_missing.
+ELSEWHERE = {"correlated_centered": correlated}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(STATISTICS_CASES))
 def test_statistics_keep_the_log_density(case) -> None:
     """The rewritten and the plain program differ by a constant at 20 posterior draws."""
     formula, param, missing = STATISTICS_CASES[case]
-    df = statistics_data(missing=missing)
-    plain = sb.Model(formula, df, parameterization=param, rewrites="none")
-    rewritten = sb.Model(formula, df, parameterization=param)
+    if case in ELSEWHERE:
+        plain = ELSEWHERE[case](parameterization=param, rewrites="none")
+        rewritten = ELSEWHERE[case](parameterization=param, rewrites="auto")
+    else:
+        df = statistics_data(missing=missing)
+        options = SHARED.get(case, {})
+        plain = sb.Model(formula, df, parameterization=param, rewrites="none", **options)
+        rewritten = sb.Model(formula, df, parameterization=param, **options)
     assert rewritten.plan.likelihood.strategy.name == "statistics"
     assert plain.plan.likelihood.strategy.name == "rowwise"
     assert_constant_gap(plain, rewritten)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from exact import assert_constant_gap
+from test_parts import correlated
 
 import stanbhm as sb
 from stanbhm.reduce import grainsize
@@ -105,32 +106,52 @@ def test_a_sliced_known_se_marginal_reads_the_precisions() -> None:
             "                         inv_var, Xc, start_g, W_g, Intercept, b, sd_g);\n") in code
 
 
-# formula, family, parameterization, glm, rewrites, grainsize
+# formula, family, parameterization, glm, rewrites, grainsize. Each single-threaded
+# program is one other files compile too, so only the threaded ones are this file's: the
+# per-row program of tests/test_statistics.py's missing rows (test_glm.py's kernel,
+# test_block.py's gathers), the negative binomial one of tests/test_block.py and
+# test_collapse.py, tests/test_parts.py's correlated slopes, the integrated-out
+# intercept beside a slope term of tests/test_joint.py, test_block.py and
+# test_marginals_normal.py, and the known standard errors of test_marginals_normal.py.
 CASES = {
-    "gaussian_glm_missing": ("y_missing ~ x + (1 + x || g) + (1 | h)", "gaussian",
-                             "noncentered", "auto", "none", 25),
+    # expo: a population-only column, so b is scaled (`passes.scale`) as in those files
+    "gaussian_glm_missing": ("y_missing ~ x + expo + (1 + x | g)", "gaussian", "noncentered",
+                             "auto", "none", 25),
     "negbinomial_centered_offset": ("yc ~ x + offset(log(expo)) + (1 + x | g)", "negbinomial",
                                     "centered", "never", "none", 25),
-    # the slice's slope line is broken in two, as stanc formats it
-    "gaussian_correlated_missing": ("y_missing ~ x + (1 + x | g)", "gaussian", "centered",
-                                    "auto", "none", 25),
-    "marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian", "noncentered",
-                         "auto", {"g": "marginalize"}, 3),
-    "marginal_known_se": ("y | se(expo) ~ x + (1 | g) + (1 | h)", "gaussian", "centered",
-                          "auto", {"g": "marginalize"}, 2),
+    # the slice's slope line is broken in two, as stanc formats it; the model is
+    # tests/test_parts.py's correlated slopes (`ELSEWHERE`)
+    "gaussian_correlated": ("y ~ 1 + x + (1 + x | g)", "gaussian", "centered", "auto", "none",
+                            25),
+    "marginal_missing": ("y_missing ~ x + (1 | g) + (1 + x | h)", "gaussian",
+                         {"h": "noncentered"}, "auto", ["marginalize"], 3),
+    "marginal_known_se": ("y | se(expo) ~ x + (1 | g)", "gaussian", "auto", "auto",
+                          ["marginalize"], 2),
 }
+
+
+#: Cases whose programs are another file's model: tests/test_parts.py's correlated
+#: slopes (its data and priors), whose single-threaded and threaded programs that file
+#: compares with brms's form (the single-threaded one is notebooks/'s too).
+ELSEWHERE = {"gaussian_correlated": correlated}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_threads_keep_the_log_density(case) -> None:
     formula, family, param, glm, rewrites, size = CASES[case]
-    df = rows()
     kwargs = {"family": family, "parameterization": param, "rewrites": rewrites, "glm": glm}
-    single = sb.Model(formula, df, **kwargs)
-    threaded = sb.Model(formula, df, threads=2, grainsize=size, **kwargs)
+    if case in ELSEWHERE:
+        single = ELSEWHERE[case](**kwargs)
+        threaded = ELSEWHERE[case](threads=2, grainsize=size, **kwargs)
+    else:
+        df = rows()
+        single = sb.Model(formula, df, **kwargs)
+        threaded = sb.Model(formula, df, threads=2, grainsize=size, **kwargs)
     assert "reduce_sum(" in threaded.stan_code() and "reduce_sum(" not in single.stan_code()
     assert single.plan.likelihood.strategy.name == threaded.plan.likelihood.strategy.name
+    if case.startswith("marginal"):
+        assert threaded.plan.likelihood.strategy.name == "marginal"
     assert_constant_gap(single, threaded)
 
 
@@ -140,7 +161,7 @@ def test_rows_sorted_by_level_keep_their_log_lik() -> None:
     fit's draws, is the single-threaded program's, row for row by obs_id."""
     formula, family, param, glm, rewrites, _ = CASES["marginal_missing"]
     kwargs = {"family": family, "parameterization": param, "rewrites": rewrites, "glm": glm,
-              "log_lik": True, "y_rep": False}
+              "log_lik": True}  # and y_rep, as in the case's programs: no new ones
     single = sb.Model(formula, rows(), **kwargs)
     threaded = sb.Model(formula, rows(), threads=2, **kwargs)
     fit = single.fit(chains=1, iter_warmup=200, iter_sampling=30, seed=4, advice=False,

@@ -55,10 +55,37 @@ def test_a_compile_is_logged_with_the_test_that_asked(monkeypatch, tmp_path):
     monkeypatch.setenv(cache.COMPILE_LOG_ENV, str(log))
     cache._log_compile("a" * 64, 0.0, 0.0)
     cache._log_compile("b" * 64, 0.0, 0.0, failed=True)
-    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    cache._log_hit("c" * 64)
+    first, second, hit = (json.loads(line) for line in log.read_text().splitlines())
     assert first["key"] == "a" * 24 and first["failed"] is False and first["seconds"] > 0
     assert first["test"].startswith("tests/test_toolchain_cache.py::test_a_compile_is_logged")
     assert first["test_build"] is cache.in_test_build() and second["failed"] is True
+    assert hit == {"hit": "c" * 24, "test": first["test"], "test_build": cache.in_test_build()}
+
+
+def test_the_run_counts_each_program_in_the_first_file_that_asked_for_it():
+    """A warm run's table: a program compiled or served by the cache is requested by the
+    first file that asked for it and used by every file that did; a compile that failed
+    is no program; the requested total is what a cold run would compile."""
+    from conftest import per_file_table, requested_programs
+
+    def test(name):
+        return f"tests/test_{name}.py::test_x (call)"
+
+    records = [{"hit": "p1", "test": test("a")}, {"hit": "p1", "test": test("b")},
+               {"key": "p2", "seconds": 20.0, "cpu_s": 19.0, "test": test("b")},
+               {"hit": "p2", "test": test("a")}, {"hit": "p3", "test": test("b")},
+               {"key": "p4", "seconds": 5.0, "cpu_s": 5.0, "test": test("a"),
+                "failed": True},
+               {"cmdstan_s": 1.5, "test": test("a")}]
+    assert requested_programs(records) == {"p1": [test("a"), test("b")],
+                                           "p2": [test("b"), test("a")], "p3": [test("b")]}
+    table = per_file_table({"tests/test_a.py": 3.0}, records)
+    a, b = table["tests/test_a.py"], table["tests/test_b.py"]
+    assert (a["requested"], a["used"], a["programs"]) == (1, 2, 0)
+    assert (b["requested"], b["used"], b["programs"]) == (2, 3, 1)
+    assert a["compile_s"] == 5.0 and b["compile_cpu_s"] == 19.0 and a["cmdstan_s"] == 1.5
+    assert a["seconds"] == 3.0 and sum(r["requested"] for r in table.values()) == 3
 
 
 @pytest.mark.slow
@@ -169,37 +196,44 @@ def test_opencl_request_without_opencl_names_the_missing_piece(cmdstan, monkeypa
         toolchain.compile_model("model {}", cpp_options={"STAN_OPENCL": True})
 
 
-GLM = """
-data { int<lower=0> N; int<lower=0> K; matrix[N, K] X; vector[N] y; }
-parameters { real alpha; vector[K] beta; real<lower=0> sigma; }
-model {
-  alpha ~ normal(0, 2); beta ~ normal(0, 2); sigma ~ exponential(1);
-  y ~ normal_id_glm(X, alpha, beta, sigma);
-}
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.opencl
 @pytest.mark.skipif(opencl.opencl_missing() is not None, reason="no OpenCL here")
 def test_opencl_build_runs_glm_on_an_opencl_device(cmdstan):
+    """An OpenCL build (STAN_OPENCL, stanc's --use-opencl) of a program whose likelihood
+    is normal_id_glm runs it on the device: the log density is the CPU build's, and
+    optimizing recovers the coefficients. The programs are tests/test_opencl.py's (the
+    same code and options, so the same executables)."""
     import numpy as np
+    from test_opencl import rows
 
-    rng = np.random.default_rng(1)
-    n, k = 200, 3
-    x = rng.normal(size=(n, k))
-    y = 0.5 + x @ np.array([1.0, -0.5, 0.25]) + rng.normal(scale=0.7, size=n)
-    data = {"N": n, "K": k, "X": x.tolist(), "y": y.tolist()}
-    params = {"alpha": 0.4, "beta": [0.9, -0.4, 0.2], "sigma": 0.8}
+    import stanbhm as sb
+    from stanbhm.toolchain.cache import program_text
+
     dev = opencl.devices()[0]
-    gpu = toolchain.compile_model(GLM, cpp_options={"STAN_OPENCL": True})
+    df = rows()
+    on_cpu = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none")
+    on_device = sb.Model("y ~ x1 + x2 + x3 + (1 | g)", df, rewrites="none",
+                         opencl=(dev.platform_id, dev.device_id))
+    assert program_text(on_device.stan_code()) == program_text(on_cpu.stan_code())
+    assert "    y ~ normal_id_glm(Xc, eta, b, sigma);\n" in on_cpu.stan_code()
+    cpp, stanc = on_device.build_options()
+    assert cpp["STAN_OPENCL"] is True and stanc["use-opencl"] is True
+    gpu = toolchain.compile_model(on_device.stan_code(), cpp_options=cpp, stanc_options=stanc)
     assert gpu.exe_info()["STAN_OPENCL"] == "true"
-    cpu = toolchain.compile_model(GLM)
+    cpu = toolchain.compile_model(on_cpu.stan_code(), cpp_options=on_cpu.build_options()[0],
+                                  stanc_options=on_cpu.build_options()[1])
+    data = on_cpu.stan_data()
+    names = list(cpu.src_info()["parameters"])
+    mode = cpu.optimize(data=data, seed=1)  # a point with every parameter the program has
+    params = {n: np.asarray(mode.stan_variable(n)).tolist() for n in names}
+    params["sigma"] *= 1.1  # off the mode a little
+    with opencl.selected(dev):
+        lp_gpu = gpu.log_prob(params, data=data)
+        fit = gpu.optimize(data=data, seed=1)
     lp_cpu = cpu.log_prob(params, data=data)
-    lp_gpu = gpu.log_prob(params, data=data)
     np.testing.assert_allclose(lp_gpu.to_numpy(), lp_cpu.to_numpy(), rtol=1e-8)
-    fit = gpu.optimize(data=data, seed=1)
-    assert fit.stan_variable("alpha") == pytest.approx(0.5, abs=0.2)
+    assert fit.stan_variable("b")[0] == pytest.approx(0.5, abs=0.2)
     assert dev.platform_id >= 0
 
 
@@ -212,11 +246,15 @@ def test_optimized_programs_keep_log_density_and_gradient(family):
     import numpy as np
 
     import stanbhm as sb
-    from stanbhm.datasets import election
+    from stanbhm.datasets import election, election_formula
 
-    df, _ = election(seed=2, rows=600, covariates=3, family=family)
-    model = sb.Model("y ~ V1 + V2 + V3 + (1 | state) + (1 | respondent) + (age - 1 | state)",
-                     df, family=family, rewrites="none", log_lik=False, y_rep=False)
+    # the optimized programs are others' too: the gaussian one is the benchmark rewrites
+    # suite's plain election program at its test size (tests/test_bench.py), the
+    # bernoulli one tests/test_metric.py's
+    rows, covariates = {"gaussian": (600, 40), "bernoulli": (3000, 10)}[family]
+    df, _ = election(seed=1, rows=rows, covariates=covariates, family=family)
+    model = sb.Model(election_formula(covariates), df, family=family, rewrites="none",
+                     log_lik=False, y_rep=False)
     assert model.build_options()[1] == toolchain.OPTIMIZED
     optimized = model.compile()
     plain = toolchain.compile_model(model.stan_code(), cpp_options=model.build_options()[0])

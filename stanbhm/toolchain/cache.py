@@ -51,7 +51,9 @@ TEST_BUILD_ENV = "STANBHM_TEST_BUILD"
 TEST_BUILD_LEVEL = 1
 #: When set, every compile (a cache miss) appends a JSON line to this file: its cache key,
 #: wall and compiler CPU seconds, and the test that asked (``$PYTEST_CURRENT_TEST``,
-#: inherited by subprocesses), for the test suite's count of programs per file.
+#: inherited by subprocesses), for the test suite's count of programs per file; so does
+#: every cache hit (``{"hit": key, "test": ...}``), so a warm run counts the programs
+#: each file asks for.
 COMPILE_LOG_ENV = "STANBHM_COMPILE_LOG"
 
 
@@ -171,10 +173,12 @@ def compile_model(
     final = models_dir() / key[:24]
     exe = final / MODEL_NAME
     failed = final.with_name(final.name + ".failed")
-    if not exe.exists():
+    hit = exe.exists()
+    if not hit:
         with file_lock(final.with_name(final.name + ".lock")):
             _known_failure(failed)
-            if not exe.exists():
+            hit = exe.exists()
+            if not hit:
                 start, cpu = time.perf_counter(), _children_cpu()
                 if progress is not None:
                     progress("compiling model (first time, ~15 s)...")
@@ -191,6 +195,8 @@ def compile_model(
                 _log_compile(key, start, cpu)
                 if progress is not None:
                     progress(f"compiled in {time.perf_counter() - start:.0f} s")
+    if hit:
+        _log_hit(key)
     return cmdstanpy.CmdStanModel(
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
@@ -231,6 +237,16 @@ def _log_compile(key: str, start: float, cpu: float, failed: bool = False) -> No
                        "pid": os.getpid()})
     with open(log, "a") as fh:
         fh.write(line + "\n")
+
+
+def _log_hit(key: str) -> None:
+    """One line in ``$STANBHM_COMPILE_LOG`` (when set) for a program served by the cache,
+    so that a warm run counts the programs each test file asks for."""
+    log = os.environ.get(COMPILE_LOG_ENV)
+    if log:
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"hit": key[:24], "test": os.environ.get("PYTEST_CURRENT_TEST"),
+                                 "test_build": in_test_build()}) + "\n")
 
 
 def _known_failure(failed: Path) -> None:
