@@ -88,12 +88,16 @@ def _design(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     return X, offset
 
 
-def _gram(X: np.ndarray, intercept: bool, w: np.ndarray) -> np.ndarray:
+def _gram(X: np.ndarray, intercept: bool, w: np.ndarray,
+          known: np.ndarray | None = None) -> np.ndarray:
     """A'WA of the pooled design A = [1, X] (or X) and the weights w, a block of rows of X
-    at a time: the design is never built whole (3M rows x 41 columns is 1 GB)."""
+    at a time: the design is never built whole (3M rows x 41 columns is 1 GB). Equal
+    weights take A'A from `known` (`FixedEffects.gram`) when given."""
     k, first = X.shape[1], int(intercept)
-    G = np.zeros((k + first, k + first))
     same = len(w) > 0 and bool(np.all(w == w[0]))  # then X'X, half the work of X'(wX)
+    if same and known is not None:
+        return known * w[0]
+    G = np.zeros((k + first, k + first))
     for start in range(0, len(X), BLOCK):
         rows = X[start:start + BLOCK]
         weighted = rows if same else rows * w[start:start + BLOCK, None]
@@ -117,7 +121,8 @@ def _fitted(X: np.ndarray, intercept: bool, beta: np.ndarray) -> np.ndarray:
     return X @ beta[int(intercept):] + (beta[0] if intercept else 0.0)
 
 
-def _lstsq(X: np.ndarray, intercept: bool, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _lstsq(X: np.ndarray, intercept: bool, y: np.ndarray, w: np.ndarray,
+           known: np.ndarray | None = None) -> np.ndarray:
     """Weighted least squares by the normal equations, their columns scaled to unit
     diagonal, with one step of iterative refinement. The pooled fit only steers the
     parameterization rule; this way it takes one product with the rows (0.3 s at 1M rows
@@ -126,7 +131,7 @@ def _lstsq(X: np.ndarray, intercept: bool, y: np.ndarray, w: np.ndarray) -> np.n
     the minimum-norm solution of the scaled equations."""
     if X.shape[1] + int(intercept) == 0:
         return np.zeros(0)
-    G = _gram(X, intercept, w)
+    G = _gram(X, intercept, w, known)
     d = np.sqrt(np.diag(G))
     d[d == 0] = 1.0
     scaled = G / np.outer(d, d)
@@ -151,7 +156,7 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
     if fam.identity_scale:
         target = np.log(y) if fam.log_outcome else y
         w = 1 / spec.se[obs] ** 2 if spec.se is not None else np.ones(len(y))
-        beta = _lstsq(X, intercept, target - offset, w)
+        beta = _lstsq(X, intercept, target - offset, w, spec.fixed.gram)
         return target - offset - _fitted(X, intercept, beta), w, spec.se is None
     trials = spec.trials[obs].astype(float) if spec.trials is not None else None
     start = fam.intercept_location(y, trials, spec.offset[obs] if spec.offset is not None
@@ -338,11 +343,12 @@ def prior_scale(prior: Prior) -> float:
 
 
 def posterior_sds(X: np.ndarray, weights: np.ndarray, intercept: bool,
-                  prior_sds: np.ndarray) -> np.ndarray:
+                  prior_sds: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
     """sd of each coefficient of the weighted least squares posterior with normal priors
-    of `prior_sds` (the intercept, first when present, flat and integrated over)."""
+    of `prior_sds` (the intercept, first when present, flat and integrated over); `known`
+    as `_gram` takes it."""
     p = X.shape[1] + int(intercept)
-    A = _gram(X, intercept, weights)
+    A = _gram(X, intercept, weights, known)
     A[np.arange(int(intercept), p), np.arange(int(intercept), p)] += 1 / prior_sds**2
     variance = np.diag(np.linalg.pinv(A, hermitian=True))[int(intercept):]
     return np.sqrt(np.clip(variance, 0.0, None))

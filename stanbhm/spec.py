@@ -123,6 +123,7 @@ class FixedEffects:
             all (a factor with one level) is named by its term.
         dropped_labels: the same, as the warning and the header show them: with why,
             for a term without a column or a column that is zero on the observed rows.
+        gram: the cross-products of the kept columns over the fitted rows.
     """
 
     names: tuple[str, ...]
@@ -132,6 +133,9 @@ class FixedEffects:
     model_spec: Any = field(repr=False)
     dropped: tuple[str, ...] = ()
     dropped_labels: tuple[str, ...] = ()
+    #: [1, X]'[1, X] (X'X without an intercept) over the fitted rows, made once for the
+    #: aliased columns and reused by the pooled fit wherever its rows weigh the same
+    gram: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def p(self) -> int:
@@ -533,7 +537,20 @@ def predictor_values(expr: str, data: pd.DataFrame, what: str, role: str) -> np.
 # --------------------------------------------------------------------------- parts
 
 
-def aliased_columns(X: np.ndarray, intercept: bool) -> np.ndarray:
+def cross_products(X: np.ndarray, intercept: bool) -> np.ndarray:
+    """[1, X]'[1, X] (X'X when there is no intercept): one symmetric BLAS product."""
+    first = int(intercept)
+    width = first + X.shape[1]
+    gram = np.empty((width, width))
+    gram[first:, first:] = X.T @ X
+    if intercept:
+        gram[0, 0] = len(X)
+        gram[0, 1:] = gram[1:, 0] = X.sum(axis=0)
+    return gram
+
+
+def aliased_columns(X: np.ndarray, intercept: bool, gram: np.ndarray | None = None,
+                    ) -> np.ndarray:
     """Which columns of `X` are linear combinations of the columns before them (and of
     the intercept, first, when there is one), as a boolean mask.
 
@@ -545,18 +562,15 @@ def aliased_columns(X: np.ndarray, intercept: bool) -> np.ndarray:
     a small fraction of a QR's cost: when its Cholesky factor shows every column well
     clear of the columns before it, rounding cannot have hidden an aliased one.
     Otherwise a Householder QR reduces the rows to a small triangle ``R`` whose columns
-    have the inner products of the design's, and the columns are taken from it.
+    have the inner products of the design's, and the columns are taken from it. `gram`
+    is `cross_products` of X, when the caller has it.
     """
     first = int(intercept)
     width = first + X.shape[1]
     aliased = np.zeros(width, dtype=bool)
     if width == 0:
         return aliased
-    gram = np.empty((width, width))
-    gram[first:, first:] = X.T @ X
-    if intercept:
-        gram[0, 0] = len(X)
-        gram[0, 1:] = gram[1:, 0] = X.sum(axis=0)
+    gram = cross_products(X, intercept) if gram is None else gram
     norms = np.sqrt(np.diag(gram))
     if norms.all():
         try:
@@ -604,9 +618,12 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
         stan_names.append(stan_identifier(name, prefix="b_", taken=taken))
         taken.add(stan_names[-1])
     fitted = at_rows(values, observed)
-    aliased = aliased_columns(fitted, formula.intercept)
+    gram = cross_products(fitted, formula.intercept)
+    aliased = aliased_columns(fitted, formula.intercept, gram)
     dropped, labels = _dropped(model_spec, names, fitted, aliased)
     kept = np.flatnonzero(~aliased)
+    kept_gram = np.concatenate([np.arange(int(formula.intercept)),
+                                int(formula.intercept) + kept])
     return FixedEffects(
         names=tuple(names[j] for j in kept),
         stan_names=tuple(stan_names[j] for j in kept),
@@ -615,6 +632,7 @@ def _fixed_effects(formula: Formula, data: pd.DataFrame, observed: np.ndarray) -
         model_spec=model_spec,
         dropped=dropped,
         dropped_labels=labels,
+        gram=_readonly(gram[np.ix_(kept_gram, kept_gram)]),
     )
 
 

@@ -80,7 +80,7 @@ class ScaleCoefficients(InSteps):
         pooled = pooled_fit(spec)
         priors = np.array([prior_scale(p) for p in fixed.b_priors])
         sds = posterior_sds(spec.fitted_X, pooled.weights / pooled.sigma2,
-                            spec.fixed.intercept, priors)
+                            spec.fixed.intercept, priors, spec.fixed.gram)
         ok = np.isfinite(sds) & (sds > 0)
         scale = np.where(ok, sds, 1.0)
         prior = priors.copy()
