@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -146,9 +147,32 @@ def _child_done(pid: int, wait: float) -> bool:
         time.sleep(0.005)
 
 
+#: A folder in memory for a run's data file where the system has one (Linux).
+MEMORY_FOLDER = Path("/dev/shm")
+#: Bytes of the data file per number, at most: orjson's longest float and a comma.
+BYTES_PER_NUMBER = 26
+
+
+def scratch_folder(data: Mapping[str, Any]) -> str | None:
+    """Where a run's data file goes: `MEMORY_FOLDER` when it is there, writable and has
+    twice the room the file could take, else None (the system's temporary folder).
+    The file lives for one run, and on a disk its hundreds of megabytes wait for the
+    disk once the write cache fills: on the development VM a second 400 MB file in a
+    row took 2-3.5 s to write against 0.14 s for the first."""
+    try:
+        if not (MEMORY_FOLDER.is_dir() and os.access(MEMORY_FOLDER, os.W_OK)):
+            return None
+        free = shutil.disk_usage(MEMORY_FOLDER).free
+    except OSError:
+        return None
+    numbers = sum(int(np.size(value)) for value in data.values())
+    return str(MEMORY_FOLDER) if free > 2 * BYTES_PER_NUMBER * numbers + (1 << 20) else None
+
+
 @contextlib.contextmanager
 def data_file(data: Mapping[str, Any]) -> Iterator[str]:
-    """A temporary CmdStan data file for one run, removed afterwards: CmdStanPy's
-    results do not read it again, and at a million rows it is hundreds of megabytes."""
-    with tempfile.TemporaryDirectory(prefix="stanbhm-data-") as folder:
+    """A temporary CmdStan data file for one run (in memory where `scratch_folder` finds
+    room), removed afterwards: CmdStanPy's results do not read it again, and at a
+    million rows it is hundreds of megabytes."""
+    with tempfile.TemporaryDirectory(prefix="stanbhm-data-", dir=scratch_folder(data)) as folder:
         yield str(write_data(Path(folder) / "data.json", data))

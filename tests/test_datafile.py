@@ -73,3 +73,27 @@ def test_large_arrays_encoded_in_halves_give_the_same_bytes(tmp_path: Path, monk
     whole = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
     assert path.read_bytes() == whole
     assert [p.name for p in tmp_path.iterdir()] == ["d.json"]
+
+
+def test_a_runs_data_file_goes_to_memory_where_there_is_room(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """The run's file is written under the memory folder when it has twice the room the
+    file could take, and under the system's temporary folder when it has not or is
+    missing; it is gone afterwards either way."""
+    import tempfile
+
+    import stanbhm.datafile as datafile
+
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(datafile, "MEMORY_FOLDER", memory)
+    data = {"N": 3, "y": np.ones(3)}
+    with data_file(data) as path:
+        assert Path(path).parent.parent == memory
+        assert json.loads(Path(path).read_text()) == {"N": 3, "y": [1.0, 1.0, 1.0]}
+    assert list(memory.iterdir()) == []
+    monkeypatch.setattr(datafile, "BYTES_PER_NUMBER", 10**15)  # no room for it
+    with data_file(data) as path:
+        assert Path(path).parent.parent == Path(tempfile.gettempdir())
+    monkeypatch.setattr(datafile, "MEMORY_FOLDER", tmp_path / "missing")
+    assert datafile.scratch_folder(data) is None
