@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 IRLS_STEPS = 8
 IRLS_TOLERANCE = 1e-6
 #: Rows the IRLS steps run on, at most (`_irls`).
-IRLS_ROWS = 200_000
+IRLS_ROWS = 100_000
 #: Rows per block of ``X' W X``, so that no weighted copy of a large X is made.
 BLOCK = 65536
 
@@ -175,7 +175,7 @@ def _irls(link: str, X: np.ndarray, intercept: bool, y: np.ndarray, offset: np.n
     """The pooled GLM's coefficients by IRLS from the intercept `start`, on every
     `step`-th row when there are more than `IRLS_ROWS` (the first of each step, so the
     same rows each time): the estimate steers the parameterization rule, for which a
-    sample of 200k rows is as good as millions (its noise is a fraction of a percent of
+    sample of 100k rows is as good as millions (its noise is a fraction of a percent of
     a coefficient's sd), at a fraction of the cost of each step's weighted product."""
     step = -(-len(y) // IRLS_ROWS)
     if step > 1:
