@@ -8,7 +8,8 @@ kind of rows per statement; a poisson weighted, censored and truncated on both s
 written one row at a time; a gaussian censored and truncated below, which also takes
 interval-censored rows far in the upper tail), two more for the comparison with brms's
 form of a weighted, censored negative binomial (the generated program and the
-hand-written ``tests/stan/brms_censored_weighted.stan``), one more for the recovery
+hand-written ``tests/stan/brms_censored_weighted.stan``), one more for its weighted,
+truncated form, one more for the recovery
 test, one for the weighted ordinal survey (its log likelihood against scipy's and the
 recovery of the generator's cutpoints and coefficients), and two for weighted rows
 truncated to bounds of each row's own (a gaussian, a poisson), read from columns.
@@ -581,7 +582,8 @@ def test_weighted_censored_negbinomial_is_the_brms_forms() -> None:
     assert sorted(set(codes)) == [-1, 0, 1, 2]
     data = {"N": len(fitted), "Y": fitted["y"].to_numpy(dtype=int), "cens": codes,
             "rcens": np.where(codes == 2, fitted["u"], 0).astype(int),
-            "weights": fitted["w"].to_numpy(), "K": 2, "X": fitted[["x", "z"]].to_numpy()}
+            "weights": fitted["w"].to_numpy(), "K": 2, "X": fitted[["x", "z"]].to_numpy(),
+            "truncated": 0, "lb": 0}
     program = reference("brms_censored_weighted")
     rng = np.random.default_rng(6)
     points = []
@@ -594,6 +596,37 @@ def test_weighted_censored_negbinomial_is_the_brms_forms() -> None:
                   - reference_density(program, theirs, {**data, "weights": np.ones(len(fitted))})
                   for gap, (_, theirs) in zip(gaps, points, strict=True)]
     assert max(unweighted) - min(unweighted) > 1.0, unweighted
+
+
+@pytest.mark.slow
+def test_weighted_truncated_negbinomial_is_the_brms_form() -> None:
+    """y | weights(w) + trunc(lb = 2): the generated program's log density is brms's
+    form's (the same reference program, every row truncated: its log mass less
+    log P(Y > 1), all times its weight) up to a constant at 20 points; the reference
+    without the truncation is not."""
+    df = count_data()
+    df = df[df["y"].isna() | (df["y"] >= 2)].reset_index(drop=True)
+    df["z"] = np.random.default_rng(9).normal(size=len(df))
+    priors = {"Intercept": "normal(1.5, 1)", "b": "normal(0, 1)", "phi": "gamma(2, 0.1)"}
+    model = sb.Model("y | weights(w) + trunc(lb = 2) ~ x + z", df, family="negbinomial",
+                     priors=priors)
+    fitted = df[df["y"].notna()]
+    n = len(fitted)
+    data = {"N": n, "Y": fitted["y"].to_numpy(dtype=int), "cens": np.zeros(n, dtype=int),
+            "rcens": np.zeros(n, dtype=int), "weights": fitted["w"].to_numpy(), "K": 2,
+            "X": fitted[["x", "z"]].to_numpy(), "truncated": 1, "lb": 2}
+    program = reference("brms_censored_weighted")
+    rng = np.random.default_rng(8)
+    points = []
+    for _ in range(20):
+        p = {"Intercept": rng.normal(1.5, 0.3), "b": rng.normal([0.4, -0.2], 0.2).tolist(),
+             "phi": rng.uniform(1, 10)}
+        points.append((p, {"Intercept": p["Intercept"], "b": p["b"], "shape": p["phi"]}))
+    gaps = assert_brms_form(model, program, data, points)
+    untruncated = [gap + reference_density(program, theirs, data)
+                   - reference_density(program, theirs, {**data, "truncated": 0})
+                   for gap, (_, theirs) in zip(gaps, points, strict=True)]
+    assert max(untruncated) - min(untruncated) > 1.0, untruncated
 
 
 # --------------------------------------------------------------------------- recovery

@@ -3,14 +3,19 @@
 // the mean put on the outcome scale once (the CDFs take mu, not log mu), then one row at
 // a time, each row's log probability times its weight: an exact row its log mass, a
 // right-censored one log P(Y > y), a left-censored one log P(Y <= y), an interval one
-// log P(y < Y <= rcens). The priors are the ones the test gives stanbhm. The reference
-// the generated program is compared with (tests/test_addition_terms.py).
+// log P(y < Y <= rcens). With `truncated`, every row is truncated below at lb as
+// trunc(lb = lb) writes it, brms's form without cens(): the row's log mass less
+// log P(Y > lb - 1), all times its weight. The priors are the ones the test gives
+// stanbhm. The reference the generated program is compared with
+// (tests/test_addition_terms.py).
 data {
   int<lower=1> N; // rows
   array[N] int<lower=0> Y; // outcome
   array[N] int<lower=-1, upper=2> cens; // 0 none, 1 right, -1 left, 2 interval
   array[N] int<lower=0> rcens; // upper bound of the interval-censored rows
   vector<lower=0>[N] weights; // row weights
+  int<lower=0, upper=1> truncated; // 1: every row truncated below at lb
+  int<lower=0> lb; // the lower truncation bound
   int<lower=1> K; // predictors
   matrix[N, K] X;
 }
@@ -39,6 +44,9 @@ model {
     } else if (cens[n] == 2) {
       target += weights[n] * log_diff_exp(neg_binomial_2_lcdf(rcens[n] | mu[n], shape),
                                           neg_binomial_2_lcdf(Y[n] | mu[n], shape));
+    }
+    if (truncated) {
+      target += -weights[n] * neg_binomial_2_lccdf(lb - 1 | mu[n], shape);
     }
   }
   target += normal_lpdf(Intercept | 1.5, 1);
