@@ -99,8 +99,7 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
     if pid == 0:  # the child: encode, write, leave without running the parent's exits
         status = 1
         try:
-            for side, half in zip(sides, second, strict=True):
-                side.write_bytes(orjson.dumps(half, option=option))
+            _write_halves(sides, second)
             status = 0
         finally:
             os._exit(status)
@@ -108,8 +107,7 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
         first = [orjson.dumps(encoded[name][:len(encoded[name]) // 2], option=option)
                  for name in large]
         if not _child_done(pid, HALVES_WAIT):
-            for side, half in zip(sides, second, strict=True):
-                side.write_bytes(orjson.dumps(half, option=option))
+            _write_halves(sides, second)
         marks = {name: f"stanbhm-half-{uuid.uuid4().hex}" for name in large}
         rest = orjson.dumps({k: marks.get(k, v) for k, v in encoded.items()}, option=option)
         with open(path, "wb") as out:
@@ -131,6 +129,12 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
     finally:
         for side in sides:
             side.unlink(missing_ok=True)
+
+
+def _write_halves(sides: list[Path], halves: list[np.ndarray]) -> None:
+    """Each half's encoding into its side file (the child's work, or the fallback's)."""
+    for side, half in zip(sides, halves, strict=True):
+        side.write_bytes(orjson.dumps(half, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def _child_done(pid: int, wait: float) -> bool:
