@@ -38,16 +38,36 @@ def test_cache_key_depends_on_code_and_options(cmdstan):
 
 
 def test_test_build_compiles_at_O1_into_cache_entries_of_its_own(cmdstan, monkeypatch):
-    """STANBHM_TEST_BUILD=1 (conftest.py sets it) adds the optimization level and its own
-    launcher variant folder to the make variables, and so to the cache key."""
+    """STANBHM_TEST_BUILD=1 (conftest.py sets it) adds the optimization level, the
+    compiler when it is not g++, and a launcher variant folder of their own to the make
+    variables, and so to the cache key."""
     monkeypatch.setenv(cache.TEST_BUILD_ENV, "0")
     assert not cache.in_test_build() and cache.build_options_of_tests() == {}
     monkeypatch.setenv(cache.TEST_BUILD_ENV, "1")
-    extra = cache.build_options_of_tests()
-    assert extra == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1", "O": "1"}
+    monkeypatch.setenv(cache.TEST_BUILD_CXX_ENV, "g++")
+    gcc = cache.build_options_of_tests()
+    assert gcc == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1", "O": "1"}
+    monkeypatch.setenv(cache.TEST_BUILD_CXX_ENV, "clang++-15")
+    clang = cache.build_options_of_tests()
+    assert clang == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1-clang++-15", "O": "1",
+                     "CXX": "clang++-15"}
     user = {"STAN_THREADS": "TRUE"}
-    assert cache.cache_key("model {}", {**user, **extra}, {}, cmdstan) != cache.cache_key(
-        "model {}", user, {}, cmdstan)
+    keys = {cache.cache_key("model {}", {**user, **extra}, {}, cmdstan)
+            for extra in ({}, gcc, clang)}
+    assert len(keys) == 3
+
+
+def test_the_test_build_takes_a_clang_from_the_path(monkeypatch, tmp_path):
+    """Without $STANBHM_TEST_CXX, the first clang++ of version 11 or later on the PATH;
+    an older one, or none, leaves the makefile's g++."""
+    monkeypatch.delenv(cache.TEST_BUILD_CXX_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cache.test_build_compiler() is None
+    for name, version in (("clang++", "10.0.1"), ("clang++-16", "16.0.6")):
+        fake = tmp_path / name
+        fake.write_text(f"#!/bin/sh\necho {version}\n")
+        fake.chmod(0o755)
+    assert cache.test_build_compiler() == "clang++-16"
 
 
 def test_a_compile_is_logged_with_the_test_that_asked(monkeypatch, tmp_path):
@@ -89,16 +109,23 @@ def test_the_run_counts_each_program_in_the_first_file_that_asked_for_it():
 
 
 @pytest.mark.slow
-def test_a_test_build_program_runs_from_the_O1_variant(cmdstan, normal_problem):
+def test_a_test_build_program_runs_from_the_O1_variant(cmdstan, normal_problem,
+                                                      normal_model):
     """A program compiled in the test build records its make variables, was linked
-    against the launcher of the -O1 variant folder, and samples."""
+    against the launcher of its variant folder, computes the user build's log density
+    and gradient, and samples."""
     code = (Path(__file__).resolve().parent / "stan" / "normal_mean.stan").read_text()
     assert cache.in_test_build()  # conftest.py
     exe = toolchain.compile_model(code, cpp_options={"STAN_THREADS": True})
     options = json.loads((Path(exe.exe_file).parent / "options.json").read_text())
-    assert options["cpp_options"] == {"BUILD": "$(TOOLCHAIN)/build/$(VARIANT)-O1", "O": "1",
-                                      "STAN_THREADS": "TRUE"}
-    assert (cmdstan / "build" / "base-threads-O1" / "main.o").exists()
+    extra = cache.build_options_of_tests()
+    assert options["cpp_options"] == {**extra, "STAN_THREADS": "TRUE"}
+    folder = extra["BUILD"].replace("$(TOOLCHAIN)/build/$(VARIANT)", "base-threads")
+    assert (cmdstan / "build" / folder / "main.o").exists()
+    for point in ({"mu": -1.0, "tau": 0.2}, {"mu": 2.5, "tau": 4.0}):
+        test_build, users = (program.log_prob(point, data=normal_problem.data, sig_figs=18)
+                             for program in (exe, normal_model))
+        assert test_build.to_numpy() == pytest.approx(users.to_numpy(), rel=1e-12)
     fit = exe.sample(data=normal_problem.data, chains=1, seed=3, show_progress=False)
     assert abs(fit.stan_variable("mu").mean() - normal_problem.post_mean) < 0.3
 
