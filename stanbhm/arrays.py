@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-__all__ = ["BLOCK_ROWS", "at_rows", "column_moments", "keeps_all", "one_blas_thread",
-           "side_by_side", "small_pages"]
+__all__ = ["BLOCK_ROWS", "at_rows", "column_means", "column_moments", "columns_of",
+           "keeps_all", "one_blas_thread", "side_by_side", "small_pages"]
 
 #: Rows copied or reduced at a time: a block of a 41-column design is a few MB.
 BLOCK_ROWS = 1 << 13
@@ -45,6 +45,37 @@ def side_by_side(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
         for j, column in enumerate(columns):
             block[:, j] = column[start:start + BLOCK_ROWS]
     return out
+
+
+def columns_of(X: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+    """A new matrix whose column k is X's column ``positions[k]``, or ones where that is
+    -1 (an intercept): a group term's covariates are often the population columns
+    again. Each run of columns in X's order is one slice copy (0.09 s for 932k rows x 22
+    columns, against 0.4 s gathering them by index a block at a time)."""
+    out = np.empty((len(X), len(positions)))
+    k = 0
+    while k < len(positions):
+        if positions[k] < 0:
+            out[:, k] = 1.0
+            k += 1
+            continue
+        end = k + 1
+        while end < len(positions) and positions[end] == positions[end - 1] + 1:
+            end += 1
+        out[:, k:end] = X[:, positions[k]:positions[k] + end - k]
+        k = end
+    return out
+
+
+def column_means(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The mean of each column of X over `rows` (a boolean mask or indices), as one
+    matrix-vector product with the rows' indicator: no copy of the rows."""
+    if keeps_all(rows, len(X)):
+        return X.mean(axis=0)
+    chosen = np.zeros(len(X))
+    chosen[rows] = 1.0
+    count = chosen.sum()
+    return chosen @ X / count if count else np.full(X.shape[1], np.nan)
 
 
 def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

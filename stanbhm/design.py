@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import formula
-from .arrays import at_rows
+from .arrays import column_means
 from .parts import b_runs
 from .rewrites import allowed
 from .strategies import MarginalRows, Rowwise
@@ -173,7 +173,7 @@ def level_design(plan: Plan) -> Design:
     # the mean times the slope joins the intercept column's coefficient
     means = np.zeros(fixed.k)
     if fixed.centered and fixed.k:
-        means = at_rows(fixed.X, obs).mean(axis=0)
+        means = column_means(fixed.X, obs)
     offsets = np.zeros(len(columns))
     offsets[first_x:first_x + fixed.k] = means
     rows = DesignRows(X=fixed.X, obs=obs, x_at=first_x, means=means,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import at_rows
+from .arrays import at_rows, column_means
 from .declarations import Declaration
 from .marginals import Kind, reserved_names
 from .priors import (
@@ -403,11 +403,10 @@ class FixedPart(Part):
         """What transformed data computes from X over the observed rows `obs`, for a
         program not given X: the column means (centered X) and sds (horseshoe)."""
         out: dict[str, Any] = {}
-        X = at_rows(self.X, obs)
         if self.centered:
-            out["means_X"] = X.mean(axis=0)
+            out["means_X"] = column_means(self.X, obs)
         if self.horseshoe:
-            out["sds_X"] = X.std(axis=0, ddof=1)
+            out["sds_X"] = at_rows(self.X, obs).std(axis=0, ddof=1)
         return out
 
     def outputs(self) -> tuple[Output, ...]:

@@ -48,7 +48,7 @@ from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import Variable, get_required_variables
 
-from .arrays import at_rows, side_by_side
+from .arrays import at_rows, columns_of, side_by_side
 from .errors import SpecError
 from .families import FAMILIES, Family
 from .families import family as family_row
@@ -203,6 +203,9 @@ class GroupEffects:
             column is all ones. Rows times effects, never rows times groups.
         correlated: whether the effects are correlated (``|``) or not (``||``).
         model_spec: the formulaic ``ModelSpec`` that produced `Z`, for new data.
+        x_positions: where each of Z's columns is among the fixed effects' X (-1 for
+            the intercept) when every one is a numeric column of the data there too,
+            else None; Z and its fitted rows are then copied from X's.
     """
 
     term: GroupTerm
@@ -216,6 +219,7 @@ class GroupEffects:
     Z: np.ndarray
     correlated: bool
     model_spec: Any = field(default=None, repr=False)
+    x_positions: tuple[int, ...] | None = None
 
     @property
     def n_levels(self) -> int:
@@ -297,7 +301,8 @@ class ModelSpec:
         """Each group term's Z over the rows with an observed outcome (in `groups`' order),
         made once like `fitted_X`: the priors' scales and the pooled fit's backfitting
         both read them."""
-        return tuple(at_rows(g.Z, self.observed) for g in self.groups)
+        return tuple(at_rows(g.Z, self.observed) if g.x_positions is None
+                     else columns_of(self.fitted_X, g.x_positions) for g in self.groups)
 
     @property
     def family_row(self) -> Family:
@@ -809,7 +814,7 @@ def _term_names(terms: tuple[GroupTerm, ...]) -> list[str]:
 
 def _group_effects(
     term: GroupTerm, term_name: str, data: pd.DataFrame, taken: set[str],
-    codes: dict[str, Any],
+    codes: dict[str, Any], fixed: FixedEffects,
 ) -> GroupEffects:
     role = f"group term {term}"
     _require_columns(term.factors, data, role)
@@ -820,7 +825,10 @@ def _group_effects(
     model_spec, columns = _design_columns(rhs, data, role)
     _check_numeric_slopes(term, model_spec, data)
     effect_names = tuple(model_spec.column_names)
-    values = side_by_side(columns, len(data))
+    positions = _positions_in_X(effect_names, fixed, data)
+    values = side_by_side(columns, len(data)) if positions is None else columns_of(
+        fixed.X, positions)
+    del columns
     levels, index = _group_levels(term, data, codes)
     effect_taken: set[str] = set()
     effect_stan_names = []
@@ -836,10 +844,28 @@ def _group_effects(
         index=_readonly(index),
         effect_names=effect_names,
         effect_stan_names=tuple(effect_stan_names),
-        Z=_readonly(np.ascontiguousarray(values)),
+        Z=_readonly(values),
         correlated=term.correlated,
         model_spec=model_spec,
+        x_positions=positions,
     )
+
+
+def _positions_in_X(effect_names: tuple[str, ...], fixed: FixedEffects,
+                    data: pd.DataFrame) -> tuple[int, ...] | None:
+    """Each effect's column in the fixed effects' X (-1 for the intercept), when every
+    effect is the intercept or a numeric column of `data` that X holds as it is (both
+    designs then take the column's values unchanged), else None."""
+    in_X = {name: j for j, name in enumerate(fixed.names)}
+    positions = []
+    for name in effect_names:
+        if name == INTERCEPT:
+            positions.append(-1)
+        elif name in in_X and name in data.columns and data[name].dtype.kind in "fiu":
+            positions.append(in_X[name])
+        else:
+            return None
+    return tuple(positions)
 
 
 def trials_values(expr: str, data: pd.DataFrame, response: str, y: np.ndarray) -> np.ndarray:
@@ -1195,7 +1221,7 @@ def build_spec(
     groups: list[GroupEffects] = []
     codes: dict[str, Any] = {}
     for term, term_name in zip(formula.groups, _term_names(formula.groups), strict=True):
-        group = _group_effects(term, term_name, data, taken, codes)
+        group = _group_effects(term, term_name, data, taken, codes, fixed)
         taken.add(group.stan_name)
         groups.append(group)
         if group.n_levels == 1:

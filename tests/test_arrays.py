@@ -34,6 +34,26 @@ def test_side_by_side_is_column_stack_in_c_order(small_blocks) -> None:
     assert arrays.side_by_side([], 4).shape == (4, 0)
 
 
+def test_columns_of_copies_x_columns_and_writes_ones() -> None:
+    """Runs in X's order, a run out of order, a repeat and intercepts anywhere."""
+    X = np.random.default_rng(3).normal(size=(30, 5))
+    positions = [-1, 1, 2, 3, 0, -1, 4, 4]
+    out = arrays.columns_of(X, positions)
+    expected = np.column_stack([np.ones(30) if j < 0 else X[:, j] for j in positions])
+    assert out.flags.c_contiguous and not np.shares_memory(out, X)
+    np.testing.assert_array_equal(out, expected)
+    assert arrays.columns_of(X, []).shape == (30, 0)
+
+
+@pytest.mark.parametrize("rows", ["mask", "indices", "all"])
+def test_column_means_over_rows_match_the_selections(rows) -> None:
+    X = np.random.default_rng(4).normal(10_000, 1, size=(40, 3))
+    chosen = {"mask": np.arange(40) % 3 != 0, "indices": np.arange(1, 40, 2),
+              "all": np.ones(40, dtype=bool)}[rows]
+    np.testing.assert_allclose(arrays.column_means(X, chosen), X[chosen].mean(axis=0),
+                               rtol=1e-14)
+
+
 def test_column_moments_match_numpy(small_blocks) -> None:
     rng = np.random.default_rng(2)
     X = np.column_stack([rng.normal(3, 2, 50), np.full(50, 0.1), rng.uniform(-1, 4, 50)])

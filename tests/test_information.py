@@ -24,6 +24,8 @@ def test_level_sums_are_bincounts_whether_rows_come_level_by_level_or_not(ordere
     np.testing.assert_allclose(sums(values), np.bincount(index, weights=values, minlength=7),
                                rtol=1e-13, atol=1e-13)
     assert sums(values)[3] == 0.0 and sums(values)[6] == 0.0
+    per_level = rng.normal(size=7)
+    np.testing.assert_array_equal(sums.spread(per_level), per_level[index])
 
 
 def test_the_specs_cross_products_stand_for_equally_weighted_ones() -> None:

@@ -1119,3 +1119,27 @@ def test_a_non_finite_value_among_huge_ones_is_found(bad) -> None:
     assert _all_finite(values)
     values[3] = bad
     assert not _all_finite(values)
+
+
+@pytest.mark.parametrize(("formula", "effects", "positions"), [
+    ("y ~ x + n + (1 + n + x | g)", "1 + n + x", (-1, 1, 0)),  # a run per column
+    ("y ~ x + n + (1 + x + n | g)", "1 + x + n", (-1, 0, 1)),
+    ("y ~ x + C(a) + (x | g)", "1 + x", (-1, 0)),
+    ("y ~ x + (0 + x | g) + (1 | g2)", "0 + x", (0,)),
+    ("y ~ n + (1 + x | g)", "1 + x", None),  # x is no fixed effect
+    ("y ~ C(a) + (C(a) | g)", "1 + C(a)", None),  # formulaic's columns
+])
+def test_group_covariates_are_copied_from_x_when_x_holds_them(formula, effects,
+                                                              positions) -> None:
+    """A group term whose effects are the intercept and numeric columns that X holds
+    takes Z (and its fitted rows) from X; Z is what formulaic makes either way."""
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"x": rng.normal(size=30), "n": rng.integers(0, 5, 30),
+                       "a": rng.choice(list("pqr"), 30), "g": rng.choice(list("ab"), 30),
+                       "g2": rng.choice(list("cd"), 30), "y": rng.normal(size=30)})
+    df.loc[::7, "y"] = np.nan
+    spec = build_spec(formula, df)
+    group = spec.groups[0]
+    assert group.x_positions == positions
+    np.testing.assert_array_equal(group.Z, formulaic.model_matrix(effects, df).to_numpy(float))
+    np.testing.assert_array_equal(spec.fitted_Z[0], group.Z[spec.observed])
