@@ -891,14 +891,22 @@ def weighted_grouped(n: int = 60) -> pd.DataFrame:
 
 def level_log_integral(r: np.ndarray, w: np.ndarray, sigma: float, tau: float) -> float:
     """log of the integral over u of prod_i N(r_i | u, sigma)^w_i N(u | 0, tau), by
-    scipy's quadrature about the integrand's mode in units of its sd."""
+    scipy's quadrature about the integrand's mode in units of its sd. The normal log
+    densities are written out (scipy.stats.norm.logpdf's formula, -z^2 / 2 - log(scale)
+    - log(2 pi) / 2; equal to 2e-16): quad evaluates the integrand some 500 times a
+    level, and scipy.stats' argument checks made a level take 60 ms instead of 6 ms: 15 s
+    of the weighted marginal test, which integrates 280 levels."""
     from scipy import integrate
 
     precision = w.sum() / sigma**2 + 1 / tau**2
     mode, sd = (w * r).sum() / sigma**2 / precision, precision**-0.5
+    half_log_2pi = 0.5 * np.log(2 * np.pi)
+
+    def log_normal(x, mean: float, scale: float):
+        return -0.5 * ((x - mean) / scale) ** 2 - np.log(scale) - half_log_2pi
 
     def log_integrand(u: float) -> float:
-        return float(np.sum(w * stats.norm.logpdf(r, u, sigma)) + stats.norm.logpdf(u, 0, tau))
+        return float(np.sum(w * log_normal(r, u, sigma)) + log_normal(u, 0.0, tau))
 
     top = log_integrand(mode)
     value, _ = integrate.quad(lambda z: np.exp(log_integrand(mode + sd * z) - top),
