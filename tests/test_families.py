@@ -155,8 +155,9 @@ def _check_outputs(model: sb.Model, fit, df: pd.DataFrame, case) -> None:
     family, link = case
     cmdstan = fit.cmdstan
     log_lik = cmdstan.stan_variable("log_lik")
+    parameters = _parameters(model)
     for i in range(0, DRAWS, DRAWS // 20):
-        point = {n: np.asarray(cmdstan.stan_variable(n)[i]) for n in _parameters(model)}
+        point = {n: np.asarray(cmdstan.stan_variable(n)[i]) for n in parameters}
         eta = _eta(model, df, point)
         # the draws and log_lik come through CmdStan's CSV, 6 significant figures
         np.testing.assert_allclose(log_lik[i], _loglik(family, link, df, eta, point),
@@ -174,7 +175,7 @@ def _check_outputs(model: sb.Model, fit, df: pd.DataFrame, case) -> None:
     predicted = fit.predict(df.head(8), seed=2).predictions
     eta, mu = predicted["eta"].values.reshape(-1, 8), predicted["mu"].values.reshape(-1, 8)
     draws = {n: cmdstan.stan_variable(n) for n in ("zi", "hu", "phi", "Intercept")
-             if n in _parameters(model)}
+             if n in parameters}
     expected = _mean(family, link, df.head(8), eta, draws, model)
     np.testing.assert_allclose(mu, expected, rtol=1e-4)
     if family == "cumulative":  # one row per cutpoint, at x = 0
