@@ -19,12 +19,12 @@ from stanbhm.datasets import retail, retail_formula
 
 @pytest.mark.slow
 def test_a_new_store_borrows_strength_from_the_others() -> None:
-    # 60 days of the 36 old stores and 2 x (300 + 200) iterations, a sixth of the work of
-    # 120 days and 2 x (500 + 300) (half the rows, 5/8 of the iterations, half the leapfrog
-    # steps each), pass at least as often: over data seeds 1-10 the hierarchical error was
-    # 0.06-0.09 and its ratio to the own week's 0.26-0.55 (at 120 days 0.07-0.12 and
-    # 0.32-0.73, seed 2 failing). Seed 5 is that sweep's median (0.38-0.40 over fit seeds;
-    # seed 8, used at 120 days, gives 0.55-0.58 at 60).
+    # 60 days of the 36 old stores and 2 x (300 + 200) iterations halve the pooled fit's
+    # CPU against 120 days and 2 x (500 + 300) (its first warmup iterations, at tree depth
+    # up to 10, cost the same), and the test passes at least as often: over data seeds
+    # 1-10 the hierarchical error was 0.06-0.09 and its ratio to the own week's 0.26-0.55
+    # (at 120 days 0.07-0.12 and 0.32-0.73, seed 2 failing). Seed 5 is that sweep's
+    # median (0.38-0.40 over fit seeds; seed 8, used at 120 days, gives 0.55-0.58 at 60).
     df, truth = retail(seed=5, stores=40, days=60, features=6, short_stores=4,
                        closed_share=0.0)
     new = [f"s{j}" for j in range(36, 40)]
