@@ -36,6 +36,10 @@ from .arrays import small_pages
 __all__ = ["data_file", "write_data"]
 
 
+#: How every part of a data file is encoded: numpy arrays as JSON arrays.
+ENCODING = orjson.OPT_SERIALIZE_NUMPY
+
+
 def _encodable(value: Any) -> Any:
     """`value` as orjson writes it for CmdStan, or None when it cannot (non-finite)."""
     if isinstance(value, bool | np.bool_):
@@ -72,7 +76,7 @@ def _write_data(target: Path, data: Mapping[str, Any]) -> Path:
         large = [name for name, v in encoded.items()
                  if isinstance(v, np.ndarray) and v.size >= HALVED_NUMBERS and len(v) > 1]
         if not large or not hasattr(os, "fork") or not sys.platform.startswith("linux"):
-            return atomic.write(target, orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
+            return atomic.write(target, orjson.dumps(encoded, option=ENCODING))
         with atomic.replacing(target) as scratch:
             _write_in_halves(scratch, encoded, large)
         return target
@@ -92,7 +96,6 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
     array (its rows from the middle on) encoded by a forked child into a side file
     meanwhile. Should the child fail or not finish in time, its halves are encoded
     here."""
-    option = orjson.OPT_SERIALIZE_NUMPY
     sides = [path.with_name(f"{path.name}.{i}.half") for i in range(len(large))]
     second = [encoded[name][len(encoded[name]) // 2:] for name in large]
     pid = os.fork()
@@ -104,12 +107,12 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
         finally:
             os._exit(status)
     try:
-        first = [orjson.dumps(encoded[name][:len(encoded[name]) // 2], option=option)
+        first = [orjson.dumps(encoded[name][:len(encoded[name]) // 2], option=ENCODING)
                  for name in large]
         if not _child_done(pid, HALVES_WAIT):
             _write_halves(sides, second)
         marks = {name: f"stanbhm-half-{uuid.uuid4().hex}" for name in large}
-        rest = orjson.dumps({k: marks.get(k, v) for k, v in encoded.items()}, option=option)
+        rest = orjson.dumps({k: marks.get(k, v) for k, v in encoded.items()}, option=ENCODING)
         with open(path, "wb") as out:
             for name, head, side in zip(large, first, sides, strict=True):
                 before, rest = rest.split(f'"{marks[name]}"'.encode(), 1)
@@ -134,7 +137,7 @@ def _write_in_halves(path: Path, encoded: dict[str, Any], large: list[str]) -> N
 def _write_halves(sides: list[Path], halves: list[np.ndarray]) -> None:
     """Each half's encoding into its side file (the child's work, or the fallback's)."""
     for side, half in zip(sides, halves, strict=True):
-        side.write_bytes(orjson.dumps(half, option=orjson.OPT_SERIALIZE_NUMPY))
+        side.write_bytes(orjson.dumps(half, option=ENCODING))
 
 
 def _child_done(pid: int, wait: float) -> bool:
