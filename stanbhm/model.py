@@ -75,12 +75,14 @@ class Model:
         effects: Any = "auto",
         scale_b: Any = "auto",
         initial_metric: Any = "auto",
+        quadrature_points: Any = 7,
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,
                                threads=threads, opencl=opencl, log_lik=log_lik,
                                y_rep=y_rep, grainsize=grainsize, effects=effects,
-                               scale_b=scale_b, initial_metric=initial_metric)
+                               scale_b=scale_b, initial_metric=initial_metric,
+                               quadrature_points=quadrature_points)
         with small_pages(), one_blas_thread():  # see there: each saves seconds at scale
             self.spec: ModelSpec = build_spec(self.formula, data, family, priors, link=link)
             self.plan: Plan = make_plan(self.spec, self.options)
@@ -143,7 +145,8 @@ class Model:
         """(cpp_options, stanc_options) the program is compiled with: the program's own,
         stanc's optimization (`toolchain.OPTIMIZED`), plus the OpenCL device's when
         ``opencl`` chose one."""
-        cpp, stanc = dict(self.program.cpp_options), dict(toolchain.OPTIMIZED)
+        cpp = dict(self.program.cpp_options)
+        stanc = {**toolchain.OPTIMIZED, **self.program.stanc_options}
         if self.device is not None:
             device_cpp, device_stanc = opencl_devices.build_options()
             cpp.update(device_cpp)

@@ -59,6 +59,7 @@ class Options:
     effects: Any = "auto"
     scale_b: Any = "auto"
     initial_metric: Any = "auto"
+    quadrature_points: Any = 7  # nodes per level of a term integrated out by quadrature
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,8 +198,20 @@ class Plan:
 
     @property
     def cpp_options(self) -> dict[str, Any]:
-        """Compiler flags: threads let CmdStanPy run all chains in one process."""
-        return {"STAN_THREADS": True}
+        """Compiler flags: threads let CmdStanPy run all chains in one process; a marginal
+        kind's C++ (`marginals.Kind.cpp_header`) is compiled with the program."""
+        header = self.cpp_header
+        return {"STAN_THREADS": True, **({"USER_HEADER": str(header)} if header else {})}
+
+    @property
+    def stanc_options(self) -> dict[str, Any]:
+        """stanc's flags: the functions a kind's C++ defines are declared without a body."""
+        return {"allow-undefined": True} if self.cpp_header else {}
+
+    @property
+    def cpp_header(self):
+        m = self.likelihood.marginal
+        return None if m is None else m.kind.cpp_header
 
     def data(self) -> dict[str, Any]:
         """The data dictionary, derived from the parts."""

@@ -116,6 +116,10 @@ def validate(options: Options, spec: ModelSpec) -> None:
     if not isinstance(options.scale_b, str) or options.scale_b not in ("auto", "never"):
         raise PlanError(f"scale_b={options.scale_b!r}: use 'auto' (each coefficient sampled in "
                         "units of its approximate posterior sd) or 'never'")
+    points = options.quadrature_points
+    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 100:
+        raise PlanError(f"quadrature_points={points!r}: use a number of nodes per level "
+                        "from 1 (Laplace's approximation) to 100")
     metric = options.initial_metric
     if not isinstance(metric, str) or metric not in ("auto", "unit"):
         raise PlanError(f"initial_metric={metric!r}: use 'auto' (warmup starts "
@@ -175,7 +179,8 @@ def default_passes(spec: ModelSpec, options: Options,
     statistics) read `rows`, one analysis of the rows of the plan they start from, so
     that its design is built once for all three; without it each pass analyses the plan
     it is given. No pass holds another: each is given what it reads."""
-    passes: list[Pass | Steps] = [Marginalize(options.rewrites, options.parameterization)]
+    passes: list[Pass | Steps] = [Marginalize(options.rewrites, options.parameterization,
+                                              options.quadrature_points)]
     passes += [Parameterize(g.term_name, options.parameterization) for g in spec.groups]
     passes.append(Fold(options.rewrites))
     # (coefficient, header label, effect name) of each population coefficient

@@ -40,5 +40,6 @@ class Program:
     data: dict[str, Any]
     schema: OutputSchema
     cpp_options: dict[str, Any] = field(default_factory=dict)
+    stanc_options: dict[str, Any] = field(default_factory=dict)
     #: entries that replace `data`'s when the program samples the prior alone
     prior_data: dict[str, Any] = field(default_factory=dict)

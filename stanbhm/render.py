@@ -97,4 +97,5 @@ def schema(plan: Plan) -> OutputSchema:
 def render(plan: Plan) -> Program:
     """The program, its data dictionary and its output schema."""
     return Program(code=render_code(plan), data=plan.data(), schema=schema(plan),
-                   cpp_options=plan.cpp_options, prior_data=plan.prior_data())
+                   cpp_options=plan.cpp_options, stanc_options=plan.stanc_options,
+                   prior_data=plan.prior_data())

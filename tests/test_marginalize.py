@@ -85,7 +85,7 @@ def test_a_named_term_is_integrated_out_even_with_a_parameterization() -> None:
     ({"k": "marginalize"}, PlanError, "rewrites given for 'k', which is not a group term of "
      "this model (group terms: g, g_x)"),
     ({"g": "centered"}, PlanError, "rewrites['g'] = 'centered' is not one of auto, "
-     "marginalize, gamma_poisson, beta_binomial, laplace, none"),
+     "marginalize, gamma_poisson, beta_binomial, laplace, quadrature, none"),
     ({"g_x": "marginalize"}, PlanError, "rewrites['g_x'] = 'marginalize': it has slopes; only "
      "a group intercept, (1 | factor), is integrated out"),
     ({"g": "laplace"}, PlanError, "rewrites['g'] = 'laplace': a gaussian outcome's effects "

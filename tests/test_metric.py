@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_render import ALL, GOLDEN, _stanc, build
+from test_render import ALL, GOLDEN, _flags, _stanc, build
 
 import stanbhm as sb
 from stanbhm.datasets import election, election_formula
@@ -22,7 +22,8 @@ def test_the_guess_names_every_parameter_in_the_programs_order(name, cmdstan,
     (the sizes are checked by CmdStan itself in every sampling test: a metric of the
     wrong length is refused)."""
     model = build(name, eight_schools_df)
-    info = json.loads(_stanc(cmdstan, "--info", str(GOLDEN / f"{name}.stan")).stdout)
+    info = json.loads(_stanc(cmdstan, *_flags(name), "--info",
+                             str(GOLDEN / f"{name}.stan")).stdout)
     assert model.initial_metric.names == tuple(info["parameters"])
     assert np.all(np.isfinite(model.initial_metric.vector))
     assert np.all(model.initial_metric.vector > 0)

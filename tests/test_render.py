@@ -194,6 +194,11 @@ CASES: dict[str, Case] = {
                                 rewrites={"h": "gamma_poisson"}),
     "laplace_binomial": Case("ys_missing | trials(n) ~ x + (1 | g)", family="binomial",
                              rewrites={"g": "laplace"}),
+    "quadrature_binomial_missing": Case("ys_missing | trials(n) ~ x + (1 | g)",
+                                        family="binomial", rewrites={"g": "quadrature"}),
+    "quadrature_negbinomial": Case("yc ~ x + (1 | g)", family="negbinomial",
+                                   rewrites={"g": "quadrature"},
+                                   options={"quadrature_points": 5}),
     "statistics_covariate_in_term": Case("y_missing ~ z + offset(x) + (1 + x | g)",
                                          parameterization="noncentered"),
     "joint_marginal_crossed": Case("y_missing ~ x + (1 | g) + (1 + x | h)",
@@ -304,11 +309,11 @@ def test_golden_program(name):
 def test_golden_program_passes_stanc_and_is_formatted(name, cmdstan, tmp_path):
     src = GOLDEN / f"{name}.stan"
     stanc = str(cmdstan / "bin" / "stanc")
-    proc = subprocess.run([stanc, f"--o={tmp_path / 'm.hpp'}", str(src)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run([stanc, *_flags(name), f"--o={tmp_path / 'm.hpp'}", str(src)],
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    fmt = subprocess.run([stanc, "--auto-format", str(src)], capture_output=True, text=True,
-                         check=True)
+    fmt = subprocess.run([stanc, *_flags(name), "--auto-format", str(src)],
+                         capture_output=True, text=True, check=True)
     assert fmt.stdout.rstrip("\n") == src.read_text().rstrip("\n")
 
 
@@ -374,6 +379,12 @@ DECLARATION = re.compile(
     r"^\s*(int|real|vector|row_vector|matrix|array|corr_matrix|cholesky_factor_corr)\b.*;")
 
 
+def _flags(name: str) -> list[str]:
+    """stanc's flags for the program of CASES[name] as its model compiles it: functions
+    defined in C++ compiled with it (a quadrature marginal) are declared without a body."""
+    return [f"--{key}" for key in CASES[name].model().program.stanc_options]
+
+
 def _stanc(cmdstan: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(cmdstan / "bin" / "stanc"), *args], capture_output=True,
                           text=True, check=False)
@@ -384,7 +395,8 @@ def test_data_block_and_outputs_match_the_parts(name, cmdstan):
     import json
 
     model = CASES[name].model()
-    info = json.loads(_stanc(cmdstan, "--info", str(GOLDEN / f"{name}.stan")).stdout)
+    info = json.loads(_stanc(cmdstan, *_flags(name), "--info",
+                             str(GOLDEN / f"{name}.stan")).stdout)
     assert set(info["inputs"]) == set(model.stan_data())
     schema = model.program.schema
     for block in ("parameters", "transformed parameters", "generated quantities"):
@@ -397,7 +409,7 @@ def test_data_block_and_outputs_match_the_parts(name, cmdstan):
 
 @pytest.mark.parametrize("name", ALL)
 def test_pedantic_mode_only_says_what_is_allowed(name, cmdstan, tmp_path):
-    proc = _stanc(cmdstan, "--warn-pedantic", f"--o={tmp_path / 'm.hpp'}",
+    proc = _stanc(cmdstan, *_flags(name), "--warn-pedantic", f"--o={tmp_path / 'm.hpp'}",
                   str(GOLDEN / f"{name}.stan"))
     assert proc.returncode == 0, proc.stderr
     code = (GOLDEN / f"{name}.stan").read_text()

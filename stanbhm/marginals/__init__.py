@@ -10,11 +10,12 @@ from .beta import BETA
 from .gamma import GAMMA
 from .laplace import LAPLACE
 from .normal import NORMAL
+from .quadrature import QUADRATURE
 
 __all__ = ["KINDS", "Kind", "Marginal", "by_rewrite", "reserved_names"]
 
 #: Every kind, the exact ones first.
-KINDS: tuple[Kind, ...] = (NORMAL, GAMMA, BETA, LAPLACE)
+KINDS: tuple[Kind, ...] = (NORMAL, GAMMA, BETA, LAPLACE, QUADRATURE)
 
 
 def by_rewrite() -> dict[str, Kind]:

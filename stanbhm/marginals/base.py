@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,12 @@ class Kind:
     prefixes: tuple[str, ...] = ()
     #: it integrates the effects out of weighted rows (`weights(w)`) too
     weighted: bool = False
+    #: it reads each level's rows as one run, so the fitted rows come sorted by level
+    needs_sorted_rows: bool = False
+    #: it integrates with ``quadrature_points`` nodes per level (`Marginal.points`)
+    takes_points: bool = False
+    #: C++ compiled with its programs (CmdStan's USER_HEADER), or None
+    cpp_header: Path | None = None
 
     @property
     def template(self) -> str:
@@ -125,6 +132,7 @@ class Marginal:
     #: weighted rows (`weights(w)`, a kind that takes them): per level, the fitted rows'
     #: weights summed (with known standard errors `precision` is then sum w / se^2)
     level_weights: np.ndarray | None = None
+    points: int | None = None  # quadrature nodes per level (a kind that `takes_points`)
 
     @property
     def weighted(self) -> bool:

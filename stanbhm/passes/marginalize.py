@@ -30,6 +30,7 @@ from ..rewrites import term_choice
 from ..strategies import MarginalRows
 from .base import Decision, InSteps
 from .parameterization import choice_for
+from .threads import by_level
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -73,6 +74,7 @@ class Marginalize(InSteps):
 
     rewrites: Any
     parameterization: Any
+    quadrature_points: int = 7
 
     def candidates(self, spec: ModelSpec) -> tuple[dict[str, Kind], str]:
         """Terms that may be integrated out with their kind, and why none may when there
@@ -169,6 +171,7 @@ class Marginalize(InSteps):
         marginal = Marginal(kind=kind, ident=group.ident, name=group.name, index=index,
                             counts=np.bincount(index, minlength=group.n_levels),
                             precision=precision, level_weights=level_weights,
+                            points=self.quadrature_points if kind.takes_points else None,
                             **kind.summaries(index, group.n_levels, lik.y, trials))
         changes: dict[str, Any] = {"marginal_kind": kind}
         if kind.spread_prior is not None:
@@ -182,4 +185,5 @@ class Marginalize(InSteps):
         groups = tuple(dataclasses.replace(g, **changes) if g is group else g
                        for g in plan.groups)
         likelihood = lik.with_strategy(MarginalRows(marginal))
-        return dataclasses.replace(plan, groups=groups, likelihood=likelihood)
+        plan = dataclasses.replace(plan, groups=groups, likelihood=likelihood)
+        return by_level(plan) if kind.needs_sorted_rows else plan

@@ -147,10 +147,13 @@ def program_text(code: str) -> str:
 
 
 def cache_key(code: str, cpp: dict[str, Any], stanc: dict[str, Any], toolchain: Path) -> str:
-    """Hash of everything that can change the executable (comments cannot)."""
+    """Hash of everything that can change the executable (comments cannot), the C++
+    compiled with the program (USER_HEADER) included."""
+    header = cpp.get("USER_HEADER")
     payload = json.dumps(
         {
             "code": program_text(code),
+            **({"user_header": Path(header).read_text()} if header else {}),
             "cpp_options": cpp,
             "stanc_options": stanc,
             "toolchain": str(toolchain),

@@ -24,7 +24,10 @@ after ``lme4_limit`` seconds is stopped, and its row shows the limit as a lower 
 side by side, every combination (e.g. ``scale_b=auto,never``: coefficients sampled in
 units of their approximate posterior sd, or plainly; ``initial_metric=auto,unit``: warmup
 started from the guessed metric or CmdStan's unit one); a row is named by the settings
-that differ from the default, e.g. ``stanbhm, initial_metric=unit``.
+that differ from the default, e.g. ``stanbhm, initial_metric=unit``;
+``respondent=auto,quadrature`` fits the model also with the respondents' effects
+integrated out by adaptive quadrature, ``quadrature_points`` nodes per respondent (an
+approximation: compare its sd respondent with the exact fit's in the same table).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "families": "gaussian,bernoulli", "warmup": 1000,
                                "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
                                "lme4_limit": 3600.0, "scale_b": "auto",
-                               "initial_metric": "auto"}
+                               "initial_metric": "auto", "respondent": "auto",
+                               "quadrature_points": 7}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
@@ -206,7 +210,8 @@ def run(bench: Run, options: dict[str, object]) -> None:
 
 
 #: The model options the suite can fit side by side, and the settings each takes.
-VARIANTS = {"scale_b": ("auto", "never"), "initial_metric": ("auto", "unit")}
+VARIANTS = {"scale_b": ("auto", "never"), "initial_metric": ("auto", "unit"),
+            "respondent": ("auto", "quadrature")}
 
 
 def variants(options: dict[str, object]) -> list[dict[str, str]]:
@@ -227,8 +232,13 @@ def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chai
     """One stanbhm fit of the election model (`setting`: its `VARIANTS` options) and what
     its row reports."""
     start = time.perf_counter()
+    kwargs: dict[str, Any] = dict(setting)
+    respondent = kwargs.pop("respondent", "auto")
+    if respondent != "auto":  # the respondents' effects integrated out by name
+        kwargs.update(rewrites={"respondent": respondent},
+                      quadrature_points=int(options["quadrature_points"]))
     model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
-                  threads=threads, **setting)
+                  threads=threads, **kwargs)
     model.stan_data()
     build = time.perf_counter() - start
     start = time.perf_counter()

@@ -34,6 +34,10 @@
    (the high-water mark reset once the DataFrame exists, so the generator's own peak
    is left out) against the DataFrame's size; and, in a second table, each pass's
    seconds.
+8. ``quadrature``: the election-like bernoulli model at `quadrature_rows` rows with
+   the respondents' effects sampled, and integrated out by adaptive quadrature
+   (`marginals.quadrature`) with 7 nodes and with 1 (Laplace's approximation): time per
+   gradient on one thread and the parameters the sampler moves.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import resource
 import tempfile
 import time
 
+import numpy as np
 from cmdstanpy.utils import write_stan_json
 
 from ... import toolchain
@@ -53,13 +58,15 @@ from ...model import Model
 from ..harness import Ratio, Run, Target, run_sections
 from ..measure import gradient_ms, iterations_for, model_gradient_ms
 
-DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,block,data",
+DEFAULTS: dict[str, object] = {"sections": "predictor,retail,marginal,counts,block,data,"
+                                           "quadrature",
                                "rows": 100_000,
                                "stores": 200, "days": 365, "full": False, "threads": "1,2",
                                "marginal_rows": 300_000,
-                               "build_rows": "300000,1000000,3000000"}
+                               "build_rows": "300000,1000000,3000000",
+                               "quadrature_rows": 300_000}
 QUICK: dict[str, object] = {"rows": 10_000, "stores": 20, "days": 60, "marginal_rows": 6000,
-                            "build_rows": "3000"}
+                            "build_rows": "3000", "quadrature_rows": 6000}
 
 HAND_WRITTEN = """\
 data {
@@ -328,9 +335,35 @@ def model_builds(bench: Run, options: dict[str, object]) -> None:
         gc.collect()
 
 
+def quadrature_gradients(bench: Run, options: dict[str, object]) -> None:
+    rows = int(options["quadrature_rows"])
+    df, _ = election(seed=1, rows=rows, family="bernoulli")
+    levels = df["respondent"].nunique()
+    table = bench.table(
+        "quadrature", f"election-like bernoulli model, N = {rows}, {levels} respondents: "
+        "their effects sampled, or integrated out by adaptive quadrature (one thread); a "
+        "gradient of fewer parameters costs more, and the sampler needs fewer of them",
+        {"program": "program", "parameters": "parameters", "grad_ms": "ms per gradient",
+         "passes": "passes"},
+        ratios=[Ratio("x effects sampled", "grad_ms", "effects sampled")])
+    iterations = iterations_for(rows, low=3, high=40)
+    for label, extra in (("effects sampled", {}),
+                         ("quadrature, Q = 7", {"rewrites": {"respondent": "quadrature"}}),
+                         ("quadrature, Q = 1 (Laplace)", {"rewrites": {"respondent": "quadrature"},
+                                                          "quadrature_points": 1})):
+        # the election suite's program when the effects are sampled
+        model = Model(election_formula(), df, family="bernoulli", log_lik=False, y_rep=False,
+                      **extra)
+        sampled = sum(int(np.prod(v["dimensions"] or [1])) for v in
+                      model.compile().src_info()["parameters"].values())
+        table.add(program=label, rows=rows, parameters=sampled,
+                  grad_ms=model_gradient_ms(model, iterations),
+                  passes=decisions(model, "marginalization"))
+
+
 SECTIONS = {"predictor": predictor, "retail": retail_gradients,
             "marginal": marginal_gradients, "counts": count_cells, "block": block_products,
-            "data": data_files, "build": model_builds}
+            "data": data_files, "build": model_builds, "quadrature": quadrature_gradients}
 
 
 
