@@ -240,9 +240,12 @@ def compile_model(
                     progress(f"compiled in {time.perf_counter() - start:.0f} s")
     if hit:
         _log_hit(key)
+    # stanc's options come along for what CmdStanPy runs stanc for itself (src_info: a
+    # program whose functions are C++ needs --allow-undefined there too)
     return cmdstanpy.CmdStanModel(
         stan_file=str(final / f"{MODEL_NAME}.stan"),
         exe_file=str(exe),
+        stanc_options=stanc or None,
     )
 
 

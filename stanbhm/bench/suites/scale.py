@@ -48,7 +48,6 @@ import resource
 import tempfile
 import time
 
-import numpy as np
 from cmdstanpy.utils import write_stan_json
 
 from ... import toolchain
@@ -354,9 +353,8 @@ def quadrature_gradients(bench: Run, options: dict[str, object]) -> None:
         # the election suite's program when the effects are sampled
         model = Model(election_formula(), df, family="bernoulli", log_lik=False, y_rep=False,
                       **extra)
-        sampled = sum(int(np.prod(v["dimensions"] or [1])) for v in
-                      model.compile().src_info()["parameters"].values())
-        table.add(program=label, rows=rows, parameters=sampled,
+        # the guessed metric has one entry per coordinate the sampler moves
+        table.add(program=label, rows=rows, parameters=len(model.initial_metric.vector),
                   grad_ms=model_gradient_ms(model, iterations),
                   passes=decisions(model, "marginalization"))
 
