@@ -34,7 +34,7 @@ import pytest
 
 from stanbhm import toolchain
 from stanbhm.datasets import eight_schools
-from stanbhm.toolchain.cache import COMPILE_LOG_ENV, TEST_BUILD_ENV
+from stanbhm.toolchain.cache import COMPILE_LOG_ENV, TEST_BUILD_ENV, TEST_BUILD_LEVEL_ENV
 
 TESTS = Path(__file__).resolve().parent
 STAN_DIR = TESTS / "stan"
@@ -54,10 +54,28 @@ def user_build() -> Iterator[None]:
             os.environ[TEST_BUILD_ENV] = saved
 
 
+@contextlib.contextmanager
+def unoptimized_build() -> Iterator[None]:
+    """Compile the test build at -O0 inside the block."""
+    saved = os.environ.get(TEST_BUILD_LEVEL_ENV)
+    os.environ[TEST_BUILD_LEVEL_ENV] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(TEST_BUILD_LEVEL_ENV, None)
+        else:
+            os.environ[TEST_BUILD_LEVEL_ENV] = saved
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "user_build: compile this test's programs (its fixtures' too) exactly as "
                    "users do, not with the test build")
+    config.addinivalue_line(
+        "markers", "log_density: the test compares log densities at a few points and samples "
+                   "little, so its programs compile at -O0 (half of clang's -O1 compile; "
+                   "sampling about 20x slower)")
     if not hasattr(config, "workerinput") and not os.environ.get(COMPILE_LOG_ENV):
         # set before pytest-xdist starts its workers, which inherit it
         folder = tempfile.mkdtemp(prefix="stanbhm-compiles-")
@@ -75,11 +93,15 @@ def pytest_unconfigure(config) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A ``user_build`` test's setup (its module and session fixtures included), call and
-    teardown run without the test build."""
-    if item.get_closest_marker("user_build") is None:
-        yield
-        return
-    with user_build():
+    teardown run without the test build; a ``log_density`` test's with the test build at
+    -O0."""
+    if item.get_closest_marker("user_build") is not None:
+        with user_build():
+            yield
+    elif item.get_closest_marker("log_density") is not None:
+        with unoptimized_build():
+            yield
+    else:
         yield
 
 

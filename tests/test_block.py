@@ -73,6 +73,7 @@ def test_slices_and_rewritten_likelihoods_keep_their_own_products() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.log_density
 def test_block_products_keep_the_log_density(case) -> None:
     gathers, block = model(case, block=False), model(case, block=True)
     assert "csr_matrix_times_vector" in block.stan_code()

@@ -112,6 +112,7 @@ def test_negative_binomial_cells_are_the_rows_density_exactly() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(COLLAPSE_CASES))
+@pytest.mark.log_density
 def test_collapse_keeps_the_log_density(case) -> None:
     formula, family, param = COLLAPSE_CASES[case]
     df = count_data()
@@ -151,6 +152,7 @@ def test_gaussian_cells_hold_the_means_and_the_sum_of_squares_within() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_gaussian_cells_keep_the_log_density() -> None:
     df = crossed_data()
     plain = sb.Model(CROSSED, df, parameterization="noncentered", rewrites="none")
@@ -205,6 +207,7 @@ def test_gaussian_cells_give_way_to_cheaper_joint_statistics() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_cells_with_an_integrated_out_intercept_keep_the_log_density() -> None:
     """Against the program that integrates g out over the rows. The outcome is moved
     back to 0: at 1e4, the short warmup finds sd_g ~ 3700 with g carrying the mean, where
@@ -311,6 +314,7 @@ def test_weighted_gaussian_cells_hold_weighted_means_and_sum_of_squares() -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_weighted_gaussian_cells_keep_the_log_density() -> None:
     df = weighted_crossed_data()
     plain = sb.Model(WEIGHTED_CROSSED, df, parameterization="noncentered", rewrites="none")

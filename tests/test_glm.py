@@ -124,6 +124,7 @@ EXACTNESS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.log_density
 def test_the_kernel_keeps_the_log_density(case) -> None:
     formula, family, param, _ = CASES[case]
     df = rows()

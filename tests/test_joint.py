@@ -138,6 +138,7 @@ def test_joint_statistics_are_skipped_with_a_reason() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["nested_missing", "crossed_marginal", "crossed_offset",
                                   "centered_slopes"])
+@pytest.mark.log_density
 def test_joint_statistics_keep_the_log_density(case) -> None:
     """The joint program and the per-row one differ by a constant at 20 posterior draws,
     whether the joint one is given the rows or not. Each per-row program is another
@@ -232,6 +233,7 @@ def test_weighted_joint_statistics_are_said() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_weighted_joint_statistics_keep_the_log_density() -> None:
     """The weighted joint statistics and the weighted rows differ by a constant at 20
     posterior draws (crossed factors, missing rows, some weights 0: a whole cell of

@@ -62,6 +62,7 @@ def test_beta_binomial_is_asked_for_by_name_and_needs_level_covariates() -> None
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_beta_binomial_reaches_the_binomial_limit_as_kappa_grows() -> None:
     """At concentration 1e18 every level's probability is its mean, so the log density
     and its gradient are the binomial's: Stan's beta_binomial lost its digits there (its
@@ -181,6 +182,7 @@ def test_beta_binomial_computes_the_linear_predictor_per_level() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_beta_binomial_per_level_is_the_beta_binomial() -> None:
     """With another factor's effects, an offset and rows without an outcome, the log
     density at 20 points is scipy's beta-binomial of each level's totals plus the priors,

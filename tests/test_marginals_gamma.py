@@ -70,6 +70,7 @@ def test_gamma_poisson_converts_its_data_once(collapsed) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("collapsed", [True, False])
+@pytest.mark.log_density
 def test_gamma_poisson_marginal_is_the_integral(collapsed, monkeypatch) -> None:
     """The program's likelihood equals, up to a constant, the product over levels of
     the integral of the poisson rows over the level's gamma multiplier (scipy quad);

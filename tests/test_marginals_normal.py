@@ -61,6 +61,7 @@ def test_marginal_weights_are_data_built_once(missing) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["sigma", "known_se", "one_row_per_level", "statistics"])
+@pytest.mark.log_density
 def test_marginal_likelihood_is_the_multivariate_normal(case) -> None:
     """The program's likelihood (its log density less the prior-only one) equals the
     joint normal density of each level's rows up to a constant, at 20 random points."""
@@ -188,6 +189,7 @@ def test_marginal_log_lik_is_per_row_or_per_level(eight_schools_df) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_marginal_log_lik_is_the_multivariate_normal_of_each_level() -> None:
     """Per level, log_lik is the joint density of the level's rows with its intercept
     integrated out, N(eta, sigma^2 I + sd^2 11'), at every draw."""

@@ -111,6 +111,7 @@ def levels_program(cmdstan):
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_each_level_is_the_integral_with_25_nodes(levels_program):
     """Q = 25: every level's log integral equals scipy's to 1e-8, for every family, at 20
     parameter points (sd from 0.1 to 1, phi from 0.5 to 20). Larger sds make the
@@ -129,6 +130,7 @@ def test_each_level_is_the_integral_with_25_nodes(levels_program):
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_fewer_nodes_approximate_and_one_node_is_laplace(levels_program):
     """Fewer nodes, more error: Q = 1, Laplace's approximation as the header says (checked
     against Laplace's formula by hand), is off by more than Q = 7, and Q = 7 by more

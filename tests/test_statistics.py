@@ -107,6 +107,7 @@ ELSEWHERE = {"correlated_centered": correlated}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(STATISTICS_CASES))
+@pytest.mark.log_density
 def test_statistics_keep_the_log_density(case) -> None:
     """The rewritten and the plain program differ by a constant at 20 posterior draws."""
     formula, param, missing = STATISTICS_CASES[case]
@@ -180,6 +181,7 @@ def test_nested_marginal_statistics_are_chosen_and_said() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("missing", [False, True])
+@pytest.mark.log_density
 def test_nested_marginal_statistics_keep_the_log_density(missing) -> None:
     """Against the program that integrates the respondents out over the rows."""
     df = nested_data(missing)
@@ -246,6 +248,7 @@ def test_weighted_statistics_are_said_and_others_still_refused() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.log_density
 def test_weighted_statistics_keep_the_log_density() -> None:
     """The weighted per-level statistics and the weighted rows (brms's form, each row's
     log density times its weight) differ by a constant at 20 posterior draws, some

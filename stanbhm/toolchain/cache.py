@@ -51,6 +51,12 @@ TEST_BUILD_ENV = "STANBHM_TEST_BUILD"
 #: most of it template instantiation, which no level changes; its sampling took 1.2x
 #: -O3's time at -O1 and 20x at -O0, so -O1 is the cheapest for a compile-and-sample test.
 TEST_BUILD_LEVEL = 1
+#: The environment variable that sets another level for the test build (0 to 3). With
+#: clang, whose precompiled header holds the template instantiations, the optimizer is
+#: most of what is left: a 150-line joint-statistics program took 11.7 s of CPU at -O0
+#: against 22.9 s at -O1. Tests that compare log densities at a few points and sample
+#: little take -O0 (the test suite's ``log_density`` marker).
+TEST_BUILD_LEVEL_ENV = "STANBHM_TEST_BUILD_LEVEL"
 #: The environment variable that names the test build's compiler (`test_build_compiler`).
 TEST_BUILD_CXX_ENV = "STANBHM_TEST_CXX"
 #: clang's names, newest first; 11 is the first version with -fpch-instantiate-templates.
@@ -72,6 +78,16 @@ def in_test_build() -> bool:
     return _is_on(os.environ.get(TEST_BUILD_ENV, ""))
 
 
+def test_build_level() -> int:
+    """The test build's -O level: ``$STANBHM_TEST_BUILD_LEVEL`` or `TEST_BUILD_LEVEL`."""
+    named = os.environ.get(TEST_BUILD_LEVEL_ENV, "").strip()
+    if not named:
+        return TEST_BUILD_LEVEL
+    if named not in ("0", "1", "2", "3"):
+        raise ToolchainError(f"{TEST_BUILD_LEVEL_ENV}={named!r}: use 0, 1, 2 or 3")
+    return int(named)
+
+
 def build_options_of_tests() -> dict[str, str]:
     """The make variables of the test build, added to a program's C++ options when
     `in_test_build`, else nothing: the optimization level, and a launcher variant folder
@@ -81,7 +97,7 @@ def build_options_of_tests() -> dict[str, str]:
     eight schools against 12 s). ``$(VARIANT)`` is expanded by the makefile."""
     if not in_test_build():
         return {}
-    level = TEST_BUILD_LEVEL
+    level = test_build_level()
     options = {"BUILD": f"$(TOOLCHAIN)/build/$(VARIANT)-O{level}", "O": str(level)}
     compiler = test_build_compiler()
     if compiler is not None:
