@@ -1,12 +1,15 @@
-"""``stanbhm bench``: the harness's ratios, targets and files, the CLI, the report, and
-every suite run end to end (slow) at the smallest size that runs all of its parts,
-checked for shape and for ratios that its own figures give, not for the numbers."""
+"""``stanbhm bench``: the harness's ratios, targets and files, the CLI, the report, the
+suites run end to end (slow) at the smallest size that runs their parts, checked for
+shape and for ratios that their own figures give, not for the numbers, and every
+recorded run in docs/bench checked the same way (the rewrites suite, whose ten programs
+cost a cold test run three minutes, is checked on its recorded runs alone)."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,8 @@ from stanbhm.bench.suites import election as election_suite
 from stanbhm.cli import main
 from stanbhm.datasets import election, election_formula
 from stanbhm.toolchain import cache as toolchain_cache
+
+DOCS_BENCH = Path(__file__).resolve().parent.parent / "docs" / "bench"
 
 
 def test_ratio_against_baseline_row_within_groups_inverted():
@@ -167,27 +172,31 @@ def _check_ratios(table: dict) -> int:
     return checked
 
 
-#: Each suite's test run: its --quick options with these ``--set`` overrides, the
-#: smallest sizes and draw budgets that still run every section and every program of the
-#: suite, its table and its targets (the harness is tested, not the numbers; users'
-#: ``--quick`` keeps its sizes). Programs recur across suites where the suites fit the
-#: same model (eight schools centered and non-centered, rewrites off: parameterization
-#: and rewrites), so the second suite finds them compiled.
+#: The suites run end to end: their --quick options with these ``--set`` overrides, the
+#: smallest sizes and draw budgets that still run their programs, their tables and their
+#: targets (the harness is tested, not the numbers; users' ``--quick`` keeps its sizes).
+#: The scale suite runs its data section (no program) and its quadrature section, whose
+#: program with the effects sampled is the election suite's; the others' programs are
+#: checked by the tests of what they measure, and their tables on the recorded runs.
 SMALL: dict[str, dict[str, str]] = {
     "toolchain": {"draws": "20"},
     "parameterization": {"cases": "eight_schools", "draws": "100"},
-    "rewrites": {"sizes": "500,1000", "groups": "25", "plain_rows": "1000",
-                 "bernoulli_rows": "2000", "schools_draws": "100", "election_rows": "600"},
-    "scale": {"rows": "2000", "stores": "4", "days": "30", "marginal_rows": "600"},
+    "scale": {"sections": "data,quadrature", "stores": "4", "days": "30",
+              "quadrature_rows": "600"},
     "peers": {"draws": "100"},
     "election": {"sizes": "600", "sizes_bernoulli": "600", "warmup": "100", "draws": "100"},
 }
+#: Suites checked on their recorded runs alone (`test_recorded_runs_recompute`).
+RECORDED_ONLY = ("rewrites",)
 
 
 def test_small_test_runs_are_options_of_every_suite_and_smaller_than_quick():
-    """Every suite has a test run, whose overrides are options of its own (a renamed
-    option fails here, not after a compile), and --quick is still the users' profile."""
-    assert sorted(SMALL) == sorted(bench.SUITES)
+    """Every suite is run end to end or has a recorded run, the overrides are options of
+    the suite's own (a renamed option fails here, not after a compile), and --quick is
+    still the users' profile."""
+    assert sorted([*SMALL, *RECORDED_ONLY]) == sorted(bench.SUITES)
+    for suite in RECORDED_ONLY:
+        assert (DOCS_BENCH / f"{suite}.json").exists(), suite
     for suite, overrides in SMALL.items():
         quick, small = bench.options_for(suite, True, {}), bench.options_for(suite, True,
                                                                             overrides)
@@ -197,8 +206,27 @@ def test_small_test_runs_are_options_of_every_suite_and_smaller_than_quick():
                 assert small[key] <= quick[key], (suite, key)
 
 
+@pytest.mark.parametrize("path", sorted(DOCS_BENCH.glob("*.json")), ids=lambda p: p.stem)
+def test_recorded_runs_recompute(path):
+    """A recorded run (docs/bench, from `stanbhm bench`) reads as its schema, names its
+    suite and machine, and every ratio and target it stored follows from its figures."""
+    data = read(path)
+    assert data["suite"] in bench.SUITES and data["tables"] and data["machine"]["cores"] >= 1
+    checked = 0
+    for table in data["tables"]:
+        named = set(table["columns"]) | {r["name"] for r in table["ratios"]}
+        assert table["rows"] and {t["column"] for t in table["targets"]} <= named
+        checked += _check_ratios(table)
+        for stored in table["targets"]:
+            target = Target(**{k: stored[k] for k in ("text", "row", "column", "op",
+                                                      "threshold", "key")})
+            target.check(table["rows"])
+            assert (target.value, target.met) == (stored["value"], stored["met"]), stored
+    assert checked > 0 or data["skipped"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", bench.SUITES)
+@pytest.mark.parametrize("suite", sorted(SMALL))
 def test_suite_runs_end_to_end_and_writes_figures_and_computed_ratios(suite, tmp_path,
                                                                       monkeypatch, capsys):
     sets = [arg for key, value in SMALL[suite].items() for arg in ("--set", f"{key}={value}")]
