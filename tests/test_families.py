@@ -366,7 +366,6 @@ def _brms_params(point: dict) -> dict:
 
 
 @pytest.mark.parametrize("case", NEW, ids=_id)
-@pytest.mark.log_density
 def test_log_density_is_the_brms_forms(case):
     """Each family and link of issue 31 against brms's form of the same model
     (tests/stan/brms_families.stan, one program for all, its data switch picking the

@@ -69,7 +69,6 @@ def test_other_requests_and_priors() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["eight_schools", "rows_missing"])
-@pytest.mark.log_density
 def test_folded_density_is_the_log_scale_one_at_either_sign(case, eight_schools_df) -> None:
     """At 20 posterior draws, the folded program at sd_signed = +sd and -sd and the
     log-scale program at sd differ by one constant (jacobian off: both are densities of

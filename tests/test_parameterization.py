@@ -210,7 +210,6 @@ def _log_prob(model: sb.Model, params: dict, jacobian: bool) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.log_density
 def test_every_parameterization_has_the_same_log_density() -> None:
     """Centered, half-centered and per-level programs agree on log p(theta | y) up to a
     constant on the constrained scale; the non-centered one after the change of

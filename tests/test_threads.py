@@ -138,7 +138,6 @@ ELSEWHERE = {"gaussian_correlated": correlated}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.log_density
 def test_threads_keep_the_log_density(case) -> None:
     formula, family, param, glm, rewrites, size = CASES[case]
     kwargs = {"family": family, "parameterization": param, "rewrites": rewrites, "glm": glm}
