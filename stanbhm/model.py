@@ -18,6 +18,7 @@ from .arrays import one_blas_thread, small_pages
 from .datafile import data_file
 from .errors import CmdStanError
 from .formula import Formula
+from .marginals.quadrature import DEFAULT_POINTS
 from .plan import Options, Plan
 from .planner import make_plan
 from .program import Program
@@ -75,7 +76,7 @@ class Model:
         effects: Any = "auto",
         scale_b: Any = "auto",
         initial_metric: Any = "auto",
-        quadrature_points: Any = 7,
+        quadrature_points: Any = DEFAULT_POINTS,
     ) -> None:
         self.formula = formula if isinstance(formula, Formula) else Formula(formula)
         self.options = Options(parameterization=parameterization, rewrites=rewrites, glm=glm,

@@ -9,12 +9,14 @@ every module that reads a plan can import it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .declarations import Declaration
 from .errors import PlanError
 from .families import Family
 from .likelihood import Likelihood
+from .marginals.quadrature import DEFAULT_POINTS
 from .parts import AuxPart, Call, FixedPart, GroupPart, OffsetPart, Part, PredictionPart, Rows
 from .priors import PriorStatement
 from .strategies import CELL_ROWS
@@ -59,7 +61,7 @@ class Options:
     effects: Any = "auto"
     scale_b: Any = "auto"
     initial_metric: Any = "auto"
-    quadrature_points: Any = 7  # nodes per level of a term integrated out by quadrature
+    quadrature_points: Any = DEFAULT_POINTS  # nodes per level, a term integrated out by quadrature
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,7 +211,7 @@ class Plan:
         return {"allow-undefined": True} if self.cpp_header else {}
 
     @property
-    def cpp_header(self):
+    def cpp_header(self) -> Path | None:
         m = self.likelihood.marginal
         return None if m is None else m.kind.cpp_header
 

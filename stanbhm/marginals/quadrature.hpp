@@ -180,27 +180,26 @@ struct Level {
   int a, b;  // 0-based rows [a, b)
   double sd, phi;
 
-  // f(u), f'(u), f''(u) (order 2) and f'''(u) (order 3)
+  // f(u) less the rows' terms without u (`constant`), f'(u) and, at order 2, f''(u):
+  // what the mode and the draws need
   void at(double u, int order, double* out) const {
     double s2 = sd * sd;
     double f = -0.5 * u * u / s2 - std::log(sd) - 0.5 * std::log(2 * M_PI);
-    double g = -u / s2, h = -1 / s2, t = 0;
+    double g = -u / s2, h = -1 / s2;
     for (int i = a; i < b; ++i) {
       Row r = F::row(y[i], n.empty() ? 0 : n[i], eta[i] + u, phi, order);
       f += r.l;
       g += r.d1;
       h += r.d2;
-      t += r.d3;
     }
     out[0] = f;
     out[1] = g;
     out[2] = h;
-    out[3] = t;
   }
 
   // The mode of f by Newton steps, halved while they do not raise f.
   double mode() const {
-    double u = 0, cur[4], next[4];
+    double u = 0, cur[3], next[3];
     at(u, 2, cur);
     for (int it = 0; it < 200; ++it) {
       double step = -cur[1] / cur[2];
@@ -213,7 +212,7 @@ struct Level {
       }
       u += step;
       bool done = std::fabs(step) * std::sqrt(-next[2]) < 1e-10;
-      std::copy(next, next + 4, cur);
+      std::copy(next, next + 3, cur);
       if (done)
         break;
     }
@@ -359,7 +358,7 @@ Eigen::VectorXd draw(const char* function, const std::vector<int>& y,
   boost::random::uniform_01<double> unif;
   for (int j = 0; j < n_levels; ++j) {
     Level<F> lv{y, n, eta_val.data(), start[j] - 1, start[j + 1] - 1, sd, phi};
-    double m = lv.mode(), at_m[4], lo[4], hi[4];
+    double m = lv.mode(), at_m[3], lo[3], hi[3];
     lv.at(m, 2, at_m);
     double s = 1 / std::sqrt(-at_m[2]);
     double u_lo = m - s, u_hi = m + s;
@@ -387,7 +386,7 @@ Eigen::VectorXd draw(const char* function, const std::vector<int>& y,
         u = u_lo - e;
         env = lo[0] - lo[1] * e;
       }
-      double at_u[4];
+      double at_u[3];
       lv.at(u, 1, at_u);
       if (std::log(unif(rng)) <= at_u[0] - env) {
         out(j) = u;

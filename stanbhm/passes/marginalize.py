@@ -74,7 +74,7 @@ class Marginalize(InSteps):
 
     rewrites: Any
     parameterization: Any
-    quadrature_points: int = 7
+    quadrature_points: int
 
     def candidates(self, spec: ModelSpec) -> tuple[dict[str, Kind], str]:
         """Terms that may be integrated out with their kind, and why none may when there

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ...datasets import election, election_formula
+from ...marginals.quadrature import DEFAULT_POINTS
 from ...model import Model
 from ..harness import Ratio, Run, Target
 from ..measure import fit_figures, levers, seconds_to_ess
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
                                "lme4_limit": 3600.0, "scale_b": "auto",
                                "initial_metric": "auto", "respondent": "auto",
-                               "quadrature_points": 7}
+                               "quadrature_points": DEFAULT_POINTS}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
