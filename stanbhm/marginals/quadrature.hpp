@@ -15,8 +15,11 @@
 //
 // where l is the row's log density. f_j is concave in u for every family served
 // here (bernoulli and binomial with the logit link, poisson and negative binomial
-// with the log link), so it has one mode. Damped Newton steps find the mode m_j;
-// s_j = 1 / sqrt(-f_j''(m_j)). With the Q Gauss-Hermite nodes x_k and weights w_k
+// with the log link), so it has one mode. Halley's steps on f_j' (Newton's corrected
+// by f_j'''), kept inside the interval the signs of f_j' bracket, find the mode m_j from
+// the derivatives alone (one exp per row and step, no logarithm);
+// s_j = 1 / sqrt(-f_j''(m_j)). The nodes reuse each row's exp(eta_i + m_j): at node k
+// it is that times exp(z_jk - m_j). With the Q Gauss-Hermite nodes x_k and weights w_k
 // (for exp(-x^2)), z_jk = m_j + sqrt(2) s_j x_k and
 //
 //   L_j ~= log(sqrt(2) s_j) + log sum_k w_k exp(x_k^2 + f_j(z_jk)),
@@ -50,37 +53,46 @@ struct Row {
   double l, d1, d2, d3, p0, p1, p2;
 };
 
-// Each family: row(y, n, eta, phi, order) with n the trials (binomial) and phi the
-// shape (negative binomial), arguments a family does not have ignored; constant(y, n,
-// phi), the terms of the log density without eta, and constant_phi, their derivative
-// in phi, evaluated once per row instead of once per node.
-// log p and p = inv_logit(eta) from one exp: log p = -log1p(exp(-eta)).
-inline void logistic(double eta, double& log_p, double& log_q, double& p) {
-  double e = std::exp(-std::fabs(eta)), l = std::log1p(e);
-  if (eta >= 0) {
-    log_p = -l;
-    log_q = -eta - l;
-    p = 1 / (1 + e);
-  } else {
-    log_p = eta - l;
-    log_q = -l;
-    p = e / (1 + e);
+// Each family: row(y, n, x, e, phi, value, order) at the linear predictor x with
+// e = exp(x), with n the trials (binomial) and phi the shape (negative binomial),
+// arguments a family does not have ignored. e comes in from the caller because the
+// nodes of a level are its mode's e times one factor per node, a product instead of an
+// exp per row and node; e may be 0 or inf where exp(x) under- or overflows, and every
+// formula below is written to stay finite there. l and p0 are computed only when
+// `value` is set (the Newton steps need only the derivatives); d2, d3 and p2 from
+// `order` 2 and 3. constant(y, n, phi) holds the terms of the log density without eta
+// and constant_phi their derivative in phi, evaluated once per row, not per node.
+
+// p = e / (1 + e), q = 1 - p and log(1 + e), each without cancellation or overflow
+struct Logistic {
+  double p, q, log1p_e;
+  bool big;
+  explicit Logistic(double e, bool value) : big(e > 1) {
+    double r = big ? 1 / e : e;  // r <= 1
+    double near = 1 / (1 + r), far = r * near;
+    p = big ? near : far;
+    q = big ? far : near;
+    // log(1 + e) = log(e) + log(1 + 1 / e) when e > 1; the x part is added by the
+    // caller. log, not log1p: the row's log density is summed into f, so its absolute
+    // error is what counts, and log(1 + r) for r <= 1 is within 2.3e-16 of it.
+    log1p_e = value ? std::log(1 + r) : 0;
   }
-}
+};
 
 struct BernoulliLogit {
   static double constant(int, int, double) { return 0; }
   static double constant_phi(int, double) { return 0; }
-  static Row row(int y, int, double eta, double, int order) {
+  static Row row(int y, int, double x, double e, double, bool value, int order) {
     Row r{};
-    double log_p, log_q, p;
-    logistic(eta, log_p, log_q, p);
-    r.l = y ? log_p : log_q;
-    r.d1 = y - p;
+    Logistic s(e, value);
+    // y x - log(1 + e), and log(1 + e) = x + log1p(1 / e) when e > 1
+    if (value)
+      r.l = s.big ? (y - 1) * x - s.log1p_e : y * x - s.log1p_e;
+    r.d1 = y - s.p;
     if (order > 1) {
-      double v = p * (1 - p);
+      double v = s.p * s.q;
       r.d2 = -v;
-      r.d3 = -v * (1 - 2 * p);
+      r.d3 = -v * (s.q - s.p);
     }
     return r;
   }
@@ -89,17 +101,17 @@ struct BernoulliLogit {
 struct BinomialLogit {
   static double constant(int y, int n, double) { return stan::math::binomial_coefficient_log(n, y); }
   static double constant_phi(int, double) { return 0; }
-  static Row row(int y, int n, double eta, double, int order) {
+  static Row row(int y, int n, double x, double e, double, bool value, int order) {
     Row r{};
-    double log_p, log_q, p;
-    logistic(eta, log_p, log_q, p);
-    // y log p + (n - y) log(1 - p), and lchoose(n, y) in `constant`
-    r.l = y * log_p + (n - y) * log_q;
-    r.d1 = y - n * p;
+    Logistic s(e, value);
+    // y x - n log(1 + e), and lchoose(n, y) in `constant`
+    if (value)
+      r.l = s.big ? (y - n) * x - n * s.log1p_e : y * x - n * s.log1p_e;
+    r.d1 = y - n * s.p;
     if (order > 1) {
-      double v = n * p * (1 - p);
+      double v = n * s.p * s.q;
       r.d2 = -v;
-      r.d3 = -v * (1 - 2 * p);
+      r.d3 = -v * (s.q - s.p);
     }
     return r;
   }
@@ -108,14 +120,14 @@ struct BinomialLogit {
 struct PoissonLog {
   static double constant(int y, int, double) { return -std::lgamma(y + 1.0); }
   static double constant_phi(int, double) { return 0; }
-  static Row row(int y, int, double eta, double, int order) {
+  static Row row(int y, int, double x, double e, double, bool value, int order) {
     Row r{};
-    double mu = std::exp(eta);
-    r.l = y * eta - mu;
-    r.d1 = y - mu;
+    if (value)
+      r.l = y * x - e;
+    r.d1 = y - e;
     if (order > 1) {
-      r.d2 = -mu;
-      r.d3 = -mu;
+      r.d2 = -e;
+      r.d3 = -e;
     }
     return r;
   }
@@ -123,7 +135,7 @@ struct PoissonLog {
 
 struct NegBinomial2Log {
   // l = lgamma(y + phi) - lgamma(y + 1) - lgamma(phi) + phi log(phi)  (`constant`)
-  //     + y eta - (y + phi) log(exp(eta) + phi)
+  //     + y x - (y + phi) log(e + phi)
   static double constant(int y, int, double phi) {
     return std::lgamma(y + phi) - std::lgamma(y + 1.0) - std::lgamma(phi)
            + phi * std::log(phi);
@@ -131,25 +143,30 @@ struct NegBinomial2Log {
   static double constant_phi(int y, double phi) {
     return stan::math::digamma(y + phi) - stan::math::digamma(phi) + std::log(phi) + 1;
   }
-  static Row row(int y, int, double eta, double phi, int order) {
+  static Row row(int y, int, double x, double e, double phi, bool value, int order) {
     Row r{};
-    // log(mu + phi) without overflow for large eta: eta + log1p(phi / mu)
-    double log_mu_phi = stan::math::log_sum_exp(eta, std::log(phi));
-    double q = std::exp(eta - log_mu_phi);  // mu / (mu + phi)
+    // q = e / (e + phi) and 1 - q, from the smaller of e / phi and phi / e
+    bool big = e > phi;
+    double ratio = big ? phi / e : e / phi;
+    double near = 1 / (1 + ratio), far = ratio * near;
+    double q = big ? near : far, one_q = big ? far : near;
     double yp = y + phi;
-    r.l = y * eta - yp * log_mu_phi;
     r.d1 = y - yp * q;
-    double one_q = 1 - q;  // phi / (mu + phi)
-    r.p0 = -log_mu_phi - yp / phi * one_q;
     // d1 = y - (y + phi) q and dq/dphi = -q (1 - q) / phi
     r.p1 = -q + yp * q * one_q / phi;
+    if (value) {
+      // log(e + phi) = log(max) + log1p(min / max)
+      double log_e_phi = (big ? x : std::log(phi)) + std::log(1 + ratio);
+      r.l = y * x - yp * log_e_phi;
+      r.p0 = -log_e_phi - yp / phi * one_q;
+    }
     if (order > 1) {
       // d2 = -(y + phi) q (1 - q), d3 = -(y + phi) q (1 - q) (1 - 2 q)
       double v = yp * q * one_q;
       r.d2 = -v;
-      r.d3 = -v * (1 - 2 * q);
+      r.d3 = -v * (one_q - q);
       // dd2/dphi = -q (1 - q) - (y + phi) (1 - 2 q) dq/dphi
-      r.p2 = -q * one_q + yp * (1 - 2 * q) * q * one_q / phi;
+      r.p2 = -q * one_q + yp * (one_q - q) * q * one_q / phi;
     }
     return r;
   }
@@ -171,6 +188,15 @@ inline void hermite(int q, std::vector<double>& x, std::vector<double>& log_w) {
   }
 }
 
+// What the gradient needs of each row at the mode: e = exp(eta + m), d2, d3, p1, p2.
+struct AtMode {
+  std::vector<double> e, d2, d3, p1, p2;
+  void resize(int rows) {
+    for (auto* v : {&e, &d2, &d3, &p1, &p2})
+      v->resize(rows);
+  }
+};
+
 // One level's rows, in double.
 template <typename F>
 struct Level {
@@ -180,41 +206,64 @@ struct Level {
   int a, b;  // 0-based rows [a, b)
   double sd, phi;
 
-  // f(u) less the rows' terms without u (`constant`), f'(u) and, at order 2, f''(u):
-  // what the mode and the draws need
-  void at(double u, int order, double* out) const {
+  int trials(int i) const { return n.empty() ? 0 : n[i]; }
+
+  // f(u) less the rows' terms without u (`constant`) and f'(u): what the draws need
+  void at(double u, double* out) const {
     double s2 = sd * sd;
-    double f = -0.5 * u * u / s2 - std::log(sd) - 0.5 * std::log(2 * M_PI);
-    double g = -u / s2, h = -1 / s2;
+    double f = -0.5 * u * u / s2 - std::log(sd) - 0.5 * std::log(2 * M_PI), g = -u / s2;
     for (int i = a; i < b; ++i) {
-      Row r = F::row(y[i], n.empty() ? 0 : n[i], eta[i] + u, phi, order);
+      double x = eta[i] + u;
+      Row r = F::row(y[i], trials(i), x, std::exp(x), phi, true, 1);
       f += r.l;
       g += r.d1;
-      h += r.d2;
     }
     out[0] = f;
     out[1] = g;
-    out[2] = h;
   }
 
-  // The mode of f by Newton steps, halved while they do not raise f.
-  double mode() const {
-    double u = 0, cur[3], next[3];
-    at(u, 2, cur);
+  // f'(u), f''(u) and f'''(u), keeping each row's e, d2, d3, p1, p2 in `rows`: one
+  // exp per row and no logarithm
+  void slope(double u, double* out, AtMode& rows) const {
+    double s2 = sd * sd, g = -u / s2, h = -1 / s2, h_u = 0;
+    for (int i = a; i < b; ++i) {
+      int r = i - a;
+      double x = eta[i] + u, e = std::exp(x);
+      Row row = F::row(y[i], trials(i), x, e, phi, false, 3);
+      g += row.d1;
+      h += row.d2;
+      h_u += row.d3;
+      rows.e[r] = e;
+      rows.d2[r] = row.d2;
+      rows.d3[r] = row.d3;
+      rows.p1[r] = row.p1;
+      rows.p2[r] = row.p2;
+    }
+    out[0] = g;
+    out[1] = h;
+    out[2] = h_u;
+  }
+
+  // The mode of the concave f: Halley's steps on f' (Newton's, corrected by f''',
+  // which the gradient needs at the mode anyway; cubic convergence), Newton's where the
+  // correction is large, each kept inside the interval that the signs of f' seen so far
+  // bracket the mode in, and halved into it when a step leaves it. Stops where Newton's
+  // step would move u by less than 1e-10 of the curvature's scale, and returns that u
+  // with f', f'', f''' there in `out` and the rows' values there in `rows`. Only
+  // derivatives are evaluated, never f.
+  double mode(double* out, AtMode& rows) const {
+    rows.resize(b - a);
+    double u = 0, lo = -INFINITY, hi = INFINITY;
     for (int it = 0; it < 200; ++it) {
-      double step = -cur[1] / cur[2];
-      int halvings = 0;
-      at(u + step, 2, next);
-      while (!(next[0] >= cur[0]) && halvings < 60) {
-        step /= 2;
-        ++halvings;
-        at(u + step, 2, next);
-      }
-      u += step;
-      bool done = std::fabs(step) * std::sqrt(-next[2]) < 1e-10;
-      std::copy(next, next + 3, cur);
-      if (done)
+      slope(u, out, rows);
+      double g = out[0], h = out[1], newton = -g / h;
+      if (!(std::fabs(newton) * std::sqrt(-h) >= 1e-10))
         break;
+      (g > 0 ? lo : hi) = u;
+      double damp = 1 + 0.5 * newton * out[2] / h;
+      double step = damp >= 0.5 && damp <= 2 ? newton / damp : newton;
+      double next = u + step;
+      u = next > lo && next < hi ? next : 0.5 * (lo + hi);
     }
     return u;
   }
@@ -258,39 +307,41 @@ stan::return_type_t<T_eta, T_sd, T_phi> log_marginal(
   Eigen::VectorXd d_eta = Eigen::VectorXd::Zero(eta_val.size());
   double d_sd = 0, d_phi = 0, total = 0;
   double s2 = sd_val * sd_val, s3 = s2 * sd_val;
-  // per level: at each node its log integrand, derivative and (phi) partial; per row
-  // and node the derivative of the row's log density, and per row its values at the mode
-  std::vector<double> a(nodes), z(nodes), fp(nodes), phi_k(nodes), pi(nodes);
-  std::vector<double> d1, at_mode;
+  // per level: at each node its offset from the mode and exp of it, its log integrand,
+  // derivative and (phi) partial; per row and node the derivative of the row's log
+  // density; per row its values at the mode
+  std::vector<double> a(nodes), z(nodes), shift(nodes), grow(nodes), fp(nodes),
+      phi_k(nodes), pi(nodes);
+  std::vector<double> d1;
+  AtMode at_mode;
   double norm = -std::log(sd_val) - 0.5 * std::log(2 * M_PI);
   for (int j = 0; j < n_levels; ++j) {
     Level<F> lv{y, n, eta_val.data(), start[j] - 1, start[j + 1] - 1, sd_val, phi_val};
     int rows = lv.b - lv.a;
-    double m = lv.mode(), constant = 0, constant_phi = 0;
-    // at the mode: H = f''(m), H_u = f'''(m), and each row's d2, d3, p1, p2
-    at_mode.resize(4 * rows);
-    double H = -1 / s2, H_u = 0;
+    double at_m[3];
+    double m = lv.mode(at_m, at_mode), H = at_m[1], H_u = at_m[2];
+    double constant = 0, constant_phi = 0, g_phi = 0, h_phi = 0;
     for (int r = 0; r < rows; ++r) {
       int i = lv.a + r;
-      Row row = F::row(y[i], n.empty() ? 0 : n[i], eta_val[i] + m, phi_val, 3);
-      at_mode[4 * r] = row.d2;
-      at_mode[4 * r + 1] = row.d3;
-      at_mode[4 * r + 2] = row.p1;
-      at_mode[4 * r + 3] = row.p2;
-      H += row.d2;
-      H_u += row.d3;
-      constant += F::constant(y[i], n.empty() ? 0 : n[i], phi_val);
+      constant += F::constant(y[i], lv.trials(i), phi_val);
       constant_phi += F::constant_phi(y[i], phi_val);
+      g_phi += at_mode.p1[r];
+      h_phi += at_mode.p2[r];
     }
     double s = 1 / std::sqrt(-H);
+    for (int k = 0; k < nodes; ++k) {
+      shift[k] = M_SQRT2 * s * x[k];
+      z[k] = m + shift[k];
+      grow[k] = std::exp(shift[k]);
+    }
     d1.resize(rows * nodes);
     double top = -INFINITY;
     for (int k = 0; k < nodes; ++k) {
-      z[k] = m + M_SQRT2 * s * x[k];
       double f = norm - 0.5 * z[k] * z[k] / s2, g = -z[k] / s2, p = 0;
       for (int r = 0; r < rows; ++r) {
         int i = lv.a + r;
-        Row row = F::row(y[i], n.empty() ? 0 : n[i], eta_val[i] + z[k], phi_val, 1);
+        Row row = F::row(y[i], lv.trials(i), eta_val[i] + z[k], at_mode.e[r] * grow[k],
+                         phi_val, true, 1);
         f += row.l;
         g += row.d1;
         p += row.p0;
@@ -324,14 +375,11 @@ stan::return_type_t<T_eta, T_sd, T_phi> log_marginal(
     double dm_coef = -(A_u + c_h * H_u) / H;  // times dg/dtheta
     if (want_sd)
       d_sd += direct_sd + dm_coef * (2 * m / s3) + c_h * (2 / s3);
-    double g_phi = 0, h_phi = 0;
     for (int r = 0; r < rows; ++r) {
       double direct = 0;
       for (int k = 0; k < nodes; ++k)
         direct += pi[k] * d1[r * nodes + k];
-      d_eta[lv.a + r] = direct + dm_coef * at_mode[4 * r] + c_h * at_mode[4 * r + 1];
-      g_phi += at_mode[4 * r + 2];
-      h_phi += at_mode[4 * r + 3];
+      d_eta[lv.a + r] = direct + dm_coef * at_mode.d2[r] + c_h * at_mode.d3[r];
     }
     d_phi += direct_phi + dm_coef * g_phi + c_h * h_phi;
   }
@@ -356,14 +404,16 @@ Eigen::VectorXd draw(const char* function, const std::vector<int>& y,
   int n_levels = start.size() - 1;
   Eigen::VectorXd out(n_levels);
   boost::random::uniform_01<double> unif;
+  AtMode at_mode;
   for (int j = 0; j < n_levels; ++j) {
     Level<F> lv{y, n, eta_val.data(), start[j] - 1, start[j + 1] - 1, sd, phi};
-    double m = lv.mode(), at_m[3], lo[3], hi[3];
-    lv.at(m, 2, at_m);
-    double s = 1 / std::sqrt(-at_m[2]);
+    double slope_m[3], at_m[2], lo[2], hi[2];
+    double m = lv.mode(slope_m, at_mode);
+    lv.at(m, at_m);
+    double s = 1 / std::sqrt(-slope_m[1]);
     double u_lo = m - s, u_hi = m + s;
-    lv.at(u_lo, 1, lo);
-    lv.at(u_hi, 1, hi);
+    lv.at(u_lo, lo);
+    lv.at(u_hi, hi);
     // the envelope's three pieces, their masses relative to exp(f(m))
     double mid = u_hi - u_lo;
     double right = std::exp(hi[0] - at_m[0]) / -hi[1];  // tangent slope hi[1] < 0
@@ -386,8 +436,8 @@ Eigen::VectorXd draw(const char* function, const std::vector<int>& y,
         u = u_lo - e;
         env = lo[0] - lo[1] * e;
       }
-      double at_u[3];
-      lv.at(u, 1, at_u);
+      double at_u[2];
+      lv.at(u, at_u);
       if (std::log(unif(rng)) <= at_u[0] - env) {
         out(j) = u;
         break;
