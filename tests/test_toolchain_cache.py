@@ -197,16 +197,22 @@ def test_offline_installation_looks_like_cmdstan(cmdstan):
 
 
 def test_cmdstanmodel_compiles_through_make_directly(cmdstan, tmp_path, monkeypatch):
-    """CmdStanPy's own compile path works against the folder, as with real CmdStan."""
+    """CmdStanPy's own compile path works against the folder, as with real CmdStan: its
+    make call builds a program without threads that runs. The make variables are the
+    -O0 test build's, whose launcher variant without threads the log-density tests build
+    too; the makefile's default variant (g++ -O3, no threads) would cost 200 s of CPU for
+    this one test, and the fidelity tests build the user build's already."""
     import cmdstanpy
 
     # CmdStanPy leaves STAN_NUM_THREADS set after threaded runs; a model built
     # without threads must still run (on one thread).
     monkeypatch.setenv("STAN_NUM_THREADS", "4")
+    monkeypatch.setenv(cache.TEST_BUILD_LEVEL_ENV, "0")
 
     stan = tmp_path / "tiny.stan"
     stan.write_text("parameters { real x; } model { x ~ normal(1, 2); }\n")
-    model = cmdstanpy.CmdStanModel(stan_file=str(stan), stanc_options={"O1": True})
+    model = cmdstanpy.CmdStanModel(stan_file=str(stan), stanc_options={"O1": True},
+                                   cpp_options=cache.build_options_of_tests())
     assert Path(model.exe_file).exists()
     assert model.exe_info()["stan_version_minor"] == "39"
     fit = model.optimize(seed=1)
