@@ -143,21 +143,23 @@ def _lstsq(X: np.ndarray, intercept: bool, y: np.ndarray, w: np.ndarray,
     return beta + solve(_cross(X, intercept, w * (y - _fitted(X, intercept, beta))))
 
 
-def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
+def working_residuals(spec: ModelSpec,
+                      ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
     """(residuals on the link scale, their weights, whether sigma^2 is still to be
-    estimated) from the pooled fit without group terms."""
+    estimated, the linear predictor of a family with a link function or None) from the
+    pooled fit without group terms."""
     fam = spec.family_row
     obs = spec.observed
     y = spec.y[obs]
     X, offset = _design(spec)
     intercept = spec.fixed.intercept
     if fam.cutpoints:
-        return _latent_residuals(X, intercept, y - offset)
+        return (*_latent_residuals(X, intercept, y - offset), None)
     if fam.identity_scale:
         target = np.log(y) if fam.log_outcome else y
         w = 1 / spec.se[obs] ** 2 if spec.se is not None else np.ones(len(y))
         beta = _lstsq(X, intercept, target - offset, w, spec.fixed.gram)
-        return target - offset - _fitted(X, intercept, beta), w, spec.se is None
+        return target - offset - _fitted(X, intercept, beta), w, spec.se is None, None
     trials = spec.trials[obs].astype(float) if spec.trials is not None else None
     start = fam.intercept_location(y, trials, spec.offset[obs] if spec.offset is not None
                                    else None)
@@ -167,7 +169,7 @@ def working_residuals(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
     if fam.pooled_variance is not None:
         var = fam.pooled_variance(y, mu, dmu)
     w = np.maximum(dmu**2 / var, 1e-12)
-    return (y - mu) / dmu, w, False
+    return (y - mu) / dmu, w, False, eta
 
 
 def _irls(link: str, X: np.ndarray, intercept: bool, y: np.ndarray, offset: np.ndarray,
@@ -296,6 +298,10 @@ class PooledFit:
     estimates: dict[tuple[int, int], np.ndarray]
     squares: dict[tuple[int, int], np.ndarray]
     sigma2: float
+    #: the fitted rows' linear predictor without group terms, for a family with a link
+    #: function (None otherwise): the quadrature marginal's accuracy check evaluates
+    #: its integrals there
+    eta: np.ndarray | None = None
 
 
 #: Each spec's pooled fit, kept while the spec lives: every group term's parameterization,
@@ -312,14 +318,14 @@ def pooled_fit(spec: ModelSpec) -> PooledFit:
 
 
 def _pooled_fit(spec: ModelSpec) -> PooledFit:
-    r, w, estimate_sigma = working_residuals(spec)
+    r, w, estimate_sigma, eta = working_residuals(spec)
     estimates, squares, resid = _backfit(spec, r, w)
     sigma2 = 1.0
     if estimate_sigma:
         fitted = sum(int(np.count_nonzero(b)) for b in estimates.values())
         dof = max(len(r) - fitted - spec.fixed.p - 1, 1)
         sigma2 = max(float(np.sum(w * resid**2)) / dof, 1e-12)
-    return PooledFit(w, estimates, squares, sigma2)
+    return PooledFit(w, estimates, squares, sigma2, eta)
 
 
 def level_information(spec: ModelSpec, group: GroupEffects) -> tuple[LevelInformation, ...]:

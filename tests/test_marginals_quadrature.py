@@ -19,6 +19,7 @@ from scipy import integrate, special, stats
 import stanbhm as sb
 from stanbhm import toolchain
 from stanbhm.errors import PlanError
+from stanbhm.marginals import quadrature
 from stanbhm.marginals.quadrature import HEADER
 
 #: Calls each family's per-level function on data: every level's log integral at P
@@ -167,11 +168,54 @@ def test_fewer_nodes_approximate_and_one_node_is_laplace(levels_program):
     assert abs(one[0, p, j] - by_hand) < 1e-6
 
 
-def _binary(seed: int = 4, levels: int = 30, rows: int = 4) -> pd.DataFrame:
+def test_the_planning_check_computes_the_integral_with_25_nodes() -> None:
+    """The header's accuracy check computes each level's integral in numpy
+    (`quadrature.log_integrals`): with Q = 25 and the rows' constant terms added back, it
+    equals scipy's to 1e-8 for every family at 5 parameter points, levels of 0 to 40
+    rows included."""
+    data = _rows_data(np.random.default_rng(5), points=5, nodes=25)
+    index = np.repeat(np.arange(len(SIZES)), SIZES)
+    dists = ("bernoulli_logit", "binomial_logit", "poisson_log", "neg_binomial_2_log")
+    for family, dist in enumerate(dists):
+        y = (data["binary"] if family == 0 else data["count"]).astype(float)
+        trials = data["trials"].astype(float) if family == 1 else None
+        for p in range(5):
+            eta, sd, phi = data["eta"][p], data["sd"][p], data["phi"][p]
+            rows = slice(0, data["N"])
+            constant = _row_logpmf(family, data, rows, eta[:, None], phi)[:, 0] - \
+                quadrature._rows(dist, y, trials, eta, phi)[0]
+            got = quadrature.log_integrals(dist, y, trials, eta, index, len(SIZES), sd, phi,
+                                           25)
+            got += np.bincount(index, weights=constant, minlength=len(SIZES))
+            want = [_level_integral(family, data, p, j) for j in range(len(SIZES))]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)
+
+
+def test_the_planning_check_grows_with_the_sd_and_falls_with_q(monkeypatch) -> None:
+    """The check's figures move as an error does: larger where the effects' sd is, smaller
+    with more nodes; beyond `CHECK_LEVELS` levels it samples them and scales the sum up."""
+    df = _binary(levels=60)
+    spec = sb.Model("yb ~ x + (1 | g)", df, family="bernoulli", rewrites="none").spec
+    group = spec.groups[0]
+    few, many = (quadrature.Check.of(spec, group, q) for q in (3, 9))
+    assert few.largest > 10 * many.largest > 0
+    assert few.sampled == few.levels == 60 and few.total >= few.largest
+    wide = _binary(levels=60, sd=3.0)
+    spread = sb.Model("yb ~ x + (1 | g)", wide, family="bernoulli", rewrites="none").spec
+    assert quadrature.Check.of(spread, spread.groups[0], 3).largest > few.largest
+    monkeypatch.setattr(quadrature, "CHECK_LEVELS", 20)
+    sample = quadrature.Check.of(spec, group, 3)
+    assert (sample.sampled, sample.levels) == (20, 60)
+    assert 0 < sample.largest <= few.largest and 0.2 < sample.total / few.total < 5
+    assert "(its linear predictor, sd_g 0.608 and 1.22, 20 of 60 levels, a random sample)" \
+        in sample.text("g")
+
+
+def _binary(seed: int = 4, levels: int = 30, rows: int = 4, sd: float = 1.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(levels), rows)
     x = rng.normal(size=g.size)
-    u = rng.normal(0, 1.0, size=levels)
+    u = rng.normal(0, sd, size=levels)
     p = special.expit(-0.4 + 0.7 * x + u[g])
     df = pd.DataFrame({"yb": rng.binomial(1, p), "x": x, "g": [f"s{i:02d}" for i in g]})
     return df.sample(frac=1, random_state=seed).reset_index(drop=True)
@@ -186,7 +230,10 @@ def test_quadrature_is_by_name_says_it_approximates_and_refuses_what_it_cannot()
         "APPROXIMATION, not exact: each level's effect integrated out by adaptive "
         "Gauss-Hermite quadrature with Q_g nodes about its mode (Q = 1 is Laplace's "
         "approximation; C++ compiled with the program, stanbhm's marginals/quadrature.hpp), "
-        "and drawn back exactly from its conditional in generated quantities")
+        "and drawn back exactly from its conditional in generated quantities; checked at "
+        "the pooled fit (its linear predictor, sd_g 0.827 and 1.65, all 30 levels): Q_g = 9 "
+        "and 18 differ by at most 4.4e-05 in a level's log integral and by 0.00015 over all "
+        "levels")
     code = model.stan_code()
     assert "    target += agq_bernoulli_lpmf(y | eta, start_g, sd_g, Q_g);\n" in code
     assert "    r_g = agq_bernoulli_rng(y, eta, start_g, sd_g);\n" in code

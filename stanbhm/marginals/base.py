@@ -80,6 +80,12 @@ class Kind:
         """The header's reason for integrating `term` out this way."""
         raise NotImplementedError
 
+    def checked(self, spec: ModelSpec, group: GroupEffects, ident: str,
+                points: int | None) -> str:
+        """What the header adds about an approximation's accuracy on these data, checked
+        at planning time ("" for an exact kind)."""
+        return ""
+
     def summaries(self, index: np.ndarray, n_levels: int, y: np.ndarray,
                   trials: np.ndarray | None) -> dict[str, Any]:
         """The per-level numbers of the observed rows it reads besides their counts

@@ -22,16 +22,22 @@ rows, ``start_<g>[j]`` to ``start_<g>[j + 1] - 1``. Its template:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from scipy import special
+
 from ..declarations import Declaration
+from ..information import level_information, pooled_fit
 from .base import Kind, Marginal, level_rows
 
 if TYPE_CHECKING:
     from ..families import Family
+    from ..spec import GroupEffects, ModelSpec
 
-__all__ = ["DEFAULT_POINTS", "HEADER", "QUADRATURE", "SERVED"]
+__all__ = ["DEFAULT_POINTS", "HEADER", "QUADRATURE", "SERVED", "Check", "log_integrals"]
 
 #: The C++ the programs are compiled with (USER_HEADER).
 HEADER = Path(__file__).with_name("quadrature.hpp")
@@ -41,6 +47,129 @@ HEADER = Path(__file__).with_name("quadrature.hpp")
 SERVED = ("bernoulli_logit", "binomial_logit", "poisson_log", "neg_binomial_2_log")
 #: Nodes per level unless ``quadrature_points`` says otherwise.
 DEFAULT_POINTS = 7
+#: Levels the planning-time check evaluates at most (a random sample beyond), so that it
+#: costs a fraction of a second at 100k levels.
+CHECK_LEVELS = 20_000
+
+
+def _rows(dist: str, y: np.ndarray, trials: np.ndarray | None, x: np.ndarray,
+          phi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's log density at linear predictor `x`, less its terms without x, and its
+    first two derivatives in x (quadrature.hpp's families)."""
+    if dist in ("bernoulli_logit", "binomial_logit"):
+        n = 1.0 if trials is None else trials
+        p = special.expit(x)
+        return y * x - n * np.logaddexp(0.0, x), y - n * p, -n * p * (1 - p)
+    if dist == "poisson_log":
+        e = np.exp(x)
+        return y * x - e, y - e, -e
+    log_e_phi = np.logaddexp(x, np.log(phi))  # neg_binomial_2_log
+    q = np.exp(x - log_e_phi)
+    return y * x - (y + phi) * log_e_phi, y - (y + phi) * q, -(y + phi) * q * (1 - q)
+
+
+def log_integrals(dist: str, y: np.ndarray, trials: np.ndarray | None, eta: np.ndarray,
+                  index: np.ndarray, n_levels: int, sd: float, phi: float, nodes: int,
+                  ) -> np.ndarray:
+    """Each level's ``log ∫ Π_rows p(y | eta + u) normal(u | 0, sd) du`` by adaptive
+    Gauss-Hermite quadrature with `nodes` nodes, less the rows' terms without eta: the
+    rule of quadrature.hpp in numpy, vectorized over the levels (`index`: each row's
+    0-based level), for the check at planning time. The modes by Newton steps kept inside
+    the bracket the signs of the derivative give, as in the C++."""
+    def sums(values: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=values, minlength=n_levels)
+
+    s2 = sd * sd
+    u = np.zeros(n_levels)
+    lo, hi = np.full(n_levels, -np.inf), np.full(n_levels, np.inf)
+    for _ in range(200):
+        _, d1, d2 = _rows(dist, y, trials, eta + u[index], phi)
+        g, h = sums(d1) - u / s2, sums(d2) - 1 / s2
+        newton = -g / h
+        moving = np.abs(newton) * np.sqrt(-h) >= 1e-10
+        if not moving.any():
+            break
+        lo = np.where(moving & (g > 0), u, lo)
+        hi = np.where(moving & (g <= 0), u, hi)
+        step = u + newton
+        step = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        u = np.where(moving, step, u)
+    scale = np.sqrt(2.0) / np.sqrt(-h)
+    x, w = special.roots_hermite(nodes)
+    at_nodes = np.empty((nodes, n_levels))
+    for k in range(nodes):
+        z = u + scale * x[k]
+        f = sums(_rows(dist, y, trials, eta + z[index], phi)[0])
+        at_nodes[k] = np.log(w[k]) + x[k] ** 2 + f - 0.5 * z * z / s2
+    return (np.log(scale) - np.log(sd) - 0.5 * np.log(2 * np.pi)
+            + special.logsumexp(at_nodes, axis=0))
+
+
+@dataclass(frozen=True)
+class Check:
+    """Q against 2Q at the pooled fit: the largest difference in a level's log integral
+    and the difference summed over all levels (scaled up from the sample), at each sd."""
+
+    points: int
+    sds: tuple[float, ...]
+    sampled: int
+    levels: int
+    largest: float
+    total: float
+
+    def text(self, ident: str) -> str:
+        sample = (f"{self.sampled} of {self.levels} levels, a random sample" if
+                  self.sampled < self.levels else f"all {self.levels} levels")
+        sds = " and ".join(f"{sd:.3g}" for sd in self.sds)
+        return (f"; checked at the pooled fit (its linear predictor, sd_{ident} {sds}, "
+                f"{sample}): Q_{ident} = {self.points} and {2 * self.points} differ by at "
+                f"most {self.largest:.2g} in a level's log integral and by "
+                f"{self.total:.2g} over all levels")
+
+    @classmethod
+    def of(cls, spec: ModelSpec, group: GroupEffects, points: int) -> Check:
+        """At the pooled fit's linear predictor, the other terms' level estimates added,
+        and at the sd the pooled fit estimates for the term and twice that (1 and 2 where
+        it estimates none); the negative binomial's phi by the method of moments."""
+        pooled = pooled_fit(spec)
+        obs = spec.observed
+        eta = pooled.eta.copy()
+        for t, other in enumerate(spec.groups):
+            if other is group:
+                continue
+            rows = other.index[obs] - 1
+            for k in range(other.k):
+                eta += spec.fitted_Z[t][:, k] * pooled.estimates[(t, k)][rows]
+        index = group.index[obs] - 1
+        n_levels = group.n_levels
+        y = spec.y[obs].astype(float)
+        trials = spec.trials[obs].astype(float) if spec.trials is not None else None
+        dist = spec.family_row.dist
+        phi = 1.0
+        if dist == "neg_binomial_2_log":
+            mu = np.exp(np.clip(eta, -30, 30))
+            extra = float(np.sum((y - mu) ** 2 - mu))
+            phi = float(np.clip(np.sum(mu**2) / extra, 0.1, 1e4)) if extra > 0 else 1e4
+        if n_levels > CHECK_LEVELS:
+            chosen = np.zeros(n_levels, dtype=bool)
+            chosen[np.random.default_rng(0).choice(n_levels, CHECK_LEVELS, replace=False)] = True
+            keep = chosen[index]
+            renumber = np.cumsum(chosen) - 1
+            eta, y, index = eta[keep], y[keep], renumber[index[keep]]
+            trials = trials[keep] if trials is not None else None
+            sampled = CHECK_LEVELS
+        else:
+            sampled = n_levels
+        tau2 = level_information(spec, group)[0].tau2
+        sd = float(np.sqrt(tau2)) if tau2 > 0 else 1.0
+        largest = total = 0.0
+        for at in (sd, 2 * sd):
+            few, more = (log_integrals(dist, y, trials, eta, index, sampled, at, phi, q)
+                         for q in (points, 2 * points))
+            gap = np.abs(few - more)
+            largest = max(largest, float(gap.max(initial=0.0)))
+            total = max(total, float(gap.sum()) * n_levels / sampled)
+        return cls(points, (sd, 2 * sd), sampled, n_levels, largest, total)
 
 
 class Quadrature(Kind):
@@ -67,6 +196,10 @@ class Quadrature(Kind):
                 "nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with "
                 "the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly "
                 "from its conditional in generated quantities")
+
+    def checked(self, spec: ModelSpec, group: GroupEffects, ident: str,
+                points: int | None) -> str:
+        return Check.of(spec, group, points or DEFAULT_POINTS).text(ident)
 
     def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
         g = m.ident

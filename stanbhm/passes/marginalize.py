@@ -150,9 +150,12 @@ class Marginalize(InSteps):
         return best, kind, reason
 
     def applies(self, spec: ModelSpec, plan: Plan) -> Decision:
-        best, _, reason = self.chosen(spec)
+        best, kind, reason = self.chosen(spec)
         if best is None:
             return Decision(SUBJECT, "not applied", reason, applied=False)
+        group = next(g for g in spec.groups if g.term_name == best)
+        part = next(g for g in plan.groups if g.term_name == best)
+        reason += kind.checked(spec, group, part.ident, self.quadrature_points)
         return Decision(SUBJECT, f"effects of {best} integrated out", reason)
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:

@@ -11,7 +11,7 @@
 //   b_x ~ normal(0, 2.8)
 //   sd_g ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: effects of g integrated out; 'quadrature' requested: an APPROXIMATION, not exact: each level's effect integrated out by adaptive Gauss-Hermite quadrature with Q_g nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly from its conditional in generated quantities
+//   marginalization: effects of g integrated out; 'quadrature' requested: an APPROXIMATION, not exact: each level's effect integrated out by adaptive Gauss-Hermite quadrature with Q_g nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly from its conditional in generated quantities; checked at the pooled fit (its linear predictor, sd_g 0.306 and 0.612, all 5 levels): Q_g = 7 and 14 differ by at most 5.9e-07 in a level's log integral and by 1.4e-06 over all levels
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)

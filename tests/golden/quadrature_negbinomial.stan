@@ -12,7 +12,7 @@
 //   sd_g ~ student_t(3, 0, 2.5)
 //   phi ~ gamma(2, 0.1)
 // decisions:
-//   marginalization: effects of g integrated out; 'quadrature' requested: an APPROXIMATION, not exact: each level's effect integrated out by adaptive Gauss-Hermite quadrature with Q_g nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly from its conditional in generated quantities
+//   marginalization: effects of g integrated out; 'quadrature' requested: an APPROXIMATION, not exact: each level's effect integrated out by adaptive Gauss-Hermite quadrature with Q_g nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly from its conditional in generated quantities; checked at the pooled fit (its linear predictor, sd_g 1 and 2, all 5 levels): Q_g = 5 and 10 differ by at most 0.0012 in a level's log integral and by 0.0036 over all levels
 //   parameterization of g: none; its level effects are integrated out
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)
