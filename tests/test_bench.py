@@ -123,6 +123,31 @@ def test_cli_refuses_bad_suite_option_and_set(capsys):
         "guess" in capsys.readouterr().err
 
 
+def test_election_fits_each_quadrature_point_count_and_compares_with_the_first_fit() -> None:
+    """``respondent=auto,quadrature`` with ``quadrature_points=7,1`` fits the exact program
+    and one quadrature program per Q; the accuracy table's z are mean differences over
+    the MCSEs combined, the largest named."""
+    options = {**election_suite.DEFAULTS, "respondent": "auto,quadrature",
+               "quadrature_points": "7,1"}
+    assert election_suite.variants(options) == [
+        {"scale_b": "auto", "initial_metric": "auto", "respondent": "auto"},
+        {"scale_b": "auto", "initial_metric": "auto", "respondent": "quadrature",
+         "quadrature_points": 7},
+        {"scale_b": "auto", "initial_metric": "auto", "respondent": "quadrature",
+         "quadrature_points": 1}]
+    # a coordinate without Monte Carlo error (a constant) has no z
+    exact = {"sd_respondent": (0.70, 0.003), "sd_state": (0.50, 0.004), "b[3]": (0.1, 0.001),
+             "fixed": (1.0, 0.0)}
+    laplace = {"sd_respondent": (0.66, 0.004), "sd_state": (0.50, 0.003), "b[3]": (0.1, 0.002),
+               "fixed": (2.0, 0.0)}
+    found = election_suite.agreement(laplace, exact)
+    assert found["z_sd_respondent"] == pytest.approx(-0.04 / 0.005)
+    assert found["z_sd_state"] == pytest.approx(0.0, abs=1e-9)
+    assert found["z_sd_state_age"] is None
+    assert (found["z_largest"], found["largest_at"]) == (pytest.approx(8.0), "sd_respondent")
+    assert (found["sd_respondent"], found["reference_sd_respondent"]) == (0.66, 0.70)
+
+
 def test_report_builds_the_page_and_plots(tmp_path):
     results = tmp_path / "results"
     run = Run("rewrites", quick=False, repeat=1, command="stanbhm bench rewrites")

@@ -81,9 +81,10 @@ def program_figures(code: str, names: list[str], **options: Any) -> dict[str, An
 
 
 def run_figures(mcmc, idata, names: list[str] | None, wall: float) -> dict[str, Any]:
-    """The figures of one CmdStanPy sampling run and its InferenceData."""
+    """The figures of one CmdStanPy sampling run and its InferenceData; ``estimates``: each
+    coordinate's posterior mean and its Monte Carlo standard error, by ArviZ's label."""
     present = [v for v in (names or hyper_names(idata)) if v in idata.posterior]
-    summary = az.summary(idata, var_names=present, kind="diagnostics")
+    summary = az.summary(idata, var_names=present, round_to="none")
     sampler = float(sum(t["warmup"] + t["sampling"] for t in mcmc.time))
     warmup = float(sum(t["warmup"] for t in mcmc.time))
     ess = float(summary["ess_bulk"].min())
@@ -93,7 +94,9 @@ def run_figures(mcmc, idata, names: list[str] | None, wall: float) -> dict[str, 
     return {"wall_s": wall, "sampler_s": sampler, "warmup_s": warmup, "ess_bulk": ess,
             "ess_per_s": ess / sampler, "divergences": int(stats["diverging"].sum()),
             "rhat_max": float(summary["r_hat"].max()),
-            "leapfrog": int(np.asarray(stats["n_steps"]).sum()), "means": means}
+            "leapfrog": int(np.asarray(stats["n_steps"]).sum()), "means": means,
+            "estimates": {label: (float(row["mean"]), float(row["mcse_mean"]))
+                          for label, row in summary.iterrows()}}
 
 
 def seconds_to_ess(figures: dict[str, Any], goal: float = 400.0) -> float:

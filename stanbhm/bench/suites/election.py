@@ -26,8 +26,11 @@ units of their approximate posterior sd, or plainly; ``initial_metric=auto,unit`
 started from the guessed metric or CmdStan's unit one); a row is named by the settings
 that differ from the default, e.g. ``stanbhm, initial_metric=unit``;
 ``respondent=auto,quadrature`` fits the model also with the respondents' effects
-integrated out by adaptive quadrature, ``quadrature_points`` nodes per respondent (an
-approximation: compare its sd respondent with the exact fit's in the same table).
+integrated out by adaptive quadrature, ``quadrature_points`` nodes per respondent (a
+comma-separated list fits each; an approximation). A second table compares every
+stanbhm fit after the first with the first at each size: each hyper-parameter's mean
+difference in units of its Monte Carlo error (sqrt of the two MCSEs squared, summed), so
+an approximation's bias shows beside the exact fit's noise.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ...datasets import election, election_formula
 from ...marginals.quadrature import DEFAULT_POINTS
@@ -52,7 +57,7 @@ DEFAULTS: dict[str, object] = {"sizes": "30000,300000,3000000",
                                "draws": 1000, "chains": 4, "goal": 400, "lme4": True, "nagq": 1,
                                "lme4_limit": 3600.0, "scale_b": "auto",
                                "initial_metric": "auto", "respondent": "auto",
-                               "quadrature_points": DEFAULT_POINTS}
+                               "quadrature_points": str(DEFAULT_POINTS)}
 QUICK: dict[str, object] = {"sizes": "3000", "sizes_bernoulli": "3000", "warmup": 200,
                             "draws": 200, "nagq": 0}
 #: glmer's approximations by its ``nAGQ``: the Laplace approximation optimizes the fixed
@@ -186,8 +191,19 @@ def run(bench: Run, options: dict[str, object]) -> None:
             ratios=[Ratio("vs lme4", "seconds", "lme4", group="N")],
             targets=[Target(f"full Bayes at N = {sizes[-1]} in less time than lme4",
                             "stanbhm", "vs lme4", "<=", 1.0)])
+        # with one stanbhm fit per size there is nothing to compare
+        accuracy = None if len(settings) < 2 else bench.table(
+            f"election_{family}_accuracy", f"election-like {family} model: each fit's "
+            "posterior means against the first stanbhm fit's at the same N, as differences "
+            "in units of their Monte Carlo error (|z| up to about 3 is noise)",
+            {"N": "N", "program": "system", "reference": "against",
+             "z_sd_respondent": "z sd respondent", "z_sd_state": "z sd state",
+             "z_sd_state_age": "z sd state_age", "z_largest": "largest |z|",
+             "largest_at": "at", "sd_respondent": "sd respondent",
+             "reference_sd_respondent": "reference's"})
         for n in sizes:
             df, _ = election(seed=1, rows=n, family=family)
+            first: tuple[str, dict] | None = None
             # lme4 first, while this process holds the data alone: at 3M rows lmer peaked
             # at 9.8 GB here, and the model's arrays take 3 GB more
             if missing is None:
@@ -204,10 +220,32 @@ def run(bench: Run, options: dict[str, object]) -> None:
                 except RuntimeError as exc:
                     bench.skip(f"lme4 reference at N = {n}: {exc}")
             for setting in settings:
-                changed = [f"{k}={v}" for k, v in setting.items() if v != DEFAULTS[k]]
-                table.add(N=n, program=", ".join(["stanbhm", *changed]),
-                          **stanbhm_figures(df, family, threads, setting, chains, cores,
-                                            options, goal, bench.seed))
+                changed = [f"{k}={v}" for k, v in setting.items() if str(v) != str(DEFAULTS[k])]
+                name = ", ".join(["stanbhm", *changed])
+                figures = stanbhm_figures(df, family, threads, setting, chains, cores,
+                                          options, goal, bench.seed)
+                estimates = figures.pop("estimates")
+                table.add(N=n, program=name, **figures)
+                if first is None:
+                    first = (name, estimates)
+                elif accuracy is not None:
+                    accuracy.add(N=n, program=name, reference=first[0],
+                                 **agreement(estimates, first[1]))
+
+
+def agreement(fit: dict[str, tuple[float, float]], reference: dict[str, tuple[float, float]]
+              ) -> dict[str, Any]:
+    """Each shared coordinate's mean difference over its Monte Carlo error, the sds' by
+    name and the largest |z| with where it is."""
+    z = {label: (fit[label][0] - reference[label][0])
+         / float(np.hypot(fit[label][1], reference[label][1]))
+         for label in fit if label in reference and np.hypot(fit[label][1],
+                                                              reference[label][1]) > 0}
+    at = max(z, key=lambda label: abs(z[label]))
+    return {"z_sd_respondent": z.get("sd_respondent"), "z_sd_state": z.get("sd_state"),
+            "z_sd_state_age": z.get("sd_state_age"), "z_largest": abs(z[at]),
+            "largest_at": at, "sd_respondent": fit.get("sd_respondent", (None,))[0],
+            "reference_sd_respondent": reference.get("sd_respondent", (None,))[0]}
 
 
 #: The model options the suite can fit side by side, and the settings each takes.
@@ -215,16 +253,19 @@ VARIANTS = {"scale_b": ("auto", "never"), "initial_metric": ("auto", "unit"),
             "respondent": ("auto", "quadrature")}
 
 
-def variants(options: dict[str, object]) -> list[dict[str, str]]:
-    """Every combination of the settings listed for `VARIANTS` (e.g. ``scale_b=auto,never``)."""
-    combos: list[dict[str, str]] = [{}]
+def variants(options: dict[str, object]) -> list[dict[str, Any]]:
+    """Every combination of the settings listed for `VARIANTS` (e.g. ``scale_b=auto,never``),
+    a quadrature fit once per listed ``quadrature_points``."""
+    combos: list[dict[str, Any]] = [{}]
     for name, allowed in VARIANTS.items():
         listed = str(options[name]).split(",")
         if any(v not in allowed for v in listed):
             raise ValueError(f"option '{name}' takes {' or '.join(allowed)} (or both, "
                              f"comma-separated), not {options[name]}")
         combos = [{**c, name: v} for c in combos for v in listed]
-    return combos
+    points = [int(q) for q in str(options["quadrature_points"]).split(",")]
+    return [{**c, "quadrature_points": q} if c.get("respondent") == "quadrature" else c
+            for c in combos for q in (points if c.get("respondent") == "quadrature" else [0])]
 
 
 def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chains: int,
@@ -236,8 +277,7 @@ def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chai
     kwargs: dict[str, Any] = dict(setting)
     respondent = kwargs.pop("respondent", "auto")
     if respondent != "auto":  # the respondents' effects integrated out by name
-        kwargs.update(rewrites={"respondent": respondent},
-                      quadrature_points=int(options["quadrature_points"]))
+        kwargs.update(rewrites={"respondent": respondent})
     model = Model(election_formula(), df, family=family, log_lik=False, y_rep=False,
                   threads=threads, **kwargs)
     model.stan_data()
@@ -248,7 +288,7 @@ def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chai
     figures = fit_figures(model, HYPER, chains=chains, parallel_chains=min(chains, cores),
                           iter_warmup=int(options["warmup"]),
                           iter_sampling=int(options["draws"]), seed=seed)
-    fit_means = figures.pop("means")
+    fit_means = figures.pop("means")  # the scalars; "estimates" has every coordinate
     wall = build + figures["wall_s"] * seconds_to_ess(figures, goal) / figures["sampler_s"]
     return dict(levers=levers(model), build_s=build, compile_s=compile_s, seconds=wall,
                 reached=figures["ess_bulk"] >= goal, sd_respondent=fit_means.get("sd_respondent"),
