@@ -184,8 +184,8 @@ def test_the_planning_check_computes_the_integral_with_25_nodes() -> None:
             rows = slice(0, data["N"])
             constant = _row_logpmf(family, data, rows, eta[:, None], phi)[:, 0] - \
                 quadrature._rows(dist, y, trials, eta, phi)[0]
-            got = quadrature.log_integrals(dist, y, trials, eta, index, len(SIZES), sd, phi,
-                                           25)
+            got, = quadrature.log_integrals(dist, y, trials, eta, index, len(SIZES), sd,
+                                            phi, (25,))
             got += np.bincount(index, weights=constant, minlength=len(SIZES))
             want = [_level_integral(family, data, p, j) for j in range(len(SIZES))]
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)

@@ -63,19 +63,20 @@ struct Row {
 // `order` 2 and 3. constant(y, n, phi) holds the terms of the log density without eta
 // and constant_phi their derivative in phi, evaluated once per row, not per node.
 
-// p = e / (1 + e), q = 1 - p and log(1 + e), each without cancellation or overflow
+// p = e / (1 + e) and q = 1 - p without cancellation or overflow, and, for
+// log(1 + e), log(1 + r) with r the smaller of e and 1 / e: log(1 + e) is that, plus
+// x = log(e) when e > 1 (`big`), which the caller adds
 struct Logistic {
-  double p, q, log1p_e;
+  double p, q, log_1p_r;
   bool big;
   explicit Logistic(double e, bool value) : big(e > 1) {
     double r = big ? 1 / e : e;  // r <= 1
     double near = 1 / (1 + r), far = r * near;
     p = big ? near : far;
     q = big ? far : near;
-    // log(1 + e) = log(e) + log(1 + 1 / e) when e > 1; the x part is added by the
-    // caller. log, not log1p: the row's log density is summed into f, so its absolute
-    // error is what counts, and log(1 + r) for r <= 1 is within 2.3e-16 of it.
-    log1p_e = value ? std::log(1 + r) : 0;
+    // log, not log1p: the row's log density is summed into f, so its absolute error
+    // is what counts, and log(1 + r) for r <= 1 is within 2.3e-16 of log1p(r)
+    log_1p_r = value ? std::log(1 + r) : 0;
   }
 };
 
@@ -85,9 +86,9 @@ struct BernoulliLogit {
   static Row row(int y, int, double x, double e, double, bool value, int order) {
     Row r{};
     Logistic s(e, value);
-    // y x - log(1 + e), and log(1 + e) = x + log1p(1 / e) when e > 1
+    // y x - log(1 + e), and log(1 + e) = x + log(1 + 1 / e) when e > 1
     if (value)
-      r.l = s.big ? (y - 1) * x - s.log1p_e : y * x - s.log1p_e;
+      r.l = s.big ? (y - 1) * x - s.log_1p_r : y * x - s.log_1p_r;
     r.d1 = y - s.p;
     if (order > 1) {
       double v = s.p * s.q;
@@ -106,7 +107,7 @@ struct BinomialLogit {
     Logistic s(e, value);
     // y x - n log(1 + e), and lchoose(n, y) in `constant`
     if (value)
-      r.l = s.big ? (y - n) * x - n * s.log1p_e : y * x - n * s.log1p_e;
+      r.l = s.big ? (y - n) * x - n * s.log_1p_r : y * x - n * s.log_1p_r;
     r.d1 = y - n * s.p;
     if (order > 1) {
       double v = n * s.p * s.q;
@@ -155,7 +156,7 @@ struct NegBinomial2Log {
     // d1 = y - (y + phi) q and dq/dphi = -q (1 - q) / phi
     r.p1 = -q + yp * q * one_q / phi;
     if (value) {
-      // log(e + phi) = log(max) + log1p(min / max)
+      // log(e + phi) = log(max) + log(1 + min / max)
       double log_e_phi = (big ? x : std::log(phi)) + std::log(1 + ratio);
       r.l = y * x - yp * log_e_phi;
       r.p0 = -log_e_phi - yp / phi * one_q;

@@ -69,13 +69,14 @@ def _rows(dist: str, y: np.ndarray, trials: np.ndarray | None, x: np.ndarray,
 
 
 def log_integrals(dist: str, y: np.ndarray, trials: np.ndarray | None, eta: np.ndarray,
-                  index: np.ndarray, n_levels: int, sd: float, phi: float, nodes: int,
-                  ) -> np.ndarray:
+                  index: np.ndarray, n_levels: int, sd: float, phi: float,
+                  nodes: tuple[int, ...]) -> list[np.ndarray]:
     """Each level's ``log ∫ Π_rows p(y | eta + u) normal(u | 0, sd) du`` by adaptive
-    Gauss-Hermite quadrature with `nodes` nodes, less the rows' terms without eta: the
-    rule of quadrature.hpp in numpy, vectorized over the levels (`index`: each row's
-    0-based level), for the check at planning time. The modes by Newton steps kept inside
-    the bracket the signs of the derivative give, as in the C++."""
+    Gauss-Hermite quadrature, once per count of `nodes`, less the rows' terms without eta:
+    the rule of quadrature.hpp in numpy, vectorized over the levels (`index`: each row's
+    0-based level), for the check at planning time. The modes, by Newton steps kept
+    inside the bracket the signs of the derivative give as in the C++, do not depend on
+    the count, so they are found once for all of them."""
     def sums(values: np.ndarray) -> np.ndarray:
         return np.bincount(index, weights=values, minlength=n_levels)
 
@@ -95,14 +96,17 @@ def log_integrals(dist: str, y: np.ndarray, trials: np.ndarray | None, eta: np.n
         step = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
         u = np.where(moving, step, u)
     scale = np.sqrt(2.0) / np.sqrt(-h)
-    x, w = special.roots_hermite(nodes)
-    at_nodes = np.empty((nodes, n_levels))
-    for k in range(nodes):
-        z = u + scale * x[k]
-        f = sums(_rows(dist, y, trials, eta + z[index], phi)[0])
-        at_nodes[k] = np.log(w[k]) + x[k] ** 2 + f - 0.5 * z * z / s2
-    return (np.log(scale) - np.log(sd) - 0.5 * np.log(2 * np.pi)
-            + special.logsumexp(at_nodes, axis=0))
+    out = []
+    for count in nodes:
+        x, w = special.roots_hermite(count)
+        at_nodes = np.empty((count, n_levels))
+        for k in range(count):
+            z = u + scale * x[k]
+            f = sums(_rows(dist, y, trials, eta + z[index], phi)[0])
+            at_nodes[k] = np.log(w[k]) + x[k] ** 2 + f - 0.5 * z * z / s2
+        out.append(np.log(scale) - np.log(sd) - 0.5 * np.log(2 * np.pi)
+                   + special.logsumexp(at_nodes, axis=0))
+    return out
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,8 @@ class Check:
         sd = float(np.sqrt(tau2)) if tau2 > 0 else 1.0
         largest = total = 0.0
         for at in (sd, 2 * sd):
-            few, more = (log_integrals(dist, y, trials, eta, index, sampled, at, phi, q)
-                         for q in (points, 2 * points))
+            few, more = log_integrals(dist, y, trials, eta, index, sampled, at, phi,
+                                      (points, 2 * points))
             gap = np.abs(few - more)
             largest = max(largest, float(gap.max(initial=0.0)))
             total = max(total, float(gap.sum()) * n_levels / sampled)
