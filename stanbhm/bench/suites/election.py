@@ -237,10 +237,12 @@ def agreement(fit: dict[str, tuple[float, float]], reference: dict[str, tuple[fl
               ) -> dict[str, Any]:
     """Each shared coordinate's mean difference over its Monte Carlo error, the sds' by
     name and the largest |z| with where it is."""
-    z = {label: (fit[label][0] - reference[label][0])
-         / float(np.hypot(fit[label][1], reference[label][1]))
-         for label in fit if label in reference and np.hypot(fit[label][1],
-                                                              reference[label][1]) > 0}
+    z = {}
+    for label, (mean, mcse) in fit.items():
+        if label in reference:
+            error = float(np.hypot(mcse, reference[label][1]))
+            if error > 0:
+                z[label] = (mean - reference[label][0]) / error
     at = max(z, key=lambda label: abs(z[label]))
     return {"z_sd_respondent": z.get("sd_respondent"), "z_sd_state": z.get("sd_state"),
             "z_sd_state_age": z.get("sd_state_age"), "z_largest": abs(z[at]),
@@ -264,8 +266,13 @@ def variants(options: dict[str, object]) -> list[dict[str, Any]]:
                              f"comma-separated), not {options[name]}")
         combos = [{**c, name: v} for c in combos for v in listed]
     points = [int(q) for q in str(options["quadrature_points"]).split(",")]
-    return [{**c, "quadrature_points": q} if c.get("respondent") == "quadrature" else c
-            for c in combos for q in (points if c.get("respondent") == "quadrature" else [0])]
+    expanded: list[dict[str, Any]] = []
+    for c in combos:
+        if c.get("respondent") == "quadrature":
+            expanded += [{**c, "quadrature_points": q} for q in points]
+        else:
+            expanded.append(c)
+    return expanded
 
 
 def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chains: int,
@@ -288,7 +295,7 @@ def stanbhm_figures(df, family: str, threads: int, setting: dict[str, str], chai
     figures = fit_figures(model, HYPER, chains=chains, parallel_chains=min(chains, cores),
                           iter_warmup=int(options["warmup"]),
                           iter_sampling=int(options["draws"]), seed=seed)
-    fit_means = figures.pop("means")  # the scalars; "estimates" has every coordinate
+    fit_means = figures.pop("means")
     wall = build + figures["wall_s"] * seconds_to_ess(figures, goal) / figures["sampler_s"]
     return dict(levers=levers(model), build_s=build, compile_s=compile_s, seconds=wall,
                 reached=figures["ess_bulk"] >= goal, sd_respondent=fit_means.get("sd_respondent"),
