@@ -124,13 +124,13 @@ def test_cli_refuses_bad_suite_option_and_set(capsys):
 
 
 def test_election_fits_each_quadrature_point_count_and_compares_with_the_first_fit() -> None:
-    """``respondent=auto,quadrature`` with ``quadrature_points=7,1`` fits the exact program
+    """``respondent=none,quadrature`` with ``quadrature_points=7,1`` fits the exact program
     and one quadrature program per Q; the accuracy table's z are mean differences over
     the MCSEs combined, the largest named."""
-    options = {**election_suite.DEFAULTS, "respondent": "auto,quadrature",
+    options = {**election_suite.DEFAULTS, "respondent": "none,quadrature",
                "quadrature_points": "7,1"}
     assert election_suite.variants(options) == [
-        {"scale_b": "auto", "initial_metric": "auto", "respondent": "auto"},
+        {"scale_b": "auto", "initial_metric": "auto", "respondent": "none"},
         {"scale_b": "auto", "initial_metric": "auto", "respondent": "quadrature",
          "quadrature_points": 7},
         {"scale_b": "auto", "initial_metric": "auto", "respondent": "quadrature",

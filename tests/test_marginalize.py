@@ -45,7 +45,10 @@ def test_skipped_marginalization_says_why() -> None:
             "g: it has slopes; only a group intercept, (1 | factor), is integrated out",
         ("yc ~ x + (1 | g)", "negbinomial", "auto"):
             "the negbinomial family has no exact normal marginal; group intercepts are "
-            "integrated out of gaussian outcomes only",
+            "integrated out of gaussian outcomes only; g: 7 levels: 'auto' integrates a "
+            "non-gaussian intercept out by adaptive quadrature (an approximation) from 10000 "
+            "levels, where it costs less than sampling them; name it, rewrites={'g': "
+            "'quadrature'}, to integrate it out",
     }
     df["yc"] = np.random.default_rng(0).poisson(2, size=len(df))
     for (formula, family, param), reason in cases.items():

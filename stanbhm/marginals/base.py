@@ -80,6 +80,20 @@ class Kind:
         """The header's reason for integrating `term` out this way."""
         raise NotImplementedError
 
+    #: "auto" may choose it, where `auto_reason` finds nothing against it; the other
+    #: kinds are asked for by name
+    by_auto: bool = False
+
+    def auto_reason(self, spec: ModelSpec, group: GroupEffects, points: int | None) -> str:
+        """Why "auto" leaves `group`'s effects sampled although this kind could integrate
+        them out ("" when it integrates them out); asked after the family and the term
+        pass."""
+        return ""
+
+    def auto_decision(self, spec: ModelSpec, group: GroupEffects) -> str:
+        """The header's reason when "auto" chose this kind for `group`."""
+        return self.decision(group.term_name)
+
     def checked(self, spec: ModelSpec, group: GroupEffects, ident: str,
                 points: int | None) -> str:
         """What the header adds about an approximation's accuracy on these data, checked

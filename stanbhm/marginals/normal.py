@@ -63,6 +63,7 @@ class Normal(Kind):
     prefixes = ("n", "W", "rows", "start", "sum", "prec", "v", "m", "ones", "count",
                 "logvar", "sq", "wsum")
     weighted = True
+    by_auto = True
 
     def family_reason(self, family: Family) -> str:
         others = {"gamma": "'gamma_poisson' integrates out gamma multipliers",

@@ -22,6 +22,7 @@ rows, ``start_<g>[j]`` to ``start_<g>[j + 1] - 1``. Its template:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,17 @@ DEFAULT_POINTS = 7
 #: Levels the planning-time check evaluates at most (a random sample beyond), so that it
 #: costs a fraction of a second at 100k levels.
 CHECK_LEVELS = 20_000
+#: "auto" integrates a term out by quadrature from this many levels: below it the
+#: sampled effects cost fewer seconds per effective draw (the bernoulli election model,
+#: 95k respondents: 3x faster; 10k: 1.3x; 1000: as fast; docs/models.md)
+AUTO_LEVELS = 10_000
+#: ... where the levels' median share of their information from their own rows,
+#: I_j tau^2 / (1 + I_j tau^2), is at most this: mostly prior, the funnel NUTS crosses
+#: with many steps per draw when they are sampled
+AUTO_WEIGHT = 0.5
+#: ... and where Q and 2Q nodes differ by at most this in every checked level's log
+#: integral (`Check`)
+AUTO_TOLERANCE = 1e-4
 
 
 def _rows(dist: str, y: np.ndarray, trials: np.ndarray | None, x: np.ndarray,
@@ -176,6 +188,19 @@ class Check:
         return cls(points, (sd, 2 * sd), sampled, n_levels, largest, total)
 
 
+#: The checks made for a spec, by (term, nodes): "auto" and the header ask for the same.
+_CHECKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def check(spec: ModelSpec, group: GroupEffects, points: int) -> Check:
+    """`Check.of`, made once per spec, term and count of nodes."""
+    made = _CHECKS.setdefault(spec, {})
+    key = (group.term_name, points)
+    if key not in made:
+        made[key] = Check.of(spec, group, points)
+    return made[key]
+
+
 class Quadrature(Kind):
     name = "quadrature"
     rewrite = "quadrature"
@@ -186,6 +211,7 @@ class Quadrature(Kind):
     takes_points = True
     prefixes = ("Q", "start")
     cpp_header = HEADER
+    by_auto = True
 
     def family_reason(self, family: Family) -> str:
         if family.dist not in SERVED:
@@ -195,15 +221,46 @@ class Quadrature(Kind):
         return ""
 
     def decision(self, term: str) -> str:
-        return (f"'quadrature' requested: an APPROXIMATION, not exact: each level's "
+        return f"'quadrature' requested: {self._approximation(term)}"
+
+    @staticmethod
+    def _approximation(term: str) -> str:
+        return (f"an APPROXIMATION, not exact: each level's "
                 f"effect integrated out by adaptive Gauss-Hermite quadrature with Q_{term} "
                 "nodes about its mode (Q = 1 is Laplace's approximation; C++ compiled with "
                 "the program, stanbhm's marginals/quadrature.hpp), and drawn back exactly "
                 "from its conditional in generated quantities")
 
+    def auto_reason(self, spec: ModelSpec, group: GroupEffects, points: int | None) -> str:
+        term, n = group.term_name, len(group.levels)
+        name_it = f"name it, rewrites={{'{term}': 'quadrature'}}, to integrate it out"
+        if n < AUTO_LEVELS:
+            return (f"{n} levels: 'auto' integrates a non-gaussian intercept out by adaptive "
+                    f"quadrature (an approximation) from {AUTO_LEVELS} levels, where it "
+                    f"costs less than sampling them; {name_it}")
+        share = _median_share(spec, group)
+        if share > AUTO_WEIGHT:
+            return (f"its levels' rows inform them (median share of a level's information "
+                    f"from its rows {share:.2f}, above {AUTO_WEIGHT}): sampled, they cost "
+                    f"NUTS few steps; {name_it}")
+        points = points or DEFAULT_POINTS
+        largest = check(spec, group, points).largest
+        if largest > AUTO_TOLERANCE:
+            return (f"Q = {points} and {2 * points} nodes differ by {largest:.2g} in a "
+                    f"level's log integral at the pooled fit, above the {AUTO_TOLERANCE:g} "
+                    f"'auto' accepts; {name_it} with more quadrature_points")
+        return ""
+
+    def auto_decision(self, spec: ModelSpec, group: GroupEffects) -> str:
+        return (f"chosen by 'auto' for {len(group.levels)} levels mostly informed by the "
+                f"prior (median share of a level's information from its rows "
+                f"{_median_share(spec, group):.2f}; sampled, they make NUTS take many "
+                f"steps per draw), Q and 2Q agreeing to {AUTO_TOLERANCE:g} in every "
+                f"checked level: {self._approximation(group.term_name)}")
+
     def checked(self, spec: ModelSpec, group: GroupEffects, ident: str,
                 points: int | None) -> str:
-        return Check.of(spec, group, points or DEFAULT_POINTS).text(ident)
+        return check(spec, group, points or DEFAULT_POINTS).text(ident)
 
     def declarations(self, m: Marginal, lik: Any, p: Any) -> tuple[Declaration, ...]:
         g = m.ident
@@ -243,6 +300,12 @@ class Quadrature(Kind):
         return [(f"real {name}_lpmf", [*head, "int nodes"]),
                 (f"vector {name}_levels", [*head, "int nodes"]),
                 (f"vector {name}_rng", head)]
+
+
+def _median_share(spec: ModelSpec, group: GroupEffects) -> float:
+    """The levels' median share of their information from their own rows at the pooled
+    fit (`information.LevelInformation.weights`)."""
+    return float(np.median(level_information(spec, group)[0].weights))
 
 
 QUADRATURE = Quadrature()

@@ -8,10 +8,14 @@ The effects come back in generated quantities, one draw from their conditional
 posterior per posterior draw (unless `passes.outputs.Effects` leaves them out).
 
 Only one factor can be integrated out; under "auto" it is the intercept term with the
-most levels (the most parameters removed), by the normal kind, and only for terms whose
-parameterization is "auto": asking for a parameterization keeps the level effects. The
-other kinds change the model for the effects (gamma, beta) or approximate it (Laplace),
-so they are asked for by name.
+most levels (the most parameters removed), and only for terms whose parameterization is
+"auto": asking for a parameterization keeps the level effects. "auto" integrates a
+gaussian intercept out exactly (the normal kind), and a non-gaussian one by adaptive
+quadrature only where that kind's rule (`marginals.quadrature.Quadrature.auto_reason`)
+finds it both cheaper than sampling the effects and accurate on the data: an
+approximation, which the header says with the check's numbers. The other kinds change
+the model for the effects (gamma, beta) or approximate it without such a check
+(Laplace), so they are asked for by name.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 from .. import formula
 from ..errors import PlanError
-from ..marginals import Kind, Marginal, by_rewrite
+from ..marginals import KINDS, Kind, Marginal, by_rewrite
 from ..marginals.normal import NORMAL
 from ..rewrites import term_choice
 from ..strategies import MarginalRows
@@ -56,6 +60,14 @@ def additions_reason(spec: ModelSpec, kind: Kind = NORMAL) -> str:
     return (f"the rows have {' and '.join(terms)}, and the marginal kinds integrate the "
             "effects out of plain rows only" + (" (the normal kind, of weighted ones too)"
                                                 if f.weights is not None else ""))
+
+
+def auto_kind(spec: ModelSpec) -> Kind:
+    """The kind "auto" integrates a group intercept out by for `spec`'s family: the
+    first that serves it of those "auto" may choose (the exact normal first), or the
+    normal kind, whose reason then says why none serves it."""
+    return next((k for k in KINDS if k.by_auto and not k.family_reason(spec.family_row)),
+                NORMAL)
 
 
 def weighted_note(spec: ModelSpec) -> str:
@@ -96,12 +108,13 @@ class Marginalize(InSteps):
             return asked, ""
         if not spec.groups:
             return {}, "no group term"
-        plan_reason = additions_reason(spec, NORMAL)
+        kind = auto_kind(spec)
+        plan_reason = additions_reason(spec, kind)
         if plan_reason:
             return {}, plan_reason
         if self.rewrites == "none":
             return {}, "rewrites='none' requested"
-        family = NORMAL.family_reason(spec.family_row)
+        family = kind.family_reason(spec.family_row)
         if family:
             return {}, family
         intercepts = [g.term_name for g in spec.groups if g.effect_names == ("Intercept",)]
@@ -112,17 +125,21 @@ class Marginalize(InSteps):
                         f"(rewrites={{'{intercepts[-1]}': 'marginalize'}}) to integrate it "
                         "out")
         found, reasons = {}, []
+        if kind is not NORMAL:  # what the exact kind would say comes first
+            reasons.append(NORMAL.family_reason(spec.family_row))
         for g in spec.groups:
-            why = self.impossible(spec, g.term_name, NORMAL)
+            why = self.impossible(spec, g.term_name, kind)
             if wanted[g.term_name] == "none":
                 why = "rewrites='none' requested for it"
             elif not why and choice_for(g.term_name, self.parameterization) != "auto":
                 why = (f"its parameterization was requested; pass rewrites="
-                       f"{{'{g.term_name}': 'marginalize'}} to integrate it out")
+                       f"{{'{g.term_name}': '{kind.rewrite}'}} to integrate it out")
+            if not why:
+                why = kind.auto_reason(spec, g, self.quadrature_points)
             if why:
                 reasons.append(f"{g.term_name}: {why}")
             else:
-                found[g.term_name] = NORMAL
+                found[g.term_name] = kind
         return found, "; ".join(reasons)
 
     @staticmethod
@@ -144,7 +161,10 @@ class Marginalize(InSteps):
         best = max(found, key=lambda t: levels[t])
         others = [t for t in found if t != best]
         kind = found[best]
-        reason = kind.decision(best) + weighted_note(spec)
+        group = next(g for g in spec.groups if g.term_name == best)
+        asked = term_choice(self.rewrites, best) == kind.rewrite
+        reason = (kind.decision(best) if asked else kind.auto_decision(spec, group)) \
+            + weighted_note(spec)
         if others:
             reason += f"; one factor at most, so {', '.join(others)} keep their effects"
         return best, kind, reason

@@ -15,7 +15,7 @@
 //   sd_g[x] ~ student_t(3, 0, 2.8)
 //   L_g ~ lkj_corr_cholesky(2)
 // decisions:
-//   marginalization: not applied; the binomial family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name)
+//   marginalization: not applied; the binomial family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name); g: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   b_x: stays in the likelihood; no centered term has this effect

@@ -12,7 +12,7 @@
 //   b_C(cat)[T.mid] ~ normal(0, 5.61)
 //   sd_g ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the bernoulli family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name)
+//   marginalization: not applied; the bernoulli family has no exact normal marginal; 'beta_binomial' integrates out beta probabilities instead (a different model for the effects, asked for by name); g: its parameterization was requested; pass rewrites={'g': 'quadrature'} to integrate it out
 //   parameterization of g: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)

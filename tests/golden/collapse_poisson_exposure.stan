@@ -12,7 +12,7 @@
 //   b_C(cat)[T.mid] ~ normal(0, 5.61)
 //   sd_h ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
+//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name); h: its parameterization was requested; pass rewrites={'h': 'quadrature'} to integrate it out
 //   parameterization of h: centered; parameterization="centered" requested
 //   Intercept: taken over by h; h is centered
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)

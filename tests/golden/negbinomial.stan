@@ -16,7 +16,7 @@
 //   L_g ~ lkj_corr_cholesky(2)
 //   phi ~ gamma(2, 0.1)
 // decisions:
-//   marginalization: not applied; the negbinomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only
+//   marginalization: not applied; the negbinomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only; g: it has slopes; only a group intercept, (1 | factor), is integrated out
 //   parameterization of g: centered; parameterization="centered" requested
 //   Intercept: taken over by g; g is centered
 //   b_x: taken over by g; g is centered

@@ -11,7 +11,7 @@
 //   b_x ~ normal(0, 2.81)
 //   sd_obs_f ~ student_t(3, 0, 2.5)
 // decisions:
-//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name)
+//   marginalization: not applied; the poisson family has no exact normal marginal; 'gamma_poisson' integrates out gamma multipliers instead (a different model for the effects, asked for by name); obs: its parameterization was requested; pass rewrites={'obs': 'quadrature'} to integrate it out
 //   parameterization of obs: non-centered; parameterization="noncentered" requested
 //   Intercept: stays in the likelihood; no centered term has this effect
 //   scale of b: per coefficient; b is sampled in units of its approximate posterior sd (pooled fit and prior)

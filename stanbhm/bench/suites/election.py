@@ -25,9 +25,10 @@ side by side, every combination (e.g. ``scale_b=auto,never``: coefficients sampl
 units of their approximate posterior sd, or plainly; ``initial_metric=auto,unit``: warmup
 started from the guessed metric or CmdStan's unit one); a row is named by the settings
 that differ from the default, e.g. ``stanbhm, initial_metric=unit``;
-``respondent=auto,quadrature`` fits the model also with the respondents' effects
-integrated out by adaptive quadrature, ``quadrature_points`` nodes per respondent (a
-comma-separated list fits each; an approximation). A second table compares every
+``respondent=none,quadrature`` fits the model with the respondents' effects sampled and
+with them integrated out by adaptive quadrature, ``quadrature_points`` nodes per
+respondent (a comma-separated list fits each; an approximation); ``auto`` leaves the
+choice to the model ("auto" takes the quadrature from 10,000 respondents). A second table compares every
 stanbhm fit after the first with the first at each size: each hyper-parameter's mean
 difference in units of its Monte Carlo error (sqrt of the two MCSEs squared, summed), so
 an approximation's bias shows beside the exact fit's noise.
@@ -252,7 +253,7 @@ def agreement(fit: dict[str, tuple[float, float]], reference: dict[str, tuple[fl
 
 #: The model options the suite can fit side by side, and the settings each takes.
 VARIANTS = {"scale_b": ("auto", "never"), "initial_metric": ("auto", "unit"),
-            "respondent": ("auto", "quadrature")}
+            "respondent": ("auto", "quadrature", "none")}
 
 
 def variants(options: dict[str, object]) -> list[dict[str, Any]]:
@@ -262,7 +263,8 @@ def variants(options: dict[str, object]) -> list[dict[str, Any]]:
     for name, allowed in VARIANTS.items():
         listed = str(options[name]).split(",")
         if any(v not in allowed for v in listed):
-            raise ValueError(f"option '{name}' takes {' or '.join(allowed)} (or both, "
+            several = "both" if len(allowed) == 2 else "several"
+            raise ValueError(f"option '{name}' takes {' or '.join(allowed)} (or {several}, "
                              f"comma-separated), not {options[name]}")
         combos = [{**c, name: v} for c in combos for v in listed]
     points = [int(q) for q in str(options["quadrature_points"]).split(",")]
