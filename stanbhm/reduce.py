@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .parts import Rows
     from .plan import Plan
 
 #: The slice of fitted rows one call covers.
@@ -52,6 +53,7 @@ class PartialSum:
     eta: tuple[str, ...]
     density: tuple[str, tuple[str, ...]] | None  # the rows' density function and arguments
     levels: str = ""  # the term integrated out, whose levels are sliced; "": rows are
+    rows: Rows | None = None  # the rows of one slice, as the density's names take them
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -86,7 +88,7 @@ def level_slice(plan: Plan) -> PartialSum:
     slices of its levels, each reading its levels' contiguous rows."""
     rows = dataclasses.replace(plan.fit_rows, n="n_rows", window="first : last")
     g = plan.likelihood.marginal.ident
-    return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g)
+    return PartialSum(_arguments(plan), plan.eta_terms(rows), None, levels=g, rows=rows)
 
 
 def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
@@ -116,8 +118,7 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
             names.append(g.z_name + fit.suffix)
     marginal = lik.marginal
     if marginal is not None:  # where each level's rows start, and the level summaries
-        g = marginal.ident
-        names += [f"start_{g}", f"n_{g}" if marginal.precision is None else f"W_{g}"]
+        names += marginal.kind.slice_data(marginal)
     if plan.fixed.intercept and not plan.fixed.absorbed_intercept:
         names.append("Intercept")
     if design is not None or shift:

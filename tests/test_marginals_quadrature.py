@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from exact import gradient, log_density
+from exact import assert_constant_gap, gradient, log_density
 from rewrite_cases import _agree, count_data, decision, grouped
 from scipy import integrate, special, stats
 
@@ -307,6 +307,26 @@ def test_quadrature_is_by_name_says_it_approximates_and_refuses_what_it_cannot()
                                             r"approximation\) to 100$"):
             sb.Model("yb ~ x + (1 | g)", df, family="bernoulli",
                      rewrites={"g": "quadrature"}, quadrature_points=bad)
+
+
+@pytest.mark.slow
+def test_threads_slice_the_levels_and_keep_the_log_density() -> None:
+    """reduce_sum over slices of the levels: each slice integrates its own levels' rows,
+    so the sum is the single-threaded program's (the negative binomial model of the
+    gradient test below, whose program this shares)."""
+    df, formula = count_data(), "ycm ~ c + (1 | g)"
+    single = sb.Model(formula, df, family="negbinomial", rewrites={"g": "quadrature"})
+    threaded = sb.Model(formula, df, family="negbinomial", rewrites={"g": "quadrature"},
+                        threads=2, grainsize=2)
+    assert decision(threaded, "threads") == (
+        "threads: 2 per chain; reduce_sum over slices of the levels of g, whose effects are "
+        "integrated out (each level's rows together); grainsize=2 requested")
+    code = threaded.stan_code()
+    assert ("    return agq_negbinomial_lpmf(y[first : last] | eta, phi, at, sd_g, Q_g);\n"
+            in code)
+    assert "    target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,\n" \
+        in code
+    assert_constant_gap(single, threaded)
 
 
 @pytest.mark.slow

@@ -86,8 +86,8 @@ def test_an_integrated_out_intercept_is_sliced_by_its_levels() -> None:
     gamma = sb.Model("yc ~ x + (1 | g)", rows(), family="poisson", threads=2,
                      rewrites={"g": "gamma_poisson"})
     assert decision(gamma) == (
-        "threads: one per chain; the effects of g are integrated out (gamma); only a gaussian "
-        "intercept integrated out over the rows is summed over slices of its levels")
+        "threads: one per chain; the effects of g are integrated out (gamma); only the normal "
+        "and quadrature kinds' rows are summed over slices of their levels")
 
 
 def test_a_sliced_known_se_marginal_reads_the_precisions() -> None:

@@ -114,6 +114,12 @@ class Kind:
         """The per-level data it declares (besides the level sums' row order)."""
         return {}
 
+    def slice_data(self, m: Marginal) -> list[str]:
+        """The per-level data a reduce_sum slice of the levels reads (`reduce.level_slice`),
+        for a kind with `threads`: where each level's rows start, and its summaries."""
+        g = m.ident
+        return [f"start_{g}", f"n_{g}" if m.precision is None else f"W_{g}"]
+
     def needs_sums(self, m: Marginal) -> bool:
         """Whether the program sums rows per level through ``rows_<g>``/``start_<g>``."""
         return not m.from_statistics and not self.per_row(m)

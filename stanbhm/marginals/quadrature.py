@@ -212,6 +212,7 @@ class Quadrature(Kind):
     prefixes = ("Q", "start")
     cpp_header = HEADER
     by_auto = True
+    threads = True
 
     def family_reason(self, family: Family) -> str:
         if family.dist not in SERVED:
@@ -271,18 +272,23 @@ class Quadrature(Kind):
     def level_data(self, m: Marginal) -> dict[str, Any]:
         return {f"Q_{m.ident}": m.points}
 
+    def slice_data(self, m: Marginal) -> list[str]:
+        return [f"start_{m.ident}", f"Q_{m.ident}"]
+
     @staticmethod
-    def call(lik: Any, rows: Any, g: str, what: str) -> tuple[str, str]:
+    def call(lik: Any, rows: Any, g: str, what: str, y: str = "y",
+             start: str | None = None) -> tuple[str, str]:
         """(function, arguments) of the C++ function `what` ("lpmf", "levels", "rng")
-        over the fitted `rows`: the family's density arguments around ``eta``, then where
-        each level's rows start and the sd (and Q but for draws)."""
+        over the fitted `rows` (outcome `y`): the family's density arguments around
+        ``eta``, then where each level's rows start (`start`, default ``start_<g>``) and
+        the sd (and Q but for draws)."""
         _, args = lik.density(rows)
-        tail = [f"start_{g}", f"sd_{g}"] + ([] if what == "rng" else [f"Q_{g}"])
+        tail = [start or f"start_{g}", f"sd_{g}"] + ([] if what == "rng" else [f"Q_{g}"])
         function = f"agq_{lik.family.name}_{what}"
         if what == "lpmf":
             first, *rest = args
-            return function, ", ".join([f"y | {first}", *rest, *tail])
-        return function, ", ".join(["y", *args, *tail])
+            return function, ", ".join([f"{y} | {first}", *rest, *tail])
+        return function, ", ".join([y, *args, *tail])
 
     @staticmethod
     def signatures(lik: Any) -> list[tuple[str, list[str]]]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..reduce import grainsize
+from ..marginals import KINDS
 from ..strategies import MarginalRows, Rowwise
 from .base import Decision, InSteps
 
@@ -27,9 +28,14 @@ if TYPE_CHECKING:
 SUBJECT = "threads"
 
 
+def sliced_kinds() -> str:
+    """The marginal kinds whose levels reduce_sum slices: "normal and quadrature"."""
+    return " and ".join(kind.name for kind in KINDS if kind.threads)
+
+
 def sliced_levels(plan: Plan) -> int | None:
-    """The number of levels reduce_sum slices when the likelihood integrates a gaussian
-    group intercept out over the rows (None when it is not that likelihood)."""
+    """The number of levels reduce_sum slices when the likelihood integrates a group
+    intercept out over the rows by a kind that slices (None when it does not)."""
     marginal = plan.likelihood.marginal
     if (not isinstance(plan.likelihood.strategy, MarginalRows) or not marginal.kind.threads
             or not marginal.needs_sums):
@@ -53,8 +59,8 @@ class Threads(InSteps):
         if isinstance(lik.strategy, MarginalRows) and levels is None:
             return Decision(SUBJECT, "one per chain",
                             f"the effects of {lik.marginal.name} are integrated out "
-                            f"({lik.marginal.kind.name}); only a gaussian intercept integrated out "
-                            "over the rows is summed over slices of its levels", applied=False)
+                            f"({lik.marginal.kind.name}); only the {sliced_kinds()} kinds' "
+                            "rows are summed over slices of their levels", applied=False)
         if lik.additions:
             return Decision(SUBJECT, "one per chain",
                             f"{lik.addition_reason}, written by kind of row or one row at a "
