@@ -54,7 +54,9 @@ class Model:
     effects; the posterior is the same. ``"never"`` declares ``b`` plainly.
     ``initial_metric="auto"`` starts NUTS's warmup from each parameter's approximate
     posterior variance (`initial_metric`, from the same pooled fit) instead of CmdStan's
-    unit metric; adaptation still replaces it. ``"unit"`` leaves CmdStan's default.
+    unit metric, with a shorter initial buffer (`metric.INIT_BUFFER`, unless
+    ``adapt_init_phase`` is passed); adaptation still replaces it. ``"unit"`` leaves
+    CmdStan's defaults.
     """
 
     def __init__(
@@ -227,6 +229,7 @@ class Model:
             out.setdefault("threads_per_chain", self.plan.likelihood.threads)
         if self._starts_from_guess(out, prior_only):
             out["inv_metric"] = self.initial_metric.vector
+            out.setdefault("adapt_init_phase", metric.INIT_BUFFER)
         return out
 
     def _starts_from_guess(self, kwargs: dict[str, Any], prior_only: bool) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from test_render import ALL, GOLDEN, _flags, _stanc, build
 
 import stanbhm as sb
+from stanbhm import metric
 from stanbhm.datasets import election, election_formula
 from stanbhm.information import level_information
 from stanbhm.plan import PlanError
@@ -107,6 +108,19 @@ def test_other_settings_are_refused_by_name() -> None:
                               "(CmdStan's default)")
 
 
+def test_warmup_from_the_guess_has_a_shorter_initial_buffer() -> None:
+    """Started from the guess, the metric windows begin after `metric.INIT_BUFFER`
+    iterations; a buffer the caller passes, or CmdStan's unit start, keeps its own."""
+    model = sb.Model("y ~ 1 + (1 | g)", balanced())
+    guessed = model.sample_arguments({})
+    assert guessed["adapt_init_phase"] == metric.INIT_BUFFER == 25
+    np.testing.assert_array_equal(guessed["inv_metric"], model.initial_metric.vector)
+    assert model.sample_arguments({"adapt_init_phase": 75})["adapt_init_phase"] == 75
+    unit = sb.Model("y ~ 1 + (1 | g)", balanced(), initial_metric="unit")
+    assert "adapt_init_phase" not in unit.sample_arguments({})
+    assert "adapt_init_phase" not in model.sample_arguments({}, prior_only=True)
+
+
 def _metric_file(fit) -> bool:
     return any("metric_file" in arg for arg in fit.cmdstan.runset.cmd(0))
 
@@ -126,6 +140,8 @@ def test_warmup_starts_from_the_guess_and_takes_fewer_steps(cmdstan) -> None:
         fit = model.fit(chains=2, iter_warmup=200, iter_sampling=10, save_warmup=True,
                         seed=4, show_progress=False, advice=False)
         assert _metric_file(fit) == (start == "auto")
+        assert any("init_buffer=25" in arg for arg in fit.cmdstan.runset.cmd(0)) == \
+            (start == "auto")
         run = fit.cmdstan
         draws = run.draws(inc_warmup=True)[:200, :, run.column_names.index("n_leapfrog__")]
         steps[start] = draws.sum()
