@@ -17,12 +17,14 @@ def wrap(head: str, items: list[str], tail: str, width: int = 77,
          indent: int | None = None) -> list[str]:
     """``head`` + comma-separated `items` + ``tail`` as stanc --auto-format lays out a
     call: one line when it fits in `width` columns, otherwise broken after the last item
-    that fits, continued under the first item (or at column `indent`)."""
+    that fits, continued under the first item (or at column `indent`). A line that goes
+    on after its comma fits in 77 columns at most (stanc broke a 78-column one)."""
     lines, line = [], head
     pad = " " * (len(head) if indent is None else indent)
     for k, item in enumerate(items):
-        piece = item + ("," if k < len(items) - 1 else tail)
-        if line != head and len(line) + 1 + len(piece) > width:
+        more = k < len(items) - 1
+        piece = item + ("," if more else tail)
+        if line != head and len(line) + 1 + len(piece) > (min(width, 77) if more else width):
             lines.append(line)
             line = pad + piece
         else:

@@ -683,10 +683,15 @@ class GroupPart(Part):
             if self.intercept_only:
                 return (f"{effects}[{J}]",)
             return (f"{effects}[{J}] .* {rows.take(self.z_name)}",)
-        if self.block and rows.fitted and not rows.window and not rows.cell:
+        if self.block and rows.fitted and not rows.cell:
             levels = f"to_matrix({effects})" if rows_of_levels else effects
-            return (Call("csr_matrix_times_vector", rows.n, f"N_{g} * {self.k}", f"csr_w_{g}",
-                         f"csr_v_{g}", f"csr_u_{g}", f"to_vector({levels})"),)
+            w, v, u = f"csr_w_{g}", f"csr_v_{g}", f"csr_u_{g}"
+            if rows.window:  # a slice: its rows' k values each, their start from row 1's
+                first, last = rows.window.split(" : ")
+                values = f"[({first} - 1) * {self.k} + 1 : {last} * {self.k}]"
+                w, v, u = f"{w}{values}", f"{v}{values}", f"{u}[1 : {rows.n} + 1]"
+            return (Call("csr_matrix_times_vector", rows.n, f"N_{g} * {self.k}", w, v, u,
+                         f"to_vector({levels})"),)
         if rows.window and not rows_of_levels:
             return (Call("rows_dot_product", f"{effects}[{J}]", rows.take(self.z_name)),)
         terms = []

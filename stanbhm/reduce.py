@@ -113,6 +113,10 @@ def _arguments(plan: Plan) -> tuple[tuple[str, str], ...]:
         names.append("offs" + fit.suffix)
     groups = [g for g in plan.groups if not g.marginalized]
     for g in groups:
+        if g.block:  # the rows' covariates and levels as the sparse product's data
+            names += [f"N_{g.ident}", f"csr_w_{g.ident}", f"csr_v_{g.ident}",
+                      f"csr_u_{g.ident}"]
+            continue
         names.append(f"J_{g.ident}{fit.suffix}")
         if g.has_z:
             names.append(g.z_name + fit.suffix)

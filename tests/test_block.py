@@ -56,19 +56,43 @@ def test_the_header_says_where_the_rows_are_one_product() -> None:
         "block products: not used; rewrites=[] requested")
 
 
-def test_slices_and_rewritten_likelihoods_keep_their_own_products() -> None:
+def test_a_slice_multiplies_its_own_rows_and_rewritten_likelihoods_keep_theirs() -> None:
     df = catalogue_data(n=200)
     threaded = sb.Model("y ~ x + (1 + x | g)", df, threads=2, rewrites=["block_products"])
     assert decision(threaded, "block products") == (
-        "block products: not used; reduce_sum: each slice multiplies its own rows' effects "
-        "(rows_dot_product)")
-    assert "csr_matrix_times_vector(N" not in threaded.stan_code()
+        "block products: for g (2 effects); over 200 fitted rows, one sparse product of the "
+        "rows' covariates with the levels' effects (csr_matrix_times_vector; each reduce_sum "
+        "slice over its own rows) instead of a gather per effect, each an autodiff node per "
+        "row")
+    code = threaded.stan_code()
+    assert ("    eta += csr_matrix_times_vector(end - start + 1, N_g * 2,\n"
+            "             csr_w_g[(start - 1) * 2 + 1 : end * 2],\n"
+            "             csr_v_g[(start - 1) * 2 + 1 : end * 2],\n"
+            "             csr_u_g[1 : end - start + 1 + 1], to_vector(r_g));\n") in code
+    assert "reduce_sum(partial_log_lik_lupmf, row_index, grainsize, y, Xc, N_g, csr_w_g," \
+        in " ".join(code.split())
     statistics = sb.Model("y ~ x + (1 + x | g)", df)
     assert decision(statistics, "block products") == (
         "block products: not used; the likelihood is rewritten (statistics), not a sum over "
         "the rows")
     single = sb.Model("y ~ x + (1 | g)", df)
     assert not [d for d in single.plan.decisions if d.subject == "block products"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["gaussian_correlated_missing", "gaussian_beside_a_marginal"])
+@pytest.mark.log_density
+def test_block_products_in_slices_keep_the_log_density(case) -> None:
+    """reduce_sum over slices of the rows, and over slices of the levels of an intercept
+    integrated out: each slice's product reads its own rows' stretch of the values."""
+    formula, family, param, rewrites, glm = CASES[case]
+    threaded = sb.Model(formula, catalogue_data(n=200), family=family, parameterization=param,
+                        rewrites=[*rewrites, "block_products"], glm=glm, threads=2,
+                        grainsize=4 if rewrites else 20)
+    window = "first - 1) * 2 + 1 : last * 2]" if rewrites else "start - 1) * 2 + 1 : end * 2]"
+    code = threaded.stan_code()
+    assert "reduce_sum(" in code and window in code
+    assert_constant_gap(model(case, block=False), threaded)
 
 
 @pytest.mark.slow

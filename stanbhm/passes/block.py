@@ -9,8 +9,9 @@ one vector gives every row at once, one node (the retail model's 23 effects:
 docs/benchmarks.md, section scale). The sparse matrix is data, built once in
 transformed data. The log density is unchanged (tests/test_block.py: ``log_prob`` a
 constant apart from the gathers' program, for each family and parameterization that
-uses it). A reduce_sum slice keeps its ``rows_dot_product`` of its own rows; cells and
-generated quantities keep the gathers.
+uses it). Every row holds k values, so a reduce_sum slice of rows a to b is the
+product of the rows' own stretch of values, ``csr_w[(a - 1) k + 1 : b k]``, with the
+same effects; cells and generated quantities keep the gathers.
 """
 
 from __future__ import annotations
@@ -54,14 +55,12 @@ class BlockProducts(InSteps):
             return Decision(SUBJECT, "not used", f"the likelihood is rewritten "
                             f"({lik.strategy.rewritten_as}), not a sum over the rows",
                             applied=False)
-        if lik.threads > 1:
-            return Decision(SUBJECT, "not used", "reduce_sum: each slice multiplies its own "
-                            "rows' effects (rows_dot_product)", applied=False)
         names = ", ".join(f"{g.term_name} ({g.k} effects)" for g in terms)
+        where = ("; each reduce_sum slice over its own rows" if lik.threads > 1 else "")
         return Decision(SUBJECT, f"for {names}",
                         f"over {lik.n_obs} fitted rows, one sparse product of the rows' "
-                        "covariates with the levels' effects (csr_matrix_times_vector) "
-                        "instead of a gather per effect, each an autodiff node per row")
+                        f"covariates with the levels' effects (csr_matrix_times_vector{where})"
+                        " instead of a gather per effect, each an autodiff node per row")
 
     def apply(self, spec: ModelSpec, plan: Plan) -> Plan:
         chosen = {g.ident for g in self.terms(plan)}

@@ -30,7 +30,7 @@
 //   joint statistics: not applied; 54 rows x 5 columns: the rows cost little already
 //   glm: not used; the likelihood is rewritten (marginal), not one term per row
 //   threads: 2 per chain; reduce_sum over slices of the levels of g, whose effects are integrated out (each level's rows together); grainsize 1: 5 levels of g over 4 slices per thread
-//   block products: not used; reduce_sum: each slice multiplies its own rows' effects (rows_dot_product)
+//   block products: for h (2 effects); over 54 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector; each reduce_sum slice over its own rows) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 54 observed rows, at most 5000; one value per row given the drawn effects of g, as in the plain program
 //   y_rep: on; 60 rows, at most 5000
 //   effects of g: drawn back; log_lik and y_rep need them
@@ -44,8 +44,10 @@ functions {
                             int end,
                             vector y,
                             matrix Xc,
-                            array[] int J_h_obs,
-                            matrix Z_h_obs,
+                            int N_h,
+                            vector csr_w_h,
+                            array[] int csr_v_h,
+                            array[] int csr_u_h,
                             array[] int start_g,
                             vector n_g,
                             real Intercept,
@@ -58,8 +60,10 @@ functions {
     int last = start_g[end + 1] - 1;
     int n_rows = last - first + 1;
     vector[n_rows] eta = Intercept + Xc[first : last] * b;
-    eta += rows_dot_product(r_h[J_h_obs[first : last]],
-                            Z_h_obs[first : last]);
+    eta += csr_matrix_times_vector(n_rows, N_h * 2,
+             csr_w_h[(first - 1) * 2 + 1 : last * 2],
+             csr_v_h[(first - 1) * 2 + 1 : last * 2],
+             csr_u_h[1 : n_rows + 1], to_vector(r_h));
     vector[n_rows] resid = y[first : last] - eta; // residuals before the effects
     vector[n_levels] sum_g; // per level: the sum of its residuals
     for (k in 1 : n_levels) {
@@ -118,6 +122,16 @@ transformed data {
   matrix[N, 2] Z_h = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
   array[N_obs] int J_h_obs = J_h[obs]; // levels of the observed rows
   matrix[N_obs, 2] Z_h_obs = Z_h[obs]; // their covariates
+  vector[N_obs * 2] csr_w_h = to_vector(Z_h_obs'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N_obs * 2] int csr_v_h; // their columns: effect e of level j is column (e - 1) N_h + j
+  array[N_obs + 1] int csr_u_h; // where each row's values start
+  for (i in 1 : N_obs) {
+    csr_u_h[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_h[(i - 1) * 2 + e] = (e - 1) * N_h + J_h_obs[i];
+    }
+  }
+  csr_u_h[N_obs + 1] = N_obs * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -144,8 +158,8 @@ model {
     // the fitted rows' log likelihood with the effects of g integrated out,
     // slices of its levels summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, level_index, grainsize, y,
-                         Xc, J_h_obs, Z_h_obs, start_g, n_g, Intercept, b,
-                         r_h, sigma, sd_g);
+                         Xc, N_h, csr_w_h, csr_v_h, csr_u_h, start_g, n_g,
+                         Intercept, b, r_h, sigma, sd_g);
   }
 }
 generated quantities {
@@ -153,8 +167,8 @@ generated quantities {
   vector[N_g] r_g; // effect of each level, drawn given the rest of the model
   {
     vector[N_obs] eta = Intercept + Xc * b; // linear predictor
-    eta += r_h[J_h_obs, 1];
-    eta += r_h[J_h_obs, 2] .* Z_h_obs[ : , 2];
+    eta += csr_matrix_times_vector(N_obs, N_h * 2, csr_w_h, csr_v_h, csr_u_h,
+             to_vector(r_h));
     vector[N_g] sum_g = rep_vector(0, N_g); // per level: sum of resid / var
     vector[N_g] prec_g = rep_vector(0, N_g); // per level: sum of 1 / var
     if (!prior_only) {

@@ -30,7 +30,7 @@
 //   joint statistics: not applied; the zero_inflated_negbinomial family has no sufficient statistics
 //   glm: not used; the zero_inflated_negbinomial family has no GLM kernel in Stan
 //   threads: 2 per chain; reduce_sum over slices of the fitted rows; grainsize 8: 60 fitted rows over 4 slices per thread
-//   block products: not used; reduce_sum: each slice multiplies its own rows' effects (rows_dot_product)
+//   block products: for g (2 effects); over 60 fitted rows, one sparse product of the rows' covariates with the levels' effects (csr_matrix_times_vector; each reduce_sum slice over its own rows) instead of a gather per effect, each an autodiff node per row
 //   log_lik: on; 60 observed rows, at most 5000
 //   y_rep: on; 60 rows, at most 5000
 //   predictions: eta_new, mu_new, y_new; for new rows passed as data (none while fitting), by standalone generated quantities from the fitted draws
@@ -94,15 +94,20 @@ functions {
                             int end,
                             array[] int y,
                             matrix Xc,
-                            array[] int J_g,
-                            matrix Z_g,
+                            int N_g,
+                            vector csr_w_g,
+                            array[] int csr_v_g,
+                            array[] int csr_u_g,
                             real Intercept,
                             vector b,
                             matrix r_g,
                             real phi,
                             real zi) {
     vector[end - start + 1] eta = Intercept + Xc[start : end] * b;
-    eta += rows_dot_product(r_g[J_g[start : end]], Z_g[start : end]);
+    eta += csr_matrix_times_vector(end - start + 1, N_g * 2,
+             csr_w_g[(start - 1) * 2 + 1 : end * 2],
+             csr_v_g[(start - 1) * 2 + 1 : end * 2],
+             csr_u_g[1 : end - start + 1 + 1], to_vector(r_g));
     return zero_inflated_neg_binomial_2_log_lupmf(y[start : end] | eta, phi,
              zi);
   }
@@ -137,6 +142,16 @@ transformed data {
     Xc[ : , k] = X[ : , k] - means_X[k];
   }
   matrix[N, 2] Z_g = append_col(rep_vector(1, N), X[ : , {1}]); // covariates of the effects, from X
+  vector[N * 2] csr_w_g = to_vector(Z_g'); // the fitted rows' covariates, row after row: the values of the sparse product
+  array[N * 2] int csr_v_g; // their columns: effect e of level j is column (e - 1) N_g + j
+  array[N + 1] int csr_u_g; // where each row's values start
+  for (i in 1 : N) {
+    csr_u_g[i] = (i - 1) * 2 + 1;
+    for (e in 1 : 2) {
+      csr_v_g[(i - 1) * 2 + e] = (e - 1) * N_g + J_g[i];
+    }
+  }
+  csr_u_g[N + 1] = N * 2 + 1;
 }
 parameters {
   real Intercept; // intercept at the means of the predictors
@@ -161,7 +176,8 @@ model {
   if (!prior_only) {
     // the fitted rows' log likelihood, slices of them summed on 2 threads
     target += reduce_sum(partial_log_lik_lupmf, row_index, grainsize, y, Xc,
-                         J_g, Z_g, Intercept, b, r_g, phi, zi);
+                         N_g, csr_w_g, csr_v_g, csr_u_g, Intercept, b, r_g,
+                         phi, zi);
   }
 }
 generated quantities {
