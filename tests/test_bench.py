@@ -212,7 +212,8 @@ SMALL: dict[str, dict[str, str]] = {
     "election": {"sizes": "600", "sizes_bernoulli": "600", "warmup": "100", "draws": "100"},
 }
 #: Suites checked on their recorded runs alone (`test_recorded_runs_recompute`).
-RECORDED_ONLY = ("rewrites",)
+#: The retail suite runs end to end in tests/test_bench_retail.py.
+RECORDED_ONLY = ("rewrites", "retail")
 
 
 def test_small_test_runs_are_options_of_every_suite_and_smaller_than_quick():

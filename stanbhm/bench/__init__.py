@@ -22,7 +22,7 @@ from cmdstanpy.utils import get_logger as cmdstanpy_logger
 from ..toolchain.cache import in_test_build
 from .harness import Run, write
 
-SUITES = ("toolchain", "parameterization", "rewrites", "scale", "peers", "election")
+SUITES = ("toolchain", "parameterization", "rewrites", "scale", "peers", "election", "retail")
 
 
 def options_for(suite: str, quick: bool, overrides: dict[str, str]) -> dict[str, Any]:

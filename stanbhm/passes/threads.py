@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..reduce import grainsize
 from ..marginals import KINDS
+from ..reduce import grainsize
 from ..strategies import MarginalRows, Rowwise
 from .base import Decision, InSteps
 
