@@ -46,7 +46,7 @@ def test_skipped_marginalization_says_why() -> None:
         ("yc ~ x + (1 | g)", "negbinomial", "auto"):
             "the negbinomial family has no exact normal marginal; group intercepts are "
             "integrated out of gaussian outcomes only; g: 7 levels: 'auto' integrates a "
-            "non-gaussian intercept out by adaptive quadrature (an approximation) from 10000 "
+            "non-gaussian intercept out by adaptive quadrature (an approximation) from 6000 "
             "levels, where it costs less than sampling them; name it, rewrites={'g': "
             "'quadrature'}, to integrate it out",
     }

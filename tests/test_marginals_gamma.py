@@ -31,7 +31,7 @@ def test_gamma_poisson_is_asked_for_by_name() -> None:
         "marginalization: not applied; the poisson family has no exact normal marginal; "
         "'gamma_poisson' integrates out gamma multipliers instead (a different model for "
         "the effects, asked for by name); g: 5 levels: 'auto' integrates a non-gaussian "
-        "intercept out by adaptive quadrature (an approximation) from 10000 levels, where "
+        "intercept out by adaptive quadrature (an approximation) from 6000 levels, where "
         "it costs less than sampling them; name it, rewrites={'g': 'quadrature'}, to "
         "integrate it out")
     with pytest.raises(PlanError, match=r"^rewrites\['g'\] = 'gamma_poisson': gamma "

@@ -232,7 +232,7 @@ def test_auto_integrates_out_by_quadrature_only_where_it_pays_and_checks(monkeyp
     name_it = "name it, rewrites={'g': 'quadrature'}, to integrate it out"
     assert decision(few, "marginalization") == (
         f"marginalization: not applied; {exact_note}60 levels: 'auto' integrates a "
-        "non-gaussian intercept out by adaptive quadrature (an approximation) from 10000 "
+        "non-gaussian intercept out by adaptive quadrature (an approximation) from 6000 "
         f"levels, where it costs less than sampling them; {name_it}")
     monkeypatch.setattr(quadrature, "AUTO_LEVELS", 50)
     auto = sb.Model("yb ~ x + (1 | g)", df, family="bernoulli")

@@ -52,9 +52,10 @@ DEFAULT_POINTS = 7
 #: costs a fraction of a second at 100k levels.
 CHECK_LEVELS = 20_000
 #: "auto" integrates a term out by quadrature from this many levels: below it the
-#: sampled effects cost fewer seconds per effective draw (the bernoulli election model,
-#: 95k respondents: 3x faster; 10k: 1.3x; 1000: as fast; docs/models.md)
-AUTO_LEVELS = 10_000
+#: sampled effects cost no more seconds per effective draw (the bernoulli election
+#: model, 2 chains: 4759 respondents as fast, 9502 1.7x faster, 95k 3x and more;
+#: docs/models.md)
+AUTO_LEVELS = 6_000
 #: ... where the levels' median share of their information from their own rows,
 #: I_j tau^2 / (1 + I_j tau^2), is at most this: mostly prior, the funnel NUTS crosses
 #: with many steps per draw when they are sampled

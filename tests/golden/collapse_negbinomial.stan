@@ -13,7 +13,7 @@
 //   sd_h ~ student_t(3, 0, 2.5)
 //   phi ~ gamma(2, 0.1)
 // decisions:
-//   marginalization: not applied; the negbinomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only; h: 4 levels: 'auto' integrates a non-gaussian intercept out by adaptive quadrature (an approximation) from 10000 levels, where it costs less than sampling them; name it, rewrites={'h': 'quadrature'}, to integrate it out
+//   marginalization: not applied; the negbinomial family has no exact normal marginal; group intercepts are integrated out of gaussian outcomes only; h: 4 levels: 'auto' integrates a non-gaussian intercept out by adaptive quadrature (an approximation) from 6000 levels, where it costs less than sampling them; name it, rewrites={'h': 'quadrature'}, to integrate it out
 //   parameterization of h: non-centered; "auto": every level is weakly informed
 //       effect     tau ~  data precision per level  weights
 //       Intercept  0      24.8 to 29                0.00 to 0.00

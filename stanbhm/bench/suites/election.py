@@ -28,7 +28,7 @@ that differ from the default, e.g. ``stanbhm, initial_metric=unit``;
 ``respondent=none,quadrature`` fits the model with the respondents' effects sampled and
 with them integrated out by adaptive quadrature, ``quadrature_points`` nodes per
 respondent (a comma-separated list fits each; an approximation); ``auto`` leaves the
-choice to the model ("auto" takes the quadrature from 10,000 respondents). A second
+choice to the model ("auto" takes the quadrature from 6,000 respondents). A second
 table compares every stanbhm fit after the first with the first at each size: each
 hyper-parameter's mean difference in units of its Monte Carlo error (sqrt of the two
 MCSEs squared, summed), so an approximation's bias shows beside the exact fit's noise.
